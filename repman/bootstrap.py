@@ -1,0 +1,220 @@
+"""Post-deploy bootstrap: users, GTID replication, read-only replicas, semi-sync roles.
+
+Safe to repeat. Against a live cluster it only fills what is missing (a user, a
+new replica): it never runs ``RESET MASTER`` on a server holding data, keeps the
+current primary when it has moved since (a failover), and refuses servers whose
+data diverges from the primary's.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import pymysql
+
+from repman.db import Credential, ServerAddress, connect, execute, query, session
+from repman.errors import BootstrapError
+from repman.gtid import GtidPosition
+from repman.topology import ServerState, read_state
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class BootstrapRequest:
+    servers: Sequence[ServerAddress]
+    admin: Credential
+    replication: Credential
+    monitoring: Credential | None = None
+    preferred_master: ServerAddress | None = None
+    semisync: bool = False
+    readonly_replicas: bool = True
+    heartbeat_period: float = 1.0
+    connect_retry: int = 1
+    sysbench_table_size: int = 0
+    wait_timeout: float = 60.0
+    progress: Progress = field(default=lambda msg: None)
+
+
+@dataclass
+class BootstrapResult:
+    primary: ServerAddress
+    replicas: list[ServerAddress]
+    actions: list[str]
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.actions)
+
+
+def _states(req: BootstrapRequest) -> dict[ServerAddress, ServerState]:
+    states = {a: read_state(a, req.admin, timeout=3) for a in req.servers}
+    down = [s for s in states.values() if not s.reachable]
+    if down:
+        raise BootstrapError(f"cannot reach {down[0].address.url}: {down[0].error}")
+    return states
+
+
+def current_primary(states: dict[ServerAddress, ServerState]) -> ServerAddress | None:
+    """The server the others already replicate from, when the cluster is live."""
+    members = set(states)
+    masters = {s.replica.master for s in states.values() if s.replica and s.replica.master in members}
+    roots = [m for m in masters if states[m].replica is None or states[m].replica.master not in members]
+    if len(roots) > 1:
+        raise BootstrapError("servers replicate from several primaries: " + ", ".join(r.url for r in sorted(roots)))
+    return roots[0] if roots else None
+
+
+def choose_primary(req: BootstrapRequest, states: dict[ServerAddress, ServerState]) -> tuple[ServerAddress, bool]:
+    """Return (primary, cluster_was_live)."""
+    live = current_primary(states)
+    if live is not None:
+        return live, True
+    if req.preferred_master is not None:
+        if req.preferred_master not in states:
+            raise BootstrapError(f"db-servers-prefered-master {req.preferred_master.url} is not a cluster server")
+        return req.preferred_master, False
+    return req.servers[0], False
+
+
+def check_divergence(primary: ServerState, others: Sequence[ServerState]) -> None:
+    """Refuse a server that holds transactions the primary lacks."""
+    pos = primary.current_pos
+    for s in others:
+        ahead = s.binlog_pos.ahead_of(pos)
+        if ahead:
+            raise BootstrapError(
+                f"{s.address.url} holds transactions the primary {primary.address.url} lacks "
+                f"({', '.join(ahead)}): diverging data, refusing to bootstrap"
+            )
+
+
+def _can_login(address: ServerAddress, cred: Credential) -> bool:
+    try:
+        connect(address, cred, timeout=3).close()
+        return True
+    except pymysql.MySQLError:
+        return False
+
+
+def ensure_users(req: BootstrapRequest, primary: ServerAddress, actions: list[str]) -> None:
+    """Replication and monitoring users with least privileges, created on the primary."""
+    wanted = [(req.replication, ["REPLICATION SLAVE", "SLAVE MONITOR"])]
+    if req.monitoring is not None:
+        wanted.append((req.monitoring, ["PROCESS", "BINLOG MONITOR", "SLAVE MONITOR", "REPLICA MONITOR"]))
+    with session(primary, req.admin, timeout=5) as conn:
+        for cred, privileges in wanted:
+            exists = query(conn, "SELECT 1 FROM mysql.user WHERE User=%s AND Host='%%'", (cred.user,))
+            if exists and _can_login(primary, cred):
+                continue
+            execute(conn, "CREATE USER IF NOT EXISTS %s@'%%' IDENTIFIED BY %s", (cred.user, cred.password))
+            execute(conn, "ALTER USER %s@'%%' IDENTIFIED BY %s", (cred.user, cred.password))
+            execute(conn, f"GRANT {', '.join(dict.fromkeys(privileges))} ON *.* TO %s@'%%'", (cred.user,))
+            actions.append(f"created user {cred.user} on {primary.url}")
+
+
+def _set_semisync(conn: pymysql.connections.Connection, master: bool, slave: bool) -> None:
+    execute(conn, f"SET GLOBAL rpl_semi_sync_master_enabled = {'ON' if master else 'OFF'}")
+    execute(conn, f"SET GLOBAL rpl_semi_sync_slave_enabled = {'ON' if slave else 'OFF'}")
+
+
+def change_master_sql(master: ServerAddress, repl: Credential, heartbeat: float, retry: int) -> tuple[str, tuple]:
+    return (
+        "CHANGE MASTER TO MASTER_HOST=%s, MASTER_PORT=%s, MASTER_USER=%s, MASTER_PASSWORD=%s, "
+        f"MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY={int(retry)}, "
+        f"MASTER_HEARTBEAT_PERIOD={float(heartbeat)}",
+        (master.host, master.port, repl.user, repl.password),
+    )
+
+
+def attach_replica(
+    address: ServerAddress, state: ServerState, master: ServerAddress, req: BootstrapRequest,
+) -> None:
+    with session(address, req.admin, timeout=5) as conn:
+        execute(conn, "STOP SLAVE")
+        if not state.gtid_slave_pos and state.gtid_binlog_pos:
+            # Its own history is a prefix of the primary's: resume after it.
+            execute(conn, "SET GLOBAL gtid_slave_pos = @@GLOBAL.gtid_binlog_pos")
+        sql, args = change_master_sql(master, req.replication, req.heartbeat_period, req.connect_retry)
+        execute(conn, sql, args)
+        _set_semisync(conn, master=False, slave=req.semisync)
+        if req.readonly_replicas:
+            execute(conn, "SET GLOBAL read_only = ON")
+        execute(conn, "START SLAVE")
+
+
+def wait_replicas(req: BootstrapRequest, primary: ServerAddress, replicas: Sequence[ServerAddress]) -> None:
+    with session(primary, req.admin, timeout=5) as conn:
+        target = query(conn, "SELECT @@GLOBAL.gtid_binlog_pos AS p")[0]["p"] or ""
+    for r in replicas:
+        with session(r, req.admin, timeout=5, read_timeout=req.wait_timeout + 5) as conn:
+            res = query(conn, "SELECT MASTER_GTID_WAIT(%s, %s) AS w", (target, req.wait_timeout))[0]["w"]
+            if res != 0:
+                state = read_state(r, req.admin)
+                err = state.replica.last_io_error or state.replica.last_sql_error if state.replica else ""
+                raise BootstrapError(f"{r.url} did not reach {target} within {req.wait_timeout:.0f}s {err}".strip())
+
+
+def prepare_sysbench(req: BootstrapRequest, primary: ServerAddress, actions: list[str]) -> None:
+    with session(primary, req.admin) as conn:
+        execute(conn, "CREATE DATABASE IF NOT EXISTS sbtest")
+        if query(conn, "SELECT 1 FROM information_schema.tables WHERE table_schema='sbtest' AND table_name='sbtest1'"):
+            return
+    if shutil.which("sysbench") is None:
+        raise BootstrapError("sysbench table requested but the sysbench command is not installed")
+    cmd = [
+        "sysbench", "oltp_read_write", f"--mysql-host={primary.host}", f"--mysql-port={primary.port}",
+        f"--mysql-user={req.admin.user}", f"--mysql-password={req.admin.password}", "--mysql-db=sbtest",
+        "--tables=1", f"--table-size={req.sysbench_table_size}", "prepare",
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise BootstrapError(f"sysbench prepare failed: {(done.stderr or done.stdout).strip().splitlines()[-1:]}")
+    actions.append(f"sysbench table sbtest1 ({req.sysbench_table_size} rows) on {primary.url}")
+
+
+def bootstrap(req: BootstrapRequest) -> BootstrapResult:
+    """Wire the cluster; returns what was done (empty when it was already wired)."""
+    if not req.servers:
+        raise BootstrapError("no servers to bootstrap")
+    started = time.monotonic()
+    states = _states(req)
+    primary, live = choose_primary(req, states)
+    others = [a for a in req.servers if a != primary]
+    check_divergence(states[primary], [states[a] for a in others])
+    actions: list[str] = []
+    req.progress(f"primary {primary.url} ({'kept: cluster is live' if live else 'chosen'})")
+    ensure_users(req, primary, actions)
+    with session(primary, req.admin) as conn:
+        if states[primary].replica is not None:
+            execute(conn, "STOP SLAVE")
+            execute(conn, "RESET SLAVE ALL")
+            actions.append(f"cleared stale replication on {primary.url}")
+        if states[primary].read_only:
+            execute(conn, "SET GLOBAL read_only = OFF")
+            actions.append(f"opened {primary.url} for writes")
+        if states[primary].semisync_master != req.semisync or states[primary].semisync_slave:
+            _set_semisync(conn, master=req.semisync, slave=False)
+    for a in others:
+        s = states[a]
+        wired = s.replica is not None and s.replica.master == primary and s.replica.healthy
+        if wired:
+            if req.readonly_replicas and not s.read_only:
+                with session(a, req.admin) as conn:
+                    execute(conn, "SET GLOBAL read_only = ON")
+                actions.append(f"set {a.url} read-only")
+            continue
+        req.progress(f"attaching {a.url} to {primary.url}")
+        attach_replica(a, s, primary, req)
+        actions.append(f"attached {a.url} to {primary.url}")
+    req.progress("waiting for replicas to catch up")
+    wait_replicas(req, primary, others)
+    if req.sysbench_table_size > 0:
+        prepare_sysbench(req, primary, actions)
+        wait_replicas(req, primary, others)
+    req.progress(f"bootstrap done in {time.monotonic() - started:.1f}s ({len(actions)} changes)")
+    return BootstrapResult(primary=primary, replicas=others, actions=actions)

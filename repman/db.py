@@ -1,0 +1,120 @@
+"""Talking to one MariaDB server: addresses, credentials, short-lived connections.
+
+Every call opens its own connection with tight timeouts: the watcher must never
+hang on a dead server, and a stale pooled connection would hide a failure.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Iterator
+from contextlib import contextmanager
+
+import pymysql
+import pymysql.cursors
+
+from repman.errors import ConfigError
+
+_HOSTPORT = re.compile(r"^(?:\[(?P<v6>[0-9a-fA-F:.]+)\]|(?P<host>[A-Za-z0-9_.-]+)):(?P<port>\d{1,5})$")
+
+
+@dataclass(frozen=True, order=True)
+class ServerAddress:
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    def __str__(self) -> str:
+        return self.url
+
+    @classmethod
+    def parse(cls, text: Any, key: str = "db-servers-hosts") -> "ServerAddress":
+        if not isinstance(text, str):
+            raise ConfigError(key, f"expected host:port, got {text!r}")
+        match = _HOSTPORT.match(text.strip())
+        if not match:
+            raise ConfigError(key, f"bad host:port {text!r}")
+        port = int(match.group("port"))
+        if not 1 <= port <= 65535:
+            raise ConfigError(key, f"port out of range in {text!r}")
+        return cls(match.group("v6") or match.group("host"), port)
+
+
+@dataclass(frozen=True)
+class Credential:
+    user: str
+    password: str
+
+    def __repr__(self) -> str:  # never print a password by accident
+        return f"Credential(user={self.user!r}, password='***')"
+
+    @classmethod
+    def parse(cls, text: Any, key: str) -> "Credential":
+        if not isinstance(text, str) or ":" not in text:
+            shown = text if not isinstance(text, str) else text.split(":")[0]
+            raise ConfigError(key, f"expected user:password, got {shown!r}")
+        user, password = text.split(":", 1)
+        if not user:
+            raise ConfigError(key, "user name is empty")
+        return cls(user, password)
+
+
+def connect(
+    address: ServerAddress,
+    credential: Credential,
+    timeout: float = 2.0,
+    read_timeout: float | None = 10.0,
+    database: str | None = None,
+    autocommit: bool = True,
+) -> pymysql.connections.Connection:
+    return pymysql.connect(
+        host=address.host,
+        port=address.port,
+        user=credential.user,
+        password=credential.password,
+        database=database,
+        connect_timeout=timeout,
+        read_timeout=read_timeout,
+        write_timeout=read_timeout,
+        autocommit=autocommit,
+        cursorclass=pymysql.cursors.DictCursor,
+        charset="utf8mb4",
+    )
+
+
+def connect_socket(socket_path: str, user: str = "root", password: str = "") -> pymysql.connections.Connection:
+    """Local admin access over the unix socket (fresh datadirs: root without password)."""
+    return pymysql.connect(
+        unix_socket=socket_path, user=user, password=password, autocommit=True,
+        cursorclass=pymysql.cursors.DictCursor, connect_timeout=5, charset="utf8mb4",
+    )
+
+
+@contextmanager
+def session(address: ServerAddress, credential: Credential, **kwargs: Any) -> Iterator[pymysql.connections.Connection]:
+    conn = connect(address, credential, **kwargs)
+    try:
+        yield conn
+    finally:
+        conn.close()
+
+
+def query(conn: pymysql.connections.Connection, sql: str, args: Any = None) -> list[dict[str, Any]]:
+    with conn.cursor() as cur:
+        cur.execute(sql, args)
+        return list(cur.fetchall() or [])
+
+
+def execute(conn: pymysql.connections.Connection, sql: str, args: Any = None) -> int:
+    with conn.cursor() as cur:
+        return cur.execute(sql, args)
+
+
+def variable(conn: pymysql.connections.Connection, name: str) -> str | None:
+    rows = query(conn, "SELECT @@GLOBAL." + re.sub(r"[^a-z0-9_]", "", name.lower()) + " AS v")
+    value = rows[0]["v"] if rows else None
+    return None if value is None else str(value)

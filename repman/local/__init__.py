@@ -1,0 +1,1 @@
+"""Processes on this host: the embedded default backend and the test harness."""

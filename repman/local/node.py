@@ -1,0 +1,215 @@
+"""Lifecycle of one local database node: create, reconfigure, delete.
+
+The local backend's Pulumi dynamic provider is a thin wrapper over these
+functions; the tests and benchmarks call them directly with the same effect.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field, asdict
+from pathlib import Path
+from typing import Any
+
+import pymysql
+
+from repman.db import Credential, connect_socket, execute, query
+from repman.errors import RepmanError
+from repman.local.mariadb import (
+    LocalServerPaths, initialise_datadir, kill_server, read_pid, start_server, stop_server,
+)
+from repman.mycnf import NodeContext, render_mycnf
+from repman.plans import ServicePlan, get_plan
+
+# Variables whose change needs a restart; anything else in my.cnf is set live.
+_RESTART_PREFIXES = (
+    "port", "socket", "datadir", "bind_address", "log_bin", "relay_log", "innodb_buffer_pool_size",
+    "innodb_log_file_size", "innodb_flush_method", "performance_schema", "thread_handling",
+    "ssl_", "pid_file", "log_error", "tmpdir", "user", "server_id", "innodb_file_per_table",
+    "log_slave_updates", "log_bin_index", "report_", "skip_name_resolve", "default_storage_engine",
+    "gtid_domain_id", "slow_query_log_file",
+)
+
+
+@dataclass
+class LocalNodeSpec:
+    """Everything that defines one local node; compared field by field on update."""
+
+    base_dir: str
+    server_id: int
+    port: int
+    plan: str
+    tags: list[str] = field(default_factory=list)
+    host: str = "127.0.0.1"
+    admin_user: str = "repman"
+    admin_password: str = ""
+    max_connections: int = 200
+
+    @property
+    def paths(self) -> LocalServerPaths:
+        return LocalServerPaths(Path(self.base_dir))
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> "LocalNodeSpec":
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in raw.items() if k in known})
+
+
+def node_context(spec: LocalNodeSpec) -> NodeContext:
+    paths = spec.paths
+    return NodeContext(
+        server_id=spec.server_id,
+        port=spec.port,
+        datadir=str(paths.datadir),
+        socket=str(paths.socket),
+        run_dir=str(paths.run_dir),
+        tmp_dir=str(paths.tmp_dir),
+        report_host=spec.host,
+        bind_address=spec.host,
+        ssl_dir=str(paths.base / "ssl"),
+        user="root" if os.geteuid() == 0 else "",
+        max_connections=spec.max_connections,
+    )
+
+
+def render_node_config(spec: LocalNodeSpec, plan: ServicePlan | None = None) -> str:
+    return render_mycnf(spec.tags, plan or get_plan(spec.plan), node_context(spec))
+
+
+def _ensure_admin_user(spec: LocalNodeSpec) -> None:
+    """Create the admin account locally (not binlogged: every node gets its own copy)."""
+    conn = connect_socket(str(spec.paths.socket))
+    try:
+        execute(conn, "SET SESSION sql_log_bin = 0")
+        for host in ("%", "localhost"):
+            execute(conn, "CREATE USER IF NOT EXISTS %s@%s IDENTIFIED BY %s",
+                    (spec.admin_user, host, spec.admin_password))
+            execute(conn, "ALTER USER %s@%s IDENTIFIED BY %s", (spec.admin_user, host, spec.admin_password))
+            execute(conn, "GRANT ALL PRIVILEGES ON *.* TO %s@%s WITH GRANT OPTION", (spec.admin_user, host))
+    finally:
+        conn.close()
+
+
+def _ensure_certificates(spec: LocalNodeSpec) -> None:
+    if "ssl" in spec.tags:
+        from repman.tls import ensure_server_certificates
+
+        ensure_server_certificates(spec.paths.base / "ssl", hosts=[spec.host])
+
+
+def create_node(spec: LocalNodeSpec) -> int:
+    """Datadir, my.cnf, system tables, a detached mariadbd, the admin user. Returns the pid."""
+    if not spec.admin_password:
+        raise RepmanError(f"node {spec.server_id}: the admin password is empty")
+    paths = spec.paths
+    paths.make_dirs()
+    _ensure_certificates(spec)
+    paths.cnf.write_text(render_node_config(spec))
+    initialise_datadir(paths)
+    pid = start_server(paths, spec.host, spec.port)
+    _ensure_admin_user(spec)
+    return pid
+
+
+def _settings(cnf_text: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for line in cnf_text.splitlines():
+        line = line.strip()
+        if not line or line.startswith(("#", "[")) or "=" not in line:
+            continue
+        key, value = (x.strip() for x in line.split("=", 1))
+        out[key] = value
+    return out
+
+
+def config_changes(old_text: str, new_text: str) -> tuple[dict[str, str], bool]:
+    """Changed settings and whether any of them needs a restart."""
+    old, new = _settings(old_text), _settings(new_text)
+    changed = {k: v for k, v in new.items() if old.get(k) != v}
+    removed = {k: "" for k in old if k not in new}
+    needs_restart = bool(removed) or any(k.startswith(_RESTART_PREFIXES) for k in changed)
+    return {**changed, **removed}, needs_restart
+
+
+def update_node(old: LocalNodeSpec, new: LocalNodeSpec) -> str:
+    """Apply a changed config: live ``SET GLOBAL`` when possible, otherwise a clean restart.
+
+    Returns ``"unchanged"``, ``"live"`` or ``"restarted"``.
+    """
+    paths = new.paths
+    new_text = render_node_config(new)
+    old_text = paths.cnf.read_text() if paths.cnf.exists() else ""
+    changes, needs_restart = config_changes(old_text, new_text)
+    _ensure_certificates(new)
+    paths.cnf.write_text(new_text)
+    if read_pid(paths) is None:
+        start_server(paths, new.host, new.port)
+        _ensure_admin_user(new)
+        return "restarted"
+    if not changes and old.admin_password == new.admin_password:
+        return "unchanged"
+    if needs_restart:
+        stop_server(paths)
+        start_server(paths, new.host, new.port)
+    else:
+        conn = connect_socket(str(paths.socket))
+        try:
+            for key, value in changes.items():
+                try:
+                    execute(conn, f"SET GLOBAL {key} = {_sql_value(value)}")
+                except pymysql.MySQLError:
+                    needs_restart = True
+        finally:
+            conn.close()
+        if needs_restart:
+            stop_server(paths)
+            start_server(paths, new.host, new.port)
+    _ensure_admin_user(new)
+    return "restarted" if needs_restart else "live"
+
+
+def _sql_value(value: str) -> str:
+    if value.upper() in ("ON", "OFF") or value.lstrip("-").isdigit():
+        return value
+    if value.startswith("'") and value.endswith("'"):
+        return value
+    return "'" + value.replace("'", "''") + "'"
+
+
+def delete_node(spec: LocalNodeSpec, keep_data: bool = True) -> None:
+    """Clean shutdown; the datadir stays unless the stack asked for its removal."""
+    stop_server(spec.paths)
+    if not keep_data:
+        import shutil
+
+        shutil.rmtree(spec.paths.base, ignore_errors=True)
+
+
+def node_running(spec: LocalNodeSpec) -> bool:
+    return read_pid(spec.paths) is not None
+
+
+def crash_node(spec: LocalNodeSpec) -> int | None:
+    return kill_server(spec.paths)
+
+
+def restart_node(spec: LocalNodeSpec) -> int:
+    return start_server(spec.paths, spec.host, spec.port)
+
+
+def wait_sql(spec: LocalNodeSpec, credential: Credential, timeout: float = 30) -> None:
+    from repman.db import ServerAddress, connect
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            connect(ServerAddress(spec.host, spec.port), credential, timeout=1).close()
+            return
+        except pymysql.MySQLError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)

@@ -1,0 +1,1 @@
+"""Traffic routing: proxies and registries that follow every topology change."""

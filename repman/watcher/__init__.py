@@ -1,0 +1,1 @@
+"""The watcher: monitoring, failover, switchover and rejoin for many clusters."""

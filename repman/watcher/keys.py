@@ -1,0 +1,60 @@
+"""The watcher's configuration keys, named as in replication-manager.
+
+Defaults follow repman unless the README argues otherwise.
+"""
+
+from __future__ import annotations
+
+from repman.keys import Key, key_table
+
+WATCHER_KEYS = key_table(
+    Key("db-servers-hosts", "hostports", [], "database servers of the cluster, host:port"),
+    Key("db-servers-credential", "credential", None, "admin user:password used by the watcher", secret=True),
+    Key("replication-credential", "credential", None, "replication user:password", secret=True),
+    Key("db-servers-prefered-master", "hostport", None, "server elected first when electable"),
+    Key("db-servers-ignored-hosts", "hostports", [], "servers never elected master"),
+    Key("failover-mode", "enum", "manual", "automatic fails over by itself; manual only alerts",
+        choices=("manual", "automatic")),
+    Key("monitoring-ticker", "float", 2.0, "seconds between two monitoring ticks", minimum=0.05, maximum=3600),
+    Key("failover-falsepositive-ping-counter", "int", 5, "failed pings before the master is Failed",
+        minimum=1, maximum=1000),
+    Key("failover-falsepositive-heartbeat", "bool", True,
+        "veto failover while a replica still receives heartbeats from the master"),
+    Key("failover-falsepositive-heartbeat-timeout", "float", 3.0,
+        "seconds between two reads of replicas' heartbeat counters", minimum=0, maximum=600),
+    Key("failover-limit", "int", 5, "failovers allowed before an operator resets the counter (0: no limit)",
+        minimum=0),
+    Key("failover-time-limit", "float", 0.0, "seconds that must pass after a failover before another (0: none)",
+        minimum=0),
+    Key("failover-max-slave-delay", "float", 30.0, "replicas lagging more are not electable (-1: off)",
+        minimum=-1),
+    Key("failover-readonly-state", "bool", True, "replicas are left read-only after failover and switchover"),
+    Key("failover-restart-unsafe", "bool", False,
+        "allow a failover to a replica when the whole cluster restarted and the master did not come back"),
+    Key("failover-pre-script", "path", "", "script called before a failover or switchover"),
+    Key("failover-post-script", "path", "", "script called after a failover or switchover"),
+    Key("switchover-wait-kill", "int", 5000, "milliseconds to let writes drain before killing client threads",
+        minimum=0),
+    Key("switchover-wait-trx", "float", 10.0, "seconds FLUSH TABLES may take before a switchover is refused",
+        minimum=0),
+    Key("switchover-wait-write-query", "float", 10.0,
+        "a write or open transaction older than this refuses the switchover (seconds)", minimum=0),
+    Key("switchover-at-equal-gtid", "bool", False, "switchover only to a replica at the master's exact GTID"),
+    Key("switchover-slave-wait-catch", "bool", True, "wait for every replica to catch up before re-pointing it"),
+    Key("switchover-decrease-max-conn", "bool", True, "lower max_connections on the old master while frozen"),
+    Key("switchover-decrease-max-conn-value", "int", 10, "max_connections while frozen", minimum=1),
+    Key("switchover-wait-route-change", "int", 0,
+        "milliseconds to wait after telling proxies (repman waits 2000; ours confirm synchronously)", minimum=0),
+    Key("autorejoin", "bool", True, "rejoin a returning old master as a replica"),
+    Key("autorejoin-flashback", "bool", True, "undo an old master's extra transactions with mariadb-binlog --flashback"),
+    Key("autorejoin-mysqldump", "bool", False, "re-seed an old master from a dump when flashback is impossible"),
+    Key("autorejoin-backup-binlog", "bool", True, "save an old master's extra binlog events before undoing them"),
+    Key("check-replication-state", "bool", True, "refuse switchover when a replica's threads are stopped"),
+    Key("replication-heartbeat-period", "float", 1.0, "MASTER_HEARTBEAT_PERIOD set on replicas (seconds)",
+        minimum=0.001, maximum=4294967),
+    Key("semisync", "bool", False, "manage semi-sync roles: master side on the primary only"),
+    Key("db-servers-state-change-script", "path", "", "script called on every server state change"),
+    Key("alert-script", "path", "", "script called with every alert"),
+    Key("monitoring-datadir", "path", "", "state folder (failover counters, crash records); default ~/.repman"),
+    Key("crash-records-keep", "int", 20, "crash records kept per cluster", minimum=1),
+)
