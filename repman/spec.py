@@ -1,0 +1,249 @@
+"""Stack configuration -> one validated ``ClusterSpec`` (no Pulumi here).
+
+The Pulumi program, the Nix module check and the tests all go through
+``load_cluster_spec``: a bad value is reported once, naming its ``repman:`` key,
+before any resource exists. Keys use replication-manager's names; the table
+``PROVISIONING_KEYS`` is the single schema (other backends add their keys to it).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from repman.db import Credential, ServerAddress
+from repman.errors import ConfigError
+from repman.keys import Key, coerce, key_table
+from repman.mycnf import known_tags, validate_tags
+from repman.plans import ServicePlan, get_plan, load_plans
+
+NAMESPACE = "repman"
+ORCHESTRATORS = ("local", "onpremise", "kube", "docker", "opensvc", "slapos")
+PROXY_TAGS = ("masterslave", "readwritesplit", "noreadwritesplit", "ssl")
+DEFAULT_DB_TAGS = ("gtidstrict", "row", "readonly", "noquerycache", "innodb", "smallredolog")
+_CLUSTER_NAME = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
+
+PROVISIONING_KEYS: dict[str, Key] = key_table(
+    Key("cluster-name", "str", "cluster1", "cluster name: prefix of every resource and watcher section"),
+    Key("prov-orchestrator", "enum", "local", "where database nodes run", choices=ORCHESTRATORS),
+    Key("prov-service-plan", "str", "x3.tiny", "service plan: node count (digit after x) and resource tier"),
+    Key("prov-db-tags", "strlist", list(DEFAULT_DB_TAGS), "my.cnf configurator tags of every database node"),
+    Key("prov-proxy-tags", "strlist", [], "proxy tags (masterslave, readwritesplit, noreadwritesplit, ssl)"),
+    Key("prov-db-nodes", "int", None, "override the plan's database node count (at least 1)"),
+    Key("db-servers-base-port", "int", 3310, "port of the first node; node i listens on base + i - 1",
+        minimum=1, maximum=65535),
+    Key("prov-db-host", "str", "127.0.0.1", "address the local nodes bind to and report"),
+    Key("db-servers-credential", "credential", None, "admin user:password of every node", secret=True),
+    Key("replication-credential", "credential", None, "replication user:password", secret=True),
+    Key("monitoring-credential", "credential", None, "sponsor/monitoring user:password (optional)",
+        secret=True),
+    Key("db-servers-prefered-master", "str", "", "node index (1-based) or host:port bootstrapped as primary"),
+    Key("prov-state-dir", "path", ".state", "folder for node datadirs, provider state and the watcher config"),
+    Key("prov-keep-data-on-delete", "bool", True, "keep datadirs when a node is deleted"),
+    Key("prov-sysbench-table-size", "int", 0, "rows of an sbtest1 table created at bootstrap (0: none)",
+        minimum=0),
+    Key("prov-db-image", "str", "mariadb:10.11", "container image of database nodes (docker, kube)"),
+    Key("kube-namespace", "str", "default", "Kubernetes namespace of the cluster"),
+    Key("prov-watcher", "bool", True, "run the repman watcher for this cluster (local backend: detached)"),
+)
+REQUIRED_KEYS = ("db-servers-credential", "replication-credential")
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """One database node as every backend sees it."""
+
+    index: int          # 1-based
+    name: str           # "<cluster>-db<index>"
+    server_id: int
+    port: int
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    """Everything the program needs, validated; credentials are never printed."""
+
+    name: str
+    orchestrator: str
+    plan: ServicePlan
+    db_tags: tuple[str, ...]
+    proxy_tags: tuple[str, ...]
+    nodes: tuple[NodeSpec, ...]
+    base_port: int
+    db_host: str
+    admin: Credential
+    replication: Credential
+    monitoring: Credential | None
+    preferred_master: int | ServerAddress | None
+    state_dir: Path
+    keep_data_on_delete: bool
+    sysbench_table_size: int
+    db_image: str
+    kube_namespace: str
+    watcher: bool
+    values: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def semisync(self) -> bool:
+        return "semisync" in self.db_tags
+
+    @property
+    def node_count(self) -> int:
+        return len(self.nodes)
+
+    def preferred_index(self) -> int | None:
+        """The preferred master as a node index, when it names one of our nodes."""
+        pm = self.preferred_master
+        if isinstance(pm, int):
+            return pm
+        if isinstance(pm, ServerAddress):
+            for n in self.nodes:
+                if pm.port == n.port and pm.host in (self.db_host, "localhost"):
+                    return n.index
+        return None
+
+
+def _key(name: str) -> str:
+    return f"{NAMESPACE}:{name}"
+
+
+def _strip_namespace(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """Accept ``repman:key`` and bare ``key``; other namespaces belong to other providers."""
+    out: dict[str, Any] = {}
+    for name, value in raw.items():
+        if not isinstance(name, str):
+            raise ConfigError(str(name), "config keys must be strings")
+        if ":" in name:
+            ns, _, bare = name.partition(":")
+            if ns != NAMESPACE:
+                continue
+            name = bare
+        out[name] = value
+    return out
+
+
+def _coerce_all(raw: dict[str, Any]) -> dict[str, Any]:
+    for name in raw:
+        if name not in PROVISIONING_KEYS:
+            raise ConfigError(_key(name), "unknown key (see Pulumi.yaml for the known ones)")
+    for name in REQUIRED_KEYS:
+        if raw.get(name) in (None, ""):
+            raise ConfigError(_key(name), "is required (user:password; `pulumi config set --secret`)")
+    values: dict[str, Any] = {}
+    for name, key in PROVISIONING_KEYS.items():
+        try:
+            values[name] = coerce(key, raw.get(name))
+        except ConfigError as exc:
+            raise ConfigError(_key(name), str(exc).split(": ", 1)[1]) from None
+    return values
+
+
+def _credential(values: dict[str, Any], name: str, required: bool) -> Credential | None:
+    cred = values[name]
+    if cred is None:
+        if required:
+            raise ConfigError(_key(name), "is required")
+        return None
+    if not cred.password:
+        raise ConfigError(_key(name), f"password of user {cred.user!r} is missing (expected user:password)")
+    return cred
+
+
+def _preferred(text: str, nodes: tuple[NodeSpec, ...]) -> int | ServerAddress | None:
+    text = text.strip()
+    if not text:
+        return None
+    if text.isdigit():
+        index = int(text)
+        if not 1 <= index <= len(nodes):
+            raise ConfigError(_key("db-servers-prefered-master"),
+                              f"node index {index} is not between 1 and {len(nodes)}")
+        return index
+    return ServerAddress.parse(text, _key("db-servers-prefered-master"))
+
+
+def load_cluster_spec(raw: Mapping[str, Any], project_dir: Path | str | None = None) -> ClusterSpec:
+    """Validate stack config (``repman:``-namespaced or bare keys) into a ``ClusterSpec``."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError(NAMESPACE, f"expected a mapping of config keys, got {type(raw).__name__}")
+    values = _coerce_all(_strip_namespace(raw))
+    name = values["cluster-name"]
+    if not _CLUSTER_NAME.match(name):
+        raise ConfigError(_key("cluster-name"), f"{name!r} must be lowercase letters, digits and '-' "
+                          "(up to 40, starting with a letter)")
+    plan = get_plan(values["prov-service-plan"], key=_key("prov-service-plan"))
+    db_tags = tuple(validate_tags(values["prov-db-tags"], key=_key("prov-db-tags")))
+    proxy_tags = tuple(dict.fromkeys(values["prov-proxy-tags"]))
+    for tag in proxy_tags:
+        if tag not in PROXY_TAGS:
+            raise ConfigError(_key("prov-proxy-tags"), f"unknown proxy tag {tag!r} (known: {', '.join(PROXY_TAGS)})")
+    if "readwritesplit" in proxy_tags and "noreadwritesplit" in proxy_tags:
+        raise ConfigError(_key("prov-proxy-tags"), "tags 'readwritesplit' and 'noreadwritesplit' contradict each other")
+    count = values["prov-db-nodes"]
+    if count is None:
+        count = plan.db_nodes
+    elif count < 1:
+        raise ConfigError(_key("prov-db-nodes"), f"node count must be at least 1, got {count}")
+    base_port = values["db-servers-base-port"]
+    if base_port + count - 1 > 65535:
+        raise ConfigError(_key("db-servers-base-port"),
+                          f"{count} nodes from port {base_port} go past 65535")
+    nodes = tuple(
+        NodeSpec(index=i, name=f"{name}-db{i}", server_id=i, port=base_port + i - 1)
+        for i in range(1, count + 1)
+    )
+    admin = _credential(values, "db-servers-credential", required=True)
+    replication = _credential(values, "replication-credential", required=True)
+    monitoring = _credential(values, "monitoring-credential", required=False)
+    if replication.user == admin.user:  # type: ignore[union-attr]
+        raise ConfigError(_key("replication-credential"), "must use another user than db-servers-credential")
+    state_dir = Path(values["prov-state-dir"]).expanduser()
+    if not state_dir.is_absolute():
+        state_dir = Path(project_dir or Path.cwd()).resolve() / state_dir
+    return ClusterSpec(
+        name=name,
+        orchestrator=values["prov-orchestrator"],
+        plan=plan,
+        db_tags=db_tags,
+        proxy_tags=proxy_tags,
+        nodes=nodes,
+        base_port=base_port,
+        db_host=values["prov-db-host"],
+        admin=admin,  # type: ignore[arg-type]
+        replication=replication,  # type: ignore[arg-type]
+        monitoring=monitoring,
+        preferred_master=_preferred(values["db-servers-prefered-master"], nodes),
+        state_dir=state_dir,
+        keep_data_on_delete=values["prov-keep-data-on-delete"],
+        sysbench_table_size=values["prov-sysbench-table-size"],
+        db_image=values["prov-db-image"],
+        kube_namespace=values["kube-namespace"],
+        watcher=values["prov-watcher"],
+        values=values,
+    )
+
+
+def spec_schema() -> dict[str, Any]:
+    """The key table as JSON-able data (the Nix options are checked against it)."""
+    keys = []
+    for key in PROVISIONING_KEYS.values():
+        entry: dict[str, Any] = {
+            "name": key.name, "kind": key.kind, "default": key.default, "help": key.help,
+            "secret": key.secret, "required": key.name in REQUIRED_KEYS,
+        }
+        if key.choices:
+            entry["choices"] = list(key.choices)
+        if key.minimum is not None:
+            entry["minimum"] = key.minimum
+        if key.maximum is not None:
+            entry["maximum"] = key.maximum
+        if key.name == "prov-service-plan":
+            entry["choices"] = sorted(load_plans())
+        elif key.name == "prov-db-tags":
+            entry["choices"] = known_tags()
+        elif key.name == "prov-proxy-tags":
+            entry["choices"] = list(PROXY_TAGS)
+        keys.append(entry)
+    return {"namespace": NAMESPACE, "keys": keys}
