@@ -8,6 +8,7 @@ before any resource exists. Keys use replication-manager's names; the table
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,8 +121,18 @@ def _strip_namespace(raw: Mapping[str, Any]) -> dict[str, Any]:
             if ns != NAMESPACE:
                 continue
             name = bare
-        out[name] = value
+        out[name] = _decode(value)
     return out
+
+
+def _decode(value: Any) -> Any:
+    """Pulumi hands structured config (lists, objects) to programs as JSON text."""
+    if isinstance(value, str) and value.strip()[:1] in ("[", "{"):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
 
 
 def _coerce_all(raw: dict[str, Any]) -> dict[str, Any]:

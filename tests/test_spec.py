@@ -45,7 +45,7 @@ def test_defaults_give_a_three_node_local_cluster():
 def test_values_from_pulumi_config_strings():
     s = load_cluster_spec({
         **BASE, "repman:prov-service-plan": "x2.small", "repman:db-servers-base-port": "4000",
-        "repman:prov-db-tags": ["row", "semisync"], "repman:prov-keep-data-on-delete": "false",
+        "repman:prov-db-tags": '["row", "semisync"]', "repman:prov-keep-data-on-delete": "false",
         "repman:db-servers-prefered-master": "2", "repman:cluster-name": "shop",
         "kubernetes:context": "ignored: another provider's namespace",
     })
@@ -132,6 +132,8 @@ def test_password_never_in_errors():
 def test_secret_reference_from_env(monkeypatch):
     monkeypatch.setenv("REPMAN_TEST_REPL", "repl:from-env")
     s = spec(**{"replication-credential": {"env": "REPMAN_TEST_REPL"}})
+    assert s.replication.password == "from-env"
+    s = spec(**{"replication-credential": '{"env": "REPMAN_TEST_REPL"}'})
     assert s.replication.password == "from-env"
     assert error(**{"replication-credential": {"env": "REPMAN_TEST_NOPE_X"}}).startswith(
         "repman:replication-credential: environment variable")
