@@ -1,0 +1,1 @@
+"""The watcher's HTTP side: JSON API, HAProxy health checks and the dashboard."""

@@ -1,0 +1,145 @@
+"""API users: salted password hashes, roles and HTTP basic authentication.
+
+Passwords never sit in the config in clear: either a PBKDF2 hash (made by
+``repman hash-password``) or a reference to an environment variable or file.
+Successful checks are cached by a keyed digest so a request does not pay the
+PBKDF2 cost twice, and nothing reversible is kept in memory.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import threading
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from repman.errors import ConfigError
+from repman.keys import resolve_secret_reference
+
+ROLES = ("viewer", "operator")
+SCHEME = "pbkdf2-sha256"
+ITERATIONS = 120_000
+
+
+def hash_password(password: str, salt: bytes | None = None, iterations: int = ITERATIONS) -> str:
+    """``pbkdf2-sha256$<iterations>$<salt b64>$<digest b64>``."""
+    salt = salt or os.urandom(16)
+    digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
+    b64 = lambda b: base64.b64encode(b).decode().rstrip("=")  # noqa: E731
+    return f"{SCHEME}${iterations}${b64(salt)}${b64(digest)}"
+
+
+def _unb64(text: str) -> bytes:
+    return base64.b64decode(text + "=" * (-len(text) % 4))
+
+
+def check_hash_format(stored: str, key: str) -> None:
+    parts = stored.split("$")
+    ok = len(parts) == 4 and parts[0] == SCHEME and parts[1].isdigit()
+    if ok:
+        try:
+            _unb64(parts[2]), _unb64(parts[3])
+        except (ValueError, TypeError):
+            ok = False
+    if not ok:
+        shown = stored[:20] + ("..." if len(stored) > 20 else "")
+        raise ConfigError(key, f"not a {SCHEME} hash (make one with `repman hash-password`), got {shown!r}")
+
+
+def verify_password(password: str, stored: str) -> bool:
+    try:
+        scheme, iterations, salt, digest = stored.split("$")
+        if scheme != SCHEME:
+            return False
+        got = hashlib.pbkdf2_hmac("sha256", password.encode(), _unb64(salt), int(iterations))
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(got, _unb64(digest))
+
+
+@dataclass(frozen=True)
+class ApiUser:
+    name: str
+    role: str
+    password_hash: str
+
+    def __repr__(self) -> str:
+        return f"ApiUser(name={self.name!r}, role={self.role!r})"
+
+    def may(self, needed: str) -> bool:
+        """An operator may do everything a viewer may."""
+        return ROLES.index(self.role) >= ROLES.index(needed)
+
+
+def parse_users(raw: Any, where: str = "api.api-users") -> dict[str, ApiUser]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError(where, f"expected a mapping of user name to {{role, password-hash}}, got {raw!r}")
+    users: dict[str, ApiUser] = {}
+    for name, spec in raw.items():
+        key = f"{where}.{name}"
+        if not isinstance(name, str) or not name or ":" in name:
+            raise ConfigError(key, "a user name must be a non-empty string without ':'")
+        if not isinstance(spec, Mapping):
+            raise ConfigError(key, f"expected {{role, password-hash}}, got {spec!r}")
+        unknown = set(spec) - {"role", "password-hash", "password"}
+        if unknown:
+            raise ConfigError(f"{key}.{sorted(unknown)[0]}", "unknown key")
+        role = spec.get("role", "viewer")
+        if role not in ROLES:
+            raise ConfigError(f"{key}.role", f"{role!r} is not one of {', '.join(ROLES)}")
+        if ("password-hash" in spec) == ("password" in spec):
+            raise ConfigError(key, "give exactly one of password-hash or password ({env: VAR} / {file: PATH})")
+        if "password-hash" in spec:
+            stored = resolve_secret_reference(spec["password-hash"], f"{key}.password-hash")
+            if not isinstance(stored, str):
+                raise ConfigError(f"{key}.password-hash", "expected a string")
+            check_hash_format(stored, f"{key}.password-hash")
+        else:
+            ref = spec["password"]
+            if not isinstance(ref, Mapping):
+                raise ConfigError(f"{key}.password",
+                                  "inline passwords are refused: use password-hash, {env: VAR} or {file: PATH}")
+            clear = resolve_secret_reference(ref, f"{key}.password")
+            if not clear:
+                raise ConfigError(f"{key}.password", "the referenced password is empty")
+            stored = hash_password(str(clear))
+        users[name] = ApiUser(name, role, stored)
+    return users
+
+
+class Authenticator:
+    """Checks ``Authorization: Basic`` headers against the configured users."""
+
+    def __init__(self, users: Mapping[str, ApiUser]) -> None:
+        self.users = dict(users)
+        self._pepper = os.urandom(32)
+        self._ok: set[bytes] = set()
+        self._lock = threading.Lock()
+
+    def authenticate(self, header: str | None) -> ApiUser | None:
+        if not header or not header.startswith("Basic "):
+            return None
+        try:
+            decoded = base64.b64decode(header[6:].strip(), validate=True).decode()
+        except (ValueError, UnicodeDecodeError):
+            return None
+        name, sep, password = decoded.partition(":")
+        user = self.users.get(name)
+        if not sep or user is None:
+            return None
+        token = hmac.new(self._pepper, f"{name}\0{password}\0{user.password_hash}".encode(), "sha256").digest()
+        with self._lock:
+            if token in self._ok:
+                return user
+        if not verify_password(password, user.password_hash):
+            return None
+        with self._lock:
+            if len(self._ok) > 1024:
+                self._ok.clear()
+            self._ok.add(token)
+        return user

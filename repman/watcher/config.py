@@ -1,0 +1,176 @@
+"""The watcher's YAML file -> validated clusters and API settings.
+
+Every mistake is reported as one ``ConfigError`` naming ``clusters.<name>.<key>``
+and the value, before anything connects to a server: a watcher that starts with
+a typo in ``failover-mode`` would silently never fail over.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from repman.api.auth import ApiUser, parse_users
+from repman.api.keys import API_KEYS
+from repman.errors import ConfigError
+from repman.keys import Key, validate_section
+from repman.watcher.cluster_config import ClusterConfig
+from repman.watcher.election import same_server
+from repman.watcher.keys import WATCHER_KEYS
+
+try:  # the routing helper adds this table; tolerate its absence while it is being written
+    from repman.routing.keys import ROUTING_KEYS
+except ImportError:  # pragma: no cover
+    ROUTING_KEYS: dict[str, Key] = {}
+
+CLUSTER_TABLES: tuple[Mapping[str, Key], ...] = (WATCHER_KEYS, ROUTING_KEYS)
+REQUIRED = ("db-servers-hosts", "db-servers-credential", "replication-credential")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+@dataclass
+class ApiConfig:
+    """The optional top-level ``api:`` section."""
+
+    enabled: bool = False
+    bind: str = "127.0.0.1"
+    port: int = 10005
+    tls_cert: str = ""
+    tls_key: str = ""
+    anonymous_read: bool = False
+    anonymous_health: bool = True
+    users: dict[str, ApiUser] = field(default_factory=dict)
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.tls_cert)
+
+
+@dataclass
+class WatcherConfig:
+    path: Path
+    clusters: dict[str, ClusterConfig]
+    api: ApiConfig
+
+    def cluster(self, name: str | None = None) -> ClusterConfig:
+        """The named cluster, or the only one when no name is given."""
+        if name is None:
+            if len(self.clusters) == 1:
+                return next(iter(self.clusters.values()))
+            raise ConfigError("--cluster", f"the file has {len(self.clusters)} clusters "
+                              f"({', '.join(self.clusters)}): name one")
+        if name not in self.clusters:
+            raise ConfigError("--cluster", f"no cluster {name!r} in {self.path} "
+                              f"(clusters: {', '.join(self.clusters)})")
+        return self.clusters[name]
+
+
+def all_cluster_keys() -> dict[str, Key]:
+    out: dict[str, Key] = {}
+    for table in CLUSTER_TABLES:
+        out.update(table)
+    return out
+
+
+def _cross_checks(name: str, values: dict[str, Any]) -> None:
+    where = f"clusters.{name}"
+    hosts = values["db-servers-hosts"]
+    preferred = values.get("db-servers-prefered-master")
+    if preferred is not None and not any(same_server(preferred, h) for h in hosts):
+        raise ConfigError(f"{where}.db-servers-prefered-master",
+                          f"{preferred.url} is not in db-servers-hosts")
+    for ignored in values.get("db-servers-ignored-hosts") or []:
+        if not any(same_server(ignored, h) for h in hosts):
+            raise ConfigError(f"{where}.db-servers-ignored-hosts", f"{ignored.url} is not in db-servers-hosts")
+        if same_server(ignored, preferred):
+            raise ConfigError(f"{where}.db-servers-ignored-hosts",
+                              f"{ignored.url} is also db-servers-prefered-master")
+    for script_key in ("failover-pre-script", "failover-post-script", "alert-script",
+                       "db-servers-state-change-script"):
+        script = values.get(script_key)
+        if script and not Path(script).is_file():
+            raise ConfigError(f"{where}.{script_key}", f"{script!r} is not a file")
+
+
+def _shown(key: Any, value: Any) -> str:
+    """A value as it may appear in an error: anything that looks secret is masked."""
+    if any(w in str(key) for w in ("password", "credential", "token", "pass")):
+        return "'***'"
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def load_cluster(name: Any, raw: Any) -> ClusterConfig:
+    """Validate one ``clusters.<name>`` section."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ConfigError(f"clusters.{name}", "a cluster name is letters, digits, '.', '_' or '-'")
+    where = f"clusters.{name}"
+    if raw is None:
+        raise ConfigError(where, "empty section: db-servers-hosts is required")
+    if isinstance(raw, Mapping):
+        known = all_cluster_keys()
+        for key, value in raw.items():
+            if key not in known:
+                close = difflib.get_close_matches(str(key), list(known), n=1)
+                hint = f"; did you mean {close[0]}?" if close else ""
+                raise ConfigError(f"{where}.{key}", f"unknown key (value {_shown(key, value)}){hint}")
+    values = validate_section(raw, CLUSTER_TABLES, where=where, required=REQUIRED)
+    _cross_checks(name, values)
+    return ClusterConfig(name, values)
+
+
+def load_api(raw: Any) -> ApiConfig:
+    if raw is None:
+        return ApiConfig()
+    if not isinstance(raw, Mapping):
+        raise ConfigError("api", f"expected a mapping of api-* keys, got {raw!r}")
+    plain = {k: v for k, v in raw.items() if k != "api-users"}
+    values = validate_section(plain, (API_KEYS,), where="api")
+    users = parse_users(raw.get("api-users"), "api.api-users")
+    if bool(values["api-tls-cert"]) != bool(values["api-tls-key"]):
+        raise ConfigError("api.api-tls-key" if values["api-tls-cert"] else "api.api-tls-cert",
+                          "api-tls-cert and api-tls-key go together")
+    for key in ("api-tls-cert", "api-tls-key"):
+        if values[key] and not Path(values[key]).is_file():
+            raise ConfigError(f"api.{key}", f"{values[key]!r} is not a readable file")
+    return ApiConfig(
+        enabled=True, bind=values["api-bind"], port=values["api-port"],
+        tls_cert=values["api-tls-cert"], tls_key=values["api-tls-key"],
+        anonymous_read=values["api-anonymous-read"], anonymous_health=values["api-anonymous-health"],
+        users=users,
+    )
+
+
+def parse_config(raw: Any, path: Path | str = "<config>") -> WatcherConfig:
+    if not isinstance(raw, Mapping):
+        raise ConfigError(str(path), "expected a mapping with a 'clusters' section")
+    for top in raw:
+        if top not in ("clusters", "api"):
+            raise ConfigError(str(top), "unknown top-level section (expected clusters, api)")
+    clusters_raw = raw.get("clusters")
+    if not isinstance(clusters_raw, Mapping) or not clusters_raw:
+        raise ConfigError("clusters", f"expected at least one cluster section, got {clusters_raw!r}")
+    clusters = {str(name): load_cluster(name, section) for name, section in clusters_raw.items()}
+    return WatcherConfig(Path(path), clusters, load_api(raw.get("api")))
+
+
+def load_config(path: str | Path) -> WatcherConfig:
+    """Read and validate the watcher's YAML file."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise ConfigError("--config", f"cannot read {p}: {exc.strerror or exc}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "syntax error"
+        raise ConfigError(str(p), f"invalid YAML{where}: {problem}") from None
+    return parse_config(raw, p)
