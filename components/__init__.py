@@ -1,0 +1,1 @@
+"""Pulumi layer: components, backends and dynamic providers (imports pulumi; repman/ never does)."""

@@ -1,0 +1,111 @@
+"""``Cluster``: database nodes from the plan, bootstrap, and the outputs users connect with.
+
+It knows nothing about where nodes run: the backend makes each node, the
+cluster wires replication between the addresses it gets back.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import pulumi
+
+from repman.db import ServerAddress
+from repman.spec import ClusterSpec
+
+from components.backends.base import Backend, ClusterSecrets
+from components.database_service import DatabaseService, DatabaseServiceArgs
+from components.providers.bootstrap import Bootstrap, BootstrapArgs
+
+
+class ClusterArgs:
+    """A validated spec and the backend chosen for it (``components.backends.get_backend``)."""
+
+    def __init__(self, *, spec: ClusterSpec, backend: Backend) -> None:
+        self.spec = spec
+        self.backend = backend
+
+
+def _credential(user: str | None, password: pulumi.Output | None) -> pulumi.Output:
+    if user is None or password is None:
+        return pulumi.Output.secret("")
+    return pulumi.Output.secret(pulumi.Output.concat(user, ":", password))
+
+
+class Cluster(pulumi.ComponentResource):
+    """A replicating MariaDB cluster: one primary, read-only replicas on GTID replication."""
+
+    servers: pulumi.Output[list[str]]
+    primary_endpoint: pulumi.Output[str]
+    replica_endpoints: pulumi.Output[list[str]]
+
+    def __init__(self, name: str, args: ClusterArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
+        super().__init__("repman:cluster:Cluster", name, None, opts)
+        spec, backend = args.spec, args.backend
+        secrets = ClusterSecrets.from_spec(spec)
+        self.nodes = [
+            DatabaseService(
+                f"{name}-db{node.index}",
+                DatabaseServiceArgs(node=node, backend=backend, secrets=secrets),
+                pulumi.ResourceOptions(parent=self),
+            )
+            for node in spec.nodes
+        ]
+        node_resources = [r for n in self.nodes for r in n.resources]
+        self.extra = backend.create_cluster_resources(
+            [_as_node_resources(n) for n in self.nodes], secrets, self,
+        )
+        self.servers = pulumi.Output.all(*[n.address for n in self.nodes]).apply(list)
+        self.bootstrap: Bootstrap | None = None
+        if backend.bootstraps_from_deployer:
+            self.bootstrap = Bootstrap(
+                f"{name}-bootstrap",
+                BootstrapArgs(
+                    servers=self.servers,
+                    members=pulumi.Output.all(*[n.instance for n in self.nodes]).apply(list),
+                    admin_user=secrets.admin_user, admin_password=secrets.admin_password,
+                    replication_user=secrets.replication_user, replication_password=secrets.replication_password,
+                    monitoring_user=secrets.monitoring_user, monitoring_password=secrets.monitoring_password,
+                    preferred_master=self._preferred_master(spec),
+                    semisync=spec.semisync,
+                    sysbench_table_size=spec.sysbench_table_size,
+                    readonly_replicas=True,
+                ),
+                pulumi.ResourceOptions(parent=self, depends_on=node_resources + list(self.extra)),
+            )
+            self.primary_endpoint = self.bootstrap.primary
+            self.replica_endpoints = self.bootstrap.replicas
+        else:
+            first = self._preferred_master(spec)
+            self.primary_endpoint = pulumi.Output.from_input(first)
+            self.replica_endpoints = pulumi.Output.all(self.servers, first).apply(
+                lambda sf: [s for s in sf[0] if s != sf[1]])
+        self.admin_credential = _credential(secrets.admin_user, secrets.admin_password)
+        self.replication_credential = _credential(secrets.replication_user, secrets.replication_password)
+        self.monitoring_credential = _credential(secrets.monitoring_user, secrets.monitoring_password)
+        self.outputs: dict[str, Any] = {
+            "servers": self.servers,
+            "primary_endpoint": self.primary_endpoint,
+            "replica_endpoints": self.replica_endpoints,
+            "admin_credential": self.admin_credential,
+            "replication_credential": self.replication_credential,
+            "monitoring_credential": self.monitoring_credential,
+            "plan": spec.plan.name,
+            "tags": list(spec.db_tags),
+            "backend": backend.describe(),
+        }
+        self.register_outputs(self.outputs)
+
+    def _preferred_master(self, spec: ClusterSpec) -> pulumi.Output:
+        pm = spec.preferred_master
+        if isinstance(pm, ServerAddress):
+            return pulumi.Output.from_input(pm.url)
+        index = pm if isinstance(pm, int) else 1
+        return self.nodes[index - 1].address
+
+
+def _as_node_resources(service: DatabaseService):
+    from components.backends.base import NodeResources
+
+    return NodeResources(host=service.host, port=service.port, instance=service.instance,
+                         resources=list(service.resources))

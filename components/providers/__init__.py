@@ -1,0 +1,1 @@
+"""Dynamic providers: thin create/diff/update/delete wrappers over the runtime package."""
