@@ -24,7 +24,7 @@ echo "==> pip install -e .[test]"
 "$VENV/bin/pip" install -q -e ".[test]"
 case "${1:-}" in
   --test) shift; exec "$VENV/bin/python" -m pytest "$@" ;;
-  --up) shift; exec "$VENV/bin/repman" local up "$@" ;;
+  --up) shift; exec "$VENV/bin/python" -m components.embedded_engine up --stack local "$@" ;;
   "") echo "==> ready: source $VENV/bin/activate" ;;
   *) echo "unknown option ${1}: use --test or --up" >&2; exit 2 ;;
 esac

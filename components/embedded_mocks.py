@@ -1,0 +1,122 @@
+"""The embedded engine's side of ``pulumi.runtime.set_mocks``: a monitor that really applies.
+
+Pulumi's mock monitor hands each registration to ``Mocks.new_resource``; ours
+overrides ``RegisterResource`` to also know the URN and which inputs are secret,
+then lets the ``Engine`` create/diff/update the resource for real.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import runpy
+import sys
+from typing import TYPE_CHECKING, Any
+
+import pulumi
+from pulumi.runtime import config as runtime_config
+from pulumi.runtime import mocks, rpc, settings
+from pulumi.runtime.proto import resource_pb2
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
+
+from repman.errors import RepmanError
+
+if TYPE_CHECKING:
+    from components.embedded_engine import Engine
+
+
+class _NoMocks(mocks.Mocks):
+    """Never called: the monitor below applies resources itself."""
+
+    def new_resource(self, args: mocks.MockResourceArgs) -> tuple[str | None, dict]:
+        raise AssertionError("EngineMonitor handles every registration")
+
+    def call(self, args: mocks.MockCallArgs) -> tuple[dict, list | None]:
+        return {}, None
+
+
+class EngineMonitor(mocks.MockMonitor):
+    def __init__(self, engine: "Engine") -> None:
+        super().__init__(_NoMocks())
+        self.engine = engine
+
+    def RegisterResource(self, request: Any) -> Any:
+        urn = self.make_urn(request.parent, request.type, request.name)
+        if request.type == "pulumi:pulumi:Stack":
+            return resource_pb2.RegisterResourceResponse(urn=urn)
+        _ensure_event_loop()
+        raw = rpc.deserialize_properties(request.object)
+        secret_keys = {k for k, v in raw.items() if rpc.is_rpc_secret(v)}
+        inputs = _unwrap(raw)
+        id_, state = self.engine.register(
+            urn, request.type, request.name, inputs, bool(request.custom), secret_keys,
+        )
+        obj = _sync_await(rpc.serialize_properties(state, {}))
+        self.resources[urn] = mocks.MockMonitor.ResourceRegistration(urn, id_, state)
+        return resource_pb2.RegisterResourceResponse(urn=urn, id=id_, object=obj)
+
+
+def _unwrap(value: Any) -> Any:
+    """Plain values, as the engine hands them to a provider that does not accept secrets."""
+    value = rpc.unwrap_rpc_secret(value)
+    if isinstance(value, dict):
+        return {k: _unwrap(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unwrap(v) for v in value]
+    return value
+
+
+async def _resolve(outputs: dict[str, Any]) -> tuple[dict[str, Any], set[str]]:
+    values, secret = {}, set()
+    for key, value in outputs.items():
+        out = pulumi.Output.from_input(value)
+        values[key] = await out.future()
+        if await out.is_secret():
+            secret.add(key)
+    return values, secret
+
+
+def run_program(engine: "Engine") -> tuple[dict[str, Any], set[str]]:
+    """Run ``__main__.py`` of the project; returns the stack outputs and which are secret."""
+    from components.embedded_engine import config_env
+
+    env = config_env(engine.config)
+    saved_env = os.environ.get("PULUMI_CONFIG")
+    saved_cwd = os.getcwd()
+    os.environ["PULUMI_CONFIG"] = env
+    runtime_config.set_all_config(json.loads(env), [])
+    sys.path.insert(0, str(engine.project_dir))
+    try:
+        os.chdir(engine.project_dir)
+        settings.reset_options(project=engine.project, stack=engine.stack, preview=False)
+        mocks.set_mocks(_NoMocks(), project=engine.project, stack=engine.stack, preview=False,
+                        monitor=EngineMonitor(engine))
+        settings.SETTINGS.rpc_manager.clear()
+        try:
+            _sync_await(run_pulumi_func(
+                lambda: runpy.run_path(str(engine.project_dir / "__main__.py"), run_name="__main__")))
+        except pulumi.RunError as exc:
+            raise RepmanError(str(exc)) from None
+        except Exception:
+            if engine.errors:
+                from components.embedded_engine import EngineError
+
+                raise EngineError(engine.errors[0]) from None
+            raise
+        if engine.errors:
+            from components.embedded_engine import EngineError
+
+            raise EngineError(engine.errors[0])
+        root = settings.get_root_resource()
+        return _sync_await(_resolve(dict(getattr(root, "outputs", {}) or {})))
+    finally:
+        os.chdir(saved_cwd)
+        if saved_env is None:
+            os.environ.pop("PULUMI_CONFIG", None)
+        else:
+            os.environ["PULUMI_CONFIG"] = saved_env
+        try:
+            sys.path.remove(str(engine.project_dir))
+        except ValueError:
+            pass
