@@ -23,10 +23,7 @@ from repman.watcher.cluster_config import ClusterConfig
 from repman.watcher.election import same_server
 from repman.watcher.keys import WATCHER_KEYS
 
-try:  # the routing helper adds this table; tolerate its absence while it is being written
-    from repman.routing.keys import ROUTING_KEYS
-except ImportError:  # pragma: no cover
-    ROUTING_KEYS: dict[str, Key] = {}
+from repman.routing.keys import ROUTING_KEYS
 
 CLUSTER_TABLES: tuple[Mapping[str, Key], ...] = (WATCHER_KEYS, ROUTING_KEYS)
 REQUIRED = ("db-servers-hosts", "db-servers-credential", "replication-credential")

@@ -1,0 +1,196 @@
+"""Failure analysis: topology facts in, one decision and one readable sentence out.
+
+An ordered table of rules, first match wins, as orchestrator's analysis codes
+and Patroni's one-sentence-per-loop do. The function is pure: the monitor gathers
+facts (pings, heartbeat growth, election result, persisted counters) and this
+module alone decides, so every situation is a table row in the tests.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Callable
+
+from repman.db import ServerAddress
+
+
+class Action(str, enum.Enum):
+    NOTHING = "nothing"
+    SUSPECT = "mark-suspect"
+    FAILED = "mark-failed"
+    ALERT = "alert"
+    FAILOVER = "failover"
+    RECOVER = "recover"
+    REJOIN = "rejoin"
+    REFUSE = "refuse"
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the monitor observed this tick, reduced to what a decision needs."""
+
+    master: ServerAddress | None
+    master_reachable: bool = True
+    master_error: str = ""
+    failed_pings: int = 0                       # consecutive failed pings, this one included
+    ping_threshold: int = 5                     # failover-falsepositive-ping-counter
+    previous_failed_pings: int = 0              # before this tick: >0 and reachable now = recovered
+    replicas: tuple[ServerAddress, ...] = ()    # servers replicating from the master (any state)
+    replicas_reachable: int = 0
+    heartbeat_check: bool = True                # failover-falsepositive-heartbeat
+    heartbeat_window_ready: bool = True         # the check spanned the heartbeat timeout
+    alive_observers: tuple[tuple[ServerAddress, str], ...] = ()   # replica, what it saw (growth...)
+    failover_mode: str = "manual"
+    failover_count: int = 0
+    failover_limit: int = 5                     # 0 = no limit
+    since_last_failover: float | None = None    # seconds, None = never
+    failover_time_limit: float = 0.0            # 0 = none
+    candidate: ServerAddress | None = None
+    no_candidate_reason: str = ""
+    maintenance: bool = False
+    operation_running: str = ""                 # "failover to X" when one runs (here or elsewhere)
+    whole_cluster_was_down: bool = False
+    restart_unsafe: bool = False                # failover-restart-unsafe
+    other_writable: tuple[ServerAddress, ...] = ()   # writable non-replicas besides the master
+    master_read_only: bool = False              # confirmed over two ticks
+    rejoin_needed: tuple[tuple[ServerAddress, str], ...] = ()   # server, why
+    autorejoin: bool = True
+    quarantined: tuple[tuple[ServerAddress, str], ...] = ()
+    broken_replicas: tuple[tuple[ServerAddress, str], ...] = ()  # replica, error text
+    servers: int = 0                            # servers in the config
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    sentence: str
+    rule: str
+    target: ServerAddress | None = None
+
+
+def _pings(f: Facts) -> str:
+    return f"master {f.master} failed {f.failed_pings}/{f.ping_threshold} pings"
+
+
+def _observers(f: Facts) -> str:
+    return ", ".join(f"{a} {how}" for a, how in f.alive_observers)
+
+
+def _nobody_hears(f: Facts) -> str:
+    if not f.heartbeat_check:
+        return "the heartbeat check is off"
+    if not f.replicas_reachable:
+        return "no replica is reachable"
+    return "no replica receives heartbeats or events from it"
+
+
+def _ago(seconds: float) -> str:
+    return f"{seconds:.0f}s" if seconds >= 10 else f"{seconds:.1f}s"
+
+
+def _dead(f: Facts) -> bool:
+    return f.master is not None and not f.master_reachable
+
+
+def _confirmed_dead(f: Facts) -> bool:
+    return _dead(f) and f.failed_pings >= f.ping_threshold
+
+
+Rule = tuple[str, Callable[[Facts], bool], Action, Callable[[Facts], str], Callable[[Facts], ServerAddress | None]]
+
+_none: Callable[[Facts], ServerAddress | None] = lambda f: None  # noqa: E731
+
+RULES: list[Rule] = [
+    ("operation-running", lambda f: bool(f.operation_running), Action.NOTHING,
+     lambda f: f"{f.operation_running} in progress: waiting for it to finish", _none),
+    ("maintenance", lambda f: f.maintenance, Action.NOTHING,
+     lambda f: "cluster in maintenance: monitoring only, no action", _none),
+    ("two-masters", lambda f: bool(f.other_writable) and f.master is not None, Action.ALERT,
+     lambda f: (f"{', '.join(str(a) for a in f.other_writable)} "
+                f"{'is writable and replicates' if len(f.other_writable) == 1 else 'are writable and replicate'} "
+                "from nobody "
+                f"while {f.master} is the master: fix by hand (rejoin or set read_only)"), _none),
+    ("no-master", lambda f: f.master is None, Action.ALERT,
+     lambda f: (f"no master found among {f.servers} servers: nobody replicates from a known server "
+                "and none is writable"), _none),
+    # -- the master answers -------------------------------------------------------------
+    ("master-recovered", lambda f: f.master_reachable and f.previous_failed_pings > 0, Action.RECOVER,
+     lambda f: f"master {f.master} answers again after {f.previous_failed_pings} failed pings: back to normal",
+     lambda f: f.master),
+    ("rejoin", lambda f: f.master_reachable and bool(f.rejoin_needed) and f.autorejoin, Action.REJOIN,
+     lambda f: f"{f.rejoin_needed[0][0]} {f.rejoin_needed[0][1]}: rejoining it to master {f.master}",
+     lambda f: f.rejoin_needed[0][0]),
+    ("rejoin-off", lambda f: f.master_reachable and bool(f.rejoin_needed), Action.ALERT,
+     lambda f: (f"{f.rejoin_needed[0][0]} {f.rejoin_needed[0][1]} and autorejoin is off: "
+                "rejoin it by hand"), _none),
+    ("master-read-only", lambda f: f.master_reachable and f.master_read_only, Action.ALERT,
+     lambda f: f"master {f.master} is read-only: writes are refused until an operator clears read_only",
+     _none),
+    ("quarantined", lambda f: f.master_reachable and bool(f.quarantined), Action.ALERT,
+     lambda f: (f"{f.quarantined[0][0]} is quarantined ({f.quarantined[0][1]}): "
+                "re-seed it, then release it"), _none),
+    ("broken-replica", lambda f: f.master_reachable and bool(f.broken_replicas), Action.ALERT,
+     lambda f: f"replica {f.broken_replicas[0][0]} is broken: {f.broken_replicas[0][1]}", _none),
+    ("healthy", lambda f: f.master_reachable, Action.NOTHING,
+     lambda f: (f"master {f.master} is healthy with {len(f.replicas)} "
+                f"replica{'s' if len(f.replicas) != 1 else ''}"), _none),
+    # -- the master does not answer ------------------------------------------------------
+    ("suspect", lambda f: f.failed_pings < f.ping_threshold, Action.SUSPECT,
+     lambda f: f"{_pings(f)} ({f.master_error or 'no answer'}): suspect", _none),
+    ("heartbeats-alive", lambda f: f.heartbeat_check and bool(f.alive_observers), Action.SUSPECT,
+     lambda f: f"{_pings(f)} but {_observers(f)}: it is alive, not failing over", _none),
+    ("no-replica", lambda f: not f.replicas, Action.FAILED,
+     lambda f: f"{_pings(f)}: failed, and the cluster has no replica to fail over to", _none),
+    ("heartbeat-wait", lambda f: f.heartbeat_check and not f.heartbeat_window_ready and f.replicas_reachable > 0,
+     Action.SUSPECT,
+     lambda f: f"{_pings(f)}: waiting for the replicas' heartbeat check before declaring it failed", _none),
+    ("restart-unsafe", lambda f: f.whole_cluster_was_down and not f.restart_unsafe, Action.REFUSE,
+     lambda f: (f"{_pings(f)} after the whole cluster was down: a returning replica may miss its writes, "
+                "not failing over (failover-restart-unsafe is off)"), _none),
+    ("no-candidate", lambda f: f.candidate is None, Action.REFUSE,
+     lambda f: f"{_pings(f)} and {_nobody_hears(f)}, but {f.no_candidate_reason or 'no replica is electable'}",
+     _none),
+    ("failover-limit", lambda f: f.failover_limit > 0 and f.failover_count >= f.failover_limit, Action.REFUSE,
+     lambda f: (f"{_pings(f)} and {_nobody_hears(f)}, but failover-limit {f.failover_limit} is reached "
+                f"({f.failover_count} failovers): reset it with `repman reset-failover-counter`"), _none),
+    ("failover-time-limit",
+     lambda f: (f.failover_time_limit > 0 and f.since_last_failover is not None
+                and f.since_last_failover < f.failover_time_limit), Action.REFUSE,
+     lambda f: (f"{_pings(f)} and {_nobody_hears(f)}, but the last failover was {_ago(f.since_last_failover or 0)} "
+                f"ago, within failover-time-limit {f.failover_time_limit:g}s"), _none),
+    ("manual", lambda f: f.failover_mode != "automatic", Action.ALERT,
+     lambda f: (f"{_pings(f)} and {_nobody_hears(f)}: failed; failover-mode is manual, alerting only "
+                f"(`repman failover` would promote {f.candidate})"), lambda f: f.candidate),
+    ("failover", lambda f: True, Action.FAILOVER,
+     lambda f: f"{_pings(f)} and {_nobody_hears(f)}: failing over to {f.candidate}", lambda f: f.candidate),
+]
+
+
+def analyse(facts: Facts) -> Decision:
+    """The first rule that matches decides; every path gives one sentence."""
+    for name, when, action, sentence, target in RULES:
+        if when(facts):
+            return Decision(action, sentence(facts), name, target(facts))
+    raise AssertionError("the last rule always matches")  # pragma: no cover
+
+
+def master_state_label(decision: Decision, facts: Facts) -> str:
+    """The master's state word for status: Master, Suspect, Failed or Maintenance."""
+    if facts.maintenance:
+        return "Maintenance"
+    if facts.master_reachable:
+        return "Master"
+    if decision.action == Action.SUSPECT and facts.failed_pings < facts.ping_threshold:
+        return "Suspect"
+    if decision.rule in ("heartbeats-alive", "heartbeat-wait"):
+        return "Suspect"
+    return "Failed"
+
+
+def dead_master(facts: Facts) -> bool:
+    """True when the facts say the master is gone (pings exhausted, nobody hears it)."""
+    return _confirmed_dead(facts) and not (facts.heartbeat_check and facts.alive_observers)
+
+
+__all__ = ["Action", "Facts", "Decision", "analyse", "RULES", "master_state_label", "dead_master"]

@@ -1,0 +1,186 @@
+"""Failure analysis as a table: topology facts in, decision and sentence out (pure, fast)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from repman.db import ServerAddress
+from repman.watcher.analysis import RULES, Action, Facts, analyse, dead_master, master_state_label
+
+M = ServerAddress("127.0.0.1", 3306)
+A = ServerAddress("127.0.0.1", 3307)
+B = ServerAddress("127.0.0.1", 3308)
+C = ServerAddress("127.0.0.1", 3309)
+
+HEALTHY = Facts(master=M, replicas=(A, B), replicas_reachable=2, candidate=A, servers=3)
+DEAD = replace(HEALTHY, master_reachable=False, master_error="2003: Can't connect", failed_pings=5,
+               failover_mode="automatic")
+PINGS = "master 127.0.0.1:3306 failed 5/5 pings"
+NOBODY = "no replica receives heartbeats or events from it"
+
+CASES = [
+    # name, facts, action, sentence (exact), target
+    ("healthy", HEALTHY, Action.NOTHING, "master 127.0.0.1:3306 is healthy with 2 replicas", None),
+    ("healthy one replica", replace(HEALTHY, replicas=(A,)), Action.NOTHING,
+     "master 127.0.0.1:3306 is healthy with 1 replica", None),
+    ("healthy no replica", replace(HEALTHY, replicas=()), Action.NOTHING,
+     "master 127.0.0.1:3306 is healthy with 0 replicas", None),
+    ("healthy in manual mode", replace(HEALTHY, failover_mode="manual"), Action.NOTHING,
+     "master 127.0.0.1:3306 is healthy with 2 replicas", None),
+    ("healthy past failover limit", replace(HEALTHY, failover_count=9), Action.NOTHING,
+     "master 127.0.0.1:3306 is healthy with 2 replicas", None),
+    ("first failed ping", replace(DEAD, failed_pings=1), Action.SUSPECT,
+     "master 127.0.0.1:3306 failed 1/5 pings (2003: Can't connect): suspect", None),
+    ("four failed pings", replace(DEAD, failed_pings=4), Action.SUSPECT,
+     "master 127.0.0.1:3306 failed 4/5 pings (2003: Can't connect): suspect", None),
+    ("suspect without error text", replace(DEAD, failed_pings=2, master_error=""), Action.SUSPECT,
+     "master 127.0.0.1:3306 failed 2/5 pings (no answer): suspect", None),
+    ("suspect even with no candidate", replace(DEAD, failed_pings=3, candidate=None), Action.SUSPECT,
+     "master 127.0.0.1:3306 failed 3/5 pings (2003: Can't connect): suspect", None),
+    ("ping counter of one", replace(DEAD, failed_pings=1, ping_threshold=1), Action.FAILOVER,
+     f"master 127.0.0.1:3306 failed 1/1 pings and {NOBODY}: failing over to 127.0.0.1:3307", A),
+    ("dead master automatic", DEAD, Action.FAILOVER, f"{PINGS} and {NOBODY}: failing over to 127.0.0.1:3307", A),
+    ("dead master, pings beyond threshold", replace(DEAD, failed_pings=12), Action.FAILOVER,
+     f"master 127.0.0.1:3306 failed 12/5 pings and {NOBODY}: failing over to 127.0.0.1:3307", A),
+    ("dead master other candidate", replace(DEAD, candidate=B), Action.FAILOVER,
+     f"{PINGS} and {NOBODY}: failing over to 127.0.0.1:3308", B),
+    ("heartbeat check off", replace(DEAD, heartbeat_check=False), Action.FAILOVER,
+     f"{PINGS} and the heartbeat check is off: failing over to 127.0.0.1:3307", A),
+    ("heartbeat check off ignores observers",
+     replace(DEAD, heartbeat_check=False, alive_observers=((A, "received 3 heartbeats"),)), Action.FAILOVER,
+     f"{PINGS} and the heartbeat check is off: failing over to 127.0.0.1:3307", A),
+    ("replica still receives heartbeats", replace(DEAD, alive_observers=((A, "received 3 heartbeats"),)),
+     Action.SUSPECT, f"{PINGS} but 127.0.0.1:3307 received 3 heartbeats: it is alive, not failing over", None),
+    ("replica still receives events", replace(DEAD, alive_observers=((B, "received events up to 0-1-90"),)),
+     Action.SUSPECT, f"{PINGS} but 127.0.0.1:3308 received events up to 0-1-90: it is alive, not failing over",
+     None),
+    ("two observers", replace(DEAD, alive_observers=((A, "received 2 heartbeats"), (B, "is connected"))),
+     Action.SUSPECT,
+     f"{PINGS} but 127.0.0.1:3307 received 2 heartbeats, 127.0.0.1:3308 is connected: it is alive, "
+     "not failing over", None),
+    ("heartbeat window not spanned", replace(DEAD, heartbeat_window_ready=False), Action.SUSPECT,
+     f"{PINGS}: waiting for the replicas' heartbeat check before declaring it failed", None),
+    ("heartbeat window irrelevant when no replica answers",
+     replace(DEAD, heartbeat_window_ready=False, replicas_reachable=0, candidate=None,
+             no_candidate_reason="127.0.0.1:3307 is unreachable; 127.0.0.1:3308 is unreachable"),
+     Action.REFUSE,
+     f"{PINGS} and no replica is reachable, but 127.0.0.1:3307 is unreachable; 127.0.0.1:3308 is unreachable",
+     None),
+    ("manual mode alerts", replace(DEAD, failover_mode="manual"), Action.ALERT,
+     f"{PINGS} and {NOBODY}: failed; failover-mode is manual, alerting only "
+     "(`repman failover` would promote 127.0.0.1:3307)", A),
+    ("manual mode with observers stays suspect",
+     replace(DEAD, failover_mode="manual", alive_observers=((A, "received 1 heartbeats"),)), Action.SUSPECT,
+     f"{PINGS} but 127.0.0.1:3307 received 1 heartbeats: it is alive, not failing over", None),
+    ("no candidate", replace(DEAD, candidate=None,
+                             no_candidate_reason="127.0.0.1:3307 lags 40s behind the master, over "
+                             "failover-max-slave-delay 30s"), Action.REFUSE,
+     f"{PINGS} and {NOBODY}, but 127.0.0.1:3307 lags 40s behind the master, over failover-max-slave-delay 30s",
+     None),
+    ("no candidate without reason", replace(DEAD, candidate=None), Action.REFUSE,
+     f"{PINGS} and {NOBODY}, but no replica is electable", None),
+    ("no candidate in manual mode", replace(DEAD, candidate=None, failover_mode="manual"), Action.REFUSE,
+     f"{PINGS} and {NOBODY}, but no replica is electable", None),
+    ("failover limit reached", replace(DEAD, failover_count=5), Action.REFUSE,
+     f"{PINGS} and {NOBODY}, but failover-limit 5 is reached (5 failovers): "
+     "reset it with `repman reset-failover-counter`", None),
+    ("failover limit over", replace(DEAD, failover_count=7, failover_limit=3), Action.REFUSE,
+     f"{PINGS} and {NOBODY}, but failover-limit 3 is reached (7 failovers): "
+     "reset it with `repman reset-failover-counter`", None),
+    ("failover limit not yet", replace(DEAD, failover_count=4), Action.FAILOVER,
+     f"{PINGS} and {NOBODY}: failing over to 127.0.0.1:3307", A),
+    ("failover limit zero means none", replace(DEAD, failover_count=99, failover_limit=0), Action.FAILOVER,
+     f"{PINGS} and {NOBODY}: failing over to 127.0.0.1:3307", A),
+    ("within time limit", replace(DEAD, since_last_failover=12.0, failover_time_limit=60), Action.REFUSE,
+     f"{PINGS} and {NOBODY}, but the last failover was 12s ago, within failover-time-limit 60s", None),
+    ("within time limit, short", replace(DEAD, since_last_failover=2.25, failover_time_limit=5), Action.REFUSE,
+     f"{PINGS} and {NOBODY}, but the last failover was 2.2s ago, within failover-time-limit 5s", None),
+    ("past time limit", replace(DEAD, since_last_failover=61.0, failover_time_limit=60), Action.FAILOVER,
+     f"{PINGS} and {NOBODY}: failing over to 127.0.0.1:3307", A),
+    ("time limit zero", replace(DEAD, since_last_failover=1.0, failover_time_limit=0), Action.FAILOVER,
+     f"{PINGS} and {NOBODY}: failing over to 127.0.0.1:3307", A),
+    ("never failed over with time limit", replace(DEAD, since_last_failover=None, failover_time_limit=60),
+     Action.FAILOVER, f"{PINGS} and {NOBODY}: failing over to 127.0.0.1:3307", A),
+    ("limit checked before time limit", replace(DEAD, failover_count=5, since_last_failover=1,
+                                                failover_time_limit=60), Action.REFUSE,
+     f"{PINGS} and {NOBODY}, but failover-limit 5 is reached (5 failovers): "
+     "reset it with `repman reset-failover-counter`", None),
+    ("whole cluster was down", replace(DEAD, whole_cluster_was_down=True), Action.REFUSE,
+     f"{PINGS} after the whole cluster was down: a returning replica may miss its writes, "
+     "not failing over (failover-restart-unsafe is off)", None),
+    ("whole cluster was down, unsafe allowed", replace(DEAD, whole_cluster_was_down=True, restart_unsafe=True),
+     Action.FAILOVER, f"{PINGS} and {NOBODY}: failing over to 127.0.0.1:3307", A),
+    ("single node cluster dies", replace(DEAD, replicas=(), replicas_reachable=0, candidate=None), Action.FAILED,
+     f"{PINGS}: failed, and the cluster has no replica to fail over to", None),
+    ("master recovered", replace(HEALTHY, previous_failed_pings=3), Action.RECOVER,
+     "master 127.0.0.1:3306 answers again after 3 failed pings: back to normal", M),
+    ("master recovered beats rejoin", replace(HEALTHY, previous_failed_pings=1, rejoin_needed=((C, "is back"),)),
+     Action.RECOVER, "master 127.0.0.1:3306 answers again after 1 failed pings: back to normal", M),
+    ("old master back", replace(HEALTHY, master=A, replicas=(B,),
+                                rejoin_needed=((M, "is back as a standalone server"),)),
+     Action.REJOIN, "127.0.0.1:3306 is back as a standalone server: rejoining it to master 127.0.0.1:3307", M),
+    ("two servers to rejoin, first first",
+     replace(HEALTHY, rejoin_needed=((B, "replicates from 127.0.0.1:3309"), (C, "is back"))), Action.REJOIN,
+     "127.0.0.1:3308 replicates from 127.0.0.1:3309: rejoining it to master 127.0.0.1:3306", B),
+    ("autorejoin off", replace(HEALTHY, autorejoin=False, rejoin_needed=((B, "is back as a standalone server"),)),
+     Action.ALERT, "127.0.0.1:3308 is back as a standalone server and autorejoin is off: rejoin it by hand", None),
+    ("quarantined server", replace(HEALTHY, quarantined=((B, "diverged: 0-3-12 cannot be undone"),)), Action.ALERT,
+     "127.0.0.1:3308 is quarantined (diverged: 0-3-12 cannot be undone): re-seed it, then release it", None),
+    ("broken replica", replace(HEALTHY, broken_replicas=((B, "SQL thread stopped: 1062 Duplicate entry"),)),
+     Action.ALERT, "replica 127.0.0.1:3308 is broken: SQL thread stopped: 1062 Duplicate entry", None),
+    ("master read-only", replace(HEALTHY, master_read_only=True), Action.ALERT,
+     "master 127.0.0.1:3306 is read-only: writes are refused until an operator clears read_only", None),
+    ("two writable masters", replace(HEALTHY, other_writable=(B,)), Action.ALERT,
+     "127.0.0.1:3308 is writable and replicates from nobody while 127.0.0.1:3306 is the master: "
+     "fix by hand (rejoin or set read_only)", None),
+    ("three writable masters", replace(DEAD, other_writable=(B, C)), Action.ALERT,
+     "127.0.0.1:3308, 127.0.0.1:3309 are writable and replicate from nobody while 127.0.0.1:3306 is the master: "
+     "fix by hand (rejoin or set read_only)", None),
+    ("no master", Facts(master=None, servers=3), Action.ALERT,
+     "no master found among 3 servers: nobody replicates from a known server and none is writable", None),
+    ("maintenance", replace(DEAD, maintenance=True), Action.NOTHING,
+     "cluster in maintenance: monitoring only, no action", None),
+    ("operation running", replace(DEAD, operation_running="failover to 127.0.0.1:3307"), Action.NOTHING,
+     "failover to 127.0.0.1:3307 in progress: waiting for it to finish", None),
+    ("operation running beats maintenance", replace(HEALTHY, maintenance=True,
+                                                    operation_running="switchover in another process"),
+     Action.NOTHING, "switchover in another process in progress: waiting for it to finish", None),
+    ("rejoin waits while master suspect", replace(DEAD, failed_pings=2, rejoin_needed=((C, "is back"),)),
+     Action.SUSPECT, "master 127.0.0.1:3306 failed 2/5 pings (2003: Can't connect): suspect", None),
+]
+
+
+@pytest.mark.parametrize("name, facts, action, sentence, target", CASES, ids=[c[0] for c in CASES])
+def test_decision_table(name, facts, action, sentence, target):
+    d = analyse(facts)
+    assert (d.action, d.sentence, d.target) == (action, sentence, target)
+
+
+def test_table_is_large_enough_and_covers_every_rule():
+    assert len(CASES) >= 40
+    used = {analyse(c[1]).rule for c in CASES}
+    assert used == {r[0] for r in RULES}
+
+
+@pytest.mark.parametrize("facts, label", [
+    (HEALTHY, "Master"),
+    (replace(DEAD, failed_pings=2), "Suspect"),
+    (replace(DEAD, alive_observers=((A, "x"),)), "Suspect"),
+    (replace(DEAD, heartbeat_window_ready=False), "Suspect"),
+    (DEAD, "Failed"),
+    (replace(DEAD, failover_mode="manual"), "Failed"),
+    (replace(DEAD, candidate=None), "Failed"),
+    (replace(HEALTHY, maintenance=True), "Maintenance"),
+])
+def test_master_state_label(facts, label):
+    assert master_state_label(analyse(facts), facts) == label
+
+
+def test_dead_master_helper():
+    assert dead_master(DEAD)
+    assert not dead_master(replace(DEAD, failed_pings=4))
+    assert not dead_master(replace(DEAD, alive_observers=((A, "x"),)))
+    assert dead_master(replace(DEAD, heartbeat_check=False, alive_observers=((A, "x"),)))
+    assert not dead_master(HEALTHY)
