@@ -1,0 +1,112 @@
+"""HAProxy router: moves the write backend's ``leader`` and drains replicas over the runtime API.
+
+No reload is ever needed, so read connections on healthy replicas are never dropped.
+Write sessions still open on the old primary are shut when the leader moves: after a
+switchover they could only fail (the old primary is read-only), and cutting them makes
+clients reconnect through the proxy to the new primary at once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from repman.db import ServerAddress
+from repman.routing.base import RoutingError, Topology
+from repman.routing.haproxy_runtime import RuntimeAPI, ServerState
+from repman.routing.names import server_name
+from repman.routing.settings import setting
+
+LEADER = "leader"
+
+
+class HAProxyRouter:
+    """One HAProxy instance, reached at ``endpoint`` (admin socket path or host:port)."""
+
+    def __init__(
+        self, endpoint: str, write_backend: str = "service_write", read_backend: str = "service_read",
+        read_on_master: bool = False, timeout: float = 2.0,
+    ) -> None:
+        self.name = f"haproxy:{endpoint}"
+        self.api = RuntimeAPI(endpoint, timeout)
+        self.write_backend = write_backend
+        self.read_backend = read_backend
+        self.read_on_master = read_on_master
+        self.timeout = timeout
+
+    @classmethod
+    def from_config(cls, cfg: Any, endpoint: str) -> "HAProxyRouter":
+        return cls(
+            endpoint, setting(cfg, "haproxy-api-write-backend"), setting(cfg, "haproxy-api-read-backend"),
+            bool(setting(cfg, "haproxy-read-on-master")), float(setting(cfg, "proxy-timeout")),
+        )
+
+    # -- writes ---------------------------------------------------------------------------
+    def _route_writes(self, leader: ServerState, primary: ServerAddress | None) -> None:
+        be = self.write_backend
+        if primary is None:
+            if not leader.maint:
+                self.api.set_state(be, LEADER, "maint")
+                self.api.shutdown_sessions(be, LEADER)
+            return
+        if leader.target != primary:
+            # Stop new sessions, cut the old ones, move, reopen; the watcher has just checked
+            # the new primary, so its health is forced up instead of waiting `rise` checks.
+            self.api.set_state(be, LEADER, "maint")
+            self.api.shutdown_sessions(be, LEADER)
+            self.api.set_addr(be, LEADER, primary)
+            self.api.set_state(be, LEADER, "ready")
+            self.api.set_health(be, LEADER, "up")
+        elif leader.maint or leader.drain:
+            self.api.set_state(be, LEADER, "ready")
+            if not leader.up:
+                self.api.set_health(be, LEADER, "up")
+
+    # -- reads ----------------------------------------------------------------------------
+    def _desired_read_state(self, topology: Topology, server: ServerAddress) -> str:
+        if server in topology.replicas:
+            return "ready"
+        if server == topology.primary:
+            return "ready" if self.read_on_master and not topology.replicas else "drain"
+        return "drain"   # unhealthy (lagging, broken, failed) or of unknown state
+
+    def _route_reads(self, topology: Topology, rows: list[ServerState]) -> None:
+        be = self.read_backend
+        by_name = {r.name: r for r in rows}
+        by_target = {r.target: r for r in rows}
+        wanted: set[ServerAddress] = set(topology.servers) | set(topology.replicas) | set(topology.unhealthy)
+        if topology.primary is not None:
+            wanted.add(topology.primary)
+        seen: set[str] = set()
+        for server in sorted(wanted):
+            row = by_name.get(server_name(server)) or by_target.get(server)
+            if row is None:
+                self.api.add_server(be, server_name(server), server)
+                row = ServerState(be, server_name(server), server.host, server.port, 0, 0x01)
+            seen.add(row.name)
+            desired = self._desired_read_state(topology, server)
+            if desired == "ready" and (row.maint or row.drain):
+                self.api.set_state(be, row.name, "ready")
+            elif desired == "drain" and (row.maint or not row.drain):
+                self.api.set_state(be, row.name, "drain")
+        if topology.servers:
+            for row in rows:
+                if row.name not in seen and not row.maint:
+                    self.api.set_state(be, row.name, "maint")   # no longer part of the cluster
+
+    def apply(self, topology: Topology) -> None:
+        rows = self.api.servers_state()
+        leader = next((r for r in rows if r.backend == self.write_backend and r.name == LEADER), None)
+        if leader is None:
+            raise RoutingError(f"HAProxy {self.api.endpoint}: no server {self.write_backend}/{LEADER}")
+        self._route_writes(leader, topology.primary)
+        read_rows = [r for r in rows if r.backend == self.read_backend]
+        if read_rows:   # no read backend with the noreadwritesplit tag
+            self._route_reads(topology, read_rows)
+        if topology.primary is not None:
+            now = next((r for r in self.api.servers_state(self.write_backend) if r.name == LEADER), None)
+            if now is None or now.target != topology.primary or now.maint:
+                raise RoutingError(f"HAProxy {self.api.endpoint}: leader did not move to {topology.primary}")
+
+    def leader(self) -> ServerState | None:
+        """The write backend's leader as HAProxy sees it now (for checks and benchmarks)."""
+        return next((r for r in self.api.servers_state(self.write_backend) if r.name == LEADER), None)
