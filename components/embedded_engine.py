@@ -170,12 +170,13 @@ def _short(urn: str) -> str:
 class Engine:
     """One ``up`` or ``down`` of one stack."""
 
-    def __init__(self, project_dir: Path, stack: str, progress: Progress) -> None:
+    def __init__(self, project_dir: Path, stack: str, progress: Progress,
+                 overrides: dict[str, Any] | None = None) -> None:
         self.project_dir = project_dir
         self.stack = stack
         self.progress = progress
         self.project = project_name(project_dir)
-        self.config = stack_config(project_dir, stack)
+        self.config = {**stack_config(project_dir, stack), **(overrides or {})}
         # Validate before anything runs: a bad config creates nothing.
         self.spec = load_cluster_spec(self.config, project_dir=project_dir)
         self.state = StateFile(state_path(self.spec, stack))
@@ -298,6 +299,21 @@ class Engine:
 
 # ---------------------------------------------------------------- command line
 
+def parse_overrides(items: list[str], project: str) -> dict[str, Any]:
+    """``-c key=value`` as ``pulumi up --config``: bare keys get the project namespace; JSON values parsed."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise RepmanError(f"--config {item!r}: expected key=value")
+        full = key if ":" in key else f"{project}:{key}"
+        try:
+            out[full] = json.loads(value) if value[:1] in ("[", "{") else value
+        except ValueError:
+            out[full] = value
+    return out
+
+
 def _print_outputs(outputs: dict[str, Any], secret: set[str], show_secrets: bool) -> None:
     print("Outputs:")
     for key, value in outputs.items():
@@ -313,12 +329,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--project-dir", type=Path, default=PROJECT_DIR)
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     parser.add_argument("--show-secrets", action="store_true")
+    parser.add_argument("--config", "-c", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a stack config value for this run (like pulumi up --config)")
     args = parser.parse_args(argv)
     quiet = args.json
     progress: Progress = (lambda m: print(m, file=sys.stderr, flush=True)) if quiet else (lambda m: print(m, flush=True))
     started = time.monotonic()
     try:
-        engine = Engine(args.project_dir.resolve(), args.stack, progress)
+        project_dir = args.project_dir.resolve()
+        overrides = parse_overrides(args.config, project_name(project_dir))
+        engine = Engine(project_dir, args.stack, progress, overrides)
         if args.command == "up":
             result = engine.up()
         elif args.command in ("down", "destroy"):

@@ -22,14 +22,19 @@ from repman.local.mariadb import (
 from repman.mycnf import NodeContext, render_mycnf
 from repman.plans import ServicePlan, get_plan
 
-# Variables whose change needs a restart; anything else in my.cnf is set live.
-_RESTART_PREFIXES = (
-    "port", "socket", "datadir", "bind_address", "log_bin", "relay_log", "innodb_buffer_pool_size",
-    "innodb_log_file_size", "innodb_flush_method", "performance_schema", "thread_handling",
-    "ssl_", "pid_file", "log_error", "tmpdir", "user", "server_id", "innodb_file_per_table",
-    "log_slave_updates", "log_bin_index", "report_", "skip_name_resolve", "default_storage_engine",
-    "gtid_domain_id", "slow_query_log_file",
-)
+# Options only read at start-up: a change means a clean restart.
+_STATIC = frozenset((
+    "port", "socket", "datadir", "bind_address", "log_bin", "log_bin_index", "relay_log",
+    "innodb_flush_method", "performance_schema", "thread_handling", "ssl_ca", "ssl_cert", "ssl_key",
+    "pid_file", "log_error", "tmpdir", "user", "server_id", "log_slave_updates", "report_host",
+    "report_port", "skip_name_resolve",
+))
+# Role variables belong to bootstrap and the watcher (a primary must stay writable):
+# a changed tag only affects the next start, never the live value.
+_ROLE_MANAGED = frozenset(("read_only", "rpl_semi_sync_master_enabled", "rpl_semi_sync_slave_enabled"))
+# my.cnf option name -> the global variable it sets, where they differ.
+_VARIABLE_NAMES = {"transaction_isolation": "tx_isolation", "default_time_zone": "time_zone"}
+_SIZE = {"K": 1024, "M": 1024 ** 2, "G": 1024 ** 3}
 
 
 @dataclass
@@ -127,12 +132,36 @@ def _settings(cnf_text: str) -> dict[str, str]:
 
 
 def config_changes(old_text: str, new_text: str) -> tuple[dict[str, str], bool]:
-    """Changed settings and whether any of them needs a restart."""
+    """Changed settings and whether any of them needs a restart (a removed one does: its
+    default is not known here)."""
     old, new = _settings(old_text), _settings(new_text)
     changed = {k: v for k, v in new.items() if old.get(k) != v}
-    removed = {k: "" for k in old if k not in new}
-    needs_restart = bool(removed) or any(k.startswith(_RESTART_PREFIXES) for k in changed)
+    removed = {k: "" for k in old if k not in new and k not in _ROLE_MANAGED}
+    needs_restart = bool(removed) or any(k in _STATIC for k in changed)
     return {**changed, **removed}, needs_restart
+
+
+def _role_state(paths: LocalServerPaths) -> dict[str, str]:
+    conn = connect_socket(str(paths.socket))
+    try:
+        row = query(conn, "SELECT " + ", ".join(f"@@GLOBAL.{v} AS {v}" for v in sorted(_ROLE_MANAGED)))[0]
+    finally:
+        conn.close()
+    return {k: ("ON" if str(v) in ("1", "ON") else "OFF") for k, v in row.items()}
+
+
+def _restart_keeping_role(spec: LocalNodeSpec) -> None:
+    """Clean restart; the node comes back in the role it had (writable primary stays writable)."""
+    paths = spec.paths
+    role = _role_state(paths)
+    stop_server(paths)
+    start_server(paths, spec.host, spec.port)
+    conn = connect_socket(str(paths.socket))
+    try:
+        for key, value in role.items():
+            execute(conn, f"SET GLOBAL {key} = {value}")
+    finally:
+        conn.close()
 
 
 def update_node(old: LocalNodeSpec, new: LocalNodeSpec) -> str:
@@ -153,21 +182,21 @@ def update_node(old: LocalNodeSpec, new: LocalNodeSpec) -> str:
     if not changes and old.admin_password == new.admin_password:
         return "unchanged"
     if needs_restart:
-        stop_server(paths)
-        start_server(paths, new.host, new.port)
+        _restart_keeping_role(new)
     else:
         conn = connect_socket(str(paths.socket))
         try:
             for key, value in changes.items():
+                if key in _ROLE_MANAGED:
+                    continue
                 try:
-                    execute(conn, f"SET GLOBAL {key} = {_sql_value(value)}")
+                    execute(conn, f"SET GLOBAL {_VARIABLE_NAMES.get(key, key)} = {_sql_value(value)}")
                 except pymysql.MySQLError:
                     needs_restart = True
         finally:
             conn.close()
         if needs_restart:
-            stop_server(paths)
-            start_server(paths, new.host, new.port)
+            _restart_keeping_role(new)
     _ensure_admin_user(new)
     return "restarted" if needs_restart else "live"
 
@@ -175,6 +204,8 @@ def update_node(old: LocalNodeSpec, new: LocalNodeSpec) -> str:
 def _sql_value(value: str) -> str:
     if value.upper() in ("ON", "OFF") or value.lstrip("-").isdigit():
         return value
+    if value[:-1].isdigit() and value[-1:].upper() in _SIZE:
+        return str(int(value[:-1]) * _SIZE[value[-1].upper()])
     if value.startswith("'") and value.endswith("'"):
         return value
     return "'" + value.replace("'", "''") + "'"

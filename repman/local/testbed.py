@@ -49,13 +49,17 @@ class Testbed:
         first_server_id: int = 1,
     ) -> "Testbed":
         bed = cls(base=base)
-        for i, port in enumerate(free_ports(count)):
-            spec = LocalNodeSpec(
-                base_dir=str(base / f"db{i + 1}"), server_id=first_server_id + i, port=port, plan=plan,
-                tags=list(tags), admin_user=ADMIN.user, admin_password=ADMIN.password,
-            )
-            create_node(spec)
-            bed.nodes.append(spec)
+        try:
+            for i, port in enumerate(free_ports(count)):
+                spec = LocalNodeSpec(
+                    base_dir=str(base / f"db{i + 1}"), server_id=first_server_id + i, port=port, plan=plan,
+                    tags=list(tags), admin_user=ADMIN.user, admin_password=ADMIN.password,
+                )
+                bed.nodes.append(spec)
+                create_node(spec)
+        except BaseException:
+            bed.destroy()  # never leave half a cluster running
+            raise
         return bed
 
     @property
