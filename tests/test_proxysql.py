@@ -116,11 +116,12 @@ def test_users_are_copied_from_the_real_primary(standin, primary_node):
     router.apply(Topology("c1", primary, (), (), reason="switchover", servers=(primary,)))
     sql = standin.sql()
     users = sql[sql.index("SAVE MYSQL SERVERS TO DISK") + 1:]
+    oneil_hash = hashes["o'neil"]
     assert users == [
         "REPLACE INTO mysql_users (username, password, default_hostgroup, active) "
         f"VALUES ('app', '{hashes['app']}', 0, 1)",
         "REPLACE INTO mysql_users (username, password, default_hostgroup, active) "
-        f"VALUES ('o''neil', '{hashes["o'neil"]}', 0, 1)",
+        f"VALUES ('o''neil', '{oneil_hash}', 0, 1)",
         "LOAD MYSQL USERS TO RUNTIME",
         "SAVE MYSQL USERS TO DISK",
     ]
