@@ -15,6 +15,7 @@ import pymysql
 
 from repman.db import Credential, ServerAddress, query, session
 from repman.routing.base import RoutingError, Topology
+from repman.routing.endpoints import endpoint
 from repman.routing.settings import cluster_name, setting
 
 # Accounts that exist on every MariaDB and must never become proxy users.
@@ -35,9 +36,7 @@ def sql_text(value: str) -> str:
 
 
 def parse_admin_endpoint(text: str, default_port: int) -> ServerAddress:
-    if text.rsplit(":", 1)[-1].isdigit() and ":" in text:
-        return ServerAddress.parse(text, "proxysql-servers")
-    return ServerAddress.parse(f"{text}:{default_port}", "proxysql-servers")
+    return endpoint(text, default_port, "proxysql-servers")
 
 
 class ProxySQLRouter:
