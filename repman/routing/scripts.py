@@ -83,7 +83,11 @@ def run_script(
             os.killpg(proc.pid, 9)
         except OSError:
             pass
-        output, _ = proc.communicate()
+        try:
+            output, _ = proc.communicate(timeout=5)
+        except subprocess.TimeoutExpired:   # a descendant left the group and holds the pipe
+            proc.kill()
+            output = ""
         result = ScriptResult(key, argv, None, output or "", timed_out=True)
     level = logging.INFO if result.ok else logging.ERROR
     emit(log, result.describe() if not result.ok else f"{key} ran: {' '.join(argv)}", level)
