@@ -101,8 +101,11 @@ def _can_login(address: ServerAddress, cred: Credential) -> bool:
         return False
 
 
-def ensure_users(req: BootstrapRequest, primary: ServerAddress, actions: list[str]) -> None:
-    """Replication and monitoring users with least privileges, created on the primary."""
+def ensure_users(req: BootstrapRequest, primary: ServerAddress, actions: list[str]) -> set[str]:
+    """Replication and monitoring users with least privileges, created on the primary.
+
+    Returns the users created or whose password changed (replicas then re-read theirs)."""
+    changed: set[str] = set()
     wanted = [(req.replication, ["REPLICATION SLAVE", "SLAVE MONITOR"])]
     if req.monitoring is not None:
         wanted.append((req.monitoring, ["PROCESS", "BINLOG MONITOR", "SLAVE MONITOR", "REPLICA MONITOR"]))
@@ -115,6 +118,8 @@ def ensure_users(req: BootstrapRequest, primary: ServerAddress, actions: list[st
             execute(conn, "ALTER USER %s@'%%' IDENTIFIED BY %s", (cred.user, cred.password))
             execute(conn, f"GRANT {', '.join(dict.fromkeys(privileges))} ON *.* TO %s@'%%'", (cred.user,))
             actions.append(f"created user {cred.user} on {primary.url}")
+            changed.add(cred.user)
+    return changed
 
 
 def _set_semisync(conn: pymysql.connections.Connection, master: bool, slave: bool) -> None:
@@ -188,7 +193,7 @@ def bootstrap(req: BootstrapRequest) -> BootstrapResult:
     check_divergence(states[primary], [states[a] for a in others])
     actions: list[str] = []
     req.progress(f"primary {primary.url} ({'kept: cluster is live' if live else 'chosen'})")
-    ensure_users(req, primary, actions)
+    changed_users = ensure_users(req, primary, actions)
     with session(primary, req.admin) as conn:
         if states[primary].replica is not None:
             execute(conn, "STOP SLAVE")
@@ -201,7 +206,8 @@ def bootstrap(req: BootstrapRequest) -> BootstrapResult:
             _set_semisync(conn, master=req.semisync, slave=False)
     for a in others:
         s = states[a]
-        wired = s.replica is not None and s.replica.master == primary and s.replica.healthy
+        wired = (s.replica is not None and s.replica.master == primary and s.replica.healthy
+                 and req.replication.user not in changed_users)
         if wired:
             if req.readonly_replicas and not s.read_only:
                 with session(a, req.admin) as conn:

@@ -37,6 +37,8 @@ def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
 
 @dataclass
 class Testbed:
+    __test__ = False  # not a pytest test class despite its name
+
     base: Path
     nodes: list[LocalNodeSpec] = field(default_factory=list)
     admin: Credential = ADMIN
