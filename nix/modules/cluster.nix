@@ -1,0 +1,76 @@
+# One repman cluster: an option per stack key under `repman.<key>` (repman's names),
+# typed from nix/generated/schema.json, plus the cross-key checks of repman.spec as
+# assertions, so a bad declaration fails at evaluation time, before any `pulumi preview`.
+{ lib, config, ... }:
+let
+  b = builtins;
+  schema = lib.importJSON ../generated/schema.json;
+  keyTypes = import ../lib/repman-types.nix { inherit lib; };
+  cfg = config.repman;
+
+  plan = schema.plans.${cfg.prov-service-plan} or null;
+  nodeCount =
+    if cfg.prov-db-nodes != null then cfg.prov-db-nodes
+    else if plan != null then plan.db-nodes
+    else 0;
+  preferred = cfg.db-servers-prefered-master;
+  preferredIndex = if b.match "[0-9]+" preferred != null then b.fromJSON (b.head (b.match "0*([0-9]+)" preferred)) else null;
+  has = tag: b.elem tag cfg.prov-db-tags;
+  show = b.toJSON;
+
+  required = b.filter (e: e.required) schema.stack;
+  sameRef = a: c: a != null && c != null && !(keyTypes.isPulumiSecret a) && a == c;
+in
+{
+  imports = [ ./base.nix ];
+
+  options.repman = keyTypes.keyOptions { pulumi = true; } schema.stack;
+
+  config.assertions =
+    map
+      (e: {
+        assertion = cfg.${e.name} != null;
+        message = "repman.${e.name}: is required: { pulumiSecret = true; } (then `pulumi config set --secret ${schema.namespace}:${e.name} user:password`), { file = \"/run/secrets/NAME\"; } or { env = \"VARIABLE\"; }";
+      })
+      required
+    ++ [
+      {
+        assertion = b.match "[a-z][a-z0-9-]{0,39}" cfg.cluster-name != null;
+        message = "repman.cluster-name: ${show cfg.cluster-name} must be lowercase letters, digits and '-' (up to 40, starting with a letter)";
+      }
+      {
+        assertion = cfg.prov-db-nodes == null || cfg.prov-db-nodes >= 1;
+        message = "repman.prov-db-nodes: node count must be at least 1, got ${toString cfg.prov-db-nodes}";
+      }
+      {
+        assertion = cfg.db-servers-base-port + nodeCount - 1 <= 65535;
+        message = "repman.db-servers-base-port: ${toString nodeCount} nodes from port ${toString cfg.db-servers-base-port} go past 65535";
+      }
+      {
+        assertion = preferredIndex == null || (preferredIndex >= 1 && preferredIndex <= nodeCount);
+        message = "repman.db-servers-prefered-master: node index ${toString preferredIndex} is not between 1 and ${toString nodeCount}";
+      }
+      {
+        assertion = preferred == "" || preferredIndex != null || keyTypes.isHostPort preferred;
+        message = "repman.db-servers-prefered-master: ${show preferred} is neither a node index nor host:port";
+      }
+      {
+        assertion = !(b.elem "readwritesplit" cfg.prov-proxy-tags && b.elem "noreadwritesplit" cfg.prov-proxy-tags);
+        message = "repman.prov-proxy-tags: tags 'readwritesplit' and 'noreadwritesplit' contradict each other";
+      }
+      {
+        assertion = !(sameRef cfg.db-servers-credential cfg.replication-credential);
+        message = "repman.replication-credential: must not be the same secret as db-servers-credential (replication needs its own user)";
+      }
+      {
+        assertion = cfg.prov-orchestrator != "onpremise" || b.length cfg.onpremise-hosts == nodeCount;
+        message = "repman.onpremise-hosts: ${toString (b.length cfg.onpremise-hosts)} hosts listed but the cluster has ${toString nodeCount} nodes";
+      }
+    ]
+    ++ map
+      (pair: {
+        assertion = !(has (b.elemAt pair 0) && has (b.elemAt pair 1));
+        message = "repman.prov-db-tags: tags '${b.elemAt pair 0}' and '${b.elemAt pair 1}' contradict each other";
+      })
+      schema.conflictingTags;
+}
