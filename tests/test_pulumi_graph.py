@@ -1,0 +1,196 @@
+"""The Pulumi program under mocks: resource graph per plan, names and parents, outputs, secrets.
+
+Config reaches the program through ``PULUMI_CONFIG`` as with the real engine.
+"""
+
+from __future__ import annotations
+
+import json
+import runpy
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pytest
+from pulumi.runtime import config as runtime_config
+from pulumi.runtime import mocks, rpc, settings
+
+ROOT = Path(__file__).resolve().parent.parent
+MAIN = str(ROOT / "__main__.py")
+PASSWORDS = ("graph-admin-pw", "graph-repl-pw", "graph-mon-pw")
+BASE_CONFIG = {
+    "repman:db-servers-credential": f"repman:{PASSWORDS[0]}",
+    "repman:replication-credential": f"repl:{PASSWORDS[1]}",
+    "repman:monitoring-credential": f"monitor:{PASSWORDS[2]}",
+    "repman:prov-state-dir": "/var/tmp/repman-graph-test",
+}
+
+
+class Recorder(mocks.Mocks):
+    """Stands in for the providers' outputs; records every registration."""
+
+    def __init__(self) -> None:
+        self.registered: list[dict[str, Any]] = []
+
+    def new_resource(self, args: mocks.MockResourceArgs) -> tuple[str, dict]:
+        inputs = dict(args.inputs)
+        self.registered.append({"type": args.typ, "name": args.name, "inputs": inputs})
+        plain = {k: rpc.unwrap_rpc_secret(v) for k, v in inputs.items()}
+        outs = dict(plain)
+        if args.typ.endswith(":LocalNode"):
+            outs.update(address=f"{plain['host']}:{int(plain['port'])}", instance=f"i-{args.name}", pid=1)
+        if args.typ.endswith(":Bootstrap"):
+            outs.update(primary=plain["servers"][0], replicas=plain["servers"][1:], actions=[])
+        return (f"{args.name}-id" if args.custom else ""), outs
+
+    def call(self, args: mocks.MockCallArgs) -> tuple[dict, None]:
+        return {}, None
+
+
+class ParentMonitor(mocks.MockMonitor):
+    """Mock monitor that also remembers each resource's parent name."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        super().__init__(recorder)
+        self.parents: dict[str, str] = {}
+
+    def RegisterResource(self, request):  # noqa: N802 (gRPC name)
+        self.parents[request.name] = request.parent.rsplit("::", 1)[-1] if request.parent else ""
+        return super().RegisterResource(request)
+
+
+@pytest.fixture
+def program(monkeypatch):
+    """Returns run(config) -> (recorder, monitor, outputs, secret_keys)."""
+    def run(extra: dict[str, Any]) -> tuple[Recorder, ParentMonitor, dict[str, Any], set[str]]:
+        config = {**BASE_CONFIG, **extra}
+        monkeypatch.setenv("PULUMI_CONFIG", json.dumps(
+            {k: json.dumps(v) if isinstance(v, list) else str(v) for k, v in config.items()}))
+        runtime_config.set_all_config({}, [])
+        recorder = Recorder()
+        monitor = ParentMonitor(recorder)
+        settings.reset_options(project="repman", stack="graph", preview=False)
+        pulumi.runtime.set_mocks(recorder, project="repman", stack="graph", preview=False, monitor=monitor)
+        result: dict[str, Any] = {}
+
+        async def collect() -> dict[str, Any]:
+            outputs = settings.get_root_resource().outputs
+            for key, value in outputs.items():
+                out = pulumi.Output.from_input(value)
+                result[key] = (await out.future(), await out.is_secret())
+            return result
+
+        @pulumi.runtime.test
+        def deploy():
+            runpy.run_path(MAIN, run_name="__main__")
+            return pulumi.Output.from_input(collect())
+
+        deploy()
+        values = {k: v for k, (v, _) in result.items()}
+        secret = {k for k, (_, s) in result.items() if s}
+        return recorder, monitor, values, secret
+    return run
+
+
+@pytest.mark.parametrize("plan, nodes", [("x1.tiny", 1), ("x2.small", 2), ("x3.tiny", 3)])
+def test_graph_per_plan(program, plan, nodes):
+    rec, mon, outputs, secret = program({"repman:prov-service-plan": plan, "repman:cluster-name": "shop"})
+    types = {r["name"]: r["type"] for r in rec.registered}
+    expected = {"shop": "repman:cluster:Cluster", "shop-bootstrap": "pulumi-python:dynamic/repman:Bootstrap"}
+    for i in range(1, nodes + 1):
+        expected[f"shop-db{i}"] = "repman:database:DatabaseService"
+        expected[f"shop-db{i}-process"] = "pulumi-python:dynamic/repman:LocalNode"
+    assert types == expected
+    assert mon.parents["shop"].startswith("repman-graph")  # the stack
+    assert mon.parents["shop-bootstrap"] == "shop"
+    for i in range(1, nodes + 1):
+        assert mon.parents[f"shop-db{i}"] == "shop"
+        assert mon.parents[f"shop-db{i}-process"] == f"shop-db{i}"
+    node_inputs = [r["inputs"] for r in rec.registered if r["type"].endswith(":LocalNode")]
+    assert sorted(int(n["server_id"]) for n in node_inputs) == list(range(1, nodes + 1))
+    assert sorted(int(n["port"]) for n in node_inputs) == [3310 + i for i in range(nodes)]
+    assert all(n["plan"] == plan for n in node_inputs)
+    assert {n["base_dir"] for n in node_inputs} == {f"/var/tmp/repman-graph-test/shop/db{i}" for i in range(1, nodes + 1)}
+    servers = [f"127.0.0.1:{3310 + i}" for i in range(nodes)]
+    assert outputs["servers"] == servers
+    assert outputs["primary_endpoint"] == servers[0]
+    assert outputs["replica_endpoints"] == servers[1:]
+    assert outputs["plan"] == plan
+    assert secret == {"admin_credential", "replication_credential", "monitoring_credential"}
+    assert outputs["admin_credential"] == f"repman:{PASSWORDS[0]}"
+
+
+def _plain_strings(value: Any, inside_secret: bool = False):
+    """Every string reachable outside a secret wrapper."""
+    if rpc.is_rpc_secret(value):
+        return
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _plain_strings(v)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _plain_strings(v)
+
+
+def test_passwords_only_travel_as_secrets(program):
+    rec, _, _, _ = program({})
+    for r in rec.registered:
+        for text in _plain_strings({k: v for k, v in r["inputs"].items() if k != "__provider"}):
+            assert not any(p in text for p in PASSWORDS), f"{r['name']} has a plain password input"
+    node = next(r for r in rec.registered if r["type"].endswith(":LocalNode"))
+    assert rpc.is_rpc_secret(node["inputs"]["admin_password"])
+    boot = next(r for r in rec.registered if r["type"].endswith(":Bootstrap"))
+    for key in ("admin_password", "replication_password", "monitoring_password"):
+        assert rpc.is_rpc_secret(boot["inputs"][key]), key
+
+
+def test_bootstrap_gets_the_preferred_master_and_tags(program):
+    rec, _, _, _ = program({"repman:db-servers-prefered-master": "2",
+                            "repman:prov-db-tags": ["gtidstrict", "row", "semisync"]})
+    boot = next(r for r in rec.registered if r["type"].endswith(":Bootstrap"))["inputs"]
+    assert boot["preferred_master"] == "127.0.0.1:3311"
+    assert boot["semisync"] is True
+    assert boot["members"] == ["i-cluster1-db1-process", "i-cluster1-db2-process", "i-cluster1-db3-process"]
+
+
+def test_node_count_override(program):
+    rec, _, outputs, _ = program({"repman:prov-db-nodes": "4"})
+    assert len(outputs["servers"]) == 4
+    assert sum(r["type"].endswith(":LocalNode") for r in rec.registered) == 4
+
+
+@pytest.mark.parametrize("extra, message", [
+    ({"repman:prov-service-plan": "x9.foo"}, "repman:prov-service-plan: unknown service plan 'x9.foo'"),
+    ({"repman:prov-db-tags": ["row", "fast"]}, "repman:prov-db-tags: unknown tag 'fast'"),
+    ({"repman:prov-orchestrator": "vmware"}, "repman:prov-orchestrator: 'vmware' is not one of"),
+    ({"repman:db-servers-base-port": "70000"}, "repman:db-servers-base-port: 70000 is above the maximum 65535"),
+    ({"repman:prov-db-nodes": "0"}, "repman:prov-db-nodes: node count must be at least 1, got 0"),
+    ({"repman:replication-credential": "repl:"}, "repman:replication-credential: password of user 'repl' is missing"),
+])
+def test_bad_config_fails_before_any_resource(program, extra, message):
+    with pytest.raises(pulumi.RunError) as info:
+        program(extra)
+    assert str(info.value).startswith(message)
+    assert "\n" not in str(info.value)
+
+
+def test_bad_config_registers_nothing(program, monkeypatch):
+    seen: list[str] = []
+    original = Recorder.new_resource
+    monkeypatch.setattr(Recorder, "new_resource", lambda self, args: (seen.append(args.name), original(self, args))[1])
+    with pytest.raises(pulumi.RunError):
+        program({"repman:prov-service-plan": "x9.foo"})
+    assert seen == []
+
+
+def test_missing_backend_module_is_a_config_error(monkeypatch):
+    from components import backends
+    from repman.errors import ConfigError
+    from repman.spec import load_cluster_spec
+
+    spec = load_cluster_spec({**BASE_CONFIG, "repman:prov-orchestrator": "slapos"})
+    monkeypatch.setitem(backends.MODULES, "slapos", ("components.backends.not_there",))
+    with pytest.raises(ConfigError, match="backend 'slapos' is not available"):
+        backends.get_backend(spec)
