@@ -1,0 +1,147 @@
+"""End to end: the real program of stacks/Pulumi.local.yaml under the embedded engine.
+
+Same code path as ``pulumi up --stack local``: the program registers resources, the
+engine runs each dynamic provider's create/diff/update/delete for real. Only the
+ports and the state folder are moved (``-c`` overrides, like ``pulumi up --config``)
+so the test never collides with a developer's own local stack.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pymysql
+import pytest
+
+from repman.db import Credential, ServerAddress, connect, execute, query, session, variable
+from repman.local.mariadb import pid_alive
+from tests.conftest import free_port_block, needs_mariadb
+
+pytestmark = needs_mariadb
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def local_config() -> dict:
+    import yaml
+
+    return yaml.safe_load((ROOT / "stacks" / "Pulumi.local.yaml").read_text())["config"]
+
+
+def engine(*args: str, overrides: list[str], check: bool = True) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "components.embedded_engine", *args, "--stack", "local"]
+    for item in overrides:
+        cmd += ["-c", item]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    if check and done.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed ({done.returncode}): {done.stderr[-2000:]}")
+    return done
+
+
+def wait_for(check, timeout: float = 30.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def stack(tmp_path):
+    base = free_port_block(3)
+    overrides = [f"repman:db-servers-base-port={base}", f"repman:prov-state-dir={tmp_path / 'state'}"]
+    yield overrides, tmp_path / "state"
+    engine("down", overrides=overrides, check=False)
+    # Last resort if down failed: no mariadbd may outlive the test.
+    for pid_file in (tmp_path / "state").glob("**/run/mariadbd.pid"):
+        try:
+            pid = int(pid_file.read_text())
+        except (OSError, ValueError):
+            continue
+        if pid_alive(pid):
+            import os
+            import signal
+
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_local_stack_up_twice_reconfigure_and_down(stack):
+    overrides, state_dir = stack
+    cfg = local_config()
+    admin = Credential(*cfg["repman:db-servers-credential"].split(":", 1))
+    app_tags = list(cfg["repman:prov-db-tags"])
+
+    first = json.loads(engine("up", "--json", overrides=overrides).stdout)
+    outs = first["outputs"]
+    assert first["changes"]["created"] >= 4
+    servers = [ServerAddress.parse(s) for s in outs["servers"]]
+    primary = ServerAddress.parse(outs["primary_endpoint"])
+    replicas = [ServerAddress.parse(s) for s in outs["replica_endpoints"]]
+    assert len(servers) == 3 and primary == servers[0] and replicas == servers[1:]
+    for key in ("admin_credential", "replication_credential", "monitoring_credential"):
+        assert outs[key] == "[secret]" and key in first["secret_outputs"]
+    state_text = next(state_dir.glob("embedded-engine.local.json")).read_text()
+    for secret in (cfg["repman:db-servers-credential"], cfg["repman:replication-credential"]):
+        assert secret.split(":", 1)[1] not in state_text
+
+    # A replicating cluster: a row written on the primary reaches both read-only replicas.
+    with session(primary, admin) as conn:
+        execute(conn, "CREATE DATABASE e2e")
+        execute(conn, "CREATE TABLE e2e.t (id INT PRIMARY KEY)")
+        execute(conn, "INSERT INTO e2e.t VALUES (42)")
+    for r in replicas:
+        def has_row(r=r) -> bool:
+            try:
+                with session(r, admin) as conn:
+                    return query(conn, "SELECT id FROM e2e.t") == [{"id": 42}]
+            except pymysql.MySQLError:
+                return False
+        wait_for(has_row, what=f"row on {r}")
+        with session(r, admin) as conn:
+            assert variable(conn, "read_only") == "1"
+            assert query(conn, "SHOW SLAVE STATUS")[0]["Using_Gtid"] == "Slave_Pos"
+    with session(primary, admin) as conn:
+        assert variable(conn, "rpl_semi_sync_master_enabled") == "1"  # semisync tag of the stack
+
+    # Second up with no change: nothing changes.
+    second = json.loads(engine("up", "--json", overrides=overrides).stdout)
+    assert second["changes"]["created"] == second["changes"]["updated"] == second["changes"]["deleted"] == 0
+    assert second["outputs"]["servers"] == outs["servers"]
+
+    # A dynamic tag change is applied live on every node; replication is untouched.
+    pids = {s.port: _server_pid(s, admin) for s in servers}
+    changed = overrides + ["repman:prov-db-tags=" + json.dumps(app_tags + ["slow"])]
+    third = json.loads(engine("up", "--json", overrides=changed).stdout)
+    assert third["changes"]["updated"] == 3 and third["changes"]["created"] == 0
+    for s in servers:
+        with session(s, admin) as conn:
+            assert variable(conn, "slow_query_log") == "1"
+        assert _server_pid(s, admin) == pids[s.port]
+    with session(primary, admin) as conn:
+        assert variable(conn, "read_only") == "0"
+
+    down = engine("down", overrides=changed)
+    assert "deleted" in down.stdout
+    for s in servers:
+        with pytest.raises(pymysql.MySQLError):
+            connect(s, admin, timeout=1)
+    assert not list(state_dir.glob("**/data/mysql"))  # the local stack does not keep data
+
+
+def _server_pid(address: ServerAddress, admin: Credential) -> int:
+    with session(address, admin) as conn:
+        pid_file = query(conn, "SELECT @@GLOBAL.pid_file AS f")[0]["f"]
+    return int(Path(pid_file).read_text())
+
+
+def test_bad_config_is_one_line_and_creates_nothing(tmp_path):
+    overrides = ["repman:prov-service-plan=x9.foo", f"repman:prov-state-dir={tmp_path}"]
+    done = engine("up", overrides=overrides, check=False)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("error: repman:prov-service-plan: unknown service plan 'x9.foo'")
+    assert list(tmp_path.iterdir()) == []
