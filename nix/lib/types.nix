@@ -140,6 +140,7 @@ let
       name = "submodule";
       description = "submodule";
       check = x: isAttrs x || b.isFunction x || b.isPath x;
+      getSubOptions = prefix: (lib.evalModules { inherit prefix; modules = lib.toList modules; }).options;
       merge = loc: defs:
         (lib.evalModules {
           prefix = loc;

@@ -1,0 +1,45 @@
+# Stand-in for the flake's nixpkgs input (nixpkgs cannot be fetched here). Its lib is the
+# self-contained one; its build functions build nothing and return the arguments they
+# were called with, so tests can check what the flake asks for.
+let
+  b = builtins;
+  baseLib = import ../lib;
+  drv = name: attrs: attrs // {
+    type = "derivation";
+    inherit name;
+    outPath = "/nix/store/00000000000000000000000000000000-${name}";
+  };
+  pyNames = [ "pulumi" "parver" "semver" "requests" "typing-extensions" "setuptools" "hatchling"
+    "fabric" "pymysql" "jinja2" "pyyaml" "cryptography" "pytest" "pytest-timeout" "pip" ];
+  pyPkgs = baseLib.genAttrs pyNames (n: drv "python3-${n}" { pname = n; }) // {
+    buildPythonPackage = a: drv "python3-${a.pname}-${a.version}" (a // { builder = "buildPythonPackage"; });
+    buildPythonApplication = a: drv "${a.pname}-${a.version}" (a // { builder = "buildPythonApplication"; });
+    fetchPypi = a: drv "${a.pname}-${a.version}.tar.gz" { fetchPypi = a; };
+  };
+  lib = baseLib // {
+    licenses.gpl3Plus = { spdxId = "GPL-3.0-or-later"; };
+    cleanSource = src: src;
+    cleanSourceWith = { src, filter ? null, ... }: src // { sourceFilter = filter; };
+    makeBinPath = ps: b.concatStringsSep ":" (map (p: "${p}/bin") ps);
+  };
+  pkgs = {
+    inherit lib;
+    python3 = drv "python3" {
+      pkgs = pyPkgs;
+      withPackages = f: drv "python3-env" { packages = f pyPkgs; };
+    };
+    pulumi = drv "pulumi" {
+      withPackages = f: drv "pulumi-with-plugins" { plugins = f { pulumi-language-python = drv "pulumi-language-python" { }; }; };
+    };
+    stdenv.hostPlatform.system = "x86_64-linux";
+    writeText = name: text: drv name { inherit text; };
+    writeShellScript = name: text: drv name { inherit text; };
+    writeShellScriptBin = name: text: drv name { inherit text; };
+    runCommand = name: env: script: drv name (env // { inherit script; });
+    mkShell = a: drv "nix-shell" a;
+  } // baseLib.genAttrs [ "mariadb" "haproxy" "sysbench" "openssh" "iproute2" "nix" "nixpkgs-fmt" ] (n: drv n { });
+in
+{
+  inherit lib;
+  legacyPackages = lib.genAttrs [ "x86_64-linux" "aarch64-linux" "x86_64-darwin" "aarch64-darwin" ] (_: pkgs);
+}
