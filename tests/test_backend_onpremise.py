@@ -1,0 +1,219 @@
+"""On-premise backend for real: three namespace "hosts" with their own sshd, provisioned over SSH.
+
+No agent and nothing mocked: fabric logs in with a key, mariadbd is started over SSH
+inside each namespace and listens on the namespace's address, and repman's bootstrap
+wires replication across the three hosts over the test bridge.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from repman.backends.onpremise import (
+    OnPremNodeSpec, create_node, delete_node, node_running, server_pid,
+)
+from repman.backends.ssh import HostSession, HostStepError, SshAuth
+from repman.bootstrap import BootstrapRequest, bootstrap
+from repman.db import Credential, ServerAddress, connect, execute, query
+from tests.conftest import HAVE_MARIADB
+from tests.netns import NetnsLab, skip_reason
+
+_SKIP = skip_reason() or (None if HAVE_MARIADB else "mariadbd / mariadb-install-db not installed")
+pytestmark = pytest.mark.skipif(_SKIP is not None, reason=_SKIP or "")
+
+ADMIN = Credential("repman", "onprem-admin-pw")
+REPL = Credential("repl", "onprem-repl-pw")
+TAGS = ["gtidstrict", "row", "readonly", "noquerycache", "smallredolog", "nodurable"]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetnsLab]:
+    """Three hosts with sshd, plus a fourth namespace where nothing listens on port 22."""
+    with NetnsLab.create(tmp_path_factory.mktemp("netns"), count=4) as made:
+        for host in made.hosts[:3]:
+            made.start_sshd(host)
+        yield made
+
+
+@pytest.fixture
+def base_root() -> Iterator[Path]:
+    """Node directories must be traversable by the mysql account (pytest's tmp dirs are 0700)."""
+    root = Path(tempfile.mkdtemp(prefix="repman-onprem-"))
+    root.chmod(0o755)
+    try:
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def auth_for(lab: NetnsLab, **kw) -> SshAuth:
+    return SshAuth(user="root", private_key=lab.make_client_key().read_text(),
+                   known_hosts=str(lab.known_hosts()), connect_timeout=kw.pop("connect_timeout", 5), **kw)
+
+
+def node(lab: NetnsLab, index: int, root: Path, **kw) -> OnPremNodeSpec:
+    host = lab.hosts[index - 1]
+    values = dict(host=host.address, node_name=f"op-db{index}", server_id=index, port=3310 + index - 1,
+                  plan="x3.tiny", tags=TAGS, base_dir=f"{root}/op-db{index}", admin_user=ADMIN.user,
+                  admin_password=ADMIN.password, start_timeout=60)
+    values.update(kw)
+    return OnPremNodeSpec(**values)
+
+
+def namespace_pids(lab: NetnsLab, index: int) -> set[int]:
+    out = subprocess.run(["ip", "netns", "pids", lab.hosts[index - 1].netns], capture_output=True, text=True)
+    return {int(p) for p in out.stdout.split()}
+
+
+def wait_for(predicate, timeout: float = 60, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+def test_three_hosts_provisioned_over_ssh_replicate(lab: NetnsLab, base_root: Path) -> None:
+    auth = auth_for(lab)
+    specs = [node(lab, i, base_root) for i in (1, 2, 3)]
+    states = []
+    try:
+        for spec in specs:
+            states.append(create_node(spec, auth))
+        # Each server runs inside its host's namespace, as the mysql account, under the supervisor.
+        for i, (spec, state) in enumerate(zip(specs, states), start=1):
+            assert state.supervision == "supervisor" and state.service_user == "mysql"
+            with HostSession(spec.host, auth) as session:
+                pid = server_pid(session, state)
+            assert pid in namespace_pids(lab, i)
+            assert Path(f"/proc/{pid}/status").read_text().count(f"Uid:\t{_uid('mysql')}") == 1
+            with connect(ServerAddress(spec.host, spec.port), ADMIN) as conn:
+                assert query(conn, "SELECT @@bind_address AS b")[0]["b"] == spec.host
+                assert int(query(conn, "SELECT @@server_id AS s")[0]["s"]) == i
+
+        addresses = [ServerAddress(s.host, s.port) for s in specs]
+        result = bootstrap(BootstrapRequest(servers=addresses, admin=ADMIN, replication=REPL,
+                                            preferred_master=addresses[0]))
+        assert result.primary == addresses[0]
+        with connect(addresses[0], ADMIN) as conn:
+            execute(conn, "CREATE DATABASE shop")
+            execute(conn, "CREATE TABLE shop.orders (id INT PRIMARY KEY, item VARCHAR(20))")
+            execute(conn, "INSERT INTO shop.orders VALUES (1, 'written on host1')")
+            target = query(conn, "SELECT @@gtid_binlog_pos AS p")[0]["p"]
+        for replica in addresses[1:]:
+            with connect(replica, ADMIN, read_timeout=90) as conn:
+                assert query(conn, "SELECT MASTER_GTID_WAIT(%s, 60) AS w", (target,))[0]["w"] == 0
+                assert query(conn, "SELECT item FROM shop.orders WHERE id = 1")[0]["item"] == "written on host1"
+                assert query(conn, "SELECT @@read_only AS r")[0]["r"] == 1
+
+        # Supervision: a crashed server (kill -9 over SSH) is started again on its host.
+        with HostSession(specs[1].host, auth) as session:
+            old = server_pid(session, states[1])
+            session.run("test-crash", f"kill -9 {old}")
+            wait_for(lambda: (p := server_pid(session, states[1])) and p != old and node_running(session, states[1]),
+                     what="supervisor restart")
+        wait_for(lambda: _replicating(addresses[1]), what="replica reconnect after restart")
+
+        # Re-running create on a provisioned host keeps its data (no re-initialisation).
+        delete_node(states[2], auth, keep_data=True)
+        states[2] = create_node(specs[2], auth)
+        with connect(addresses[2], ADMIN) as conn:
+            assert query(conn, "SELECT COUNT(*) AS n FROM shop.orders")[0]["n"] == 1
+    finally:
+        for state in states:
+            delete_node(state, auth, keep_data=False)
+    for i, spec in enumerate(specs, start=1):
+        assert not Path(spec.base_dir).exists()
+        # Only sshd is left on each host (its per-login children exit shortly after logout).
+        wait_for(lambda: namespace_pids(lab, i) == {lab.hosts[i - 1].sshd_pid()}, timeout=30,
+                 what=f"host{i} without repman processes")
+
+
+def _replicating(address: ServerAddress) -> bool:
+    with connect(address, ADMIN) as conn:
+        rows = query(conn, "SHOW SLAVE STATUS")
+    return bool(rows) and rows[0]["Slave_IO_Running"] == "Yes" and rows[0]["Slave_SQL_Running"] == "Yes"
+
+
+def _uid(user: str) -> int:
+    import pwd
+
+    return pwd.getpwnam(user).pw_uid
+
+
+def test_host_refusing_ssh_gives_clear_error(lab: NetnsLab, base_root: Path) -> None:
+    spec = node(lab, 4, base_root)  # the fourth namespace runs no sshd
+    with pytest.raises(HostStepError) as info:
+        create_node(spec, auth_for(lab))
+    assert str(info.value) == f"host {spec.host}: step connect: connection refused (no SSH server listening)"
+    assert not Path(spec.base_dir).exists()
+
+
+def test_network_cut_gives_clear_error(lab: NetnsLab, base_root: Path) -> None:
+    spec = node(lab, 3, base_root)
+    lab.hosts[2].cut()
+    try:
+        with pytest.raises(HostStepError) as info:
+            create_node(spec, auth_for(lab, connect_timeout=3))
+    finally:
+        lab.hosts[2].restore()
+    assert str(info.value).startswith(f"host {spec.host}: step connect: timed out after 3s")
+    assert not Path(spec.base_dir).exists()
+
+
+def test_unknown_host_key_is_refused(lab: NetnsLab, base_root: Path, tmp_path: Path) -> None:
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    auth = replace(auth_for(lab), known_hosts=str(empty))
+    spec = node(lab, 1, base_root)
+    with pytest.raises(HostStepError) as info:
+        create_node(spec, auth)
+    assert "step connect: host key not in known_hosts" in str(info.value)
+    assert not Path(spec.base_dir).exists()
+
+
+def test_plan_bigger_than_host_is_refused_before_anything_is_created(lab: NetnsLab, base_root: Path) -> None:
+    spec = node(lab, 1, base_root, plan="x3.large")
+    with pytest.raises(HostStepError) as info:
+        create_node(spec, auth_for(lab))
+    cores = os.cpu_count()
+    if cores is not None and cores < 8:
+        assert f"step check-resources: {cores} cores but plan x3.large needs 8" in str(info.value)
+    assert not Path(spec.base_dir).exists()
+
+
+def test_failed_start_rolls_back_what_the_step_created(lab: NetnsLab, base_root: Path) -> None:
+    """The node's port is taken on that host: mariadbd cannot bind, and nothing is left behind."""
+    host = lab.hosts[1]
+    squatter = subprocess.Popen(
+        ["ip", "netns", "exec", host.netns, sys.executable, "-c",
+         "import socket, sys, time; s = socket.socket(); "
+         f"s.bind(({host.address!r}, 3399)); s.listen(); print('ready', flush=True); time.sleep(600)"],
+        stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert squatter.stdout is not None and squatter.stdout.readline().strip() == "ready"
+        spec = node(lab, 2, base_root, port=3399)
+        before = namespace_pids(lab, 2)
+        with pytest.raises(HostStepError) as info:
+            create_node(spec, auth_for(lab))
+        message = str(info.value)
+        assert message.startswith(f"host {spec.host}: step wait-ready: exit 1: mariadbd did not start:")
+        assert "Address already in use" in message
+        assert not Path(spec.base_dir).exists()
+        wait_for(lambda: namespace_pids(lab, 2) == before, timeout=30, what="no process left on the host")
+    finally:
+        squatter.kill()
+        squatter.wait(timeout=10)
