@@ -1,0 +1,162 @@
+"""Failover: replace a dead master by the replica that received the most.
+
+The monitor loop decides when; this performs it, and re-checks the limits
+(``failover-limit``, ``failover-time-limit``) because the CLI calls it directly.
+The replicas' IO threads are stopped first so that what each one received is
+final; the candidate then applies its whole relay log (and, if another replica
+received more, catches up from it) before it is promoted. With semi-sync
+AFTER_SYNC an acknowledged write is in at least one replica's relay log, so
+none is lost.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Sequence
+
+import pymysql
+
+from repman.db import ServerAddress, connect, execute
+from repman.errors import OperationRefused
+from repman.gtid import GtidPosition
+from repman.routing import Topology, notify
+from repman.routing.scripts import run_post_script, run_pre_script
+from repman.watcher import crash
+from repman.watcher.checks import find_dead_master, read_states, replicas_of
+from repman.watcher.cluster_config import ClusterConfig
+from repman.watcher.election import elect, io_position
+from repman.watcher.oplog import OpLog
+from repman.watcher.promote import applied_pos, open_writes, point_at, promote, repoint, wait_gtid
+from repman.watcher.result import OperationResult
+from repman.watcher.state_store import StateStore
+
+
+def failover(cfg: ClusterConfig, store: StateStore, log: Callable[[str], None] | None,
+             routers: Sequence = ()) -> OperationResult:
+    op = OpLog(log, "failover")
+    try:
+        return _failover(cfg, store, op, list(routers))
+    except OperationRefused as exc:
+        return op.result(False, f"failover refused: {exc}")
+    except pymysql.MySQLError as exc:
+        return op.result(False, f"failover failed: {_text(exc)}")
+
+
+def check_limits(cfg: ClusterConfig, store: StateStore) -> str | None:
+    """The reason the failover limits forbid a failover now, or None."""
+    state = store.load()
+    limit = int(cfg.get("failover-limit", 5))
+    if limit > 0 and state.failover_count >= limit:
+        return (f"failover-limit {limit} reached ({state.failover_count} failovers so far); "
+                "an operator must reset the failover counter")
+    window = float(cfg.get("failover-time-limit", 0.0))
+    if window > 0 and state.last_failover_at > 0:
+        since = time.time() - state.last_failover_at
+        if since < window:
+            return f"last failover {since:.0f}s ago, within failover-time-limit {window:g}s"
+    return None
+
+
+def _io_threads(cfg: ClusterConfig, servers: list[ServerAddress], start: bool) -> None:
+    def one(addr: ServerAddress) -> None:
+        try:
+            with connect(addr, cfg.admin, timeout=2) as conn:
+                execute(conn, "START SLAVE IO_THREAD" if start else "STOP SLAVE IO_THREAD")
+        except pymysql.MySQLError:
+            pass
+    if servers:
+        with ThreadPoolExecutor(max_workers=len(servers)) as pool:
+            list(pool.map(one, servers))
+
+
+def _failover(cfg: ClusterConfig, store: StateStore, op: OpLog, routers: list) -> OperationResult:
+    limited = check_limits(cfg, store)
+    if limited:
+        raise OperationRefused(limited)
+    with op.step("read"):
+        states = read_states(cfg)
+    master, why = find_dead_master(cfg, states)
+    if master is None:
+        raise OperationRefused(why)
+    replicas = [a for a in replicas_of(cfg, states, master) if states[a].reachable]
+    with op.step("freeze_received"):
+        _io_threads(cfg, replicas, start=False)
+        states = read_states(cfg)
+    quarantined = store.load().quarantined
+    election = elect(cfg, states, master, "failover", quarantined=quarantined)
+    if election.candidate is None:
+        _io_threads(cfg, replicas, start=True)
+        raise OperationRefused(election.sentence)
+    cand = election.candidate
+    op.say(f"{master.url} is dead -> {cand.url}: {election.why}")
+    try:
+        run_pre_script(cfg, master, cand, "failover", op.say)
+        with op.step("apply_relay_log"):
+            _catch_up(cfg, op, states, cand, [a for a in replicas if a != cand])
+    except (OperationRefused, pymysql.MySQLError):
+        _io_threads(cfg, replicas, start=True)
+        raise
+
+    failover_pos = applied_pos(cand, cfg)
+    crash.record(store, "failover", master, cand, states, failover_pos)
+    with op.step("promote"):
+        promote(cfg, cand, open_writes=False)
+    others = [a for a in replicas if a != cand]
+    problems: list[str] = []
+    with ThreadPoolExecutor(max_workers=max(1, len(others))) as pool:
+        moved = {a: pool.submit(repoint, cfg, a, cand) for a in others}
+        with op.step("open_writes"):
+            open_writes(cfg, cand)
+        op.say(f"{cand.url} is the master at {failover_pos or 'empty GTID'} and takes writes")
+        with op.step("routing"):
+            notify(routers, Topology(cluster=cfg.name, primary=cand, replicas=tuple(others),
+                                     unhealthy=(master,), old_primary=master, reason="failover",
+                                     servers=tuple(cfg.servers)), op.say)
+        with op.step("repoint"):
+            for addr, fut in moved.items():
+                try:
+                    op.say(fut.result())
+                except pymysql.MySQLError as exc:
+                    problems.append(f"re-pointing {addr.url} failed: {_text(exc)}")
+                    op.say(problems[-1])
+    run_post_script(cfg, master, cand, "failover", op.say)
+    count = store.load().failover_count
+    if problems:
+        return op.result(False, f"failover to {cand.url} done with problems: {'; '.join(problems)}", master, cand)
+    return op.result(True, f"failover done: {cand.url} replaces {master.url} (failover {count})", master, cand)
+
+
+def _catch_up(cfg: ClusterConfig, op: OpLog, states: dict, cand: ServerAddress,
+              peers: list[ServerAddress]) -> None:
+    """The candidate applies everything it received, then what any peer received beyond it."""
+    max_delay = float(cfg.get("failover-max-slave-delay", 30.0))
+    bound = 10.0 + max(0.0, max_delay)
+    target = io_position(states[cand])
+    with connect(cand, cfg.admin, timeout=2) as conn:
+        execute(conn, "START SLAVE SQL_THREAD")
+    if not wait_gtid(cand, cfg, str(target), bound):
+        raise OperationRefused(f"{cand.url} did not apply its relay log up to {target} within {bound:g}s")
+    have = GtidPosition.parse(applied_pos(cand, cfg))
+    for peer in sorted(peers, key=lambda p: io_position(states[p]).total(), reverse=True):
+        theirs = io_position(states[peer])
+        if not states[peer].reachable or have.contains(theirs):
+            continue
+        op.say(f"{peer.url} received more ({theirs}) than {cand.url} ({have}): catching up from it")
+        with connect(peer, cfg.admin, timeout=2) as pconn:
+            execute(pconn, "START SLAVE SQL_THREAD")
+        if not wait_gtid(peer, cfg, str(theirs), bound):
+            raise OperationRefused(f"{peer.url} did not apply its relay log up to {theirs} within {bound:g}s")
+        with connect(cand, cfg.admin, timeout=2, read_timeout=30) as conn:
+            point_at(conn, cfg, peer)
+            execute(conn, "START SLAVE")
+        if not wait_gtid(cand, cfg, str(theirs), bound):
+            raise OperationRefused(f"{cand.url} did not catch up from {peer.url} to {theirs} within {bound:g}s")
+        with connect(cand, cfg.admin, timeout=2) as conn:
+            execute(conn, "STOP SLAVE")
+        have = GtidPosition.parse(applied_pos(cand, cfg))
+
+
+def _text(exc: BaseException) -> str:
+    args = getattr(exc, "args", ())
+    return f"{args[0]}: {args[1]}" if len(args) >= 2 else str(exc)

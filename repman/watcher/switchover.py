@@ -1,0 +1,185 @@
+"""Planned switchover: move the primary role to a replica without losing a write.
+
+Steps (replication-manager's order): guards (long writes, open transactions,
+FLUSH TABLES), election, pre-script, freeze of the old master, candidate
+catch-up to the frozen final position, crash record, promotion, routers,
+demotion of the old master and re-pointing of the other replicas (in parallel),
+post-script. A refusal before the promotion undoes the freeze and changes nothing.
+Nothing sleeps for a fixed time: every wait polls, so the write path moves in
+a fraction of a second.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Sequence
+
+import pymysql
+
+from repman.db import ServerAddress, connect
+from repman.errors import OperationRefused
+from repman.routing import Topology, notify
+from repman.routing.scripts import run_post_script, run_pre_script
+from repman.watcher import crash
+from repman.watcher.checks import find_master, flush_tables, long_writes, read_states, replicas_of
+from repman.watcher.cluster_config import ClusterConfig
+from repman.watcher.demote import demote
+from repman.watcher.election import elect
+from repman.watcher.freeze import Frozen, freeze, freeze_read_timeout, unfreeze
+from repman.watcher.oplog import OpLog
+from repman.watcher.promote import (
+    ensure_replicating, finish_replica, point_at, promote, repoint, wait_gtid,
+)
+from repman.watcher.result import OperationResult
+from repman.watcher.state_store import StateStore
+
+
+def switchover(cfg: ClusterConfig, store: StateStore, log: Callable[[str], None] | None,
+               to: ServerAddress | None = None, routers: Sequence = ()) -> OperationResult:
+    op = OpLog(log, "switchover")
+    try:
+        return _switchover(cfg, store, op, to, list(routers))
+    except OperationRefused as exc:
+        return op.result(False, f"switchover refused: {exc}")
+    except pymysql.MySQLError as exc:
+        return op.result(False, f"switchover failed: {_text(exc)}")
+
+
+def _switchover(cfg: ClusterConfig, store: StateStore, op: OpLog, to: ServerAddress | None,
+                routers: list) -> OperationResult:
+    with op.step("read"):
+        states = read_states(cfg)
+    master, why = find_master(cfg, states)
+    if master is None:
+        raise OperationRefused(why)
+    if not states[master].reachable:
+        raise OperationRefused(f"the master {master.url} is unreachable ({states[master].error}): use failover")
+    # One connection to the master for the guards and the freeze (it will hold the lock).
+    mconn = connect(master, cfg.admin, timeout=2, read_timeout=freeze_read_timeout(cfg))
+    try:
+        return _planned(cfg, store, op, to, routers, states, master, mconn)
+    finally:
+        _close(mconn)
+
+
+def _planned(cfg: ClusterConfig, store: StateStore, op: OpLog, to: ServerAddress | None, routers: list,
+             states: dict, master: ServerAddress, mconn: pymysql.connections.Connection) -> OperationResult:
+    with op.step("guards"):
+        threshold = float(cfg.get("switchover-wait-write-query", 10.0))
+        busy = long_writes(mconn, threshold)
+        if busy:
+            raise OperationRefused(f"on {master.url} {busy[0]} (switchover-wait-write-query {threshold:g}s)"
+                                   + (f" and {len(busy) - 1} more" if len(busy) > 1 else ""))
+        slow = flush_tables(master, cfg.admin, float(cfg.get("switchover-wait-trx", 10.0)))
+        if slow:
+            raise OperationRefused(slow)
+
+    quarantined = store.load().quarantined
+    election = elect(cfg, states, master, "switchover", to=to, quarantined=quarantined)
+    if election.candidate is None:
+        raise OperationRefused(election.sentence)
+    cand = election.candidate
+    op.say(f"{master.url} -> {cand.url}: {election.why}")
+    run_pre_script(cfg, master, cand, "switchover", op.say)
+    if ensure_replicating(cfg, cand):
+        op.say(f"started replication on {cand.url} so that it can catch up")
+    wait = max(1.0, float(cfg.get("switchover-wait-trx", 10.0)))
+    cconn = connect(cand, cfg.admin, timeout=2, read_timeout=wait + 30)
+    try:
+        with op.step("freeze"):
+            frozen = freeze(cfg, master, op, conn=mconn)
+        with op.step("catch_up"):
+            try:
+                caught = wait_gtid(cand, cfg, frozen.final_pos, wait, conn=cconn)
+            except pymysql.MySQLError as exc:
+                unfreeze(cfg, frozen)
+                raise OperationRefused(f"cannot wait on {cand.url}: {_text(exc)}") from None
+            if not caught:
+                unfreeze(cfg, frozen)
+                raise OperationRefused(f"{cand.url} did not reach the frozen position {frozen.final_pos} within "
+                                       f"{wait:g}s; {master.url} is the master again")
+
+        crash.record(store, "switchover", master, cand, states, frozen.final_pos,
+                     extra={master.url: frozen.final_pos})
+        with op.step("promote"):
+            try:
+                promote(cfg, cand, open_writes=True, conn=cconn)
+            except pymysql.MySQLError as exc:
+                _rollback(cfg, frozen, cand)
+                raise OperationRefused(f"promotion of {cand.url} failed ({_text(exc)}); {master.url} is the "
+                                       "master again") from None
+    finally:
+        _close(cconn)
+    op.say(f"{cand.url} is the master and takes writes")
+    others = [a for a in replicas_of(cfg, states, master) if a != cand and states[a].reachable]
+    return _finish(cfg, store, op, frozen, master, cand, others, routers)
+
+
+def _finish(cfg: ClusterConfig, store: StateStore, op: OpLog, frozen: Frozen,
+            master: ServerAddress, cand: ServerAddress, others: list[ServerAddress],
+            routers: list) -> OperationResult:
+    """Open writes, then demote the old master and re-point the others in parallel."""
+    catch_wait = max(1.0, float(cfg.get("switchover-wait-trx", 10.0)))
+    wait = catch_wait if cfg.get("switchover-slave-wait-catch", True) else 0.0
+    with ThreadPoolExecutor(max_workers=1 + max(1, len(others))) as pool:
+        demoted = pool.submit(demote, cfg, frozen, cand)
+        moved = {a: pool.submit(repoint, cfg, a, cand, frozen.final_pos, wait) for a in others}
+        with op.step("routing"):
+            notify(routers, Topology(cluster=cfg.name, primary=cand, replicas=tuple([master, *others]),
+                                     old_primary=master, reason="switchover", servers=tuple(cfg.servers)),
+                   op.say)
+        problems: list[str] = []
+        with op.step("demote"):
+            try:
+                sentence, errant = demoted.result()
+            except pymysql.MySQLError as exc:
+                sentence, errant = f"demotion of {master.url} failed: {_text(exc)}", []
+                problems.append(sentence)
+            op.say(sentence)
+        with op.step("repoint"):
+            for addr, fut in moved.items():
+                try:
+                    op.say(fut.result())
+                except pymysql.MySQLError as exc:
+                    problems.append(f"re-pointing {addr.url} failed: {_text(exc)}")
+                    op.say(problems[-1])
+    if errant:
+        problems.append(f"{master.url} holds {len(errant)} commit(s) made after its freeze")
+        _rejoin_errant(cfg, store, master, op)
+    run_post_script(cfg, master, cand, "switchover", op.say)
+    if problems:
+        return op.result(False, f"switchover to {cand.url} done with problems: {'; '.join(problems)}",
+                         master, cand)
+    return op.result(True, f"switchover done: {cand.url} is the master, {master.url} replicates from it",
+                     master, cand)
+
+
+def _rejoin_errant(cfg: ClusterConfig, store: StateStore, server: ServerAddress, op: OpLog) -> None:
+    """A commit slipped in after the freeze: undo it (or quarantine) like a returning old master."""
+    from repman.watcher.rejoin import rejoin
+
+    res = rejoin(cfg, store, server, op.say)
+    op.say(f"rejoin of {server.url}: {res.sentence}")
+
+
+def _rollback(cfg: ClusterConfig, frozen: Frozen, cand: ServerAddress) -> None:
+    """Promotion failed half-way: the candidate follows the old master again, which thaws."""
+    try:
+        with connect(cand, cfg.admin, timeout=2) as conn:
+            point_at(conn, cfg, frozen.address)
+            finish_replica(conn, cfg)
+    except pymysql.MySQLError:
+        pass
+    unfreeze(cfg, frozen)
+
+
+def _close(conn: pymysql.connections.Connection) -> None:
+    try:
+        conn.close()
+    except pymysql.MySQLError:
+        pass
+
+
+def _text(exc: BaseException) -> str:
+    args = getattr(exc, "args", ())
+    return f"{args[0]}: {args[1]}" if len(args) >= 2 else str(exc)

@@ -1,0 +1,299 @@
+"""Shared HA test support: a writer that records every acknowledged insert, and cluster helpers.
+
+The writer follows the primary by itself (the one writable server that is no
+replica), so it needs no proxy. At the end ``lost`` (acknowledged but missing)
+and ``unexpected`` (present but never sent or with unknown outcome) must both be
+empty, Jepsen-style. ``HACluster`` wraps a real ``Testbed`` with a watcher config,
+a state store and helpers to check that every node converged (same GTID position,
+same checksums).
+"""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import pymysql
+import pytest
+
+from repman.db import Credential, ServerAddress, connect, execute, query
+from repman.gtid import GtidPosition
+from repman.local.testbed import DEFAULT_TAGS, Testbed
+from repman.watcher.checks import find_master, read_states
+from repman.watcher.cluster_config import ClusterConfig
+from repman.watcher.config import load_cluster
+from repman.watcher.state_store import StateStore
+
+HAVE_MARIADB = shutil.which("mariadbd") is not None and shutil.which("mariadb-install-db") is not None
+SCHEMA = "repman_test"
+TABLE = f"{SCHEMA}.writes"
+# Errors after which an insert certainly did not commit.
+_NOT_WRITTEN = {1290, 1223, 2003, 1045, 1040, 1205, 1213, 1146, 1049}
+
+
+@dataclass
+class Ack:
+    id: int
+    at: float           # time.monotonic() when the commit returned
+    server: str
+
+
+@dataclass
+class Writer:
+    """One client thread inserting rows one by one into whichever server is the primary."""
+
+    servers: list[ServerAddress]
+    credential: Credential
+    pause: float = 0.002
+    name: str = "w"
+    acked: list[Ack] = field(default_factory=list)
+    maybe: set[int] = field(default_factory=set)
+    errors: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._ids = itertools.count(1)
+        self._conn: pymysql.connections.Connection | None = None
+        self._where = ""
+        self._base = 0
+
+    @staticmethod
+    def prepare(primary: ServerAddress, credential: Credential) -> None:
+        with connect(primary, credential) as conn:
+            execute(conn, f"CREATE DATABASE IF NOT EXISTS {SCHEMA}")
+            execute(conn, f"CREATE TABLE IF NOT EXISTS {TABLE} (id BIGINT PRIMARY KEY, writer VARCHAR(16), "
+                          "at DATETIME(6)) ENGINE=InnoDB")
+
+    def primary(self) -> ServerAddress | None:
+        for addr in self.servers:
+            try:
+                with connect(addr, self.credential, timeout=0.5, read_timeout=2) as conn:
+                    ro = int(query(conn, "SELECT @@GLOBAL.read_only AS ro")[0]["ro"])
+                    if ro == 0 and not query(conn, "SHOW SLAVE STATUS"):
+                        return addr
+            except pymysql.MySQLError:
+                continue
+        return None
+
+    def _connect(self) -> bool:
+        addr = self.primary()
+        if addr is None:
+            return False
+        try:
+            self._conn = connect(addr, self.credential, timeout=0.5, read_timeout=30)
+            self._where = addr.url
+            return True
+        except pymysql.MySQLError:
+            return False
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            if self._conn is None and not self._connect():
+                time.sleep(0.005)
+                continue
+            row = next(self._ids)
+            try:
+                execute(self._conn, f"INSERT INTO {TABLE} (id, writer, at) VALUES (%s, %s, NOW(6))",
+                        (self._base + row, self.name))
+                self.acked.append(Ack(self._base + row, time.monotonic(), self._where))
+            except pymysql.MySQLError as exc:
+                code = exc.args[0] if exc.args else 0
+                if code not in _NOT_WRITTEN:
+                    self.maybe.add(self._base + row)
+                self.errors.append(f"{self._where}: {code} {exc.args[1] if len(exc.args) > 1 else ''}")
+                try:
+                    self._conn.close()
+                except Exception:  # noqa: BLE001
+                    pass
+                self._conn = None
+                continue
+            if self.pause:
+                time.sleep(self.pause)
+
+    def start(self, base: int = 0) -> "Writer":
+        self._base = base
+        self._thread = threading.Thread(target=self._run, name=f"writer-{self.name}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(60)
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except Exception:  # noqa: BLE001
+                pass
+
+    def wait_acks(self, count: int, timeout: float = 30.0) -> None:
+        """Block until ``count`` more inserts were acknowledged."""
+        target = len(self.acked) + count
+        deadline = time.monotonic() + timeout
+        while len(self.acked) < target:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"writer got {len(self.acked)} acks, wanted {target}; last errors "
+                                     f"{self.errors[-3:]}")
+            time.sleep(0.01)
+
+    def verify(self, address: ServerAddress) -> tuple[set[int], set[int]]:
+        """(lost, unexpected) as seen on ``address``."""
+        with connect(address, self.credential) as conn:
+            present = {int(r["id"]) for r in query(conn, f"SELECT id FROM {TABLE} WHERE writer=%s", (self.name,))}
+        acked = {a.id for a in self.acked}
+        return acked - present, present - acked - self.maybe
+
+    def gaps(self, start: float, end: float) -> float:
+        """The longest time without an acknowledged write that overlaps [start, end]."""
+        times = [a.at for a in self.acked]
+        worst = 0.0
+        for before, after in zip(times, times[1:]):
+            if after >= start and before <= end:
+                worst = max(worst, after - before)
+        return worst
+
+
+@dataclass
+class HACluster:
+    """A real cluster with its watcher settings, state store and an operation log."""
+
+    bed: Testbed
+    cfg: ClusterConfig
+    store: StateStore
+    lines: list[str] = field(default_factory=list)
+
+    @property
+    def servers(self) -> list[ServerAddress]:
+        return self.bed.addresses
+
+    def log(self, message: str) -> None:
+        self.lines.append(message)
+
+    def set(self, **settings: Any) -> None:
+        """Change settings; keyword ``failover_limit`` stands for key ``failover-limit``."""
+        for key, value in settings.items():
+            self.cfg.values[key.replace("_", "-")] = value
+
+    def primary(self) -> ServerAddress:
+        master, why = find_master(self.cfg, read_states(self.cfg))
+        assert master is not None, why
+        return master
+
+    def replicas(self) -> list[ServerAddress]:
+        p = self.primary()
+        return [a for a in self.servers if a != p]
+
+    def sql(self, address: ServerAddress, statement: str, args: Any = None) -> list[dict]:
+        with connect(address, self.bed.admin, timeout=3, read_timeout=60) as conn:
+            with conn.cursor() as cur:
+                cur.execute(statement, args)
+                return list(cur.fetchall() or [])
+
+    def var(self, address: ServerAddress, name: str) -> str:
+        return str(self.sql(address, f"SELECT @@GLOBAL.{name} AS v")[0]["v"])
+
+    def writer(self, name: str = "w", pause: float = 0.002, credential: Credential | None = None) -> Writer:
+        Writer.prepare(self.primary(), self.bed.admin)
+        return Writer(self.servers, credential or self.bed.admin, pause=pause, name=name)
+
+    def wait_for(self, predicate, timeout: float = 30.0, what: str = "condition") -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}")
+            time.sleep(0.05)
+
+    def assert_converged(self, servers: Iterable[ServerAddress] | None = None, timeout: float = 60.0) -> ServerAddress:
+        """Every server replicates from the primary, at its GTID position, with equal checksums."""
+        members = list(servers if servers is not None else self.servers)
+        primary = self.primary()
+        assert primary in members
+        target = self.var(primary, "gtid_binlog_pos")
+        for addr in members:
+            if addr == primary:
+                continue
+            with connect(addr, self.bed.admin, timeout=3, read_timeout=timeout + 10) as conn:
+                w = query(conn, "SELECT MASTER_GTID_WAIT(%s, %s) AS w", (target, timeout))[0]["w"]
+                status = query(conn, "SHOW SLAVE STATUS")
+            assert w == 0, f"{addr.url} did not reach {target}: {status}"
+            assert status and status[0]["Slave_IO_Running"] == "Yes" and status[0]["Slave_SQL_Running"] == "Yes", \
+                f"{addr.url} replication not healthy: {status}"
+            assert int(status[0]["Master_Port"]) == primary.port, f"{addr.url} follows {status[0]['Master_Port']}"
+        expected = GtidPosition.parse(target)
+        for addr in members:
+            pos = GtidPosition.parse(self.var(addr, "gtid_current_pos"))
+            assert pos == expected, f"{addr.url} at {pos}, primary {primary.url} at {expected}"
+        tables = self.sql(primary, (
+            "SELECT CONCAT('`', table_schema, '`.`', table_name, '`') AS t FROM information_schema.tables "
+            "WHERE table_schema NOT IN ('mysql','information_schema','performance_schema','sys') "
+            "AND table_type = 'BASE TABLE' ORDER BY 1"))
+        names = [r["t"] for r in tables]
+        ref = checksums(self, primary, names)
+        for addr in members:
+            got = checksums(self, addr, names)
+            assert got == ref, f"{addr.url} differs from {primary.url}: {got} != {ref}"
+            schemas = {r["s"] for r in self.sql(addr, (
+                "SELECT CONCAT('`', table_schema, '`.`', table_name, '`') AS s FROM information_schema.tables "
+                "WHERE table_schema NOT IN ('mysql','information_schema','performance_schema','sys') "
+                "AND table_type = 'BASE TABLE'"))}
+            assert schemas == set(names), f"{addr.url} has tables {sorted(schemas)} vs {names}"
+        return primary
+
+
+def checksums(cluster: HACluster, address: ServerAddress, tables: list[str]) -> dict[str, int]:
+    if not tables:
+        return {}
+    rows = cluster.sql(address, "CHECKSUM TABLE " + ", ".join(tables))
+    return {r["Table"]: r["Checksum"] for r in rows}
+
+
+def make_cluster(base: Path, count: int = 3, semisync: bool = False, tags: Iterable[str] = DEFAULT_TAGS,
+                 preferred: int | None = None, **settings: Any) -> HACluster:
+    """Create, bootstrap and configure a real cluster; the caller destroys ``cluster.bed``."""
+    all_tags = list(tags) + (["semisync"] if semisync and "semisync" not in tags else [])
+    bed = Testbed.create(base / "db", count=count, tags=all_tags)
+    try:
+        pref = bed.addresses[preferred] if preferred is not None else None
+        bed.bootstrap(semisync=semisync, preferred=pref)
+        raw: dict[str, Any] = {
+            "db-servers-hosts": [a.url for a in bed.addresses],
+            "db-servers-credential": f"{bed.admin.user}:{bed.admin.password}",
+            "replication-credential": f"{bed.replication.user}:{bed.replication.password}",
+            "monitoring-datadir": str(base / "state"),
+            "semisync": semisync,
+            "switchover-wait-kill": 2000,
+            "switchover-wait-trx": 5,
+        }
+        if pref is not None:
+            raw["db-servers-prefered-master"] = pref.url
+        raw.update({k.replace("_", "-"): v for k, v in settings.items()})
+        cfg = load_cluster("test", raw)
+        store = StateStore(cfg.state_dir, keep=int(cfg["crash-records-keep"]))
+        return HACluster(bed, cfg, store)
+    except BaseException:
+        bed.destroy()
+        raise
+
+
+@pytest.fixture
+def cluster_factory(tmp_path):
+    """``make(**kw) -> HACluster``; every cluster made is destroyed at the end, even on failure."""
+    made: list[HACluster] = []
+
+    def make(**kw: Any) -> HACluster:
+        cluster = make_cluster(tmp_path / f"c{len(made)}", **kw)
+        made.append(cluster)
+        return cluster
+
+    yield make
+    for cluster in made:
+        cluster.bed.destroy()
+
+
+needs_mariadb = pytest.mark.skipif(not HAVE_MARIADB, reason="mariadbd / mariadb-install-db not installed")
