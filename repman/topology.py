@@ -88,7 +88,8 @@ def _truthy(value: Any) -> bool:
 
 
 def read_replica_status(conn: pymysql.connections.Connection) -> ReplicaStatus | None:
-    rows = query(conn, "SHOW SLAVE STATUS")
+    # SHOW ALL SLAVES STATUS: SHOW SLAVE STATUS lacks Slave_received_heartbeats in MariaDB.
+    rows = [r for r in query(conn, "SHOW ALL SLAVES STATUS") if not r.get("Connection_name")]
     if not rows or not rows[0].get("Master_Host"):
         return None
     r = rows[0]
