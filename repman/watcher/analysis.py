@@ -54,6 +54,7 @@ class Facts:
     restart_unsafe: bool = False                # failover-restart-unsafe
     other_writable: tuple[ServerAddress, ...] = ()   # writable non-replicas besides the master
     master_read_only: bool = False              # confirmed over two ticks
+    master_read_only_now: bool = False          # this tick (a restarted master comes back read-only)
     rejoin_needed: tuple[tuple[ServerAddress, str], ...] = ()   # server, why
     autorejoin: bool = True
     quarantined: tuple[tuple[ServerAddress, str], ...] = ()
@@ -116,7 +117,9 @@ RULES: list[Rule] = [
                 "and none is writable"), _none),
     # -- the master answers -------------------------------------------------------------
     ("master-recovered", lambda f: f.master_reachable and f.previous_failed_pings > 0, Action.RECOVER,
-     lambda f: f"master {f.master} answers again after {f.previous_failed_pings} failed pings: back to normal",
+     lambda f: (f"master {f.master} answers again after {f.previous_failed_pings} failed pings: back to normal"
+                + (", clearing the read_only it restarted with" if f.master_read_only_now and not f.other_writable
+                   else "")),
      lambda f: f.master),
     ("rejoin", lambda f: f.master_reachable and bool(f.rejoin_needed) and f.autorejoin, Action.REJOIN,
      lambda f: f"{f.rejoin_needed[0][0]} {f.rejoin_needed[0][1]}: rejoining it to master {f.master}",

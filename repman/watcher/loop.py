@@ -1,0 +1,85 @@
+"""Many clusters in one process: one monitoring thread per cluster, one stop signal.
+
+Each thread ticks every ``monitoring-ticker`` seconds (the tick's own duration
+is subtracted, so a slow tick does not push the schedule). A bug in one tick is
+logged and the loop goes on: a watcher that dies silently is the worst outcome.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Callable
+
+from repman.watcher.cluster_config import ClusterConfig
+from repman.watcher.config import WatcherConfig
+from repman.watcher.monitor import ClusterMonitor
+
+logger = logging.getLogger("repman.watcher")
+
+
+def cluster_logger(name: str) -> Callable[[str], None]:
+    def log(message: str) -> None:
+        logger.info("%s: %s", name, message)
+    return log
+
+
+class MonitorThread:
+    """Runs one ``ClusterMonitor`` until ``stop`` is set."""
+
+    def __init__(self, monitor: ClusterMonitor, stop: threading.Event) -> None:
+        self.monitor = monitor
+        self.stop = stop
+        self.thread = threading.Thread(target=self.run, name=f"monitor-{monitor.name}", daemon=True)
+        self.errors = 0
+
+    def run(self) -> None:
+        ticker = self.monitor.cfg.ticker
+        while not self.stop.is_set():
+            started = time.monotonic()
+            try:
+                self.monitor.tick()
+            except Exception:  # noqa: BLE001 - keep monitoring whatever happened
+                self.errors += 1
+                logger.exception("%s: monitoring tick failed", self.monitor.name)
+            self.stop.wait(max(0.0, ticker - (time.monotonic() - started)))
+
+
+class Watcher:
+    """All clusters of a config file, monitored together."""
+
+    def __init__(self, config: WatcherConfig, clusters: list[str] | None = None, act: bool = True,
+                 log_factory: Callable[[str], Callable[[str], None]] = cluster_logger) -> None:
+        self.config = config
+        names = clusters or list(config.clusters)
+        self.stop_event = threading.Event()
+        self.monitors: dict[str, ClusterMonitor] = {
+            n: ClusterMonitor(config.cluster(n), log=log_factory(n), act=act) for n in names
+        }
+        self.threads = [MonitorThread(m, self.stop_event) for m in self.monitors.values()]
+
+    @classmethod
+    def for_clusters(cls, clusters: list[ClusterConfig], act: bool = True) -> "Watcher":
+        from pathlib import Path
+
+        from repman.watcher.config import ApiConfig
+        wc = WatcherConfig(Path("<memory>"), {c.name: c for c in clusters}, ApiConfig())
+        return cls(wc, act=act)
+
+    def start(self) -> None:
+        for t in self.threads:
+            t.thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop ticking; let a running failover/rejoin finish (it must not be cut in half)."""
+        self.stop_event.set()
+        deadline = time.monotonic() + timeout
+        for t in self.threads:
+            t.thread.join(max(0.1, deadline - time.monotonic()))
+        for m in self.monitors.values():
+            m.wait_operation(max(0.1, deadline - time.monotonic()))
+            m.close()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self.stop_event.wait(timeout)

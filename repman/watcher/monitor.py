@@ -1,0 +1,533 @@
+"""One cluster's monitor: read every server, gather facts, decide, act.
+
+A tick reads all servers in parallel (a dead one costs its connect timeout, not
+the others'), keeps the per-server states (Master, Slave, Suspect, Failed,
+Maintenance, Standalone), counts the master's failed pings, keeps a short
+history of the replicas' heartbeat counters and received positions for the
+false-positive check, and asks ``analysis.analyse`` for the decision. Long
+actions (failover, rejoin) run in a worker thread so the ticks go on; the
+operation lock keeps them exclusive with a CLI or API operation.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter, deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+from repman.db import ServerAddress
+from repman.topology import ServerState, read_state
+from repman.watcher.analysis import Action, Decision, Facts, analyse, master_state_label
+from repman.watcher.cluster_config import ClusterConfig
+from repman.watcher.election import elect, io_position, same_server
+from repman.watcher.operations import build_routers, run_operation, store_for
+from repman.watcher.oplock import OperationLock
+from repman.watcher.result import OperationResult
+
+logger = logging.getLogger("repman.watcher")
+Reader = Callable[[ServerAddress], ServerState]
+REJOIN_CONFIRM_TICKS = 2      # a server must look detached this many ticks before a rejoin
+RETRY_AFTER_TICKS = 5         # a failed operation is retried after max(10 s, this many ticks)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """What one replica reported about its master at one instant."""
+
+    heartbeats: int
+    received: str
+    io_running: str
+
+
+def find_master(
+    states: dict[ServerAddress, ServerState], servers: Sequence[ServerAddress],
+    previous: ServerAddress | None,
+) -> ServerAddress | None:
+    """The server the reachable replicas follow; else the lone writable one; else the previous one."""
+    votes: Counter[ServerAddress] = Counter()
+    for s in states.values():
+        if s.reachable and s.replica is not None:
+            target = next((a for a in servers if same_server(a, s.replica.master)), None)
+            if target is not None and target != s.address:
+                votes[target] += 1
+    if votes:
+        best = max(votes.values())
+        leaders = sorted(a for a, n in votes.items() if n == best)
+        return previous if previous in leaders else leaders[0]
+    writable = [a for a in servers if (s := states.get(a)) and s.reachable and s.replica is None
+                and not s.read_only]
+    if len(writable) == 1:
+        return writable[0]
+    standalone = [a for a in servers if (s := states.get(a)) and s.reachable and s.replica is None]
+    if previous in standalone or previous in writable:
+        return previous
+    if previous is None and len(standalone) == 1:
+        return standalone[0]
+    return previous
+
+
+def server_status(state: ServerState | None, label: str, address: ServerAddress,
+                  master: ServerAddress | None) -> dict[str, Any]:
+    """One server as status/API JSON: positions, threads, lag, errors; never a credential."""
+    s = state or ServerState(address=address, reachable=False, error="not read yet")
+    rep = s.replica
+    role = "master" if same_server(address, master) else ("replica" if rep else "standalone")
+    return {
+        "url": address.url, "state": label, "role": role, "reachable": s.reachable,
+        "error": s.error or None, "server_id": s.server_id or None, "version": s.version or None,
+        "read_only": s.read_only if s.reachable else None,
+        "gtid_binlog_pos": s.gtid_binlog_pos, "gtid_current_pos": s.gtid_current_pos,
+        "gtid_slave_pos": s.gtid_slave_pos, "gtid_io_pos": rep.gtid_io_pos if rep else "",
+        "master_url": rep.master.url if rep else None,
+        "io_thread": rep.io_running if rep else None, "sql_thread": rep.sql_running if rep else None,
+        "seconds_behind_master": rep.seconds_behind if rep else None,
+        "last_io_error": (rep.last_io_error or None) if rep else None,
+        "last_sql_error": (rep.last_sql_error or None) if rep else None,
+        "using_gtid": rep.using_gtid if rep else None,
+        "received_heartbeats": rep.received_heartbeats if rep else None,
+        "semisync_master": s.semisync_master, "semisync_slave": s.semisync_slave,
+    }
+
+
+class ClusterMonitor:
+    """Monitoring state of one cluster; ``tick()`` is one monitoring round."""
+
+    def __init__(
+        self, cfg: ClusterConfig, log: Callable[[str], None] | None = None,
+        routers: Sequence[Any] | None = None, act: bool = True, reader: Reader | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.cfg = cfg
+        self.name = cfg.name
+        self._sink = log
+        self.act = act
+        self.routers = list(routers) if routers is not None else (build_routers(cfg, self.log) if act else [])
+        self.store = store_for(cfg)
+        self.lock = OperationLock(cfg.state_dir)
+        self._read = reader or (lambda a: read_state(a, cfg.admin, timeout=min(1.0, max(0.3, cfg.ticker))))
+        self._clock = clock
+        self._pool = ThreadPoolExecutor(max_workers=max(2, len(cfg.servers)), thread_name_prefix=f"read-{cfg.name}")
+        self._background = ThreadPoolExecutor(max_workers=2, thread_name_prefix=f"hooks-{cfg.name}")
+        self._mutex = threading.RLock()
+        self.states: dict[ServerAddress, ServerState] = {}
+        self.last_seen: dict[ServerAddress, ServerState] = {}
+        self.labels: dict[ServerAddress, str] = {}
+        self.fails: Counter[ServerAddress] = Counter()
+        latest = self.store.latest_crash()
+        self.master: ServerAddress | None = None
+        if latest is not None:
+            self.master = next((a for a in cfg.servers if a.url == latest.new_master), None)
+        self.failed_pings = 0
+        window = float(cfg["failover-falsepositive-heartbeat-timeout"])
+        self.history: deque[tuple[float, dict[ServerAddress, Sample]]] = deque(
+            maxlen=min(10000, int((window + 2.0) / max(cfg.ticker, 0.01)) + 5))
+        self.whole_down = False
+        self.read_only_ticks = 0
+        self.detached: Counter[ServerAddress] = Counter()
+        self.maintenance = False
+        self.server_maintenance: set[ServerAddress] = set()
+        self.decision: Decision | None = None
+        self.decision_at = 0.0
+        self.candidate: ServerAddress | None = None
+        self.ticks = 0
+        self.last_tick_at = 0.0
+        self.last_tick_seconds = 0.0
+        self._op_thread: threading.Thread | None = None
+        self._op_desc = ""
+        self.last_result: OperationResult | None = None
+        self._retry_at: dict[tuple[str, str], float] = {}
+        self._routing_busy = threading.Lock()
+        self.closed = False
+
+    # -- logging ------------------------------------------------------------------------
+    def log(self, message: str) -> None:
+        if self._sink is not None:
+            try:
+                self._sink(message)
+            except Exception:  # noqa: BLE001 - a log sink must not stop monitoring
+                pass
+        else:
+            logger.info("%s: %s", self.name, message)
+
+    # -- reading ------------------------------------------------------------------------
+    def read_all(self) -> dict[ServerAddress, ServerState]:
+        futures = {a: self._pool.submit(self._read, a) for a in self.cfg.servers}
+        out: dict[ServerAddress, ServerState] = {}
+        for addr, fut in futures.items():
+            try:
+                out[addr] = fut.result()
+            except Exception as exc:  # noqa: BLE001 - a reader bug marks the server unreachable
+                out[addr] = ServerState(address=addr, reachable=False, error=str(exc) or type(exc).__name__)
+        return out
+
+    # -- facts --------------------------------------------------------------------------
+    def _sample(self, states: dict[ServerAddress, ServerState]) -> dict[ServerAddress, Sample]:
+        out = {}
+        for a, s in states.items():
+            if s.reachable and s.replica is not None and same_server(s.replica.master, self.master):
+                out[a] = Sample(s.replica.received_heartbeats, s.replica.gtid_io_pos, s.replica.io_running)
+        return out
+
+    def _alive_observers(self, now: float, current: dict[ServerAddress, Sample]) -> tuple[bool, tuple]:
+        """(window ready, replicas that still hear the master between a sample one window ago and now)."""
+        window = float(self.cfg["failover-falsepositive-heartbeat-timeout"])
+        base = None
+        for at, samples in reversed(self.history):
+            if at <= now - window:
+                base = (at, samples)
+                break
+        if base is None:
+            return window <= 0, ()
+        at, before = base
+        span = max(now - at, 1e-6)
+        period = float(self.cfg.get("replication-heartbeat-period", 1.0) or 1.0)
+        observers = []
+        for addr, cur in current.items():
+            old = before.get(addr)
+            if old is None:
+                continue
+            if cur.heartbeats > old.heartbeats:
+                observers.append((addr, f"received {cur.heartbeats - old.heartbeats} heartbeats in {span:.1f}s"))
+            elif cur.received and cur.received != old.received:
+                observers.append((addr, f"received events up to {cur.received}"))
+            elif cur.io_running == "Yes" and old.io_running == "Yes" and span < 2 * period:
+                observers.append((addr, "is still connected to it"))
+        return True, tuple(observers)
+
+    def _rejoin_needed(self, states: dict[ServerAddress, ServerState], quarantined: dict[str, str]
+                       ) -> list[tuple[ServerAddress, str]]:
+        out = []
+        followers = {s.replica.master for s in states.values() if s.reachable and s.replica}
+        for addr in self.cfg.servers:
+            s = states[addr]
+            if (same_server(addr, self.master) or not s.reachable or addr.url in quarantined
+                    or addr in self.server_maintenance):
+                self.detached.pop(addr, None)
+                continue
+            why = ""
+            if s.replica is None:
+                if not any(same_server(addr, f) for f in followers):
+                    why = "is back as a standalone server" if self.labels.get(addr) == "Failed" else \
+                        "replicates from nobody"
+            elif not same_server(s.replica.master, self.master):
+                why = f"replicates from {s.replica.master.url}, not from the master {self.master}"
+            elif (s.replica.io_running == "No" and s.replica.sql_running == "No"
+                  and self.labels.get(addr) in ("Failed", "Suspect")):
+                why = "is back with replication stopped"
+            if why:
+                self.detached[addr] += 1
+                if self.detached[addr] >= REJOIN_CONFIRM_TICKS:
+                    out.append((addr, why))
+            else:
+                self.detached.pop(addr, None)
+        return out
+
+    def gather(self, states: dict[ServerAddress, ServerState], now: float) -> Facts:
+        cfg = self.cfg
+        previous_master = self.master
+        self.master = find_master(states, cfg.servers, self.master)
+        if self.master != previous_master:
+            self.failed_pings = 0
+            self.history.clear()
+            if previous_master is not None:
+                self.log(f"master is now {self.master} (was {previous_master})")
+        for a, s in states.items():
+            if s.reachable:
+                self.last_seen[a] = s
+                self.fails.pop(a, None)
+            else:
+                self.fails[a] += 1
+        if not any(s.reachable for s in states.values()):
+            self.whole_down = True
+        master_state = states.get(self.master) if self.master else None
+        reachable = bool(master_state and master_state.reachable)
+        previous_pings = self.failed_pings
+        self.failed_pings = 0 if reachable else self.failed_pings + 1
+        if reachable:
+            self.whole_down = False
+        self.read_only_ticks = self.read_only_ticks + 1 if reachable and master_state.read_only else 0
+
+        samples = self._sample(states)
+        ready, observers = self._alive_observers(now, samples) if not reachable else (True, ())
+        self.history.append((now, samples))
+
+        persisted = self.store.load()
+        replicas = tuple(a for a in cfg.servers if a != self.master and (s := self.last_seen.get(a))
+                         and s.replica is not None and same_server(s.replica.master, self.master))
+        candidate, no_reason = None, ""
+        if self.master is not None and not reachable:
+            election = elect(cfg, states, self.master, "failover", maintenance=self.server_maintenance,
+                             quarantined=persisted.quarantined)
+            candidate = election.candidate
+            no_reason = "; ".join(f"{u} {w}" for u, w in election.reasons.items())
+        self.candidate = candidate
+        rejoin = self._rejoin_needed(states, persisted.quarantined) if self.master and reachable else []
+        followers = Counter(s.replica.master for s in states.values() if s.reachable and s.replica)
+        other_writable = tuple(
+            a for a in cfg.servers
+            if a != self.master and states[a].reachable and states[a].replica is None
+            and not states[a].read_only and any(same_server(a, f) for f in followers)
+        )
+        broken = []
+        for a in replicas:
+            rep = states[a].replica if states[a].reachable else None
+            if rep is None:
+                continue
+            if rep.sql_running != "Yes" and rep.last_sql_error:
+                broken.append((a, f"SQL thread stopped: {rep.last_sql_error}"))
+            elif rep.io_running == "No" and rep.last_io_error:
+                broken.append((a, f"IO thread stopped: {rep.last_io_error}"))
+        since = (time.time() - persisted.last_failover_at) if persisted.last_failover_at else None
+        quarantined = tuple((a, persisted.quarantined[a.url]) for a in cfg.servers
+                            if a.url in persisted.quarantined and states[a].reachable)
+        return Facts(
+            master=self.master, master_reachable=reachable,
+            master_error=(master_state.error if master_state and not reachable else ""),
+            failed_pings=self.failed_pings, ping_threshold=int(cfg["failover-falsepositive-ping-counter"]),
+            previous_failed_pings=previous_pings if reachable else 0,
+            replicas=replicas, replicas_reachable=sum(1 for a in replicas if states[a].reachable),
+            heartbeat_check=bool(cfg["failover-falsepositive-heartbeat"]), heartbeat_window_ready=ready,
+            alive_observers=observers, failover_mode=cfg["failover-mode"],
+            failover_count=persisted.failover_count, failover_limit=int(cfg["failover-limit"]),
+            since_last_failover=since, failover_time_limit=float(cfg["failover-time-limit"]),
+            candidate=candidate, no_candidate_reason=no_reason, maintenance=self.maintenance,
+            operation_running=self.operation_running(),
+            whole_cluster_was_down=self.whole_down, restart_unsafe=bool(cfg["failover-restart-unsafe"]),
+            other_writable=other_writable, master_read_only=self.read_only_ticks >= 2,
+            master_read_only_now=self.read_only_ticks >= 1,
+            rejoin_needed=tuple(rejoin), autorejoin=bool(cfg["autorejoin"]), quarantined=quarantined,
+            broken_replicas=tuple(broken), servers=len(cfg.servers),
+        )
+
+    def operation_running(self) -> str:
+        if self._op_thread is not None and self._op_thread.is_alive():
+            return self._op_desc
+        if self._op_desc:                        # a synchronous API operation
+            return self._op_desc
+        holder = self.lock.holder()
+        return f"{holder.split(' (pid')[0]} (another process)" if holder else ""
+
+    # -- labels -------------------------------------------------------------------------
+    def _labels(self, states: dict[ServerAddress, ServerState], decision: Decision, facts: Facts,
+                quarantined: dict[str, str]) -> dict[ServerAddress, str]:
+        threshold = int(self.cfg["failover-falsepositive-ping-counter"])
+        out = {}
+        for a in self.cfg.servers:
+            s = states[a]
+            if a == self.master:
+                out[a] = master_state_label(decision, facts)
+            elif a in self.server_maintenance or a.url in quarantined or self.maintenance:
+                out[a] = "Maintenance"
+            elif not s.reachable:
+                out[a] = "Suspect" if self.fails[a] < threshold else "Failed"
+            elif s.replica is not None:
+                out[a] = "Slave"
+            else:
+                out[a] = "Standalone"
+        return out
+
+    # -- one round ----------------------------------------------------------------------
+    def tick(self) -> Decision:
+        started = self._clock()
+        states = self.read_all()
+        now = self._clock()
+        with self._mutex:
+            facts = self.gather(states, now)
+            decision = analyse(facts)
+            persisted_q = self.store.load().quarantined
+            labels = self._labels(states, decision, facts, persisted_q)
+            changed = self.decision is None or decision.sentence != self.decision.sentence
+            old_labels = self.labels
+            self.states, self.labels = states, labels
+            if changed:
+                self.decision_at = time.time()
+            self.decision = decision
+            self.ticks += 1
+            self.last_tick_at = time.monotonic()
+            self.last_tick_seconds = self._clock() - started
+        if changed:
+            level = "" if decision.action in (Action.NOTHING, Action.RECOVER) else f"[{decision.action.value}] "
+            self.log(f"{level}{decision.sentence}")
+        for a, label in labels.items():
+            old = old_labels.get(a)
+            if old is not None and old != label:
+                self.log(f"server {a}: {old} -> {label}")
+                if self.act:
+                    self._hook("state-change", a, label, old)
+        if self.act:
+            self._act(decision, changed)
+            self._route(decision, facts)
+        return decision
+
+    # -- acting -------------------------------------------------------------------------
+    def _hook(self, kind: str, *args: Any) -> None:
+        try:
+            from repman.routing import scripts
+        except ImportError:
+            return
+        if kind == "state-change":
+            fn, call_args = scripts.run_state_change_script, (self.cfg, *args, self.log)
+        else:
+            fn, call_args = scripts.run_alert_script, (self.cfg, args[0], self.log)
+        path = self.cfg.get("db-servers-state-change-script" if kind == "state-change" else "alert-script")
+        if path and not self.closed:
+            try:
+                self._background.submit(fn, *call_args)
+            except RuntimeError:      # closing: the hook is dropped, the log has the line
+                pass
+
+    def alert(self, sentence: str) -> None:
+        self.log(f"ALERT {sentence}")
+        self._hook("alert", sentence)
+
+    def _act(self, decision: Decision, changed: bool) -> None:
+        if decision.action in (Action.ALERT, Action.REFUSE, Action.FAILED) and changed:
+            self.alert(decision.sentence)
+        if decision.action == Action.FAILOVER:
+            self._start("failover", decision, None)
+        elif decision.action == Action.REJOIN and decision.target is not None:
+            self._start("rejoin", decision, decision.target)
+        elif decision.action == Action.RECOVER and decision.sentence.endswith("restarted with"):
+            self._start("reopen", decision, decision.target)
+
+    def _start(self, kind: str, decision: Decision, server: ServerAddress | None) -> None:
+        key = (kind, str(decision.target))
+        if self._clock() < self._retry_at.get(key, 0.0):
+            return
+        if self._op_thread is not None and self._op_thread.is_alive():
+            return
+        desc = f"{kind} to {decision.target}" if kind == "failover" else f"{kind} of {server}"
+        self._op_desc = desc
+        thread = threading.Thread(target=self._worker, args=(kind, server, desc, key),
+                                  name=f"{kind}-{self.name}", daemon=True)
+        self._op_thread = thread
+        thread.start()
+
+    def _worker(self, kind: str, server: ServerAddress | None, desc: str, key: tuple[str, str]) -> None:
+        self.log(f"starting {desc}")
+        try:
+            result = run_operation(kind, self.cfg, self.log, self.routers, server=server, describe=desc,
+                                   lock_wait=1.0)
+        except Exception as exc:  # noqa: BLE001 - the loop must survive a bug in an operation
+            logger.exception("%s: %s crashed", self.name, kind)
+            result = OperationResult(False, f"{kind} crashed: {exc}", kind=kind)
+        self._finish(result, key)
+        self._op_desc = ""
+
+    def _finish(self, result: OperationResult, key: tuple[str, str] | None) -> None:
+        with self._mutex:
+            self.last_result = result
+            if result.ok and result.new_primary is not None and result.kind in ("failover", "switchover"):
+                self.master = result.new_primary
+                self.failed_pings = 0
+                self.history.clear()
+        self.log(result.sentence)
+        if not result.ok:
+            if key is not None:
+                self._retry_at[key] = self._clock() + max(10.0, RETRY_AFTER_TICKS * self.cfg.ticker)
+            self.alert(result.sentence)
+
+    def operate(self, kind: str, to: ServerAddress | None = None) -> OperationResult:
+        """A switchover or failover asked by an operator (API), run now, synchronously."""
+        if self._op_thread is not None and self._op_thread.is_alive():
+            return OperationResult(False, f"{kind} refused: {self._op_desc} is running", kind=kind)
+        self._op_desc = f"{kind} requested by an operator"
+        try:
+            result = run_operation(kind, self.cfg, self.log, self.routers, to=to, describe=self._op_desc)
+        finally:
+            self._op_desc = ""
+        self._finish(result, None)
+        return result
+
+    def _route(self, decision: Decision, facts: Facts) -> None:
+        """Tell the routers the current view, in the background (a dead proxy never delays a tick)."""
+        if not self.routers or self.master is None or facts.operation_running:
+            return
+        try:
+            from repman.routing import notify
+            from repman.routing.base import Topology
+        except ImportError:
+            return
+        healthy, unhealthy = self.read_targets()
+        topology = Topology(cluster=self.name, primary=self.master, replicas=tuple(healthy),
+                            unhealthy=tuple(unhealthy), reason="monitor", servers=tuple(self.cfg.servers))
+        if not self._routing_busy.acquire(blocking=False):
+            return
+
+        def run() -> None:
+            try:
+                notify(self.routers, topology, self.log)
+            finally:
+                self._routing_busy.release()
+
+        self._background.submit(run)
+
+    def read_targets(self, max_lag: float | None = None) -> tuple[list[ServerAddress], list[ServerAddress]]:
+        """(replicas fit for reads, every other non-master server)."""
+        if max_lag is None:
+            max_lag = float(self.cfg["failover-max-slave-delay"])
+        healthy, unhealthy = [], []
+        with self._mutex:
+            for a in self.cfg.servers:
+                if a == self.master:
+                    continue
+                if replica_healthy(self.states.get(a), self.master, max_lag) and self.labels.get(a) == "Slave":
+                    healthy.append(a)
+                else:
+                    unhealthy.append(a)
+        return healthy, unhealthy
+
+    # -- status -------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        with self._mutex:
+            persisted = self.store.load()
+            d = self.decision
+            return {
+                "cluster": self.name,
+                "master": self.master.url if self.master else None,
+                "failover_mode": self.cfg["failover-mode"],
+                "decision": None if d is None else {
+                    "action": d.action.value, "sentence": d.sentence, "rule": d.rule,
+                    "target": d.target.url if d.target else None, "since": self.decision_at,
+                },
+                "failover_candidate": self.candidate.url if self.candidate else None,
+                "failed_pings": self.failed_pings,
+                "failover_count": persisted.failover_count,
+                "failover_limit": self.cfg["failover-limit"],
+                "last_failover_at": persisted.last_failover_at or None,
+                "quarantined": dict(persisted.quarantined),
+                "operation": self.operation_running() or None,
+                "last_operation": self.last_result.as_dict() if self.last_result else None,
+                "ticks": self.ticks,
+                "servers": [server_status(self.states.get(a), self.labels.get(a, "Unknown"), a, self.master)
+                            for a in self.cfg.servers],
+            }
+
+    def close(self) -> None:
+        self.closed = True
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._background.shutdown(wait=False, cancel_futures=True)
+
+    def wait_operation(self, timeout: float | None = None) -> None:
+        thread = self._op_thread
+        if thread is not None:
+            thread.join(timeout)
+
+
+def replica_healthy(state: ServerState | None, master: ServerAddress | None, max_lag: float) -> bool:
+    """Replicating from the master, both threads running, lag known and within ``max_lag`` (<0: any)."""
+    if state is None or not state.reachable or state.replica is None:
+        return False
+    rep = state.replica
+    if not same_server(rep.master, master) or not rep.healthy:
+        return False
+    if rep.seconds_behind is None:
+        return False
+    return max_lag < 0 or rep.seconds_behind <= max_lag
+
+
+__all__ = ["ClusterMonitor", "find_master", "replica_healthy", "server_status", "io_position"]

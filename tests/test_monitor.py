@@ -1,0 +1,157 @@
+"""The monitor against real mariadbd: states, ping counter, heartbeat false-positive check."""
+
+from __future__ import annotations
+
+import json
+import stat
+
+import pytest
+
+from repman.db import ServerAddress
+from repman.topology import ReplicaStatus, ServerState
+from repman.watcher.analysis import Action
+from repman.watcher.monitor import ClusterMonitor, find_master
+from repman.watcher.operations import store_for
+from tests.watcherbed import cluster_config, restart, set_account_lock, sql, wait_until
+
+M = ServerAddress("127.0.0.1", 3306)
+A = ServerAddress("127.0.0.1", 3307)
+B = ServerAddress("127.0.0.1", 3308)
+
+
+def st(addr: ServerAddress, of: ServerAddress | None = None, reachable: bool = True, ro: bool = True) -> ServerState:
+    rep = None
+    if of is not None:
+        rep = ReplicaStatus(of.host, of.port, "Yes", "Yes", 0, "", "", "", "Slave_Pos", 0, "")
+    return ServerState(address=addr, reachable=reachable, read_only=ro, replica=rep)
+
+
+def test_find_master_follows_the_replicas():
+    servers = [M, A, B]
+    assert find_master({M: st(M, ro=False), A: st(A, M), B: st(B, M)}, servers, None) == M
+    # master dead: the replicas still point at it
+    assert find_master({M: st(M, reachable=False), A: st(A, M), B: st(B, M)}, servers, None) == M
+    # after a failover, the votes move
+    assert find_master({M: st(M, reachable=False), A: st(A, ro=False), B: st(B, A)}, servers, M) == A
+    # nobody replicates: the lone writable server
+    assert find_master({M: st(M, ro=True), A: st(A, ro=False), B: st(B, ro=True)}, servers, None) == A
+    # nothing known: keep the previous one
+    assert find_master({M: st(M, reachable=False), A: st(A, reachable=False), B: st(B, reachable=False)},
+                       servers, M) == M
+    # a tie keeps the previous master
+    assert find_master({M: st(M), A: st(A, M), B: st(B, A)}, servers, A) == A
+
+
+@pytest.fixture
+def bed(testbed):
+    testbed.bootstrap()
+    return testbed
+
+
+def test_healthy_cluster_states_and_status_without_secrets(bed, tmp_path):
+    cfg = cluster_config(bed, tmp_path / "state")
+    mon = ClusterMonitor(cfg, log=lambda m: None, act=False)
+    try:
+        d = mon.tick()
+        master = bed.addresses[0]
+        assert d.action == Action.NOTHING
+        assert d.sentence == f"master {master} is healthy with 2 replicas"
+        assert mon.labels == {master: "Master", bed.addresses[1]: "Slave", bed.addresses[2]: "Slave"}
+        status = mon.status()
+        text = json.dumps(status)
+        assert bed.admin.password not in text and bed.replication.password not in text
+        by_url = {s["url"]: s for s in status["servers"]}
+        assert by_url[master.url]["role"] == "master" and by_url[master.url]["read_only"] is False
+        r = by_url[bed.addresses[1].url]
+        assert r["master_url"] == master.url and r["io_thread"] == "Yes" and r["sql_thread"] == "Yes"
+        assert r["read_only"] is True and r["seconds_behind_master"] == 0 and r["gtid_io_pos"]
+    finally:
+        mon.close()
+
+
+def test_dead_master_goes_suspect_then_failed_alerts_in_manual_mode_then_recovers(bed, tmp_path):
+    alerts = tmp_path / "alerts.log"
+    script = tmp_path / "alert.sh"
+    script.write_text(f"#!/bin/sh\necho \"$1|$2\" >> {alerts}\n")
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    cfg = cluster_config(bed, tmp_path / "state", failover_mode="manual", alert_script=str(script),
+                         failover_falsepositive_heartbeat_timeout=0.5)
+    lines: list[str] = []
+    mon = ClusterMonitor(cfg, log=lines.append, act=True)
+    master = bed.addresses[0]
+    try:
+        assert mon.tick().action == Action.NOTHING
+        bed.kill(master)
+        d1 = mon.tick()
+        assert d1.action == Action.SUSPECT and d1.sentence.startswith(f"master {master} failed 1/3 pings (2003")
+        assert mon.labels[master] == "Suspect"
+        decision = wait_until(lambda: (d := mon.tick()).action == Action.ALERT and d, 30, "manual-mode alert")
+        assert "failover-mode is manual, alerting only" in decision.sentence
+        assert mon.labels[master] == "Failed"
+        assert decision.target in bed.addresses[1:]
+        wait_until(lambda: alerts.exists() and "alerting only" in alerts.read_text(), 30, "alert script")
+        assert alerts.read_text().startswith("c1|master ")
+        assert any(line.startswith("ALERT ") for line in lines)
+        # manual mode: nothing moved
+        for r in bed.addresses[1:]:
+            assert sql(bed, r, "SHOW SLAVE STATUS")[0]["Master_Port"] == master.port
+        assert store_for(cfg).load().failover_count == 0
+        restart(bed, master)
+        recovered = wait_until(lambda: (d := mon.tick()).action == Action.RECOVER and d, 30, "recovery")
+        assert recovered.sentence.startswith(f"master {master} answers again after ")
+        assert mon.labels[master] == "Master"
+        # it restarted read-only (readonly tag): the watcher gives it writes back
+        assert recovered.sentence.endswith("clearing the read_only it restarted with")
+        wait_until(lambda: mon.tick().rule == "healthy", 30, "healthy again")
+        assert sql(bed, master, "SELECT @@read_only AS ro")[0]["ro"] == 0
+        assert any("takes writes again" in line for line in lines)
+    finally:
+        mon.close()
+
+
+def test_replicas_hearing_the_master_veto_failover(bed, tmp_path):
+    """The watcher loses the master (account locked there) while replication still flows."""
+    cfg = cluster_config(bed, tmp_path / "state", failover_mode="automatic",
+                         failover_falsepositive_heartbeat_timeout=1.5)
+    lines: list[str] = []
+    mon = ClusterMonitor(cfg, log=lines.append, act=True, routers=[])
+    master = bed.addresses[0]
+    try:
+        mon.tick()
+        set_account_lock(bed, master, True)
+        seen = []
+
+        def vetoed() -> bool:
+            d = mon.tick()
+            seen.append(d.rule)
+            return d.rule == "heartbeats-alive"
+        wait_until(vetoed, 30, "the heartbeat veto", every=0.3)
+        assert "failover" not in seen
+        assert "heartbeats" in mon.decision.sentence or "received events" in mon.decision.sentence
+        assert mon.labels[master] == "Suspect"
+        for _ in range(5):
+            assert mon.tick().action != Action.FAILOVER
+        for r in bed.addresses[1:]:
+            assert sql(bed, r, "SHOW SLAVE STATUS")[0]["Master_Port"] == master.port
+        assert store_for(cfg).load().failover_count == 0
+        set_account_lock(bed, master, False)
+        assert wait_until(lambda: mon.tick().action == Action.RECOVER, 30, "recovery")
+        assert sql(bed, master, "SELECT @@read_only AS ro")[0]["ro"] == 0
+    finally:
+        set_account_lock(bed, master, False)
+        mon.close()
+
+
+def test_heartbeat_check_off_fails_over_a_master_the_watcher_cannot_see(bed, tmp_path):
+    """Counter-test of the veto: without the heartbeat check the same partition is a failure."""
+    cfg = cluster_config(bed, tmp_path / "state", failover_mode="manual", failover_falsepositive_heartbeat=False)
+    mon = ClusterMonitor(cfg, log=lambda m: None, act=False)
+    master = bed.addresses[0]
+    try:
+        mon.tick()
+        set_account_lock(bed, master, True)
+        d = wait_until(lambda: (d := mon.tick()).action == Action.ALERT and d, 30, "failure")
+        assert "the heartbeat check is off" in d.sentence
+    finally:
+        set_account_lock(bed, master, False)
+        mon.close()

@@ -1,0 +1,124 @@
+"""Helpers for the watcher's loop/CLI/API tests: config files for a Testbed, polling, convergence."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+
+from repman.db import ServerAddress, connect_socket, execute, query
+from repman.local.testbed import Testbed
+from repman.watcher.cluster_config import ClusterConfig
+from repman.watcher.config import parse_config
+
+
+def cluster_section(bed: Testbed, state_dir: Path, **keys: Any) -> dict[str, Any]:
+    section: dict[str, Any] = {
+        "db-servers-hosts": [a.url for a in bed.addresses],
+        "db-servers-credential": f"{bed.admin.user}:{bed.admin.password}",
+        "replication-credential": f"{bed.replication.user}:{bed.replication.password}",
+        "monitoring-ticker": 0.3,
+        "failover-falsepositive-ping-counter": 3,
+        "failover-falsepositive-heartbeat-timeout": 1.0,
+        "monitoring-datadir": str(state_dir),
+        "switchover-wait-kill": 500,
+    }
+    section.update({k.replace("_", "-"): v for k, v in keys.items()})
+    return section
+
+
+def write_config(path: Path, clusters: dict[str, dict[str, Any]], api: dict[str, Any] | None = None) -> Path:
+    raw: dict[str, Any] = {"clusters": clusters}
+    if api is not None:
+        raw["api"] = api
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+def cluster_config(bed: Testbed, state_dir: Path, name: str = "c1", **keys: Any) -> ClusterConfig:
+    return parse_config({"clusters": {name: cluster_section(bed, state_dir, **keys)}}).cluster(name)
+
+
+def wait_until(fn: Callable[[], Any], timeout: float = 60.0, what: str = "condition", every: float = 0.1) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = fn()
+        if last:
+            return last
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
+
+
+def sql(bed: Testbed, addr: ServerAddress, statement: str, args: Any = None) -> list[dict[str, Any]]:
+    with bed.connect(addr) as conn:
+        return query(conn, statement, args)
+
+
+def restart(bed: Testbed, addr: ServerAddress) -> None:
+    """Start a killed node and wait until it answers SQL (start returns when the port opens)."""
+    bed.start(addr)
+
+    def answers() -> bool:
+        try:
+            sql(bed, addr, "SELECT 1")
+            return True
+        except Exception:  # noqa: BLE001
+            return False
+    wait_until(answers, 60, f"{addr} to answer")
+
+
+def set_account_lock(bed: Testbed, addr: ServerAddress, locked: bool) -> None:
+    """Lock the watcher's admin account on one server only (not binlogged): the watcher is cut
+    off from it while replication (another account) keeps flowing - a watcher-side partition."""
+    conn = connect_socket(str(bed.node(addr).paths.socket))
+    try:
+        execute(conn, "SET SESSION sql_log_bin = 0")
+        for host in ("%", "localhost"):
+            execute(conn, f"ALTER USER %s@%s ACCOUNT {'LOCK' if locked else 'UNLOCK'}", (bed.admin.user, host))
+    finally:
+        conn.close()
+
+
+def master_of(bed: Testbed) -> ServerAddress:
+    """The writable non-replica among the reachable nodes (asserts there is exactly one)."""
+    writable = []
+    for a in bed.addresses:
+        try:
+            rows = sql(bed, a, "SELECT @@read_only AS ro")
+            status = sql(bed, a, "SHOW SLAVE STATUS")
+        except Exception:  # noqa: BLE001 - a dead node is no master
+            continue
+        if not rows[0]["ro"] and not status:
+            writable.append(a)
+    assert len(writable) == 1, f"expected one writable master, got {writable}"
+    return writable[0]
+
+
+def converged(bed: Testbed, table: str = "repman_test.t", timeout: float = 60.0) -> str:
+    """Every node holds the master's GTID position and the same rows; returns that position."""
+    master = master_of(bed)
+    target = sql(bed, master, "SELECT @@gtid_binlog_pos AS p")[0]["p"]
+    expected = sql(bed, master, f"CHECKSUM TABLE {table}")[0]["Checksum"]
+    for a in bed.addresses:
+        if a == master:
+            continue
+        wait_until(lambda: sql(bed, a, "SELECT @@gtid_current_pos AS p")[0]["p"] == target, timeout,
+                   f"{a} to reach {target}")
+        assert sql(bed, a, f"CHECKSUM TABLE {table}")[0]["Checksum"] == expected, f"{a} rows differ"
+    return target
+
+
+def make_table(bed: Testbed, master: ServerAddress, table: str = "repman_test.t") -> None:
+    schema = table.split(".")[0]
+    with bed.connect(master) as conn:
+        execute(conn, f"CREATE DATABASE IF NOT EXISTS {schema}")
+        execute(conn, f"CREATE TABLE IF NOT EXISTS {table} (id INT AUTO_INCREMENT PRIMARY KEY, v VARCHAR(40))")
+
+
+def insert(bed: Testbed, master: ServerAddress, n: int = 1, table: str = "repman_test.t") -> None:
+    with bed.connect(master) as conn:
+        for i in range(n):
+            execute(conn, f"INSERT INTO {table} (v) VALUES (%s)", (f"row-{time.time():.6f}-{i}",))
