@@ -1,12 +1,16 @@
 """On-premise backend for real: three namespace "hosts" with their own sshd, provisioned over SSH.
 
-No agent and nothing mocked: fabric logs in with a key, mariadbd is started over SSH
-inside each namespace and listens on the namespace's address, and repman's bootstrap
-wires replication across the three hosts over the test bridge.
+No agent and nothing mocked: the program of stacks/Pulumi.onpremise.yaml runs under the
+embedded engine (as ``pulumi up`` would), fabric logs in with a key, mariadbd is started
+over SSH inside each namespace and listens on the namespace's address, and repman's
+bootstrap wires replication across the three hosts over the test bridge. Failures
+(refused SSH, network cut, unknown host key, small host, port taken) give one line
+naming host and step and leave nothing behind.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -19,17 +23,15 @@ from typing import Iterator
 
 import pytest
 
-from repman.backends.onpremise import (
-    OnPremNodeSpec, create_node, delete_node, node_running, server_pid,
-)
+from repman.backends.onpremise import NodeState, OnPremNodeSpec, create_node, node_running, server_pid
 from repman.backends.ssh import HostSession, HostStepError, SshAuth
-from repman.bootstrap import BootstrapRequest, bootstrap
 from repman.db import Credential, ServerAddress, connect, execute, query
 from tests.conftest import HAVE_MARIADB
 from tests.netns import NetnsLab, skip_reason
 
 _SKIP = skip_reason() or (None if HAVE_MARIADB else "mariadbd / mariadb-install-db not installed")
 pytestmark = pytest.mark.skipif(_SKIP is not None, reason=_SKIP or "")
+ROOT = Path(__file__).resolve().parent.parent
 
 ADMIN = Credential("repman", "onprem-admin-pw")
 REPL = Credential("repl", "onprem-repl-pw")
@@ -86,28 +88,63 @@ def wait_for(predicate, timeout: float = 60, what: str = "condition"):
         time.sleep(0.2)
 
 
-def test_three_hosts_provisioned_over_ssh_replicate(lab: NetnsLab, base_root: Path) -> None:
+def engine(*args: str, overrides: dict, timeout: float = 600) -> dict:
+    """The real program of stacks/Pulumi.onpremise.yaml under the embedded engine (as ``pulumi up``)."""
+    cmd = [sys.executable, "-m", "components.embedded_engine", *args, "--stack", "onpremise", "--json"]
+    for key, value in overrides.items():
+        cmd += ["-c", f"{key}={value if isinstance(value, str) else json.dumps(value)}"]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    if done.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed ({done.returncode}): {done.stderr[-3000:]}")
+    return json.loads(done.stdout)
+
+
+def test_onpremise_stack_up_replicates_supervises_and_goes_down(
+    lab: NetnsLab, base_root: Path, tmp_path: Path,
+) -> None:
+    hosts = [h.address for h in lab.hosts[:3]]
+    overrides = {
+        "repman:onpremise-hosts": hosts,
+        "repman:onpremise-ssh-user": "root",
+        "repman:onpremise-ssh-key": {"file": str(lab.make_client_key())},
+        "repman:onpremise-known-hosts": str(lab.known_hosts()),
+        "repman:onpremise-base-dir": f"{base_root}/{{node}}",
+        "repman:onpremise-install-packages": "false",
+        "repman:prov-service-plan": "x3.tiny",
+        "repman:prov-db-tags": TAGS,
+        "repman:db-servers-base-port": "3310",
+        "repman:prov-state-dir": str(tmp_path / "state"),
+        "repman:prov-keep-data-on-delete": "false",
+        "repman:db-servers-credential": f"{ADMIN.user}:{ADMIN.password}",
+        "repman:replication-credential": f"{REPL.user}:{REPL.password}",
+    }
     auth = auth_for(lab)
-    specs = [node(lab, i, base_root) for i in (1, 2, 3)]
-    states = []
     try:
-        for spec in specs:
-            states.append(create_node(spec, auth))
+        first = engine("up", overrides=overrides)
+        outs = first["outputs"]
+        addresses = [ServerAddress(h, 3310 + i) for i, h in enumerate(hosts)]
+        assert outs["servers"] == [a.url for a in addresses]
+        assert outs["primary_endpoint"] == addresses[0].url
+        assert outs["backend"]["orchestrator"] == "onpremise"
+        state = json.loads((tmp_path / "state" / "embedded-engine.onpremise.json").read_text())
+        assert ADMIN.password not in json.dumps(state)
+        assert "PRIVATE KEY" not in json.dumps(state)  # the SSH key comes from config, never stored
+        nodes = {r["name"]: NodeState(**r["outputs"]["state"]) for r in state["resources"]
+                 if r["type"].endswith("SshNode")}
+        assert sorted(nodes) == ["prod-db1-host", "prod-db2-host", "prod-db3-host"]
+
         # Each server runs inside its host's namespace, as the mysql account, under the supervisor.
-        for i, (spec, state) in enumerate(zip(specs, states), start=1):
-            assert state.supervision == "supervisor" and state.service_user == "mysql"
-            with HostSession(spec.host, auth) as session:
-                pid = server_pid(session, state)
+        for i, address in enumerate(addresses, start=1):
+            node_state = nodes[f"prod-db{i}-host"]
+            assert node_state.supervision == "supervisor" and node_state.service_user == "mysql"
+            with HostSession(address.host, auth) as session:
+                pid = server_pid(session, node_state)
             assert pid in namespace_pids(lab, i)
-            assert Path(f"/proc/{pid}/status").read_text().count(f"Uid:\t{_uid('mysql')}") == 1
-            with connect(ServerAddress(spec.host, spec.port), ADMIN) as conn:
-                assert query(conn, "SELECT @@bind_address AS b")[0]["b"] == spec.host
+            assert f"Uid:\t{_uid('mysql')}\t" in Path(f"/proc/{pid}/status").read_text()
+            with connect(address, ADMIN) as conn:
+                assert query(conn, "SELECT @@bind_address AS b")[0]["b"] == address.host
                 assert int(query(conn, "SELECT @@server_id AS s")[0]["s"]) == i
 
-        addresses = [ServerAddress(s.host, s.port) for s in specs]
-        result = bootstrap(BootstrapRequest(servers=addresses, admin=ADMIN, replication=REPL,
-                                            preferred_master=addresses[0]))
-        assert result.primary == addresses[0]
         with connect(addresses[0], ADMIN) as conn:
             execute(conn, "CREATE DATABASE shop")
             execute(conn, "CREATE TABLE shop.orders (id INT PRIMARY KEY, item VARCHAR(20))")
@@ -119,24 +156,22 @@ def test_three_hosts_provisioned_over_ssh_replicate(lab: NetnsLab, base_root: Pa
                 assert query(conn, "SELECT item FROM shop.orders WHERE id = 1")[0]["item"] == "written on host1"
                 assert query(conn, "SELECT @@read_only AS r")[0]["r"] == 1
 
-        # Supervision: a crashed server (kill -9 over SSH) is started again on its host.
-        with HostSession(specs[1].host, auth) as session:
-            old = server_pid(session, states[1])
+        # Supervision: a crashed server (kill -9 on its host) is started again.
+        crashed = nodes["prod-db2-host"]
+        with HostSession(addresses[1].host, auth) as session:
+            old = server_pid(session, crashed)
             session.run("test-crash", f"kill -9 {old}")
-            wait_for(lambda: (p := server_pid(session, states[1])) and p != old and node_running(session, states[1]),
+            wait_for(lambda: (p := server_pid(session, crashed)) and p != old and node_running(session, crashed),
                      what="supervisor restart")
         wait_for(lambda: _replicating(addresses[1]), what="replica reconnect after restart")
 
-        # Re-running create on a provisioned host keeps its data (no re-initialisation).
-        delete_node(states[2], auth, keep_data=True)
-        states[2] = create_node(specs[2], auth)
-        with connect(addresses[2], ADMIN) as conn:
-            assert query(conn, "SELECT COUNT(*) AS n FROM shop.orders")[0]["n"] == 1
+        # A second up finds nothing to do (servers running, my.cnf as rendered).
+        second = engine("up", overrides=overrides)
+        assert second["changes"]["created"] == 0 and second["changes"]["updated"] == 0, second["changes"]
     finally:
-        for state in states:
-            delete_node(state, auth, keep_data=False)
-    for i, spec in enumerate(specs, start=1):
-        assert not Path(spec.base_dir).exists()
+        engine("down", overrides=overrides)
+    for i in (1, 2, 3):
+        assert not (base_root / f"prod-db{i}").exists()
         # Only sshd is left on each host (its per-login children exit shortly after logout).
         wait_for(lambda: namespace_pids(lab, i) == {lab.hosts[i - 1].sshd_pid()}, timeout=30,
                  what=f"host{i} without repman processes")

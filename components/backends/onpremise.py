@@ -1,0 +1,54 @@
+"""On-premise backend: existing hosts reached over SSH, one node per host (``onpremise-hosts``).
+
+No agent: each node is an ``SshNode`` dynamic resource whose provider logs in with
+the key or password it reads from the stack's secret config and does the work with
+``repman.backends.onpremise``. The deploying machine reaches the nodes' SQL ports,
+so the cluster's own bootstrap resource wires replication.
+"""
+
+from __future__ import annotations
+
+import pulumi
+
+from repman.backends.onpremise import node_specs_from_spec, ssh_auth_from_spec
+from repman.spec import ClusterSpec, NodeSpec
+
+from components.backends.base import Backend, ClusterSecrets, NodeResources
+from components.providers.ssh_node import SshNode, SshNodeArgs
+
+
+class OnPremiseBackend(Backend):
+    name = "onpremise"
+
+    def __init__(self, spec: ClusterSpec) -> None:
+        super().__init__(spec)
+        self.auth = ssh_auth_from_spec(spec)          # config errors surface before any resource
+        self.node_specs = {n.server_id: n for n in node_specs_from_spec(spec)}
+
+    def create_node(
+        self, node: NodeSpec, secrets: ClusterSecrets, parent: pulumi.ComponentResource,
+    ) -> NodeResources:
+        s = self.node_specs[node.server_id]
+        res = SshNode(
+            f"{node.name}-host",
+            SshNodeArgs(
+                host=s.host, node_name=s.node_name, server_id=s.server_id, port=s.port, plan=s.plan,
+                tags=s.tags, base_dir=s.base_dir, admin_user=secrets.admin_user,
+                admin_password=secrets.admin_password, ssh_user=self.auth.user, ssh_port=self.auth.port,
+                known_hosts=self.auth.known_hosts, strict_host_key_checking=self.auth.strict_host_key_checking,
+                connect_timeout=self.auth.connect_timeout, service_user=s.service_user,
+                install_packages=s.install_packages, check_resources=s.check_resources,
+                keep_data=self.spec.keep_data_on_delete,
+            ),
+            pulumi.ResourceOptions(parent=parent),
+        )
+        return NodeResources(host=s.host, port=s.port, instance=res.instance, resources=[res],
+                             outputs={"ssh_host": s.host, "base_dir": s.base_dir})
+
+    def describe(self) -> dict[str, object]:
+        return {"orchestrator": self.name, "hosts": [n.host for n in self.node_specs.values()],
+                "ssh_user": self.auth.user, "strict_host_key_checking": self.auth.strict_host_key_checking}
+
+
+def create_backend(spec: ClusterSpec) -> OnPremiseBackend:
+    return OnPremiseBackend(spec)

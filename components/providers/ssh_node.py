@@ -1,0 +1,198 @@
+"""Dynamic provider of one on-premise node over SSH (``repman.backends.onpremise`` does the work).
+
+create: host checks, directories, my.cnf, datadir, supervised mariadbd, admin user;
+        a failed step undoes what it created, so nothing half-made is left unregistered.
+diff:   a new host, directory, node name or server id replaces; other inputs, a my.cnf
+        that renders differently on the host or a stopped server are an update.
+update: push the new my.cnf and restart cleanly when it changed.
+delete: stop the server and its supervision; the directory stays unless ``keep_data`` is false.
+
+The SSH key and password are never inputs: the provider reads them from the stack's
+config in ``configure`` (so they are not stored in state); the admin password is
+only kept as a salted digest.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any, Optional
+
+import pulumi
+from pulumi.dynamic import ConfigureRequest, CreateResult, DiffResult, ResourceProvider, UpdateResult
+
+from repman.backends.onpremise import (
+    HostFacts, NodeState, OnPremNodeSpec, create_node, delete_node, node_running, render_node_config,
+    update_node,
+)
+from repman.backends.ssh import HostSession, SshAuth
+from repman.errors import RepmanError
+from repman.keys import coerce
+from repman.spec import NAMESPACE, PROVISIONING_KEYS
+
+from components.providers.secret_digest import digest_matches, has_unknowns, make_digest, without
+
+PROVIDER_VERSION = "1"
+SECRET_KEYS = ("admin_password",)
+SSH_CONFIG_KEYS = {"private_key": "onpremise-ssh-key", "password": "onpremise-ssh-password"}
+REPLACE_KEYS = ("host", "base_dir", "node_name", "server_id")
+INPUT_KEYS = (
+    "host", "node_name", "server_id", "port", "plan", "tags", "base_dir", "admin_user", "service_user",
+    "install_packages", "check_resources", "keep_data", "ssh_user", "ssh_port", "known_hosts",
+    "strict_host_key_checking", "connect_timeout", "provider_version",
+)
+OUTPUT_KEYS = ("address", "instance", "state", "secret_digest")
+
+
+def node_spec(props: dict[str, Any], password: str = "") -> OnPremNodeSpec:
+    return OnPremNodeSpec(
+        host=str(props["host"]), node_name=str(props["node_name"]), server_id=int(props["server_id"]),
+        port=int(props["port"]), plan=str(props["plan"]), tags=list(props.get("tags") or []),
+        base_dir=str(props["base_dir"]), admin_user=str(props["admin_user"]), admin_password=password,
+        service_user=str(props.get("service_user") or ""),
+        install_packages=bool(props.get("install_packages")),
+        check_resources=bool(props.get("check_resources", True)),
+    )
+
+
+def ssh_auth(props: dict[str, Any], secrets: dict[str, str] | None = None) -> SshAuth:
+    secrets = secrets or {}
+    return SshAuth(
+        user=str(props.get("ssh_user") or "root"), private_key=secrets.get("private_key", ""),
+        password=secrets.get("password", ""), known_hosts=str(props.get("known_hosts") or ""),
+        strict_host_key_checking=bool(props.get("strict_host_key_checking", True)),
+        port=int(props.get("ssh_port") or 22), connect_timeout=float(props.get("connect_timeout") or 10),
+    )
+
+
+def ssh_secrets_from_config(config: Any) -> dict[str, str]:
+    """``repman:onpremise-ssh-key`` / ``-password`` from stack config ({file: PATH} resolved)."""
+    out: dict[str, str] = {}
+    for field, name in SSH_CONFIG_KEYS.items():
+        raw = config.get(f"{NAMESPACE}:{name}")
+        if isinstance(raw, str) and raw.strip().startswith("{"):
+            try:
+                raw = json.loads(raw)
+            except ValueError:
+                pass
+        value = coerce(PROVISIONING_KEYS[name], raw)
+        if value:
+            out[field] = str(value)
+    return out
+
+
+def _outs(props: dict[str, Any], state: NodeState, instance: str, digest: str | None = None) -> dict[str, Any]:
+    return {
+        **without(props, SECRET_KEYS),
+        "address": f"{state.host}:{state.port}",
+        "instance": instance,
+        "state": state.as_dict(),
+        "secret_digest": digest or make_digest(props, SECRET_KEYS),
+    }
+
+
+class SshNodeProvider(ResourceProvider):
+    secrets: dict[str, str] = {}
+
+    def configure(self, req: ConfigureRequest) -> None:
+        self.secrets = ssh_secrets_from_config(req.config)
+
+    def auth(self, props: dict[str, Any]) -> SshAuth:
+        return ssh_auth(props, self.secrets)
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        spec = node_spec(props, str(props["admin_password"]))
+        state = create_node(spec, self.auth(props))
+        instance = f"{spec.host}:{spec.port}/{spec.server_id}/{uuid.uuid4().hex[:12]}"
+        return CreateResult(id_=instance, outs=_outs(props, state, instance))
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        replaces = [k for k in REPLACE_KEYS if olds.get(k) != news.get(k)]
+        changed = [k for k in INPUT_KEYS if olds.get(k) != news.get(k)]
+        if not digest_matches(olds.get("secret_digest"), news, SECRET_KEYS):
+            changed.append("admin_password")
+        if has_unknowns(news):
+            changed.append("unknown")
+        elif not changed and olds.get("state"):
+            changed += _drift(olds, news, self.auth(news))
+        return DiffResult(changes=bool(changed or replaces), replaces=replaces,
+                          stables=["instance"], delete_before_replace=True)
+
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        password = str(news["admin_password"])
+        same_password = digest_matches(olds.get("secret_digest"), news, SECRET_KEYS)
+        state = NodeState(**olds["state"])
+        update_node(node_spec(olds, password if same_password else ""), node_spec(news, password),
+                    state, self.auth(news))
+        digest = olds.get("secret_digest") if same_password else None
+        return UpdateResult(outs=_outs(news, state, str(olds.get("instance") or _id), digest))
+
+    def delete(self, _id: str, props: dict[str, Any]) -> None:
+        delete_node(NodeState(**props["state"]), self.auth(props), keep_data=bool(props.get("keep_data", True)))
+
+
+def _drift(olds: dict[str, Any], news: dict[str, Any], auth: SshAuth) -> list[str]:
+    """Compare the host with what state says: a stopped server or a hand-edited my.cnf."""
+    state = NodeState(**olds["state"])
+    spec = node_spec(news)
+    try:
+        with HostSession(spec.host, auth) as session:
+            if not node_running(session, state):
+                return ["server not running"]
+            current = session.read_file("diff", spec.cnf)
+    except RepmanError as exc:
+        pulumi.log.warn(f"{spec.node_name}: {exc}")
+        return ["host unreachable"]
+    return [] if current == render_node_config(spec, HostFacts(**state.facts)) else ["my.cnf"]
+
+
+class SshNodeArgs:
+    """Inputs of one on-premise node; the admin password must be a secret Output."""
+
+    def __init__(
+        self, *, host: pulumi.Input[str], node_name: pulumi.Input[str], server_id: pulumi.Input[int],
+        port: pulumi.Input[int], plan: pulumi.Input[str], tags: pulumi.Input[list[str]],
+        base_dir: pulumi.Input[str], admin_user: pulumi.Input[str], admin_password: pulumi.Input[str],
+        ssh_user: pulumi.Input[str] = "root", ssh_port: pulumi.Input[int] = 22,
+        known_hosts: pulumi.Input[str] = "", strict_host_key_checking: pulumi.Input[bool] = True,
+        connect_timeout: pulumi.Input[float] = 10, service_user: pulumi.Input[str] = "",
+        install_packages: pulumi.Input[bool] = False, check_resources: pulumi.Input[bool] = True,
+        keep_data: pulumi.Input[bool] = True,
+    ) -> None:
+        self.host = host
+        self.node_name = node_name
+        self.server_id = server_id
+        self.port = port
+        self.plan = plan
+        self.tags = tags
+        self.base_dir = base_dir
+        self.admin_user = admin_user
+        self.admin_password = admin_password
+        self.ssh_user = ssh_user
+        self.ssh_port = ssh_port
+        self.known_hosts = known_hosts
+        self.strict_host_key_checking = strict_host_key_checking
+        self.connect_timeout = connect_timeout
+        self.service_user = service_user
+        self.install_packages = install_packages
+        self.check_resources = check_resources
+        self.keep_data = keep_data
+
+
+class SshNode(pulumi.dynamic.Resource, module="repman", name="SshNode"):
+    """A mariadbd on an existing host, provisioned over SSH with no agent."""
+
+    address: pulumi.Output[str]
+    instance: pulumi.Output[str]
+    host: pulumi.Output[str]
+    port: pulumi.Output[int]
+    state: pulumi.Output[dict]
+
+    def __init__(self, name: str, args: SshNodeArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
+        props: dict[str, Any] = {k: getattr(args, k) for k in vars(args)}
+        props["admin_password"] = pulumi.Output.secret(args.admin_password)
+        props["provider_version"] = PROVIDER_VERSION
+        props.update({k: None for k in OUTPUT_KEYS})
+        base = pulumi.ResourceOptions(additional_secret_outputs=["secret_digest"],
+                                      delete_before_replace=True)
+        super().__init__(SshNodeProvider(), name, props, pulumi.ResourceOptions.merge(base, opts))
