@@ -46,8 +46,10 @@ class LocalHAProxy:
 
 
 def port_via(proxy: ServerAddress, cred: Credential, timeout: float = 3.0) -> int:
-    """Which backend port a fresh connection through ``proxy`` lands on."""
-    conn = pymysql.connect(host=proxy.host, port=proxy.port, user=cred.user, password=cred.password,
+    """Which backend port a fresh connection through ``proxy`` lands on.
+
+    TLS is off: PyMySQL >= 1.2 otherwise builds an SSL context per connection (~35 ms of CPU)."""
+    conn = pymysql.connect(ssl_disabled=True, host=proxy.host, port=proxy.port, user=cred.user, password=cred.password,
                            connect_timeout=timeout, read_timeout=timeout)
     try:
         with conn.cursor() as cur:

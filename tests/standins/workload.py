@@ -47,11 +47,16 @@ class Writer:
     writes: list[Write] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     pause: float = 0.0
+    first_id: int = 1
 
     def __post_init__(self) -> None:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="proxy-writer")
         self._lock = threading.Lock()
+
+    def target(self) -> ServerAddress:
+        """Where the next connection goes: the proxy (a subclass may pick a server itself)."""
+        return self.proxy
 
     def start(self) -> "Writer":
         self._thread.start()
@@ -62,13 +67,14 @@ class Writer:
         self._thread.join(30)
 
     def _connect(self) -> pymysql.connections.Connection:
-        return pymysql.connect(host=self.proxy.host, port=self.proxy.port, user=self.credential.user,
+        target = self.target()
+        return pymysql.connect(ssl_disabled=True, host=target.host, port=target.port, user=self.credential.user,
                                password=self.credential.password, autocommit=True,
                                connect_timeout=2, read_timeout=15, write_timeout=15)
 
     def _run(self) -> None:
         conn = None
-        next_id = 1
+        next_id = self.first_id
         while not self._stop.is_set():
             w = Write(next_id, time.monotonic())
             next_id += 1
@@ -148,7 +154,7 @@ class Reader:
         while not self._stop.is_set():
             t = time.monotonic()
             try:
-                conn = pymysql.connect(host=self.proxy.host, port=self.proxy.port, user=self.credential.user,
+                conn = pymysql.connect(ssl_disabled=True, host=self.proxy.host, port=self.proxy.port, user=self.credential.user,
                                        password=self.credential.password, connect_timeout=2, read_timeout=5)
                 try:
                     with conn.cursor() as cur:
