@@ -76,7 +76,8 @@ class Watcher:
         self.stop_event.set()
         deadline = time.monotonic() + timeout
         for t in self.threads:
-            t.thread.join(max(0.1, deadline - time.monotonic()))
+            if t.thread.ident is not None:
+                t.thread.join(max(0.1, deadline - time.monotonic()))
         for m in self.monitors.values():
             m.wait_operation(max(0.1, deadline - time.monotonic()))
             m.close()

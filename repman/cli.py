@@ -1,0 +1,298 @@
+"""The ``repman`` command: status, switchover, failover, watch and config tools.
+
+Every error a user can cause ends as one line ``repman: <reason>`` on stderr and
+a non-zero exit (2: configuration, 1: refused or failed operation); never a
+traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from typing import Any, Callable, Sequence
+
+import pymysql
+
+from repman.db import ServerAddress
+from repman.errors import ConfigError, RepmanError
+
+EXAMPLES = """\
+examples:
+  repman --config repman.yaml status                  one-shot view of the (only) cluster
+  repman --config repman.yaml --cluster c1 status --json
+  repman --config repman.yaml switchover              elect the best replica, switch to it
+  repman --config repman.yaml switchover --to 127.0.0.1:3307
+  repman --config repman.yaml failover                promote a replica of a dead master now
+  repman --config repman.yaml watch                   monitor every cluster until SIGTERM/SIGINT
+  repman --config repman.yaml reset-failover-counter  allow automatic failovers again
+  repman --config repman.yaml config check            validate the file, touch no server
+  repman keys                                         every configuration key, default and help
+  echo -n 's3cret' | repman hash-password             a password-hash for the api-users section
+
+exit status: 0 success; 1 operation refused or failed; 2 bad configuration or usage.
+The config file defaults to $REPMAN_CONFIG.
+"""
+
+
+def _global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
+    default: Any = argparse.SUPPRESS if suppress else None
+    parser.add_argument("--config", metavar="FILE", default=default,
+                        help="watcher YAML file (clusters: {name: {repman keys}}); default $REPMAN_CONFIG")
+    parser.add_argument("--cluster", metavar="NAME", default=default,
+                        help="cluster section to act on (optional when the file has one cluster)")
+    parser.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS if suppress else False,
+                        help="print each step of an operation on stderr")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="repman", description="Failover, switchover and monitoring of MariaDB replication clusters.",
+        epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _global_options(parser, suppress=False)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    def add(name: str, help_text: str, description: str = "") -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=description or help_text,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        _global_options(p, suppress=True)
+        return p
+
+    p = add("status", "show every server's role, state, GTID positions, threads and lag",
+            "Read every server once and print the cluster's state and the monitor's decision.\n"
+            "Without --cluster and with several clusters, all are shown.")
+    p.add_argument("--json", action="store_true", help="machine-readable output (never contains passwords)")
+    p = add("switchover", "planned switch of the master to a replica, without losing a write",
+            "Freeze the master, let the candidate catch up, promote it and demote the old master.\n"
+            "Refused (exit 1) on long transactions or queries, or without an electable candidate.\n"
+            "example: repman --config repman.yaml switchover --to 127.0.0.1:3307")
+    p.add_argument("--to", metavar="HOST:PORT", help="the replica to promote (default: elected)")
+    p.add_argument("--json", action="store_true", help="print the operation result as JSON")
+    p = add("failover", "promote the best replica now (the master is dead)",
+            "Elect the most advanced replica, apply its relay log and promote it.")
+    p.add_argument("--json", action="store_true", help="print the operation result as JSON")
+    p = add("watch", "monitor the clusters until SIGTERM or SIGINT (and serve the HTTP API)",
+            "One monitoring loop per cluster (all clusters of the file, or --cluster);\n"
+            "serves the HTTP API and dashboard when the file has an api: section.")
+    p.add_argument("--no-api", action="store_true", help="do not serve the HTTP API")
+    add("reset-failover-counter", "set the failover counter back to 0 (failover-limit)")
+    p = add("config", "configuration tools")
+    p.add_argument("action", choices=["check"], help="check: validate the file without touching servers")
+    p = add("keys", "list every configuration key with its type, default and help")
+    p.add_argument("--json", action="store_true", help="machine-readable list")
+    add("hash-password", "read a password on stdin, print a salted hash for api-users")
+    return parser
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+def _load(args: argparse.Namespace):
+    from repman.watcher.config import load_config
+    path = args.config or os.environ.get("REPMAN_CONFIG")
+    if not path:
+        raise ConfigError("--config", "no configuration file given (use --config FILE or $REPMAN_CONFIG)")
+    return load_config(path)
+
+
+def _stderr_log(verbose: bool) -> Callable[[str], None]:
+    def log(message: str) -> None:
+        if verbose:
+            print(f"  {message}", file=sys.stderr, flush=True)
+    return log
+
+
+def _server_line(s: dict[str, Any]) -> str:
+    lag = "" if s["seconds_behind_master"] is None else f"{s['seconds_behind_master']}s"
+    ro = "" if s["read_only"] is None else ("ro" if s["read_only"] else "rw")
+    threads = "" if s["io_thread"] is None else f"{s['io_thread']}/{s['sql_thread']}"
+    err = s["error"] or s["last_sql_error"] or s["last_io_error"] or ""
+    pos = s["gtid_current_pos"] or s["gtid_binlog_pos"] or ""
+    return (f"  {s['url']:<22} {s['state']:<11} {ro:<3} {pos:<22} {s['master_url'] or '':<22} "
+            f"{threads:<16} {lag:<6} {err}").rstrip()
+
+
+def _print_status(st: dict[str, Any]) -> None:
+    limit = st["failover_limit"]
+    print(f"cluster {st['cluster']}: master {st['master'] or 'unknown'}, failover-mode {st['failover_mode']}, "
+          f"failovers {st['failover_count']}/{limit if limit else 'unlimited'}")
+    if st["decision"]:
+        print(f"  {st['decision']['sentence']}")
+    print(f"  {'SERVER':<22} {'STATE':<11} {'RW':<3} {'GTID':<22} {'MASTER':<22} {'IO/SQL':<16} {'LAG':<6} ERROR")
+    for s in st["servers"]:
+        print(_server_line(s))
+
+
+# -- commands -----------------------------------------------------------------------------
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from repman.watcher.monitor import ClusterMonitor
+    wc = _load(args)
+    names = [wc.cluster(args.cluster).name] if (args.cluster or len(wc.clusters) == 1) else list(wc.clusters)
+    out = []
+    for name in names:
+        monitor = ClusterMonitor(wc.cluster(name), log=lambda m: None, act=False)
+        try:
+            monitor.tick()
+            out.append(monitor.status())
+        finally:
+            monitor.close()
+    if args.json:
+        print(json.dumps(out[0] if len(out) == 1 else {"clusters": out}, indent=2, sort_keys=True))
+    else:
+        for st in out:
+            _print_status(st)
+    return 0
+
+
+def _operation(args: argparse.Namespace, kind: str) -> int:
+    from repman.watcher.operations import build_routers, run_operation
+    wc = _load(args)
+    cfg = wc.cluster(args.cluster)
+    to = ServerAddress.parse(args.to, "--to") if getattr(args, "to", None) else None
+    log = _stderr_log(args.verbose)
+    result = run_operation(kind, cfg, log, build_routers(cfg, log), to=to)
+    if args.json:
+        print(json.dumps(result.as_dict(), indent=2, sort_keys=True))
+    if not result.ok:
+        print(f"repman: {result.sentence}", file=sys.stderr)
+        return 1
+    if not args.json:
+        print(result.sentence)
+    return 0
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    from repman.watcher.loop import Watcher
+    wc = _load(args)
+    names = [wc.cluster(args.cluster).name] if args.cluster else list(wc.clusters)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(message)s")
+    watcher = Watcher(wc, clusters=names)
+    server = None
+    if wc.api.enabled and not args.no_api:
+        from repman.api.server import ApiServer
+        server = ApiServer(wc.api, watcher)
+        server.start()
+        logging.getLogger("repman.api").info("api listening on %s", server.url)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        logging.getLogger("repman.watcher").info("received %s: stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    watcher.start()
+    logging.getLogger("repman.watcher").info("watching %s", ", ".join(names))
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        if server is not None:
+            server.stop()
+        watcher.stop()
+    logging.getLogger("repman.watcher").info("stopped")
+    return 0
+
+
+def cmd_reset(args: argparse.Namespace) -> int:
+    from repman.watcher.operations import store_for
+    cfg = _load(args).cluster(args.cluster)
+    store = store_for(cfg)
+    before = store.load().failover_count
+    store.reset_failover_counter()
+    print(f"failover counter of {cfg.name} reset to 0 (was {before})")
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    wc = _load(args)
+    for name, cfg in wc.clusters.items():
+        routing = [k for k in ("haproxy", "proxysql", "maxscale", "registry-consul", "mdbshardproxy")
+                   if cfg.get(k)]
+        print(f"{name}: {len(cfg.servers)} servers ({', '.join(a.url for a in cfg.servers)}), "
+              f"failover-mode {cfg['failover-mode']}, ticker {cfg.ticker:g}s, "
+              f"routing {', '.join(routing) or 'none'}")
+    if wc.api.enabled:
+        scheme = "https" if wc.api.tls else "http"
+        print(f"api: {scheme}://{wc.api.bind}:{wc.api.port}, {len(wc.api.users)} users")
+    print(f"{wc.path}: configuration is valid")
+    return 0
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    from repman.api.keys import API_KEYS, API_USERS_HELP
+    from repman.watcher.config import CLUSTER_TABLES
+    sections = [("clusters.<name>", t) for t in CLUSTER_TABLES] + [("api", API_KEYS)]
+    rows = []
+    for section, table in sections:
+        for k in table.values():
+            default = "***" if (k.secret and k.default) else k.default
+            if isinstance(default, list):
+                default = [str(v) for v in default]
+            rows.append({"section": section, "name": k.name, "kind": k.kind, "default": default,
+                         "choices": list(k.choices), "help": k.help})
+    if args.json:
+        print(json.dumps(rows, indent=2, default=str))
+        return 0
+    current = None
+    for r in rows:
+        if r["section"] != current:
+            current = r["section"]
+            print(f"{current}:")
+        kind = "|".join(r["choices"]) if r["choices"] else r["kind"]
+        print(f"  {r['name']:<42} {kind:<20} default {r['default']!r}\n      {r['help']}")
+    print(f"api:\n  {API_USERS_HELP}")
+    return 0
+
+
+def cmd_hash_password(args: argparse.Namespace) -> int:
+    from repman.api.auth import hash_password
+    if sys.stdin.isatty():
+        password = getpass.getpass("password: ")
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    if not password:
+        raise ConfigError("password", "empty password")
+    print(hash_password(password))
+    return 0
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "status": cmd_status, "switchover": lambda a: _operation(a, "switchover"),
+    "failover": lambda a: _operation(a, "failover"), "watch": cmd_watch,
+    "reset-failover-counter": cmd_reset, "config": cmd_config, "keys": cmd_keys,
+    "hash-password": cmd_hash_password,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except ConfigError as exc:
+        print(f"repman: {exc}", file=sys.stderr)
+        return 2
+    except RepmanError as exc:
+        print(f"repman: {exc}", file=sys.stderr)
+        return 1
+    except pymysql.MySQLError as exc:
+        code, text = (tuple(exc.args) + ("", ""))[:2]
+        print(f"repman: database error {code} {text}".rstrip(), file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("repman: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
