@@ -13,9 +13,14 @@ import pulumi
 from repman.db import ServerAddress
 from repman.spec import ClusterSpec
 
+from repman.local.watcher import WatcherFiles
+from repman.watcher_yaml import dump, env_ref, file_ref, render_watcher_config, secret_values
+
 from components.backends.base import Backend, ClusterSecrets
 from components.database_service import DatabaseService, DatabaseServiceArgs
 from components.providers.bootstrap import Bootstrap, BootstrapArgs
+from components.providers.local_watcher import LocalWatcher, LocalWatcherArgs
+from components.proxy_service import DEFAULT_TAGS as DEFAULT_PROXY_TAGS, ProxyService, ProxyServiceArgs
 
 
 class ClusterArgs:
@@ -83,18 +88,62 @@ class Cluster(pulumi.ComponentResource):
         self.admin_credential = _credential(secrets.admin_user, secrets.admin_password)
         self.replication_credential = _credential(secrets.replication_user, secrets.replication_password)
         self.monitoring_credential = _credential(secrets.monitoring_user, secrets.monitoring_password)
+        after_bootstrap: list[pulumi.Resource] = [self.bootstrap] if self.bootstrap is not None else node_resources
+        self.proxy = self._proxy(name, spec, backend, after_bootstrap)
+        routing: pulumi.Input[dict] = self.proxy.watcher_keys if self.proxy is not None else {}
+        # The watcher config for any backend, secrets as {env: ...} references (run it anywhere).
+        self.watcher_config = pulumi.Output.all(self.servers, routing).apply(
+            lambda sr: dump(render_watcher_config(spec, sr[0], env_ref, routing=sr[1])))
+        self.watcher: LocalWatcher | None = None
+        if spec.watcher and backend.runs_local_watcher:
+            proxy_resources = self.proxy.resources if self.proxy is not None else []
+            self.watcher = self._local_watcher(name, spec, routing, after_bootstrap + proxy_resources)
         self.outputs: dict[str, Any] = {
             "servers": self.servers,
             "primary_endpoint": self.primary_endpoint,
             "replica_endpoints": self.replica_endpoints,
+            "write_endpoint": self.proxy.write_address if self.proxy is not None else self.primary_endpoint,
+            "read_endpoint": self.proxy.read_address if self.proxy is not None else "",
             "admin_credential": self.admin_credential,
             "replication_credential": self.replication_credential,
             "monitoring_credential": self.monitoring_credential,
             "plan": spec.plan.name,
             "tags": list(spec.db_tags),
             "backend": backend.describe(),
+            "watcher_config": self.watcher_config,
+            "watcher_config_path": self.watcher.config_path if self.watcher is not None else "",
+            "watcher_api_url": self.watcher.api_url if self.watcher is not None else "",
         }
         self.register_outputs(self.outputs)
+
+    def _proxy(self, name: str, spec: ClusterSpec, backend: Backend,
+               after: list[pulumi.Resource]) -> ProxyService | None:
+        """An HAProxy in front of the cluster when the stack routes through one (``haproxy: true``)."""
+        if not spec.setting("haproxy"):
+            return None
+        return ProxyService(
+            f"{name}-proxy",
+            ProxyServiceArgs(
+                cluster=spec.name, backend=backend, servers=self.servers,
+                state_dir=str(spec.state_dir / spec.name), tags=spec.proxy_tags or DEFAULT_PROXY_TAGS,
+                write_port=spec.setting("haproxy-write-port"), read_port=spec.setting("haproxy-read-port"),
+                primary=self.primary_endpoint, plan=spec.plan, bind_address=spec.db_host,
+            ),
+            pulumi.ResourceOptions(parent=self, depends_on=after),
+        )
+
+    def _local_watcher(self, name: str, spec: ClusterSpec, routing: pulumi.Input[dict],
+                       after: list[pulumi.Resource]) -> LocalWatcher:
+        """``repman watch`` for this cluster, detached on this host (local backend)."""
+        files = WatcherFiles(spec.state_dir / spec.name / "watcher")
+        config = pulumi.Output.all(self.servers, routing).apply(lambda sr: render_watcher_config(
+            spec, sr[0], file_ref(files.secrets_dir), routing=sr[1], state_dir=str(files.state_dir)))
+        return LocalWatcher(
+            f"{name}-watcher",
+            LocalWatcherArgs(base_dir=str(files.base), cluster=spec.name, config=config,
+                             secrets=pulumi.Output.secret(secret_values(spec)), api=dict(spec.api_settings)),
+            pulumi.ResourceOptions(parent=self, depends_on=after),
+        )
 
     def _preferred_master(self, spec: ClusterSpec) -> pulumi.Output:
         pm = spec.preferred_master

@@ -227,7 +227,10 @@ class Engine:
                 outs = self._outputs(result.outs or {}, inputs, secret_keys)
                 self.state.put(ResourceState(urn, typ, name, old.id, True, outs))
                 self.counts["updated"] += 1
-                self.progress(f"  ~ {name} updated ({time.monotonic() - started:.1f}s)")
+                keys = sorted(k for k in inputs if k != PROVIDER_KEY and k not in secret_keys
+                              and olds.get(k) != inputs.get(k))
+                why = f"{', '.join(keys)} changed" if keys else "live state drifted"
+                self.progress(f"  ~ {name} updated: {why} ({time.monotonic() - started:.1f}s)")
                 return old.id, outs
             self.counts["unchanged"] += 1
             return old.id, olds
@@ -318,7 +321,12 @@ def _print_outputs(outputs: dict[str, Any], secret: set[str], show_secrets: bool
     print("Outputs:")
     for key, value in outputs.items():
         shown = "[secret]" if key in secret and not show_secrets else value
-        print(f"    {key:<24} {json.dumps(shown)}")
+        if isinstance(shown, str) and "\n" in shown:
+            print(f"    {key}:")
+            for line in shown.rstrip("\n").splitlines():
+                print(f"        {line}")
+        else:
+            print(f"    {key:<24} {json.dumps(shown)}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,6 +19,9 @@ from repman.errors import ConfigError
 from repman.keys import Key, coerce, key_table
 from repman.mycnf import known_tags, validate_tags
 from repman.plans import ServicePlan, get_plan, load_plans
+from repman.api.keys import API_KEYS
+from repman.routing.keys import ROUTING_KEYS
+from repman.watcher.keys import WATCHER_KEYS
 
 NAMESPACE = "repman"
 ORCHESTRATORS = ("local", "onpremise", "kube", "docker", "opensvc", "slapos")
@@ -86,6 +89,18 @@ PROVISIONING_KEYS: dict[str, Key] = key_table(
     Key("prov-watcher", "bool", True, "run the repman watcher for this cluster (local backend: detached)"),
 )
 REQUIRED_KEYS = ("db-servers-credential", "replication-credential")
+# Watcher keys the provisioner fills in itself from what it deployed.
+DERIVED_WATCHER_KEYS = ("db-servers-hosts",)
+
+
+def watcher_passthrough_keys() -> dict[str, Key]:
+    """Watcher and routing keys a stack may set; they go to the watcher config as given."""
+    out: dict[str, Key] = {}
+    for table in (WATCHER_KEYS, ROUTING_KEYS):
+        for name, key in table.items():
+            if name not in PROVISIONING_KEYS and name not in DERIVED_WATCHER_KEYS:
+                out[name] = key
+    return out
 
 
 @dataclass(frozen=True)
@@ -121,6 +136,16 @@ class ClusterSpec:
     kube_namespace: str
     watcher: bool
     values: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    #: watcher/routing keys the stack set (raw values, secrets possibly {env}/{file} references)
+    watcher_settings: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    #: ``api-*`` keys the stack set: the watcher serves its HTTP API when there is any
+    api_settings: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    def setting(self, name: str) -> Any:
+        """A watcher/routing/API key's validated value, or its default."""
+        key = watcher_passthrough_keys().get(name) or API_KEYS[name]
+        raw = self.watcher_settings.get(name, self.api_settings.get(name))
+        return coerce(key, raw)
 
     @property
     def semisync(self) -> bool:
@@ -171,10 +196,31 @@ def _decode(value: Any) -> Any:
     return value
 
 
+def _split(raw: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Provisioning keys, watcher/routing keys and api keys; anything else is unknown."""
+    passthrough = watcher_passthrough_keys()
+    prov, watcher, api = {}, {}, {}
+    for name, value in raw.items():
+        if name in PROVISIONING_KEYS:
+            prov[name] = value
+        elif name in passthrough:
+            watcher[name] = value
+        elif name in API_KEYS:
+            api[name] = value
+        elif name in DERIVED_WATCHER_KEYS:
+            raise ConfigError(_key(name), "is set by the provisioner from the deployed nodes")
+        else:
+            raise ConfigError(_key(name), "unknown key (see Pulumi.yaml and `repman keys` for the known ones)")
+    for table, section in ((passthrough, watcher), (API_KEYS, api)):
+        for name, value in section.items():
+            try:
+                coerce(table[name], value)
+            except ConfigError as exc:
+                raise ConfigError(_key(name), str(exc).split(": ", 1)[1]) from None
+    return prov, watcher, api
+
+
 def _coerce_all(raw: dict[str, Any]) -> dict[str, Any]:
-    for name in raw:
-        if name not in PROVISIONING_KEYS:
-            raise ConfigError(_key(name), "unknown key (see Pulumi.yaml for the known ones)")
     for name in REQUIRED_KEYS:
         if raw.get(name) in (None, ""):
             raise ConfigError(_key(name), "is required (user:password; `pulumi config set --secret`)")
@@ -215,7 +261,8 @@ def load_cluster_spec(raw: Mapping[str, Any], project_dir: Path | str | None = N
     """Validate stack config (``repman:``-namespaced or bare keys) into a ``ClusterSpec``."""
     if not isinstance(raw, Mapping):
         raise ConfigError(NAMESPACE, f"expected a mapping of config keys, got {type(raw).__name__}")
-    values = _coerce_all(_strip_namespace(raw))
+    prov_raw, watcher_settings, api_settings = _split(_strip_namespace(raw))
+    values = _coerce_all(prov_raw)
     name = values["cluster-name"]
     if not _CLUSTER_NAME.match(name):
         raise ConfigError(_key("cluster-name"), f"{name!r} must be lowercase letters, digits and '-' "
@@ -269,6 +316,8 @@ def load_cluster_spec(raw: Mapping[str, Any], project_dir: Path | str | None = N
         kube_namespace=values["kube-namespace"],
         watcher=values["prov-watcher"],
         values=values,
+        watcher_settings=watcher_settings,
+        api_settings=api_settings,
     )
 
 

@@ -50,13 +50,21 @@ def wait_for(check, timeout: float = 30.0, what: str = "condition"):
 
 
 @pytest.fixture
-def stack(tmp_path):
+def stack():
+    import shutil
+    import tempfile
+
+    # Short on purpose: unix socket paths (HAProxy's admin socket: 97 bytes) must fit.
+    tmp_path = Path(tempfile.mkdtemp(prefix="repman-e2e-"))
     base = free_port_block(3)
-    overrides = [f"repman:db-servers-base-port={base}", f"repman:prov-state-dir={tmp_path / 'state'}"]
+    proxy = free_port_block(2)
+    overrides = [f"repman:db-servers-base-port={base}", f"repman:prov-state-dir={tmp_path / 'state'}",
+                 f"repman:haproxy-write-port={proxy}", f"repman:haproxy-read-port={proxy + 1}",
+                 f"repman:api-port={free_port_block(1)}"]
     yield overrides, tmp_path / "state"
     engine("down", overrides=overrides, check=False)
-    # Last resort if down failed: no mariadbd may outlive the test.
-    for pid_file in (tmp_path / "state").glob("**/run/mariadbd.pid"):
+    # Last resort if down failed: no mariadbd, haproxy or watcher may outlive the test.
+    for pid_file in [*(tmp_path / "state").glob("**/*.pid")]:
         try:
             pid = int(pid_file.read_text())
         except (OSError, ValueError):
@@ -66,6 +74,7 @@ def stack(tmp_path):
             import signal
 
             os.kill(pid, signal.SIGKILL)
+    shutil.rmtree(tmp_path, ignore_errors=True)
 
 
 def test_local_stack_up_twice_reconfigure_and_down(stack):
@@ -106,16 +115,43 @@ def test_local_stack_up_twice_reconfigure_and_down(stack):
     with session(primary, admin) as conn:
         assert variable(conn, "rpl_semi_sync_master_enabled") == "1"  # semisync tag of the stack
 
+    # Through HAProxy: writes reach the primary, reads a replica.
+    with session(ServerAddress.parse(outs["write_endpoint"]), admin) as conn:
+        assert variable(conn, "server_id") == "1"
+    with session(ServerAddress.parse(outs["read_endpoint"]), admin) as conn:
+        assert variable(conn, "server_id") in ("2", "3")
+
+    # The watcher runs detached with the rendered config; secrets only in 0600 files.
+    config_path = Path(outs["watcher_config_path"])
+    watcher_pid = _watcher_pid(config_path)
+    assert pid_alive(watcher_pid)
+    config_text = config_path.read_text()
+    assert admin.password not in config_text and "failover-mode: automatic" in config_text
+    for secret_file in (config_path.parent / "secrets").iterdir():
+        assert secret_file.stat().st_mode & 0o777 == 0o600
+    api = outs["watcher_api_url"].removeprefix("http://").split(":")
+    assert _port_open(api[0], int(api[1]))
+
     # Second up with no change: nothing changes.
     second = json.loads(engine("up", "--json", overrides=overrides).stdout)
     assert second["changes"]["created"] == second["changes"]["updated"] == second["changes"]["deleted"] == 0
     assert second["outputs"]["servers"] == outs["servers"]
 
+    # A dead watcher is restarted by the next up, and only it.
+    import os
+    import signal
+
+    os.kill(watcher_pid, signal.SIGKILL)
+    wait_for(lambda: not pid_alive(watcher_pid), what="watcher gone")
+    revived = json.loads(engine("up", "--json", overrides=overrides).stdout)
+    assert revived["changes"]["updated"] == 1 and revived["changes"]["created"] == 0
+    assert pid_alive(_watcher_pid(config_path)) and _watcher_pid(config_path) != watcher_pid
+
     # A dynamic tag change is applied live on every node; replication is untouched.
     pids = {s.port: _server_pid(s, admin) for s in servers}
     changed = overrides + ["repman:prov-db-tags=" + json.dumps(app_tags + ["slow"])]
     third = json.loads(engine("up", "--json", overrides=changed).stdout)
-    assert third["changes"]["updated"] == 3 and third["changes"]["created"] == 0
+    assert third["changes"]["updated"] == 3 and third["changes"]["created"] == 0  # the nodes only
     for s in servers:
         with session(s, admin) as conn:
             assert variable(conn, "slow_query_log") == "1"
@@ -123,12 +159,27 @@ def test_local_stack_up_twice_reconfigure_and_down(stack):
     with session(primary, admin) as conn:
         assert variable(conn, "read_only") == "0"
 
+    last_watcher = _watcher_pid(config_path)
     down = engine("down", overrides=changed)
     assert "deleted" in down.stdout
+    assert not pid_alive(last_watcher)
+    assert not _port_open("127.0.0.1", int(outs["write_endpoint"].rsplit(":", 1)[1]))
     for s in servers:
         with pytest.raises(pymysql.MySQLError):
             connect(s, admin, timeout=1)
     assert not list(state_dir.glob("**/data/mysql"))  # the local stack does not keep data
+
+
+def _watcher_pid(config_path: Path) -> int:
+    return int((config_path.parent / "watcher.pid").read_text())
+
+
+def _port_open(host: str, port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex((host, port)) == 0
 
 
 def _server_pid(address: ServerAddress, admin: Credential) -> int:

@@ -41,6 +41,11 @@ class Recorder(mocks.Mocks):
             outs.update(address=f"{plain['host']}:{int(plain['port'])}", instance=f"i-{args.name}", pid=1)
         if args.typ.endswith(":Bootstrap"):
             outs.update(primary=plain["servers"][0], replicas=plain["servers"][1:], actions=[])
+        if args.typ.endswith(":LocalWatcher"):
+            outs.update(config_path=f"{plain['base_dir']}/repman.yaml", api_url="", pid=2)
+        if args.typ.endswith(":LocalHAProxy"):
+            outs.update(write_address=f"127.0.0.1:{int(plain['write_port'])}",
+                        read_address=f"127.0.0.1:{int(plain['read_port'])}", admin_socket="/x/haproxy.sock")
         return (f"{args.name}-id" if args.custom else ""), outs
 
     def call(self, args: mocks.MockCallArgs) -> tuple[dict, None]:
@@ -96,13 +101,14 @@ def program(monkeypatch):
 def test_graph_per_plan(program, plan, nodes):
     rec, mon, outputs, secret = program({"repman:prov-service-plan": plan, "repman:cluster-name": "shop"})
     types = {r["name"]: r["type"] for r in rec.registered}
-    expected = {"shop": "repman:cluster:Cluster", "shop-bootstrap": "pulumi-python:dynamic/repman:Bootstrap"}
+    expected = {"shop": "repman:cluster:Cluster", "shop-bootstrap": "pulumi-python:dynamic/repman:Bootstrap",
+                "shop-watcher": "pulumi-python:dynamic/repman:LocalWatcher"}
     for i in range(1, nodes + 1):
         expected[f"shop-db{i}"] = "repman:database:DatabaseService"
         expected[f"shop-db{i}-process"] = "pulumi-python:dynamic/repman:LocalNode"
     assert types == expected
     assert mon.parents["shop"].startswith("repman-graph")  # the stack
-    assert mon.parents["shop-bootstrap"] == "shop"
+    assert mon.parents["shop-bootstrap"] == "shop" and mon.parents["shop-watcher"] == "shop"
     for i in range(1, nodes + 1):
         assert mon.parents[f"shop-db{i}"] == "shop"
         assert mon.parents[f"shop-db{i}-process"] == f"shop-db{i}"
@@ -144,6 +150,50 @@ def test_passwords_only_travel_as_secrets(program):
     boot = next(r for r in rec.registered if r["type"].endswith(":Bootstrap"))
     for key in ("admin_password", "replication_password", "monitoring_password"):
         assert rpc.is_rpc_secret(boot["inputs"][key]), key
+    watcher = next(r for r in rec.registered if r["type"].endswith(":LocalWatcher"))["inputs"]
+    assert rpc.is_rpc_secret(watcher["secrets"])
+    section = watcher["config"]["clusters"]["cluster1"]
+    assert section["db-servers-credential"] == {
+        "file": "/var/tmp/repman-graph-test/cluster1/watcher/secrets/db-servers-credential"}
+
+
+def test_watcher_config_from_the_stack(program):
+    import yaml
+
+    rec, _, outputs, secret = program({"repman:failover-mode": "automatic", "repman:api-port": "10123",
+                                       "repman:db-servers-prefered-master": "2"})
+    watcher = next(r for r in rec.registered if r["type"].endswith(":LocalWatcher"))["inputs"]
+    section = watcher["config"]["clusters"]["cluster1"]
+    assert section["db-servers-hosts"] == ["127.0.0.1:3310", "127.0.0.1:3311", "127.0.0.1:3312"]
+    assert section["db-servers-prefered-master"] == "127.0.0.1:3311"
+    assert section["failover-mode"] == "automatic"
+    assert section["monitoring-datadir"] == "/var/tmp/repman-graph-test/cluster1/watcher/state"
+    assert watcher["config"]["api"] == {"api-port": 10123}
+    exported = yaml.safe_load(outputs["watcher_config"])["clusters"]["cluster1"]
+    assert exported["replication-credential"] == {"env": "REPMAN_REPLICATION_CREDENTIAL"}
+    assert "watcher_config" not in secret
+    assert not any(p in outputs["watcher_config"] for p in PASSWORDS)
+
+
+def test_no_watcher_when_the_stack_says_so(program):
+    rec, _, outputs, _ = program({"repman:prov-watcher": "false"})
+    assert not any(r["type"].endswith(":LocalWatcher") for r in rec.registered)
+    assert outputs["watcher_config_path"] == ""
+
+
+def test_haproxy_in_front_of_the_cluster(program):
+    rec, mon, outputs, _ = program({"repman:haproxy": "true", "repman:haproxy-write-port": "4306",
+                                    "repman:haproxy-read-port": "4307"})
+    assert mon.parents["cluster1-proxy"] == "cluster1"
+    assert mon.parents["cluster1-proxy-haproxy"] == "cluster1-proxy"
+    proxy = next(r for r in rec.registered if r["type"].endswith(":LocalHAProxy"))["inputs"]
+    assert proxy["servers"] == ["127.0.0.1:3310", "127.0.0.1:3311", "127.0.0.1:3312"]
+    assert proxy["primary"] == "127.0.0.1:3310"
+    assert outputs["write_endpoint"] == "127.0.0.1:4306" and outputs["read_endpoint"] == "127.0.0.1:4307"
+    section = next(r for r in rec.registered if r["type"].endswith(":LocalWatcher"))["inputs"]["config"]
+    cluster = section["clusters"]["cluster1"]
+    assert cluster["haproxy"] is True and cluster["haproxy-servers"] == ["/x/haproxy.sock"]
+    assert cluster["haproxy-write-port"] == 4306
 
 
 def test_bootstrap_gets_the_preferred_master_and_tags(program):

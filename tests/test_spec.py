@@ -159,3 +159,18 @@ def test_schema_is_json_and_complete():
     assert by_name["prov-orchestrator"]["choices"] == ["local", "onpremise", "kube", "docker", "opensvc", "slapos"]
     assert by_name["db-servers-credential"]["secret"] and by_name["db-servers-credential"]["required"]
     assert by_name["db-servers-base-port"]["maximum"] == 65535
+
+
+def test_watcher_and_api_keys_pass_through():
+    s = spec(**{"failover-mode": "automatic", "monitoring-ticker": "0.5", "api-port": "10100", "haproxy": "true"})
+    assert s.watcher_settings == {"failover-mode": "automatic", "monitoring-ticker": "0.5", "haproxy": "true"}
+    assert s.api_settings == {"api-port": "10100"}
+    assert s.setting("haproxy") is True and s.setting("monitoring-ticker") == 0.5
+    assert s.setting("haproxy-write-port") == 3306  # the routing table's default
+
+
+def test_watcher_keys_are_validated_and_derived_ones_refused():
+    assert error(**{"failover-mode": "sometimes"}).startswith("repman:failover-mode: 'sometimes' is not one of")
+    assert error(**{"api-port": "99999"}).startswith("repman:api-port: 99999 is above the maximum")
+    assert error(**{"db-servers-hosts": "a:1"}) == (
+        "repman:db-servers-hosts: is set by the provisioner from the deployed nodes")

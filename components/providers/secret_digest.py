@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import os
 from typing import Any, Mapping, Sequence
 
@@ -17,7 +18,7 @@ UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"  # Pulumi's placeholder for unk
 
 
 def _material(props: Mapping[str, Any], keys: Sequence[str]) -> bytes:
-    return "\x00".join(f"{k}={props.get(k) or ''}" for k in keys).encode()
+    return json.dumps({k: props.get(k) or "" for k in keys}, sort_keys=True, default=str).encode()
 
 
 def make_digest(props: Mapping[str, Any], keys: Sequence[str], salt: bytes | None = None) -> str:

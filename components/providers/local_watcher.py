@@ -1,0 +1,137 @@
+"""Dynamic provider of the local watcher: its YAML config, secret files and detached process.
+
+create: write 0600 secret files and the YAML (validated by the watcher's own loader),
+        start ``repman --config <file> watch`` detached (pid file).
+diff:   any input change, a config file that differs, or a dead process is an update.
+update: rewrite; restart when the config or a secret changed, start when it died.
+delete: stop the process (SIGTERM); files stay for the post-mortem.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any, Optional
+
+import pulumi
+from pulumi.dynamic import CreateResult, DiffResult, ResourceProvider, UpdateResult
+
+from repman.local.watcher import WatcherFiles, running_pid, start_watcher, stop_watcher
+from repman.watcher_yaml import dump, write_secret_files
+
+from components.providers.secret_digest import digest_matches, has_unknowns, make_digest, without
+
+PROVIDER_VERSION = "1"
+SECRET_KEYS = ("secrets",)
+INPUT_KEYS = ("base_dir", "cluster", "config", "api", "provider_version")
+OUTPUT_KEYS = ("pid", "config_path", "log_path", "api_url", "instance", "secret_digest")
+
+
+def _files(props: dict[str, Any]) -> WatcherFiles:
+    return WatcherFiles(Path(str(props["base_dir"])))
+
+
+def _api(props: dict[str, Any]) -> tuple[str, int] | None:
+    api = props.get("api") or {}
+    if not api:
+        return None
+    host = str(api.get("api-bind") or "127.0.0.1")
+    return ("127.0.0.1" if host in ("0.0.0.0", "::") else host), int(api.get("api-port") or 10005)
+
+
+def _write(props: dict[str, Any]) -> bool:
+    """Write secrets and config; True when anything the running watcher read changed."""
+    from repman.watcher.config import load_config
+
+    files = _files(props)
+    files.base.mkdir(parents=True, exist_ok=True)
+    changed = write_secret_files(files.secrets_dir, dict(props.get("secrets") or {}))
+    text = dump(props["config"])
+    if not files.config.exists() or files.config.read_text() != text:
+        tmp = files.config.with_suffix(".tmp")
+        tmp.write_text(text)
+        load_config(tmp)  # the watcher's own validation, before it replaces a working file
+        tmp.replace(files.config)
+        changed = True
+    return changed
+
+
+def _outs(props: dict[str, Any], pid: int, instance: str, digest: str | None = None) -> dict[str, Any]:
+    files = _files(props)
+    api = _api(props)
+    return {
+        **without(props, SECRET_KEYS),
+        "pid": pid,
+        "config_path": str(files.config),
+        "log_path": str(files.log),
+        "api_url": f"http://{api[0]}:{api[1]}" if api else "",
+        "instance": instance,
+        "secret_digest": digest or make_digest(props, SECRET_KEYS),
+    }
+
+
+class LocalWatcherProvider(ResourceProvider):
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        files = _files(props)
+        _write(props)
+        stop_watcher(files)  # a watcher left by an earlier stack on the same files
+        pid = start_watcher(files, _api(props))
+        instance = f"watcher:{files.base}/{uuid.uuid4().hex[:12]}"
+        return CreateResult(id_=instance, outs=_outs(props, pid, instance))
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        changed = [k for k in INPUT_KEYS if olds.get(k) != news.get(k)]
+        if has_unknowns(news):
+            changed.append("unknown")
+        elif not digest_matches(olds.get("secret_digest"), news, SECRET_KEYS):
+            changed.append("secrets")
+        elif not changed:
+            files = _files(news)
+            if running_pid(files) is None:
+                changed.append("pid")
+            elif not files.config.exists() or files.config.read_text() != dump(news["config"]):
+                changed.append("config")
+        return DiffResult(changes=bool(changed), replaces=[], stables=["instance"], delete_before_replace=True)
+
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        files = _files(news)
+        if str(olds.get("base_dir")) != str(news["base_dir"]):
+            stop_watcher(_files(olds))
+        if _write(news) or olds.get("api") != news.get("api"):
+            stop_watcher(files)
+        pid = start_watcher(files, _api(news))
+        same = digest_matches(olds.get("secret_digest"), news, SECRET_KEYS)
+        return UpdateResult(outs=_outs(news, pid, str(olds.get("instance") or _id),
+                                       olds.get("secret_digest") if same else None))
+
+    def delete(self, _id: str, props: dict[str, Any]) -> None:
+        stop_watcher(_files(props))
+
+
+class LocalWatcherArgs:
+    """The rendered config (no secrets in it) and the secrets it references (a secret Output)."""
+
+    def __init__(self, *, base_dir: str, cluster: str, config: pulumi.Input[dict],
+                 secrets: pulumi.Input[dict], api: dict | None = None) -> None:
+        self.base_dir = base_dir
+        self.cluster = cluster
+        self.config = config
+        self.secrets = secrets
+        self.api = api or {}
+
+
+class LocalWatcher(pulumi.dynamic.Resource, module="repman", name="LocalWatcher"):
+    """``repman watch`` for this cluster, detached on this host."""
+
+    pid: pulumi.Output[int]
+    config_path: pulumi.Output[str]
+    log_path: pulumi.Output[str]
+    api_url: pulumi.Output[str]
+
+    def __init__(self, name: str, args: LocalWatcherArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
+        props: dict[str, Any] = {k: getattr(args, k) for k in vars(args)}
+        props["secrets"] = pulumi.Output.secret(args.secrets)
+        props["provider_version"] = PROVIDER_VERSION
+        props.update({k: None for k in OUTPUT_KEYS})
+        base = pulumi.ResourceOptions(additional_secret_outputs=["secret_digest"])
+        super().__init__(LocalWatcherProvider(), name, props, pulumi.ResourceOptions.merge(base, opts))
