@@ -1,0 +1,72 @@
+"""In-cluster bootstrap job: wire replication between the StatefulSet's pods, then label them.
+
+The deploying machine cannot reach pod addresses, so the Kubernetes backend runs
+this as a Job (``python -m repman.backends.kube_bootstrap``) with the watcher's
+config file and the credentials from the cluster Secret. Safe to repeat: bootstrap
+keeps a live primary, and labels are only patched where they differ.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Sequence
+
+from repman.backends.kube_labels import KubeApi, KubeLabelRouter
+from repman.backends.kube_spec import KubeNames
+from repman.bootstrap import BootstrapRequest, BootstrapResult, bootstrap
+from repman.errors import RepmanError
+from repman.routing.base import Topology
+from repman.topology import read_state
+
+
+def wait_reachable(request: BootstrapRequest, timeout: float) -> None:
+    """Pods of a fresh StatefulSet come up one by one: wait for all of them."""
+    deadline = time.monotonic() + timeout
+    while True:
+        down = [a for a in request.servers if not read_state(a, request.admin, timeout=3).reachable]
+        if not down:
+            return
+        if time.monotonic() > deadline:
+            raise RepmanError(f"{down[0].url} still unreachable after {timeout:.0f}s")
+        time.sleep(2)
+
+
+def run(config_path: str, cluster: str | None, namespace_names: KubeNames | None,
+        api: KubeApi | None, timeout: float = 600) -> BootstrapResult:
+    from repman.watcher.config import load_config
+
+    cfg = load_config(config_path)
+    name = cluster or next(iter(cfg.clusters))
+    section = cfg.clusters[name]
+    request = BootstrapRequest(
+        servers=section.servers, admin=section.admin, replication=section.replication,
+        preferred_master=section.get("db-servers-prefered-master"), semisync=bool(section.get("semisync")),
+        progress=lambda m: print(m, flush=True),
+    )
+    wait_reachable(request, timeout)
+    result = bootstrap(request)
+    if api is not None and namespace_names is not None:
+        KubeLabelRouter(api, namespace_names).apply(Topology(
+            cluster=name, primary=result.primary, replicas=tuple(result.replicas),
+            servers=tuple(request.servers), reason="monitor"))
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    config_path = args[0] if args else os.environ.get("REPMAN_CONFIG", "")
+    try:
+        api = KubeApi.in_cluster()
+        names = KubeNames(os.environ["REPMAN_CLUSTER"], api.namespace)
+        result = run(config_path, names.cluster, names, api)
+    except (RepmanError, KeyError) as exc:
+        print(f"repman bootstrap: {exc}", file=sys.stderr)
+        return 1
+    print(f"primary {result.primary.url}; {len(result.actions)} changes")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

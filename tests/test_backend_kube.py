@@ -1,0 +1,467 @@
+"""Kubernetes backend: the program of stacks/Pulumi.kube.yaml under Pulumi's mocks.
+
+Graph assertions (Services select the right pods, volumes and resources from the
+plan, PVC patches for resizing, least RBAC, secrets never in plain text) and every
+generated manifest checked by ``kubernetes-validate --strict``. The label router and
+the in-cluster bootstrap's label step are checked against a recording stand-in of the
+Kubernetes API; the admin init script runs for real against a mariadbd.
+"""
+
+from __future__ import annotations
+
+import json
+import runpy
+import shutil
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Iterator
+
+import pulumi
+import pytest
+import yaml
+from pulumi.runtime import config as runtime_config
+from pulumi.runtime import mocks, rpc, settings
+
+from repman.backends import kube_spec as ks
+from repman.backends.kube_labels import KubeApi, KubeLabelRouter, desired_roles
+from repman.db import ServerAddress
+from repman.routing.base import RoutingError, Topology
+from repman.spec import load_cluster_spec
+
+ROOT = Path(__file__).resolve().parent.parent
+MAIN = str(ROOT / "__main__.py")
+PASSWORDS = ("kube-admin-pw", "kube-repl-pw")
+SECRET_CONFIG = {
+    "repman:db-servers-credential": f"repman:{PASSWORDS[0]}",
+    "repman:replication-credential": f"repl:{PASSWORDS[1]}",
+}
+
+
+# -- a reusable harness: run the program under mocks, keep every registration ----------------
+def _is_secret(value: Any) -> bool:
+    return isinstance(value, dict) and value.get(rpc._special_sig_key) == rpc._special_secret_sig
+
+
+def unwrap(value: Any) -> Any:
+    """Inputs as plain data (secret wrappers removed, 3.0 -> 3)."""
+    if _is_secret(value):
+        return unwrap(value["value"])
+    if isinstance(value, dict):
+        return {k: unwrap(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unwrap(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def plain_strings(value: Any) -> Iterator[str]:
+    """Every string reachable without crossing a secret wrapper."""
+    if _is_secret(value):
+        return
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield str(k)
+            yield from plain_strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from plain_strings(v)
+
+
+class Recorder(mocks.Mocks):
+    """Provider outputs: the inputs, plus a generated metadata.name for auto-named objects."""
+
+    def __init__(self) -> None:
+        self.registered: list[dict[str, Any]] = []
+
+    def new_resource(self, args: mocks.MockResourceArgs) -> tuple[str, dict]:
+        self.registered.append({"type": args.typ, "name": args.name, "inputs": dict(args.inputs)})
+        outs = unwrap(dict(args.inputs))
+        if args.typ.startswith("kubernetes:"):
+            metadata = outs.setdefault("metadata", {})
+            metadata.setdefault("name", f"{args.name}-a1b2c3d4")
+        if args.typ.startswith("docker:"):
+            outs.setdefault("name", args.name)
+        return (f"{args.name}-id" if args.custom else ""), outs
+
+    def call(self, args: mocks.MockCallArgs) -> tuple[dict, None]:
+        return {}, None
+
+
+class OptionMonitor(mocks.MockMonitor):
+    """Also records parents, ignoreChanges and dependencies of each registration."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        super().__init__(recorder)
+        self.options: dict[str, dict[str, Any]] = {}
+
+    def RegisterResource(self, request):  # noqa: N802 (gRPC name)
+        self.options[request.name] = {
+            "parent": request.parent.rsplit("::", 1)[-1] if request.parent else "",
+            "ignore_changes": list(request.ignoreChanges),
+            "depends_on": [d.rsplit("::", 1)[-1] for d in request.dependencies],
+        }
+        return super().RegisterResource(request)
+
+
+class Program:
+    def __init__(self, recorder: Recorder, monitor: OptionMonitor, outputs: dict, secret: set[str]):
+        self.recorder, self.monitor, self.outputs, self.secret = recorder, monitor, outputs, secret
+
+    def of_type(self, suffix: str) -> list[dict[str, Any]]:
+        return [r for r in self.recorder.registered if r["type"].endswith(suffix)]
+
+    def one(self, suffix: str, name: str | None = None) -> dict[str, Any]:
+        found = [r for r in self.of_type(suffix) if name is None or r["name"] == name]
+        assert len(found) == 1, (suffix, name, [r["name"] for r in self.of_type(suffix)])
+        return found[0]
+
+
+def stack_config(stack: str) -> dict[str, Any]:
+    return yaml.safe_load((ROOT / "stacks" / f"Pulumi.{stack}.yaml").read_text())["config"]
+
+
+def run_program(monkeypatch: pytest.MonkeyPatch, config: dict[str, Any]) -> Program:
+    """``__main__.py`` with ``config`` in PULUMI_CONFIG, as the engine passes it."""
+    monkeypatch.setenv("PULUMI_CONFIG", json.dumps(
+        {k: json.dumps(v) if isinstance(v, (list, dict)) else str(v).lower() if isinstance(v, bool) else str(v)
+         for k, v in config.items()}))
+    runtime_config.set_all_config({}, [])
+    recorder = Recorder()
+    monitor = OptionMonitor(recorder)
+    settings.reset_options(project="repman", stack="backend-test", preview=False)
+    pulumi.runtime.set_mocks(recorder, project="repman", stack="backend-test", preview=False, monitor=monitor)
+    result: dict[str, Any] = {}
+
+    async def collect() -> dict[str, Any]:
+        for key, value in settings.get_root_resource().outputs.items():
+            out = pulumi.Output.from_input(value)
+            result[key] = (await out.future(), await out.is_secret())
+        return result
+
+    @pulumi.runtime.test
+    def deploy():
+        runpy.run_path(MAIN, run_name="__main__")
+        return pulumi.Output.from_input(collect())
+
+    deploy()
+    return Program(recorder, monitor, {k: v for k, (v, _) in result.items()},
+                   {k for k, (_, s) in result.items() if s})
+
+
+def manifests(program: Program) -> list[dict[str, Any]]:
+    """Every Kubernetes object as the provider would send it (names filled where auto-named)."""
+    out = []
+    for r in program.recorder.registered:
+        if not r["type"].startswith("kubernetes:"):
+            continue
+        doc = unwrap(r["inputs"])
+        doc.setdefault("metadata", {}).setdefault("name", f"{r['name']}-a1b2c3d4")
+        out.append(doc)
+    return out
+
+
+def kubernetes_validate_strict(docs: list[dict[str, Any]], directory: Path) -> subprocess.CompletedProcess:
+    files = []
+    for i, doc in enumerate(docs):
+        path = directory / f"{i:02d}-{doc['kind']}-{doc['metadata']['name']}.yaml"
+        path.write_text(yaml.safe_dump(doc, sort_keys=False))
+        files.append(str(path))
+    binary = shutil.which("kubernetes-validate") or str(Path(sys.executable).parent / "kubernetes-validate")
+    return subprocess.run([binary, "--strict", *files], capture_output=True, text=True, timeout=300)
+
+
+# -- the Kubernetes program -----------------------------------------------------------------
+@pytest.fixture
+def kube(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    def run(**overrides: Any) -> Program:
+        config = {**stack_config("kube"), **SECRET_CONFIG, "repman:prov-state-dir": str(tmp_path / "state")}
+        config.update({f"repman:{k}": v for k, v in overrides.items()})
+        return run_program(monkeypatch, config)
+    return run
+
+
+def matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+def test_stack_file_is_a_valid_kube_cluster():
+    spec = load_cluster_spec({**stack_config("kube"), **SECRET_CONFIG}, project_dir=ROOT)
+    assert spec.orchestrator == "kube" and spec.kube_namespace == "databases"
+    assert spec.node_count == spec.plan.db_nodes == 3
+
+
+def test_every_manifest_passes_kubernetes_validate_strict(kube, tmp_path: Path):
+    program = kube(**{"prov-db-tags": ["gtidstrict", "row", "readonly", "semisync", "ssl"]})
+    docs = manifests(program)
+    kinds = sorted(d["kind"] for d in docs)
+    assert kinds == sorted([
+        "Secret", "Secret", "ConfigMap", "ConfigMap", "ConfigMap", "Service", "Service", "Service",
+        "StatefulSet", "PodDisruptionBudget", "ServiceAccount", "Role", "RoleBinding", "Deployment", "Job",
+        *["PersistentVolumeClaim"] * 3,
+    ])
+    out_dir = tmp_path / "manifests"
+    out_dir.mkdir()
+    done = kubernetes_validate_strict(docs, out_dir)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.count(" passed for resource ") == len(docs), done.stdout
+    # Control: strict validation does reject an unknown field (camelCase conversion matters).
+    broken = next(d for d in docs if d["kind"] == "StatefulSet")
+    broken = {**broken, "spec": {**broken["spec"], "service_name": broken["spec"]["serviceName"]}}
+    bad_dir = tmp_path / "bad"
+    bad_dir.mkdir()
+    rejected = kubernetes_validate_strict([broken], bad_dir)
+    assert rejected.returncode != 0 and "service_name" in rejected.stdout + rejected.stderr
+
+
+def test_services_select_the_pods_the_watcher_labels(kube):
+    program = kube()
+    sts = unwrap(program.one(":StatefulSet")["inputs"])
+    pod_labels = sts["spec"]["template"]["metadata"]["labels"]
+    assert sts["spec"]["selector"]["matchLabels"] == pod_labels
+    assert ks.ROLE_LABEL not in pod_labels   # only the watcher/bootstrap sets roles
+    services = {unwrap(s["inputs"])["metadata"]["name"]: unwrap(s["inputs"]) for s in program.of_type(":Service")}
+    assert set(services) == {"shop-db-hl", "shop-primary", "shop-replicas"}
+    headless = services["shop-db-hl"]["spec"]
+    assert headless["clusterIP"] == "None" and headless["selector"] == pod_labels
+    assert sts["spec"]["serviceName"] == "shop-db-hl"
+    for service in services.values():
+        assert service["metadata"]["namespace"] == "databases"
+        assert service["spec"]["ports"] == [{"name": "mysql", "port": 3306, "targetPort": "mysql"}]
+
+    # Three pods as the StatefulSet makes them, labelled as the router does after bootstrap.
+    names = ks.KubeNames("shop", "databases")
+    servers = [ServerAddress(names.pod_host(i), 3306) for i in range(3)]
+    topology = Topology(cluster="shop", primary=servers[0], replicas=(servers[1], servers[2]))
+    roles = desired_roles(names, topology, [names.pod(i) for i in range(3)])
+    pods = {pod: {**pod_labels, ks.ROLE_LABEL: role} for pod, role in roles.items()}
+    selected = {name: sorted(p for p, labels in pods.items() if matches(s["spec"]["selector"], labels))
+                for name, s in services.items()}
+    assert selected == {"shop-db-hl": ["shop-db-0", "shop-db-1", "shop-db-2"],
+                        "shop-primary": ["shop-db-0"], "shop-replicas": ["shop-db-1", "shop-db-2"]}
+    # After a failover to pod 2, the primary Service selects pod 2 only.
+    moved = desired_roles(names, Topology(cluster="shop", primary=servers[2], replicas=(servers[1],),
+                                          unhealthy=(servers[0],)), list(pods))
+    assert moved == {"shop-db-0": None, "shop-db-1": "replica", "shop-db-2": "primary"}
+
+    assert program.outputs["servers"] == [s.url for s in servers]
+    assert program.outputs["backend"]["write_endpoint"] == "shop-primary.databases.svc.cluster.local:3306"
+    assert "shop-bootstrap" not in {r["name"] for r in program.of_type(":Bootstrap")}
+
+
+def test_volumes_and_resources_come_from_the_plan_and_resize_patches_pvcs(kube):
+    small = kube(**{"prov-service-plan": "x3.small"})
+    plan_small = load_cluster_spec({**SECRET_CONFIG, "repman:prov-service-plan": "x3.small"}).plan
+    sts = unwrap(small.one(":StatefulSet")["inputs"])
+    claim = sts["spec"]["volumeClaimTemplates"][0]
+    assert claim["metadata"]["name"] == "data"
+    assert claim["spec"]["resources"]["requests"]["storage"] == f"{plan_small.data_size_gb}Gi"
+    assert claim["spec"]["storageClassName"] == "fast-ssd"
+    container = sts["spec"]["template"]["spec"]["containers"][0]
+    assert container["resources"]["requests"] == {"cpu": str(plan_small.cores), "memory": f"{plan_small.memory_mb}Mi"}
+    assert container["resources"]["limits"] == {"memory": f"{plan_small.memory_mb}Mi"}
+    assert sts["spec"]["replicas"] == 3
+    anti = sts["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"]
+    term = anti["requiredDuringSchedulingIgnoredDuringExecution"][0]
+    assert term["topologyKey"] == "kubernetes.io/hostname"
+    assert term["labelSelector"]["matchLabels"] == sts["spec"]["selector"]["matchLabels"]
+    # The claim template is immutable: Pulumi must ignore its changes...
+    assert "spec.volumeClaimTemplates" in small.monitor.options["shop-statefulset"]["ignore_changes"]
+    # ...and a bigger plan patches each pod's claim instead.
+    medium = kube(**{"prov-service-plan": "x3.medium"})
+    plan_medium = load_cluster_spec({**SECRET_CONFIG, "repman:prov-service-plan": "x3.medium"}).plan
+    patches = {unwrap(p["inputs"])["metadata"]["name"]: unwrap(p["inputs"]) for p in medium.of_type(
+        ":PersistentVolumeClaimPatch")}
+    assert sorted(patches) == ["data-shop-db-0", "data-shop-db-1", "data-shop-db-2"]
+    for patch in patches.values():
+        assert patch["spec"] == {"resources": {"requests": {"storage": f"{plan_medium.data_size_gb}Gi"}}}
+        assert patch["metadata"]["namespace"] == "databases"
+    for i in (1, 2, 3):
+        assert "shop-statefulset" in medium.monitor.options[f"shop-db{i}-volume-size"]["depends_on"]
+    pdb = unwrap(medium.one(":PodDisruptionBudget")["inputs"])
+    assert pdb["spec"]["maxUnavailable"] == 1
+    assert pdb["spec"]["selector"]["matchLabels"] == sts["spec"]["selector"]["matchLabels"]
+
+
+def test_mycnf_configmap_is_auto_named_and_mounted(kube):
+    first = kube()
+    second = kube(**{"prov-db-tags": ["gtidstrict", "row", "readonly", "slow"]})
+    cms = {r["name"]: unwrap(r["inputs"]) for r in first.of_type(":ConfigMap")}
+    assert "name" not in cms["shop-mycnf"]["metadata"]   # auto-named: a new my.cnf is a new object
+    text = cms["shop-mycnf"]["data"]["repman.cnf"]
+    assert "gtid_strict_mode" in text and "bind_address              = 0.0.0.0" in text
+    changed = {r["name"]: unwrap(r["inputs"]) for r in second.of_type(":ConfigMap")}
+    assert changed["shop-mycnf"]["data"] != cms["shop-mycnf"]["data"]
+    sts = unwrap(first.one(":StatefulSet")["inputs"])
+    volumes = {v["name"]: v for v in sts["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["mycnf"]["configMap"]["name"] == "shop-mycnf-a1b2c3d4"   # the generated name
+    command = sts["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert "--server-id=\"$((ord + 1))\"" in command[2]
+
+
+def test_secrets_never_in_plain_text_and_least_rbac(kube):
+    program = kube()
+    secret = program.one(":Secret", "shop-credentials")
+    string_data = secret["inputs"]["stringData"]
+    assert all(_is_secret(v) for v in string_data.values()) or _is_secret(string_data)
+    for r in program.recorder.registered:
+        for text in plain_strings(r["inputs"]):
+            assert not any(pw in text for pw in PASSWORDS), (r["name"], text[:80])
+    watcher_cfg = yaml.safe_load(unwrap(program.one(":ConfigMap", "shop-watcher-config")["inputs"])["data"]["repman.yaml"])
+    section = watcher_cfg["clusters"]["shop"]
+    assert section["db-servers-credential"] == {"env": "REPMAN_DB_SERVERS_CREDENTIAL"}
+    assert section["db-servers-hosts"][0] == "shop-db-0.shop-db-hl.databases.svc.cluster.local:3306"
+    deployment = unwrap(program.one(":Deployment")["inputs"])
+    pod = deployment["spec"]["template"]["spec"]
+    env = {e["name"]: e for e in pod["containers"][0]["env"]}
+    assert env["REPMAN_DB_SERVERS_CREDENTIAL"]["valueFrom"]["secretKeyRef"] == {
+        "name": "shop-credentials", "key": "db-servers-credential"}
+    assert pod["serviceAccountName"] == "shop-watcher"
+    assert deployment["spec"]["replicas"] == 1 and deployment["spec"]["strategy"]["type"] == "Recreate"
+    role = unwrap(program.one(":Role")["inputs"])
+    assert role["metadata"]["namespace"] == "databases"
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "patch"]}]
+    assert not program.of_type(":ClusterRole") and not program.of_type(":ClusterRoleBinding")
+    binding = unwrap(program.one(":RoleBinding")["inputs"])
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "shop-watcher"}
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "shop-watcher", "namespace": "databases"}]
+    assert program.secret >= {"admin_credential", "replication_credential"}
+
+
+# -- the label router against a recording stand-in of the Kubernetes API ---------------------
+class RecordingKubeApi(ThreadingHTTPServer):
+    """Recording stand-in of the Kubernetes pods API: checks token, paths and patch bodies."""
+
+    def __init__(self, token: str, namespace: str, pods: dict[str, dict[str, str]]) -> None:
+        self.token, self.namespace, self.pods = token, namespace, pods
+        self.requests: list[tuple[str, str, Any]] = []
+        super().__init__(("127.0.0.1", 0), _KubeHandler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _KubeHandler(BaseHTTPRequestHandler):
+    server: RecordingKubeApi
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def _reply(self, code: int, body: Any) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _authorised(self) -> bool:
+        if self.headers.get("Authorization") != f"Bearer {self.server.token}":
+            self._reply(401, {"kind": "Status", "message": "Unauthorized"})
+            return False
+        return True
+
+    def do_GET(self) -> None:  # noqa: N802
+        from urllib.parse import parse_qs, urlparse
+
+        self.server.requests.append(("GET", self.path, None))
+        if not self._authorised():
+            return
+        url = urlparse(self.path)
+        assert url.path == f"/api/v1/namespaces/{self.server.namespace}/pods", url.path
+        wanted = dict(p.split("=", 1) for p in parse_qs(url.query)["labelSelector"][0].split(","))
+        items = [{"metadata": {"name": n, "labels": dict(labels)}}
+                 for n, labels in sorted(self.server.pods.items()) if matches(wanted, labels)]
+        self._reply(200, {"kind": "PodList", "items": items})
+
+    def do_PATCH(self) -> None:  # noqa: N802
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.server.requests.append(("PATCH", self.path, body))
+        if not self._authorised():
+            return
+        assert self.headers["Content-Type"] == "application/merge-patch+json"
+        prefix = f"/api/v1/namespaces/{self.server.namespace}/pods/"
+        assert self.path.startswith(prefix)
+        labels = self.server.pods[self.path[len(prefix):]]
+        assert set(body) == {"metadata"} and set(body["metadata"]) == {"labels"}
+        for key, value in body["metadata"]["labels"].items():
+            if value is None:
+                labels.pop(key, None)
+            else:
+                labels[key] = value
+        primaries = [n for n, l in self.server.pods.items() if l.get(ks.ROLE_LABEL) == ks.PRIMARY]
+        assert len(primaries) <= 1, f"two primaries at once: {primaries}"
+        self._reply(200, {"metadata": {"name": self.path[len(prefix):], "labels": labels}})
+
+
+@pytest.fixture
+def kube_api() -> Iterator[RecordingKubeApi]:
+    pods = {f"shop-db-{i}": dict(ks.selector_labels("shop")) for i in range(3)}
+    pods["other-db-0"] = dict(ks.selector_labels("other"))
+    server = RecordingKubeApi("sa-token", "databases", pods)
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_label_router_flips_roles_through_the_api(kube_api: RecordingKubeApi):
+    names = ks.KubeNames("shop", "databases")
+    router = KubeLabelRouter(KubeApi(kube_api.url, "sa-token", "databases"), names)
+    servers = [ServerAddress(names.pod_host(i), 3306) for i in range(3)]
+    router.apply(Topology(cluster="shop", primary=servers[0], replicas=(servers[1], servers[2])))
+    roles = {n: l.get(ks.ROLE_LABEL) for n, l in kube_api.pods.items()}
+    assert roles == {"shop-db-0": "primary", "shop-db-1": "replica", "shop-db-2": "replica", "other-db-0": None}
+    get = kube_api.requests[0]
+    assert get[0] == "GET" and "labelSelector=" in get[1] and "app.kubernetes.io%2Finstance%3Dshop" in get[1]
+    assert [r[0] for r in kube_api.requests] == ["GET", "PATCH", "PATCH", "PATCH"]
+
+    # Failover to pod 2 with pod 0 dead: the old primary is unlabelled before the new one is set.
+    kube_api.requests.clear()
+    router.apply(Topology(cluster="shop", primary=servers[2], replicas=(servers[1],), unhealthy=(servers[0],)))
+    patches = [(r[1].rsplit("/", 1)[1], r[2]["metadata"]["labels"][ks.ROLE_LABEL]) for r in kube_api.requests
+               if r[0] == "PATCH"]
+    assert patches == [("shop-db-0", None), ("shop-db-2", "primary")]
+    # Nothing to change: one GET, no PATCH.
+    kube_api.requests.clear()
+    router.apply(Topology(cluster="shop", primary=servers[2], replicas=(servers[1],), unhealthy=(servers[0],)))
+    assert [r[0] for r in kube_api.requests] == ["GET"]
+
+
+def test_label_router_reports_a_refused_token(kube_api: RecordingKubeApi):
+    names = ks.KubeNames("shop", "databases")
+    router = KubeLabelRouter(KubeApi(kube_api.url, "wrong-token", "databases"), names)
+    with pytest.raises(RoutingError) as info:
+        router.apply(Topology(cluster="shop", primary=ServerAddress(names.pod_host(0), 3306)))
+    assert str(info.value).startswith("kube-labels: GET /api/v1/namespaces/databases/pods?")
+    assert "HTTP 401" in str(info.value)
+
+
+# -- the admin init script, for real ---------------------------------------------------------
+def test_admin_init_script_creates_the_admin_with_any_password(testbed, tmp_path: Path):
+    """Sourced as the image's entrypoint would, with docker_process_sql talking to a real server."""
+    node = testbed.nodes[0]
+    tricky = "p'a\\ss\"word $x `y`"
+    script = tmp_path / "run.sh"
+    script.write_text(
+        "docker_process_sql() { mariadb --no-defaults --socket=\"$SOCK\" -uroot \"$@\"; }\n"
+        f"source {ROOT / 'templates' / 'kube' / 'admin-init.sh'}\n"
+    )
+    done = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=60, env={
+        "PATH": "/usr/bin:/bin:/usr/sbin", "SOCK": str(node.paths.socket),
+        "REPMAN_ADMIN_USER": "kube-admin", "REPMAN_ADMIN_PASSWORD": tricky,
+    })
+    assert done.returncode == 0, done.stderr
+    from repman.db import Credential, connect, query
+
+    with connect(ServerAddress(node.host, node.port), Credential("kube-admin", tricky)) as conn:
+        grants = " ".join(next(iter(r.values())) for r in query(conn, "SHOW GRANTS"))
+    assert "GRANT ALL PRIVILEGES ON *.* TO `kube-admin`@`%`" in grants and "WITH GRANT OPTION" in grants
