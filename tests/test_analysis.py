@@ -27,6 +27,8 @@ CASES = [
      "master 127.0.0.1:3306 is healthy with 1 replica", None),
     ("healthy no replica", replace(HEALTHY, replicas=()), Action.NOTHING,
      "master 127.0.0.1:3306 is healthy with 0 replicas", None),
+    ("healthy, a replica down", replace(HEALTHY, unreachable_replicas=(B,)), Action.NOTHING,
+     "master 127.0.0.1:3306 is healthy with 2 replicas; 127.0.0.1:3308 unreachable", None),
     ("healthy in manual mode", replace(HEALTHY, failover_mode="manual"), Action.NOTHING,
      "master 127.0.0.1:3306 is healthy with 2 replicas", None),
     ("healthy past failover limit", replace(HEALTHY, failover_count=9), Action.NOTHING,

@@ -59,6 +59,7 @@ class Facts:
     autorejoin: bool = True
     quarantined: tuple[tuple[ServerAddress, str], ...] = ()
     broken_replicas: tuple[tuple[ServerAddress, str], ...] = ()  # replica, error text
+    unreachable_replicas: tuple[ServerAddress, ...] = ()
     servers: int = 0                            # servers in the config
 
 
@@ -137,7 +138,9 @@ RULES: list[Rule] = [
      lambda f: f"replica {f.broken_replicas[0][0]} is broken: {f.broken_replicas[0][1]}", _none),
     ("healthy", lambda f: f.master_reachable, Action.NOTHING,
      lambda f: (f"master {f.master} is healthy with {len(f.replicas)} "
-                f"replica{'s' if len(f.replicas) != 1 else ''}"), _none),
+                f"replica{'s' if len(f.replicas) != 1 else ''}"
+                + (f"; {', '.join(str(a) for a in f.unreachable_replicas)} unreachable"
+                   if f.unreachable_replicas else "")), _none),
     # -- the master does not answer ------------------------------------------------------
     ("suspect", lambda f: f.failed_pings < f.ping_threshold, Action.SUSPECT,
      lambda f: f"{_pings(f)} ({f.master_error or 'no answer'}): suspect", _none),

@@ -71,11 +71,16 @@ def find_master(
 
 
 def server_status(state: ServerState | None, label: str, address: ServerAddress,
-                  master: ServerAddress | None) -> dict[str, Any]:
-    """One server as status/API JSON: positions, threads, lag, errors; never a credential."""
+                  master: ServerAddress | None, last_seen: ServerState | None = None) -> dict[str, Any]:
+    """One server as status/API JSON: positions, threads, lag, errors; never a credential.
+
+    An unreachable server keeps the role it had when last seen (a dead replica is no
+    "standalone"); its positions and threads are unknown, so they stay empty.
+    """
     s = state or ServerState(address=address, reachable=False, error="not read yet")
     rep = s.replica
-    role = "master" if same_server(address, master) else ("replica" if rep else "standalone")
+    known = s if s.reachable else (last_seen or s)
+    role = "master" if same_server(address, master) else ("replica" if known.replica else "standalone")
     return {
         "url": address.url, "state": label, "role": role, "reachable": s.reachable,
         "error": s.error or None, "server_id": s.server_id or None, "version": s.version or None,
@@ -301,6 +306,7 @@ class ClusterMonitor:
             master_read_only_now=self.read_only_ticks >= 1,
             rejoin_needed=tuple(rejoin), autorejoin=bool(cfg["autorejoin"]), quarantined=quarantined,
             broken_replicas=tuple(broken), servers=len(cfg.servers),
+            unreachable_replicas=tuple(a for a in cfg.servers if a != self.master and not states[a].reachable),
         )
 
     def operation_running(self) -> str:
@@ -503,7 +509,8 @@ class ClusterMonitor:
                 "operation": self.operation_running() or None,
                 "last_operation": self.last_result.as_dict() if self.last_result else None,
                 "ticks": self.ticks,
-                "servers": [server_status(self.states.get(a), self.labels.get(a, "Unknown"), a, self.master)
+                "servers": [server_status(self.states.get(a), self.labels.get(a, "Unknown"), a, self.master,
+                                          self.last_seen.get(a))
                             for a in self.cfg.servers],
             }
 

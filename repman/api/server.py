@@ -1,0 +1,296 @@
+"""The watcher's HTTP side: JSON status and operations, HAProxy health checks, a dashboard.
+
+Served by ``repman watch`` from a thread (stdlib ``http.server``), answering from
+the monitors' last tick, so a request never opens a database connection except
+an operator's switchover/failover. Access: HTTP basic auth against salted
+hashes; ``viewer`` may GET, ``operator`` may also POST operations. Health
+endpoints answer only with a status code and the role, never a credential.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import ssl
+import threading
+import time
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import jinja2
+
+from repman.api.auth import ApiUser, Authenticator
+from repman.db import ServerAddress
+from repman.errors import ConfigError, RepmanError
+from repman.paths import templates_dir
+from repman.watcher.election import same_server
+from repman.watcher.monitor import ClusterMonitor, replica_healthy
+
+if TYPE_CHECKING:
+    from repman.watcher.config import ApiConfig
+    from repman.watcher.loop import Watcher
+
+logger = logging.getLogger("repman.api")
+MAX_BODY = 64 * 1024
+STALE_TICKS = 3          # health answers 503 when the monitor's data is older than this many tickers (+2 s)
+
+
+class HttpError(Exception):
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.headers = headers or {}
+
+
+def _dashboard_env() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir() / "dashboard")),
+        autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+    )
+
+
+class ApiServer:
+    """Owns the listening socket and the serving thread."""
+
+    def __init__(self, api: "ApiConfig", watcher: "Watcher") -> None:
+        self.api = api
+        self.watcher = watcher
+        self.auth = Authenticator(api.users)
+        self.templates = _dashboard_env()
+        handler = type("Handler", (_Handler,), {"app": self})
+        self.httpd = ThreadingHTTPServer((api.bind, api.port), handler)
+        self.httpd.daemon_threads = True
+        if api.tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.minimum_version = ssl.TLSVersion.TLSv1_2
+            try:
+                context.load_cert_chain(api.tls_cert, api.tls_key)
+            except (OSError, ssl.SSLError) as exc:
+                self.httpd.server_close()
+                raise ConfigError("api.api-tls-cert", f"cannot load {api.tls_cert} / {api.tls_key}: {exc}") from None
+            self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, name="repman-api", daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self.httpd.server_address[1])
+
+    @property
+    def url(self) -> str:
+        host = self.api.bind if self.api.bind not in ("0.0.0.0", "::", "") else "127.0.0.1"
+        return f"{'https' if self.api.tls else 'http'}://{host}:{self.port}"
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+        self.thread.join(5)
+
+    # -- application -----------------------------------------------------------------------
+    def monitor(self, name: str | None) -> ClusterMonitor:
+        monitors = self.watcher.monitors
+        if name is None:
+            if len(monitors) == 1:
+                return next(iter(monitors.values()))
+            raise HttpError(400, f"name a cluster: {', '.join(monitors)}")
+        if name not in monitors:
+            raise HttpError(404, f"no cluster {name!r}")
+        return monitors[name]
+
+    def fresh(self, monitor: ClusterMonitor) -> bool:
+        if monitor.ticks == 0:
+            return False
+        age = time.monotonic() - monitor.last_tick_at
+        return age <= STALE_TICKS * monitor.cfg.ticker + 2.0
+
+    def summary(self) -> list[dict[str, Any]]:
+        out = []
+        for name, m in self.watcher.monitors.items():
+            st = m.status()
+            out.append({
+                "name": name, "master": st["master"], "failover_mode": st["failover_mode"],
+                "decision": st["decision"]["sentence"] if st["decision"] else None,
+                "servers": len(st["servers"]), "operation": st["operation"],
+                "failover_count": st["failover_count"],
+            })
+        return out
+
+    def health(self, kind: str, monitor: ClusterMonitor, server: ServerAddress | None,
+               lag: float | None) -> tuple[int, dict[str, Any]]:
+        """(status code, small body) for /primary and /replica."""
+        if server is None:
+            raise HttpError(400, "give the server as ?server=host:port or /primary/<cluster>/<host:port>")
+        target = next((a for a in monitor.cfg.servers if same_server(a, server)), None)
+        if target is None:
+            raise HttpError(404, f"{server} is not a server of cluster {monitor.name}")
+        st = monitor.status()
+        entry = next(s for s in st["servers"] if s["url"] == target.url)
+        body = {"cluster": monitor.name, "server": target.url, "role": entry["role"], "state": entry["state"],
+                "seconds_behind_master": entry["seconds_behind_master"], "read_only": entry["read_only"]}
+        if not self.fresh(monitor):
+            body["reason"] = "the monitor has no recent data"
+            return 503, body
+        if kind == "primary":
+            ok = entry["role"] == "master" and entry["state"] == "Master" and entry["read_only"] is False
+            return (200 if ok else 503), body
+        max_lag = float(monitor.cfg["failover-max-slave-delay"]) if lag is None else lag
+        with monitor._mutex:
+            state = monitor.states.get(target)
+            master = monitor.master
+            label = monitor.labels.get(target)
+        ok = label == "Slave" and replica_healthy(state, master, max_lag)
+        return (200 if ok else 503), body
+
+    def dashboard(self) -> str:
+        clusters = [m.status() for m in self.watcher.monitors.values()]
+        return self.templates.get_template("index.html.j2").render(
+            clusters=clusters, generated=time.strftime("%Y-%m-%d %H:%M:%S"),
+        )
+
+
+class _Handler(BaseHTTPRequestHandler):
+    app: ApiServer
+    server_version = "repman"
+    sys_version = ""
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        logger.debug("%s %s", self.address_string(), format % args)
+
+    # -- plumbing --------------------------------------------------------------------------
+    def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("X-Frame-Options", "DENY")
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+        body = (json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n").encode()
+        self._send(status, body, "application/json", headers)
+
+    def _user(self, needed: str) -> ApiUser | None:
+        user = self.app.auth.authenticate(self.headers.get("Authorization"))
+        if user is None:
+            if needed == "viewer" and self.app.api.anonymous_read:
+                return None
+            raise HttpError(401, "authentication required",
+                            {"WWW-Authenticate": 'Basic realm="repman", charset="UTF-8"'})
+        if not user.may(needed):
+            raise HttpError(403, f"user {user.name} ({user.role}) may not do this: {needed} role needed")
+        return user
+
+    def _body(self) -> dict[str, Any]:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY:
+            raise HttpError(413, "request body too large")
+        raw = self.rfile.read(length) if length else b""
+        if not raw.strip():
+            return {}
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            raise HttpError(400, "the body must be JSON") from None
+        if not isinstance(data, dict):
+            raise HttpError(400, "the body must be a JSON object")
+        return data
+
+    def _same_origin(self) -> None:
+        """Refuse cross-site browser POSTs (a browser may replay cached basic credentials)."""
+        origin = self.headers.get("Origin")
+        if origin and urlsplit(origin).netloc != (self.headers.get("Host") or ""):
+            raise HttpError(403, "cross-origin request refused")
+
+    def _dispatch(self) -> None:
+        try:
+            self._route()
+        except HttpError as exc:
+            self._json(exc.status, {"error": str(exc)}, exc.headers)
+        except RepmanError as exc:
+            self._json(400, {"error": str(exc)})
+        except Exception:  # noqa: BLE001 - answer 500, keep serving, log the detail server-side
+            logger.exception("api request %s %s failed", self.command, self.path)
+            self._json(500, {"error": "internal error (see the watcher log)"})
+
+    do_GET = do_POST = do_HEAD = do_OPTIONS = lambda self: self._dispatch()  # noqa: E731
+
+    # -- routes ----------------------------------------------------------------------------
+    def _route(self) -> None:
+        url = urlsplit(self.path)
+        parts = [unquote(p) for p in url.path.split("/") if p]
+        query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        method = self.command
+        if method == "POST":
+            self._same_origin()
+        if parts and parts[0] in ("primary", "master", "replica", "read-only"):
+            if method == "POST":
+                raise HttpError(405, "health checks are GET, HEAD or OPTIONS")
+            return self._health("primary" if parts[0] in ("primary", "master") else "replica", parts[1:], query)
+        if parts == ["health"]:
+            return self._json(200, {"status": "ok", "clusters": list(self.app.watcher.monitors)})
+        if method == "OPTIONS":
+            raise HttpError(405, "OPTIONS is only for health checks")
+        if parts == [] and method in ("GET", "HEAD"):
+            self._user("viewer")
+            return self._send(200, self.app.dashboard().encode(), "text/html; charset=utf-8", {
+                "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+            })
+        if parts[:1] != ["api"]:
+            raise HttpError(404, "not found")
+        if parts == ["api", "clusters"] and method in ("GET", "HEAD"):
+            self._user("viewer")
+            return self._json(200, {"clusters": self.app.summary()})
+        if len(parts) == 3 and parts[1] == "clusters" and method in ("GET", "HEAD"):
+            self._user("viewer")
+            return self._json(200, self.app.monitor(parts[2]).status())
+        if len(parts) == 4 and parts[1] == "clusters" and method == "POST":
+            user = self._user("operator")
+            monitor = self.app.monitor(parts[2])
+            return self._operation(parts[3], monitor, user, query)
+        if len(parts) in (3, 4) and parts[1] == "clusters":
+            raise HttpError(405, f"{method} is not allowed here")
+        raise HttpError(404, "not found")
+
+    def _health(self, kind: str, rest: list[str], query: dict[str, str]) -> None:
+        if not self.app.api.anonymous_health:
+            self._user("viewer")
+        cluster = query.get("cluster") or (rest[0] if len(rest) >= 2 else None)
+        server_text = query.get("server") or (rest[-1] if rest else None)
+        monitor = self.app.monitor(cluster)
+        server = ServerAddress.parse(server_text, "server") if server_text else None
+        lag = None
+        if "lag" in query:
+            try:
+                lag = float(query["lag"])
+            except ValueError:
+                raise HttpError(400, f"lag must be a number of seconds, got {query['lag']!r}") from None
+        status, body = self.app.health(kind, monitor, server, lag)
+        self._json(status, body)
+
+    def _operation(self, action: str, monitor: ClusterMonitor, user: ApiUser | None,
+                   query: dict[str, str]) -> None:
+        who = user.name if user else "anonymous"
+        if action == "reset-failover-counter":
+            monitor.store.reset_failover_counter()
+            monitor.log(f"failover counter reset by {who}")
+            return self._json(200, {"ok": True, "sentence": f"failover counter of {monitor.name} reset"})
+        if action not in ("switchover", "failover"):
+            raise HttpError(404, f"unknown operation {action!r}")
+        body = self._body()
+        to_text = body.get("to") or query.get("to")
+        if action == "failover" and to_text:
+            raise HttpError(400, "failover elects its candidate; 'to' is only for switchover")
+        to = ServerAddress.parse(to_text, "to") if to_text else None
+        monitor.log(f"{action} requested by {who} over the API" + (f" (to {to})" if to else ""))
+        result = monitor.operate(action, to=to)
+        self._json(200 if result.ok else 409, result.as_dict())

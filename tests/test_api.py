@@ -1,0 +1,173 @@
+"""The watcher's HTTP API with real HTTP requests, a real cluster and a real watcher loop."""
+
+from __future__ import annotations
+
+import base64
+import json
+import ssl
+import urllib.error
+import urllib.request
+from typing import Any
+
+import pytest
+
+from repman.api.auth import hash_password
+from repman.api.server import ApiServer
+from repman.tls import ensure_server_certificates
+from repman.watcher.config import parse_config
+from repman.watcher.loop import Watcher
+from tests.watcherbed import cluster_section, converged, insert, make_table, master_of, sql, wait_until
+
+USERS = {
+    "ops": {"role": "operator", "password-hash": hash_password("ops-pass")},
+    "eve": {"role": "viewer", "password-hash": hash_password("eve-pass")},
+}
+
+
+def call(url: str, method: str = "GET", user: tuple[str, str] | None = None, body: Any = None,
+         headers: dict[str, str] | None = None, context: ssl.SSLContext | None = None) -> tuple[int, dict, str]:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method, headers=dict(headers or {}))
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    if user:
+        req.add_header("Authorization", "Basic " + base64.b64encode(f"{user[0]}:{user[1]}".encode()).decode())
+    try:
+        with urllib.request.urlopen(req, timeout=120, context=context) as resp:
+            return resp.status, dict(resp.headers), resp.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read().decode()
+
+
+class Running:
+    def __init__(self, bed, tmp_path, api: dict[str, Any], **keys: Any) -> None:
+        self.bed = bed
+        wc = parse_config({"clusters": {"c1": cluster_section(bed, tmp_path / "state", **keys)},
+                           "api": {"api-port": 0, "api-users": USERS, **api}})
+        self.watcher = Watcher(wc)
+        self.server = ApiServer(wc.api, self.watcher)
+        self.mon = self.watcher.monitors["c1"]
+
+    def __enter__(self) -> "Running":
+        self.watcher.start()
+        self.server.start()
+        wait_until(lambda: self.mon.decision is not None and self.mon.decision.rule == "healthy", 30, "healthy")
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.server.stop()
+        self.watcher.stop()
+
+    def url(self, path: str) -> str:
+        return self.server.url + path
+
+    def wait_tick(self) -> None:
+        n = self.mon.ticks
+        wait_until(lambda: self.mon.ticks >= n + 2, 30, "two more ticks")
+
+
+@pytest.fixture
+def bed(testbed):
+    testbed.bootstrap()
+    make_table(testbed, testbed.addresses[0])
+    insert(testbed, testbed.addresses[0], 5)
+    return testbed
+
+
+def test_access_control_and_no_secrets(bed, tmp_path):
+    with Running(bed, tmp_path, {}) as r:
+        code, headers, _ = call(r.url("/api/clusters"))
+        assert code == 401 and headers["WWW-Authenticate"].startswith("Basic")
+        assert call(r.url("/api/clusters"), user=("eve", "wrong"))[0] == 401
+        assert call(r.url("/api/clusters"), user=("nobody", "eve-pass"))[0] == 401
+        code, _, body = call(r.url("/api/clusters"), user=("eve", "eve-pass"))
+        assert code == 200
+        summary = json.loads(body)["clusters"]
+        assert summary[0]["name"] == "c1" and summary[0]["master"] == bed.addresses[0].url
+        code, _, body = call(r.url("/api/clusters/c1"), user=("eve", "eve-pass"))
+        assert code == 200
+        for secret in (bed.admin.password, bed.replication.password, "eve-pass", "ops-pass", "pbkdf2"):
+            assert secret not in body
+        st = json.loads(body)
+        assert {s["url"] for s in st["servers"]} == {a.url for a in bed.addresses}
+        assert st["decision"]["sentence"] == f"master {bed.addresses[0]} is healthy with 2 replicas"
+        # a viewer may not operate; unknown paths and clusters
+        code, _, body = call(r.url("/api/clusters/c1/switchover"), "POST", ("eve", "eve-pass"), {})
+        assert code == 403 and "operator role needed" in body
+        assert call(r.url("/api/clusters/zz"), user=("eve", "eve-pass"))[0] == 404
+        assert call(r.url("/api/nothing"), user=("eve", "eve-pass"))[0] == 404
+        assert call(r.url("/api/clusters/c1/explode"), "POST", ("ops", "ops-pass"), {})[0] == 404
+        # a cross-site browser POST is refused even with valid credentials
+        code, _, body = call(r.url("/api/clusters/c1/switchover"), "POST", ("ops", "ops-pass"), {},
+                             headers={"Origin": "http://evil.example"})
+        assert code == 403 and "cross-origin" in body
+        assert master_of(bed) == bed.addresses[0]
+
+
+def test_health_endpoints_follow_roles_and_lag(bed, tmp_path):
+    master, r1, r2 = bed.addresses
+    with Running(bed, tmp_path, {}) as r:
+        for path in (f"/primary?server={master}", f"/primary/c1/{master}", f"/master?cluster=c1&server={master}"):
+            assert call(r.url(path))[0] == 200, path
+        for replica in (r1, r2):
+            assert call(r.url(f"/primary?server={replica}"))[0] == 503
+            code, _, body = call(r.url(f"/replica?server={replica}"))
+            assert code == 200 and json.loads(body)["role"] == "replica"
+            assert call(r.url(f"/replica?server={replica}&lag=0"))[0] == 200
+        assert call(r.url(f"/replica?server={master}"))[0] == 503
+        # HAProxy's default httpchk sends OPTIONS; HEAD works too
+        assert call(r.url(f"/primary?server={master}"), "OPTIONS")[0] == 200
+        assert call(r.url(f"/replica?server={r1}"), "HEAD")[0] == 200
+        assert call(r.url("/primary?server=127.0.0.1:1"))[0] == 404
+        assert call(r.url("/replica?server=junk"))[0] == 400
+        assert call(r.url(f"/replica?server={r1}&lag=abc"))[0] == 400
+        # a replica whose SQL thread stops is no longer served for reads
+        sql(bed, r1, "STOP SLAVE SQL_THREAD")
+        try:
+            wait_until(lambda: call(r.url(f"/replica?server={r1}"))[0] == 503, 30, "replica drained")
+            assert call(r.url(f"/replica?server={r2}"))[0] == 200
+        finally:
+            sql(bed, r1, "START SLAVE SQL_THREAD")
+        wait_until(lambda: call(r.url(f"/replica?server={r1}"))[0] == 200, 30, "replica back")
+        # a dead master: no primary anywhere
+        bed.kill(master)
+        wait_until(lambda: call(r.url(f"/primary?server={master}"))[0] == 503, 30, "dead master unhealthy")
+        assert call(r.url(f"/primary?server={r1}"))[0] == 503
+
+
+def test_health_needs_a_viewer_when_anonymous_health_is_off(bed, tmp_path):
+    with Running(bed, tmp_path, {"api-anonymous-health": False}) as r:
+        assert call(r.url(f"/primary?server={bed.addresses[0]}"))[0] == 401
+        assert call(r.url(f"/primary?server={bed.addresses[0]}"), user=("eve", "eve-pass"))[0] == 200
+
+
+def test_operator_switchover_over_https(bed, tmp_path):
+    certs = tmp_path / "certs"
+    ensure_server_certificates(certs, ["127.0.0.1"])
+    api = {"api-tls-cert": str(certs / "server-cert.pem"), "api-tls-key": str(certs / "server-key.pem")}
+    old, new = bed.addresses[0], bed.addresses[2]
+    with Running(bed, tmp_path, api) as r:
+        assert r.server.url.startswith("https://")
+        ctx = ssl.create_default_context(cafile=str(certs / "ca.pem"))
+        # an unverified client is refused by the TLS handshake
+        with pytest.raises(urllib.error.URLError):
+            call(r.url("/health"), context=ssl.create_default_context())
+        code, _, body = call(r.url("/api/clusters/c1/switchover"), "POST", ("ops", "ops-pass"),
+                             {"to": new.url}, context=ctx)
+        assert code == 200, body
+        result = json.loads(body)
+        assert result["ok"] and result["new_primary"] == new.url and result["old_primary"] == old.url
+        assert master_of(bed) == new
+        wait_until(lambda: call(r.url(f"/primary?server={new}"), context=ctx)[0] == 200, 30, "primary moved")
+        wait_until(lambda: call(r.url(f"/replica?server={old}"), context=ctx)[0] == 200, 30, "old master reads")
+        assert call(r.url(f"/primary?server={old}"), context=ctx)[0] == 503
+        # failover refused while the master lives: 409 with the reason
+        code, _, body = call(r.url("/api/clusters/c1/failover"), "POST", ("ops", "ops-pass"), {}, context=ctx)
+        assert code == 409 and not json.loads(body)["ok"]
+        assert call(r.url("/api/clusters/c1/failover"), "POST", ("ops", "ops-pass"), {"to": old.url},
+                    context=ctx)[0] == 400
+        code, _, body = call(r.url("/api/clusters/c1/switchover"), "POST", ("ops", "ops-pass"),
+                             {"to": "127.0.0.1:1"}, context=ctx)
+        assert code == 409 and "127.0.0.1:1" in json.loads(body)["sentence"]
+        insert(bed, new, 3)
+        converged(bed)
