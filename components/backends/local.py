@@ -33,6 +33,7 @@ class LocalBackend(Backend):
                 host=self.spec.db_host, plan=self.spec.plan.name, tags=list(self.spec.db_tags),
                 admin_user=secrets.admin_user, admin_password=secrets.admin_password,
                 keep_data=self.spec.keep_data_on_delete,
+                ca_dir=str(self.spec.state_dir / self.spec.name / "ca"),
             ),
             pulumi.ResourceOptions(parent=parent),
         )

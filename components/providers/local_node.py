@@ -25,7 +25,7 @@ SECRET_KEYS = ("admin_password",)
 REPLACE_KEYS = ("base_dir", "server_id")
 INPUT_KEYS = (
     "base_dir", "server_id", "port", "host", "plan", "tags", "admin_user", "max_connections",
-    "keep_data", "provider_version",
+    "keep_data", "ca_dir", "provider_version",
 )
 OUTPUT_KEYS = ("pid", "address", "instance", "cnf_path", "error_log", "secret_digest")
 
@@ -35,7 +35,7 @@ def node_spec(props: dict[str, Any], password: str = "") -> LocalNodeSpec:
         base_dir=str(props["base_dir"]), server_id=int(props["server_id"]), port=int(props["port"]),
         plan=str(props["plan"]), tags=list(props.get("tags") or []), host=str(props["host"]),
         admin_user=str(props["admin_user"]), admin_password=password,
-        max_connections=int(props.get("max_connections") or 200),
+        max_connections=int(props.get("max_connections") or 200), ca_dir=str(props.get("ca_dir") or ""),
     )
 
 
@@ -99,6 +99,7 @@ class LocalNodeArgs:
         host: pulumi.Input[str], plan: pulumi.Input[str], tags: pulumi.Input[list[str]],
         admin_user: pulumi.Input[str], admin_password: pulumi.Input[str],
         max_connections: pulumi.Input[int] = 200, keep_data: pulumi.Input[bool] = True,
+        ca_dir: pulumi.Input[str] = "",
     ) -> None:
         self.base_dir = base_dir
         self.server_id = server_id
@@ -110,6 +111,7 @@ class LocalNodeArgs:
         self.admin_password = admin_password
         self.max_connections = max_connections
         self.keep_data = keep_data
+        self.ca_dir = ca_dir
 
 
 class LocalNode(pulumi.dynamic.Resource, module="repman", name="LocalNode"):

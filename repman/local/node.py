@@ -50,6 +50,7 @@ class LocalNodeSpec:
     admin_user: str = "repman"
     admin_password: str = ""
     max_connections: int = 200
+    ca_dir: str = ""  # the cluster CA for the ssl tag (empty: a CA of the node's own)
 
     @property
     def paths(self) -> LocalServerPaths:
@@ -103,7 +104,8 @@ def _ensure_certificates(spec: LocalNodeSpec) -> None:
     if "ssl" in spec.tags:
         from repman.tls import ensure_server_certificates
 
-        ensure_server_certificates(spec.paths.base / "ssl", hosts=[spec.host])
+        ensure_server_certificates(spec.paths.base / "ssl", hosts=[spec.host],
+                                   ca_dir=Path(spec.ca_dir) if spec.ca_dir else None)
 
 
 def create_node(spec: LocalNodeSpec) -> int:
