@@ -19,9 +19,8 @@ from repman.routing.base import Topology
 from repman.routing.haproxy import HAProxyRouter
 from repman.routing.haproxy_config import HAProxyConfig, render_haproxy_config
 from repman.routing.haproxy_process import HAProxyFiles, check_config, haproxy_binary, reload, write_config
-from repman.routing.names import server_name
 from repman.watcher.cluster_config import ClusterConfig
-from tests.standins.haproxy_local import LocalHAProxy, port_via, ports_via, wait_for
+from tests.standins.haproxy_local import LocalHAProxy, port_or_none, port_via, ports_via, wait_for
 
 pytestmark = pytest.mark.skipif(haproxy_binary() is None, reason="haproxy binary not installed")
 
@@ -54,23 +53,28 @@ def test_rendered_configs_pass_haproxy_check(tmp_path):
     ]
     for i, kw in enumerate(variants):
         conf = HAProxyConfig("c1", servers, str(tmp_path / "s.sock"), str(tmp_path / "state"),
-                             primary=servers[0], **kw)
+                             primary=servers[1], **kw)
         path = tmp_path / f"h{i}.cfg"
         text = render_haproxy_config(conf)
         path.write_text(text)
         check_config(path)  # raises with haproxy's own alert on a bad file
-        assert "server leader 127.0.0.1:3311" in text
+        write_part, _, read_part = text.partition("frontend read_c1")
         if "noreadwritesplit" in conf.tags:
             assert "service_read" not in text
         else:
-            # every node has a slot in the read backend; the primary starts disabled
-            assert f"server {server_name(servers[0])} 127.0.0.1:3311" in text
-            assert f"server {server_name(servers[1])} db2.example:3312" in text
-            assert text.count(" disabled") == 1
+            # every node has a slot in the read backend; with tcp checks the primary starts disabled
+            assert "server 127.0.0.1:3311 127.0.0.1:3311" in read_part
+            assert "server db2.example:3312 db2.example:3312" in read_part
+            assert read_part.count(" disabled") == (0 if kw.get("check") == "http" else 1)
         if kw.get("check") == "http":
-            assert "uri-lf /primary?cluster=c1" in text
-            assert "uri-lf /replica?cluster=c1&server=%[srv_name]" in text
-            assert "check addr 127.0.0.1 port 10001" in text
+            # a slot per node, the known primary first; the watcher's endpoints name the server
+            assert "server leader" not in text
+            assert write_part.index("server db2.example:3312") < write_part.index("server 127.0.0.1:3311")
+            assert "uri-lf /primary?cluster=c1&server=%[srv_name]" in write_part
+            assert "uri-lf /replica?cluster=c1&server=%[srv_name]" in read_part
+            assert text.count("check addr 127.0.0.1 port 10001") == 4
+        else:
+            assert "server leader db2.example:3312 check" in write_part
 
 
 @pytest.mark.parametrize("kw,key", [
@@ -197,3 +201,43 @@ def test_dead_proxy_is_reported_never_raised_and_retried(tmp_path, nodes):
         assert result == {routers[0].name: "unchanged"}
     finally:
         hp.close()
+
+
+def test_http_check_mode_follows_the_watcher_endpoints(tmp_path, nodes):
+    """HAProxy asks /primary and /replica for each node by name (host:port): with no runtime
+    push at all it follows what those endpoints answer; the router still moves it at once."""
+    from tests.standins.http_recorder import RecordingHTTPServer
+
+    a, b, c = nodes.addresses
+    view = {"primary": a.url}
+
+    def health(req):
+        from urllib.parse import parse_qs, urlsplit
+        url = urlsplit(req.path)
+        q = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        if q.get("cluster") != "c1":
+            return 404, {"error": "unknown cluster"}
+        is_primary = q.get("server") == view["primary"]
+        ok = is_primary if url.path == "/primary" else not is_primary
+        return (200 if ok else 503), {"server": q.get("server")}
+
+    endpoint = RecordingHTTPServer(health)
+    hp = LocalHAProxy(tmp_path / "hp", [a, b, c], a, check="http",
+                      watcher=ServerAddress("127.0.0.1", endpoint.port), check_inter="200ms")
+    try:
+        wait_for(lambda: {f"/primary?cluster=c1&server={s.url}" for s in (a, b, c)} <= set(p for _, p in endpoint.calls()),
+                 timeout=20, what="HAProxy to check every node by name")
+        wait_for(lambda: ports_via(hp.read, nodes.admin, tries=10) == {b.port, c.port}, timeout=20,
+                 what="reads on the replicas only")
+        assert port_via(hp.write, nodes.admin) == a.port
+        view["primary"] = c.url                       # the watcher's view changes: checks follow
+        wait_for(lambda: port_or_none(hp.write, nodes.admin) == c.port, timeout=20, what="writes to follow checks")
+        wait_for(lambda: ports_via(hp.read, nodes.admin, tries=10) == {a.port, b.port}, timeout=20,
+                 what="reads to follow checks")
+        view["primary"] = b.url
+        router = HAProxyRouter(hp.endpoint)           # the runtime push does not wait for checks
+        router.apply(topo(b, [a, c], servers=[a, b, c], reason="switchover"))
+        assert port_via(hp.write, nodes.admin) == b.port
+    finally:
+        hp.close()
+        endpoint.close()

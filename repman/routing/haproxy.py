@@ -13,7 +13,7 @@ from typing import Any
 from repman.db import ServerAddress
 from repman.routing.base import RoutingError, Topology
 from repman.routing.haproxy_runtime import RuntimeAPI, ServerState
-from repman.routing.names import server_name
+from repman.routing.names import haproxy_server_name
 from repman.routing.settings import setting
 
 LEADER = "leader"
@@ -61,6 +61,24 @@ class HAProxyRouter:
             if not leader.up:
                 self.api.set_health(be, LEADER, "up")
 
+    def _route_writes_per_node(self, rows: list[ServerState], primary: ServerAddress | None) -> None:
+        """The http-check layout: one write slot per node; only the primary's is open."""
+        be = self.write_backend
+        for row in rows:
+            if row.target != primary and not row.maint:
+                self.api.set_state(be, row.name, "maint")
+                self.api.shutdown_sessions(be, row.name)
+        if primary is None:
+            return
+        row = next((r for r in rows if r.target == primary), None)
+        if row is None:
+            self.api.add_server(be, haproxy_server_name(primary), primary)
+            row = ServerState(be, haproxy_server_name(primary), primary.host, primary.port, 0, 0x01)
+        if row.maint or row.drain:
+            self.api.set_state(be, row.name, "ready")
+        if row.maint or row.drain or not row.up:
+            self.api.set_health(be, row.name, "up")   # the watcher just saw it primary
+
     # -- reads ----------------------------------------------------------------------------
     def _desired_read_state(self, topology: Topology, server: ServerAddress) -> str:
         if server in topology.replicas:
@@ -78,10 +96,10 @@ class HAProxyRouter:
             wanted.add(topology.primary)
         seen: set[str] = set()
         for server in sorted(wanted):
-            row = by_name.get(server_name(server)) or by_target.get(server)
+            row = by_name.get(haproxy_server_name(server)) or by_target.get(server)
             if row is None:
-                self.api.add_server(be, server_name(server), server)
-                row = ServerState(be, server_name(server), server.host, server.port, 0, 0x01)
+                self.api.add_server(be, haproxy_server_name(server), server)
+                row = ServerState(be, haproxy_server_name(server), server.host, server.port, 0, 0x01)
             seen.add(row.name)
             desired = self._desired_read_state(topology, server)
             if desired == "ready" and (row.maint or row.drain):
@@ -95,17 +113,28 @@ class HAProxyRouter:
 
     def apply(self, topology: Topology) -> None:
         rows = self.api.servers_state()
-        leader = next((r for r in rows if r.backend == self.write_backend and r.name == LEADER), None)
-        if leader is None:
-            raise RoutingError(f"HAProxy {self.api.endpoint}: no server {self.write_backend}/{LEADER}")
-        self._route_writes(leader, topology.primary)
+        write_rows = [r for r in rows if r.backend == self.write_backend]
+        if not write_rows:
+            raise RoutingError(f"HAProxy {self.api.endpoint}: no servers in backend {self.write_backend}")
+        leader = next((r for r in write_rows if r.name == LEADER), None)
+        if leader is not None:
+            self._route_writes(leader, topology.primary)
+        else:
+            self._route_writes_per_node(write_rows, topology.primary)
         read_rows = [r for r in rows if r.backend == self.read_backend]
         if read_rows:   # no read backend with the noreadwritesplit tag
             self._route_reads(topology, read_rows)
-        if topology.primary is not None:
-            now = next((r for r in self.api.servers_state(self.write_backend) if r.name == LEADER), None)
-            if now is None or now.target != topology.primary or now.maint:
-                raise RoutingError(f"HAProxy {self.api.endpoint}: leader did not move to {topology.primary}")
+        self._verify(topology.primary, leader is not None)
+
+    def _verify(self, primary: ServerAddress | None, leader_layout: bool) -> None:
+        """Read the state back: the watcher reports success only when HAProxy really moved."""
+        if primary is None:
+            return
+        rows = self.api.servers_state(self.write_backend)
+        open_rows = [r for r in rows if not r.maint and (r.name == LEADER or not leader_layout)]
+        if [r.target for r in open_rows] != [primary]:
+            raise RoutingError(f"HAProxy {self.api.endpoint}: writes not routed to {primary} "
+                               f"(open: {', '.join(str(r.target) for r in open_rows) or 'none'})")
 
     def leader(self) -> ServerState | None:
         """The write backend's leader as HAProxy sees it now (for checks and benchmarks)."""

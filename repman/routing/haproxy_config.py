@@ -17,7 +17,7 @@ import jinja2
 from repman.db import ServerAddress
 from repman.errors import ConfigError
 from repman.paths import templates_dir
-from repman.routing.names import server_name
+from repman.routing.names import haproxy_server_name
 
 PROXY_TAGS = ("masterslave", "readwritesplit", "noreadwritesplit", "ssl")
 CHECK_MODES = ("tcp", "http")
@@ -53,7 +53,7 @@ class HAProxyConfig:
     stats_tcp: ServerAddress | None = None        # also expose the runtime API over TCP
     check: str = "tcp"                            # "http": ask the watcher's /primary and /replica
     watcher: ServerAddress | None = None          # the watcher's HTTP API, for check == "http"
-    primary_uri: str = "/primary?cluster={cluster}"
+    primary_uri: str = "/primary?cluster={cluster}&server=%[srv_name]"
     replica_uri: str = "/replica?cluster={cluster}&server=%[srv_name]"
     balance: str = "leastconn"
     maxconn: int = 4096
@@ -108,9 +108,15 @@ def render_haproxy_config(conf: HAProxyConfig) -> str:
     )
     leader = conf.primary or conf.servers[0]
     read_servers = [
-        {"name": server_name(s), "address": s.url, "disabled": s == conf.primary}
+        # tcp checks: the primary starts out of the read pool until the watcher says otherwise;
+        # http checks decide by themselves, so nothing is disabled for good.
+        {"name": haproxy_server_name(s), "address": s.url, "disabled": s == conf.primary and conf.check != "http"}
         for s in conf.servers
     ]
+    # http checks: HAProxy 2.6 starts servers UP until a check fails, so the known primary
+    # comes first and `balance first` sends writes to it during that first check interval.
+    ordered = sorted(conf.servers, key=lambda s: s != conf.primary)
+    write_servers = [{"name": haproxy_server_name(s), "address": s.url, "disabled": False} for s in ordered]
     text = env.get_template("haproxy.cfg.j2").render(
         cluster=conf.cluster, tags=list(conf.tags), ssl="ssl" in conf.tags,
         maxconn=conf.maxconn, nbthread=conf.nbthread,
@@ -122,10 +128,10 @@ def render_haproxy_config(conf: HAProxyConfig) -> str:
         write_frontend="write_" + conf.cluster_id, read_frontend="read_" + conf.cluster_id,
         write_backend=conf.write_backend, read_backend=conf.read_backend,
         bind_address=conf.bind_address, write_port=conf.write_port, read_port=conf.read_port,
-        leader=leader.url, read_split=conf.read_split, read_servers=read_servers, balance=conf.balance,
+        leader=leader.url, read_split=conf.read_split, read_servers=read_servers, write_servers=write_servers, balance=conf.balance,
         check=conf.check,
         watcher_host=conf.watcher.host if conf.watcher else "", watcher_port=conf.watcher.port if conf.watcher else 0,
-        primary_uri=conf.primary_uri.format(cluster=conf.cluster),
+        primary_uri=conf.primary_uri.replace("{cluster}", conf.cluster),
         replica_uri=conf.replica_uri.replace("{cluster}", conf.cluster),
     )
     return text + ("" if text.endswith("\n") else "\n")

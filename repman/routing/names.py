@@ -24,3 +24,11 @@ def sql_identifier(name: str, key: str = "name") -> str:
     if not re.fullmatch(r"[A-Za-z0-9_]{1,64}", name):
         raise ConfigError(key, f"{name!r} must be 1-64 letters, digits or underscores")
     return name
+
+
+def haproxy_server_name(address: ServerAddress) -> str:
+    """``127.0.0.1:3306`` (HAProxy allows ':' in names), so ``%[srv_name]`` in an HTTP check
+    names the server the way the watcher's ``/primary?server=`` expects; IPv6 falls back."""
+    if ":" in address.host:
+        return server_name(address)
+    return address.url

@@ -59,6 +59,14 @@ def port_via(proxy: ServerAddress, cred: Credential, timeout: float = 3.0) -> in
         conn.close()
 
 
+def port_or_none(proxy: ServerAddress, cred: Credential) -> int | None:
+    """Like ``port_via`` but None when no backend took the connection (for polling)."""
+    try:
+        return port_via(proxy, cred)
+    except pymysql.MySQLError:
+        return None
+
+
 def ports_via(proxy: ServerAddress, cred: Credential, tries: int = 12) -> set[int]:
     """Backend ports seen over ``tries`` connections (connection errors are skipped)."""
     seen = set()
