@@ -22,7 +22,6 @@ import argparse
 import base64
 import json
 import os
-import runpy
 import sys
 import threading
 import time
@@ -33,7 +32,7 @@ from typing import Any, Callable
 import yaml
 
 from repman.errors import RepmanError
-from repman.spec import ClusterSpec, NAMESPACE, load_cluster_spec
+from repman.spec import ClusterSpec, load_cluster_spec
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 PROVIDER_KEY = "__provider"
@@ -161,10 +160,6 @@ def _configure(provider: Any, config: dict[str, Any], project: str) -> None:
     provider.configure(ConfigureRequest(Config(raw_config=config, project_name=project)))
 
 
-def _short(urn: str) -> str:
-    return urn.rsplit("::", 1)[-1]
-
-
 # ---------------------------------------------------------------- the engine
 
 class Engine:
@@ -259,9 +254,7 @@ class Engine:
 
     # -- whole runs
     def up(self) -> dict[str, Any]:
-        import pulumi
-
-        from components.embedded_mocks import run_program
+        from components.embedded_mocks import run_program  # imports pulumi: only when running
 
         self.progress(f"up: stack {self.stack}, cluster {self.spec.name}, {self.spec.node_count} nodes "
                       f"({self.spec.orchestrator}, {self.spec.plan.name})")
@@ -271,7 +264,6 @@ class Engine:
             self._delete(self.state.resources[urn])
         self.state.outputs = {k: ("[secret]" if k in secret_outputs else v) for k, v in outputs.items()}
         self.state.save()
-        del pulumi
         return {"outputs": outputs, "secret_outputs": sorted(secret_outputs), "changes": dict(self.counts)}
 
     def down(self) -> dict[str, Any]:

@@ -18,7 +18,6 @@ import pymysql
 
 from repman.db import Credential, ServerAddress, connect, execute, query, session
 from repman.errors import BootstrapError
-from repman.gtid import GtidPosition
 from repman.topology import ServerState, read_state
 
 Progress = Callable[[str], None]

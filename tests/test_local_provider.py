@@ -162,3 +162,15 @@ def test_delete_keeps_or_removes_the_datadir(tmp_path):
             provider.delete(created.id, created.outs)
         assert read_pid(node_spec(created.outs).paths) is None
         assert (base / "data" / "mysql").is_dir() is keep
+
+
+def test_failed_create_leaves_no_process(tmp_path):
+    provider = LocalNodeProvider()
+    port = free_port_block(1)
+    blocker = LocalNodeProvider().create(props(tmp_path / "first", port))
+    try:  # same port: the second mariadbd cannot bind and create must fail cleanly
+        with pytest.raises(Exception):
+            provider.create(props(tmp_path / "second", port, server_id=8))
+        assert read_pid(node_spec(props(tmp_path / "second", port)).paths) is None
+    finally:
+        provider.delete(blocker.id, blocker.outs)

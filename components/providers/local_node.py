@@ -55,7 +55,11 @@ def _outs(props: dict[str, Any], spec: LocalNodeSpec, instance: str, pid: int | 
 class LocalNodeProvider(ResourceProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
         spec = node_spec(props, str(props["admin_password"]))
-        pid = create_node(spec)
+        try:
+            pid = create_node(spec)
+        except BaseException:
+            delete_node(spec, keep_data=True)  # a failed create leaves no process behind
+            raise
         instance = f"{spec.host}:{spec.port}/{spec.server_id}/{uuid.uuid4().hex[:12]}"
         return CreateResult(id_=instance, outs=_outs(props, spec, instance, pid))
 

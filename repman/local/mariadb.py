@@ -110,6 +110,14 @@ def _port_open(host: str, port: int) -> bool:
         return s.connect_ex((host, port)) == 0
 
 
+def _socket_open(path: Path) -> bool:
+    if not path.exists():
+        return False
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(0.2)
+        return s.connect_ex(str(path)) == 0
+
+
 def start_server(paths: LocalServerPaths, host: str, port: int, timeout: float = 60.0) -> int:
     """Start mariadbd detached (own session) and wait until it accepts TCP connections."""
     running = read_pid(paths)
@@ -129,7 +137,8 @@ def start_server(paths: LocalServerPaths, host: str, port: int, timeout: float =
             raise LocalServerError(
                 f"{SERVER} for {paths.base} exited with {proc.returncode}: {last_error_line(paths)}"
             )
-        if _port_open(host, port):
+        # Our own unix socket first: the TCP port alone could be another process's.
+        if _socket_open(paths.socket) and _port_open(host, port):
             return proc.pid
         time.sleep(0.05)
     raise LocalServerError(f"{SERVER} for {paths.base} did not answer on {host}:{port} in {timeout:.0f}s")
