@@ -146,7 +146,8 @@ def start_server(paths: LocalServerPaths, host: str, port: int, timeout: float =
 
 def last_error_line(paths: LocalServerPaths) -> str:
     try:
-        lines = [l for l in paths.error_log.read_text(errors="replace").splitlines() if "[ERROR]" in l]
+        lines = [l for l in paths.error_log.read_text(errors="replace").splitlines()
+                 if "[ERROR]" in l and not l.rstrip().endswith("Aborting")]
     except OSError:
         return "no error log"
     return lines[-1] if lines else "no [ERROR] line in the error log"
