@@ -17,7 +17,7 @@ from repman.plans import ServicePlan
 from repman.routing.haproxy_config import validate_proxy_tags
 from repman.errors import ConfigError
 
-from components.providers.local_proxy import LocalHAProxy, LocalHAProxyArgs
+from components.providers.local_proxy import LocalHAProxy, LocalHAProxyArgs, LocalSpider
 
 DEFAULT_TAGS = ("masterslave", "readwritesplit")
 
@@ -29,7 +29,8 @@ class ProxyServiceArgs:
         self, *, cluster: str, backend: Any, servers: pulumi.Input[Sequence[str]], state_dir: str,
         tags: Sequence[str] = DEFAULT_TAGS, write_port: int = 3306, read_port: int = 3307,
         primary: pulumi.Input[str] = "", plan: ServicePlan | None = None, bind_address: str = "127.0.0.1",
-        check: str = "tcp", watcher: str = "",
+        check: str = "tcp", watcher: str = "", spider_port: int = 0, secrets: Any = None,
+        spider_server_id: int = 1000,
     ) -> None:
         self.cluster = cluster
         self.backend = backend
@@ -43,6 +44,9 @@ class ProxyServiceArgs:
         self.bind_address = bind_address
         self.check = check
         self.watcher = watcher
+        self.spider_port = spider_port            # >0: also a local MariaDB Spider node
+        self.secrets = secrets                    # ClusterSecrets: the Spider node's admin/remote user
+        self.spider_server_id = spider_server_id
 
     def validate(self) -> "ProxyServiceArgs":
         validate_proxy_tags(self.tags)
@@ -55,6 +59,11 @@ class ProxyServiceArgs:
             raise ConfigError("haproxy-check", f"{self.check!r} is not one of tcp, http")
         if self.check == "http" and not self.watcher:
             raise ConfigError("haproxy-check", "http checks need the watcher's API address")
+        if self.spider_port:
+            if not 1 <= int(self.spider_port) <= 65535 or self.spider_port in (self.write_port, self.read_port):
+                raise ConfigError("mdbshardproxy-hosts", f"Spider port {self.spider_port!r} is out of range or taken")
+            if self.secrets is None or self.plan is None:
+                raise ConfigError("mdbshardproxy-user", "a Spider node needs the cluster's secrets and plan")
         return self
 
     @property
@@ -96,15 +105,32 @@ class ProxyService(pulumi.ComponentResource):
             pulumi.log.warn(f"backend {backend_name!r} provides no proxy: clients connect to the primary "
                             "directly (or configure proxysql/maxscale/consul routing in the watcher)", self)
             outputs = {"write_address": "", "read_address": "", "admin_socket": ""}
+        spider_address: pulumi.Input[str] = ""
+        if args.spider_port and backend_name == "local":
+            spider = LocalSpider(f"{name}-spider", {
+                "base_dir": f"{args.state_dir}/{args.cluster}-spider", "server_id": args.spider_server_id,
+                "port": args.spider_port, "host": args.bind_address, "plan": args.plan.name,
+                "admin_user": args.secrets.admin_user, "admin_password": args.secrets.admin_password,
+                "remote_user": args.secrets.admin_user, "remote_password": args.secrets.admin_password,
+                "primary": args.primary, "server_name": "repman_" + args.cluster.replace("-", "_").replace(".", "_"),
+                "database": "",
+            }, pulumi.ResourceOptions(parent=self))
+            self.resources.append(spider)
+            spider_address = spider.address
+        elif args.spider_port:
+            pulumi.log.warn(f"backend {backend_name!r}: no local Spider node; list Spider hosts in "
+                            "mdbshardproxy-hosts instead", self)
+        self.spider_address = pulumi.Output.from_input(spider_address)
         self.write_address = pulumi.Output.from_input(outputs["write_address"])
         self.read_address = pulumi.Output.from_input(outputs["read_address"])
         self.admin_socket = pulumi.Output.from_input(outputs["admin_socket"])
-        self.watcher_keys = self.admin_socket.apply(lambda sock: {
-            "haproxy": bool(sock), "haproxy-servers": [sock] if sock else [],
+        self.watcher_keys = pulumi.Output.all(self.admin_socket, self.spider_address).apply(lambda v: {
+            "haproxy": bool(v[0]), "haproxy-servers": [v[0]] if v[0] else [],
             "haproxy-write-port": args.write_port, "haproxy-read-port": args.read_port,
+            **({"mdbshardproxy": True, "mdbshardproxy-hosts": [v[1]]} if v[1] else {}),
         })
         self.register_outputs({
             "write_address": self.write_address, "read_address": self.read_address,
-            "admin_socket": self.admin_socket, "tags": list(args.tags),
+            "admin_socket": self.admin_socket, "spider_address": self.spider_address, "tags": list(args.tags),
             "proxy_cores": proxy_cores, "proxy_data_size_gb": proxy_disk, "backend": backend_name,
         })

@@ -104,13 +104,17 @@ class Recorder(mocks.Mocks):
         self.registered: list[dict[str, Any]] = []
 
     def new_resource(self, args: mocks.MockResourceArgs) -> tuple[str, dict]:
-        inputs = {k: rpc.unwrap_rpc_secret(v) for k, v in dict(args.inputs).items()}
-        self.registered.append({"type": args.typ, "name": args.name, "inputs": inputs})
+        raw = dict(args.inputs)
+        inputs = {k: rpc.unwrap_rpc_secret(v) for k, v in raw.items()}
+        secret = {k for k, v in raw.items() if isinstance(v, dict) and v.get(rpc._special_sig_key) == rpc._special_secret_sig}
+        self.registered.append({"type": args.typ, "name": args.name, "inputs": inputs, "secret": secret})
         outs = dict(inputs)
         if args.typ.endswith(":LocalHAProxy"):
             outs.update(pid=1, admin_socket=f"{inputs['base_dir']}/admin.sock",
                         write_address=f"127.0.0.1:{int(inputs['write_port'])}",
                         read_address=f"127.0.0.1:{int(inputs['read_port'])}")
+        if args.typ.endswith(":LocalSpider"):
+            outs.update(pid=1, address=f"{inputs['host']}:{int(inputs['port'])}", instance="i")
         return (f"{args.name}-id" if args.custom else ""), outs
 
     def call(self, args: mocks.MockCallArgs) -> tuple[dict, None]:
@@ -171,3 +175,23 @@ def test_proxy_service_args_name_the_bad_key(kw, key):
     with pytest.raises(ConfigError) as err:
         ProxyServiceArgs(**{**base, **kw}).validate()
     assert err.value.key == key
+
+
+def test_proxy_service_with_a_local_spider_node():
+    from components.backends.base import ClusterSecrets
+
+    def build():
+        secrets = ClusterSecrets("repman", pulumi.Output.secret("admin-pw"), "repl", pulumi.Output.secret("r"))
+        return ProxyService("shop-proxy", ProxyServiceArgs(
+            cluster="shop", backend=SimpleNamespace(name="local"), servers=["127.0.0.1:3310", "127.0.0.1:3311"],
+            state_dir="/var/tmp/st", primary="127.0.0.1:3310", plan=get_plan("x2.tiny"), spider_port=3320,
+            secrets=secrets))
+    rec, seen = run_under_mocks(build)
+    spider = next(r for r in rec.registered if r["type"].endswith(":LocalSpider"))
+    assert spider["name"] == "shop-proxy-spider"
+    assert spider["inputs"]["primary"] == "127.0.0.1:3310" and spider["inputs"]["server_name"] == "repman_shop"
+    assert {"admin_password", "remote_password"} <= spider["secret"]          # never plain in state
+    assert seen["keys"]["mdbshardproxy"] is True and seen["keys"]["mdbshardproxy-hosts"] == ["127.0.0.1:3320"]
+    with pytest.raises(ConfigError, match="mdbshardproxy-user"):
+        ProxyServiceArgs(cluster="c", backend=SimpleNamespace(name="local"), servers=["h:1"], state_dir="/t",
+                         spider_port=3320).validate()

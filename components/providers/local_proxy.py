@@ -143,3 +143,108 @@ class LocalHAProxy(pulumi.dynamic.Resource, module="repman", name="LocalHAProxy"
         props.update({k: None for k in OUTPUT_KEYS})
         base = pulumi.ResourceOptions(delete_before_replace=True)
         super().__init__(LocalHAProxyProvider(), name, props, pulumi.ResourceOptions.merge(base, opts))
+
+
+# ---- A local MariaDB Spider node as a routing layer ---------------------------------------
+
+SPIDER_SECRET_KEYS = ("admin_password", "remote_password")
+SPIDER_REPLACE_KEYS = ("base_dir", "server_id")
+SPIDER_INPUT_KEYS = (
+    "base_dir", "server_id", "port", "host", "plan", "admin_user", "remote_user", "primary",
+    "server_name", "database", "provider_version",
+)
+SPIDER_OUTPUT_KEYS = ("pid", "address", "instance", "secret_digest")
+
+
+def _spider_node(props: dict[str, Any], password: str = ""):
+    from repman.local.node import LocalNodeSpec
+
+    return LocalNodeSpec(
+        base_dir=str(props["base_dir"]), server_id=int(props["server_id"]), port=int(props["port"]),
+        plan=str(props["plan"]), tags=[], host=str(props["host"]), admin_user=str(props["admin_user"]),
+        admin_password=password,
+    )
+
+
+def _point_spider(props: dict[str, Any]) -> None:
+    """Install the engine (idempotent) and point the server definition at the primary."""
+    from repman.db import Credential, session
+    from repman.routing.base import Topology
+    from repman.routing.spider import SpiderRouter, ensure_spider
+
+    node = ServerAddress(str(props["host"]), int(props["port"]))
+    admin = Credential(str(props["admin_user"]), str(props["admin_password"]))
+    with session(node, admin, timeout=5) as conn:
+        ensure_spider(conn)
+    if props.get("primary"):
+        remote = Credential(str(props["remote_user"]), str(props["remote_password"]))
+        router = SpiderRouter(node, admin, remote, str(props["server_name"]), str(props.get("database") or ""),
+                              timeout=5.0)
+        router.apply(Topology(str(props["server_name"]), ServerAddress.parse(str(props["primary"]), "primary")))
+
+
+class LocalSpiderProvider(ResourceProvider):
+    """create: a local mariadbd with ha_spider and the server definition; update: re-point or
+    restart; delete: stop and remove the node (it holds no data of its own)."""
+
+    def _outs(self, props: dict[str, Any], instance: str, digest: str | None = None) -> dict[str, Any]:
+        from repman.local.mariadb import read_pid as node_pid
+        from components.providers.secret_digest import make_digest, without
+
+        spec = _spider_node(props)
+        return {**without(props, SPIDER_SECRET_KEYS), "pid": node_pid(spec.paths) or 0,
+                "address": f"{spec.host}:{spec.port}", "instance": instance,
+                "secret_digest": digest or make_digest(props, SPIDER_SECRET_KEYS)}
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        from repman.local.node import create_node
+
+        create_node(_spider_node(props, str(props["admin_password"])))
+        _point_spider(props)
+        instance = f"spider:{props['host']}:{props['port']}/{uuid.uuid4().hex[:12]}"
+        return CreateResult(id_=instance, outs=self._outs(props, instance))
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        from repman.local.node import node_running
+        from components.providers.secret_digest import digest_matches
+
+        replaces = [k for k in SPIDER_REPLACE_KEYS if olds.get(k) != news.get(k)]
+        changed = [k for k in SPIDER_INPUT_KEYS if olds.get(k) != news.get(k)]
+        if not digest_matches(olds.get("secret_digest"), news, SPIDER_SECRET_KEYS):
+            changed.append("secrets")
+        if has_unknowns(news):
+            changed.append("unknown")
+        elif not changed and not node_running(_spider_node(news)):
+            changed.append("pid")
+        return DiffResult(changes=bool(changed or replaces), replaces=replaces, stables=["instance"],
+                          delete_before_replace=True)
+
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        from repman.local.node import update_node
+
+        password = str(news["admin_password"])
+        update_node(_spider_node(olds, password), _spider_node(news, password))
+        _point_spider(news)
+        return UpdateResult(outs=self._outs(news, str(olds.get("instance") or _id)))
+
+    def delete(self, _id: str, props: dict[str, Any]) -> None:
+        from repman.local.node import delete_node
+
+        delete_node(_spider_node(props), keep_data=False)
+
+
+class LocalSpider(pulumi.dynamic.Resource, module="repman", name="LocalSpider"):
+    """A real mariadbd with the Spider engine whose server definition follows the primary."""
+
+    address: pulumi.Output[str]
+    instance: pulumi.Output[str]
+    pid: pulumi.Output[int]
+
+    def __init__(self, name: str, props: dict[str, Any], opts: Optional[pulumi.ResourceOptions] = None) -> None:
+        props = dict(props)
+        for key in SPIDER_SECRET_KEYS:
+            props[key] = pulumi.Output.secret(props[key])
+        props["provider_version"] = PROVIDER_VERSION
+        props.update({k: None for k in SPIDER_OUTPUT_KEYS})
+        base = pulumi.ResourceOptions(additional_secret_outputs=["secret_digest"], delete_before_replace=True)
+        super().__init__(LocalSpiderProvider(), name, props, pulumi.ResourceOptions.merge(base, opts))
