@@ -1,0 +1,104 @@
+"""Dynamic provider of one SlapOS request (``repman.backends.slapos`` does the work).
+
+create/update: request the instance (root cluster instance or shared database) with
+               its parameters; the master answers with where it is allocated.
+diff:          any input change is an update (a SlapOS request is idempotent by title);
+               a new title or software release replaces.
+delete:        the same request with state "destroyed".
+
+Client key/certificate paths come from inputs; nothing secret is sent by the deployer
+(database passwords are made by the cluster and published to each requester only).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Optional
+
+import pulumi
+from pulumi.dynamic import CreateResult, DiffResult, ResourceProvider, UpdateResult
+
+from repman.backends.slapos import SharedDatabase, SlapOSClient, SlapOSSettings
+
+PROVIDER_VERSION = "1"
+REPLACE_KEYS = ("title", "software_release", "shared", "cluster")
+INPUT_KEYS = ("master_url", "software_type", "computer_guid", "parameters", "database", "key_file",
+              "cert_file", "provider_version")
+
+
+def _client(props: dict[str, Any]) -> SlapOSClient:
+    return SlapOSClient(SlapOSSettings(
+        master_url=str(props["master_url"]), software_release=str(props["software_release"]),
+        software_type=str(props.get("software_type") or "default"),
+        repman_computer_guid=str(props["computer_guid"]), computer_guids=(),
+        key_file=str(props.get("key_file") or ""), cert_file=str(props.get("cert_file") or ""),
+    ))
+
+
+def _request(props: dict[str, Any], state: str) -> dict[str, Any]:
+    client = _client(props)
+    if props.get("shared"):
+        db = props["database"]
+        got = client.request_database(SharedDatabase(str(db["name"]), str(db["user"])), str(props["cluster"]),
+                                      state=state)
+    else:
+        got = client.request_cluster(json.loads(str(props["parameters"])), str(props["cluster"]), state=state)
+    return {"instance_guid": got.instance_guid, "allocated_computer": got.computer_guid,
+            "partition": got.partition_id, "connection": got.connection}
+
+
+class SlapOSRequestProvider(ResourceProvider):
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        outs = _request(props, "started")
+        return CreateResult(id_=f"{props['software_release']}#{props['title']}", outs={**props, **outs})
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        replaces = [k for k in REPLACE_KEYS if olds.get(k) != news.get(k)]
+        changed = [k for k in INPUT_KEYS if olds.get(k) != news.get(k)]
+        return DiffResult(changes=bool(changed or replaces), replaces=replaces, delete_before_replace=True)
+
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        return UpdateResult(outs={**news, **_request(news, "started")})
+
+    def delete(self, _id: str, props: dict[str, Any]) -> None:
+        _request(props, "destroyed")
+
+
+class SlapOSRequestArgs:
+    """One request: ``parameters`` (root) is the JSON text of the cluster dict; ``database``
+    (shared) is ``{"name": ..., "user": ...}``."""
+
+    def __init__(
+        self, *, master_url: pulumi.Input[str], software_release: pulumi.Input[str],
+        software_type: pulumi.Input[str], computer_guid: pulumi.Input[str], title: pulumi.Input[str],
+        cluster: pulumi.Input[str], parameters: pulumi.Input[str] = "", shared: bool = False,
+        database: Optional[dict[str, str]] = None, key_file: pulumi.Input[str] = "",
+        cert_file: pulumi.Input[str] = "",
+    ) -> None:
+        self.master_url = master_url
+        self.software_release = software_release
+        self.software_type = software_type
+        self.computer_guid = computer_guid
+        self.title = title
+        self.cluster = cluster
+        self.parameters = parameters
+        self.shared = shared
+        self.database = database or {}
+        self.key_file = key_file
+        self.cert_file = cert_file
+
+
+class SlapOSRequest(pulumi.dynamic.Resource, module="repman", name="SlapOSRequest"):
+    """An instance requested from a SlapOS master (the master allocates and deploys it)."""
+
+    instance_guid: pulumi.Output[str]
+    allocated_computer: pulumi.Output[str]
+    partition: pulumi.Output[str]
+    connection: pulumi.Output[dict]
+
+    def __init__(self, name: str, args: SlapOSRequestArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
+        props: dict[str, Any] = {k: getattr(args, k) for k in vars(args)}
+        props["provider_version"] = PROVIDER_VERSION
+        props.update({"instance_guid": None, "allocated_computer": None, "partition": None, "connection": None})
+        base = pulumi.ResourceOptions(additional_secret_outputs=["connection"])
+        super().__init__(SlapOSRequestProvider(), name, props, pulumi.ResourceOptions.merge(base, opts))
