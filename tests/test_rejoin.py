@@ -129,3 +129,50 @@ def test_quarantine_when_flashback_impossible_then_rejoin_by_dump(cluster_factor
     assert tables == {"t"}
     rows = _ids(c, old)
     assert 101 not in rows and rows[201] == 201
+
+
+def test_replica_that_missed_a_switchover_rejoins_without_repair(cluster_factory):
+    c = cluster_factory()
+    _seed(c)
+    s1 = c.primary()
+    late, s2 = c.replicas()
+    c.bed.kill(late)
+    from repman.watcher.switchover import switchover
+    res = switchover(c.cfg, c.store, c.log, to=s2)
+    assert res.ok, res.sentence
+    c.sql(s2, "INSERT INTO app.t VALUES (11, 11)")
+    c.bed.start(late)                                  # still follows s1, now itself a replica of s2
+    c.wait_for(lambda: c.sql(late, "SELECT COUNT(*) AS n FROM app.t WHERE id = 11")[0]["n"] == 1,
+               what="the chained replica to receive the new row")
+    back = rejoin(c.cfg, c.store, late, c.log)
+    assert back.ok, back.sentence
+    assert "by GTID" in back.sentence and not list((c.cfg.state_dir / "rejoin").glob("*"))
+    c.assert_converged()
+
+
+def test_killed_replica_holding_events_the_new_master_never_got_is_flashed_back(cluster_factory):
+    c = cluster_factory()
+    _seed(c)
+    m = c.primary()
+    ahead, behind = c.replicas()
+    c.sql(behind, "STOP SLAVE IO_THREAD")
+    c.sql(m, "INSERT INTO app.t VALUES (101, 1)")
+    c.sql(m, "UPDATE app.t SET v = 7 WHERE id = 3")
+    c.wait_for(lambda: c.sql(ahead, "SELECT COUNT(*) AS n FROM app.t WHERE id = 101")[0]["n"] == 1,
+               what="the first replica to apply the extra rows")
+    c.bed.kill(ahead)
+    c.bed.kill(m)
+    res = failover(c.cfg, c.store, c.log)
+    assert res.ok and res.new_primary == behind, res.sentence
+    c.sql(behind, "INSERT INTO app.t VALUES (201, 201)")
+
+    c.bed.start(ahead)                                 # follows the dead master, holds 2 lost events
+    back = rejoin(c.cfg, c.store, ahead, c.log)
+    assert back.ok, back.sentence
+    assert "flashback" in back.sentence
+    c.bed.start(m)
+    back = rejoin(c.cfg, c.store, m, c.log)
+    assert back.ok, back.sentence
+    c.assert_converged()
+    rows = _ids(c, ahead)
+    assert 101 not in rows and rows[3] == 0 and rows[201] == 201

@@ -27,6 +27,7 @@ from repman.watcher.checks import find_master, master_of, member, read_states
 from repman.watcher.cluster_config import ClusterConfig
 from repman.watcher.election import same_server
 from repman.watcher.flashback import flashback, read_tail, save_tail
+from repman.watcher.demote import own_beyond
 from repman.watcher.freeze import fence
 from repman.watcher.oplog import OpLog
 from repman.watcher.promote import finish_replica, point_at, replication_health
@@ -81,20 +82,39 @@ def _rejoin(cfg: ClusterConfig, store: StateStore, server: ServerAddress, op: Op
     if s.replica is not None and same_server(s.replica.master, primary):
         return _resume(cfg, store, op, addr, primary, s)
 
+    if s.replica is not None:
+        # A replica of another server (a dead master, or one that missed a switchover and
+        # chains through the old master). Its own writes are its server id beyond what it
+        # applied; the rest came from masters, and a strict-mode primary refuses it if that
+        # history is not its own.
+        local = own_beyond(s.gtid_binlog_pos, s.server_id, s.gtid_slave_pos)
+        if local:
+            op.say(f"{addr.url} wrote {', '.join(local)} itself while a replica")
+            return _diverged(cfg, store, op, addr, primary, s.gtid_slave_pos)
+        if states[primary].gtid_strict_mode:
+            return _attach(cfg, store, op, addr, primary, s)
     rec = crash.reference_for(store, addr, was_master=s.replica is None)
     reference = rec.failover_pos if rec else states[primary].gtid_binlog_pos
     extra = s.binlog_pos.ahead_of(GtidPosition.parse(reference))
     if not extra:
-        with op.step("attach"):
-            start = _start_position(s)
-            with connect(addr, cfg.admin, timeout=2, read_timeout=30) as conn:
-                point_at(conn, cfg, primary, slave_pos=start)
-                finish_replica(conn, cfg)
-        return _verify(cfg, store, op, addr, primary,
-                       f"{addr.url} rejoined {primary.url} by GTID from {start or 'the start'}")
+        return _attach(cfg, store, op, addr, primary, s)
     op.say(f"{addr.url} holds {', '.join(extra)} beyond the failover position {reference or 'empty'}"
            + (f" ({rec.kind} of {rec.old_master})" if rec else ""))
     return _diverged(cfg, store, op, addr, primary, reference)
+
+
+def _attach(cfg: ClusterConfig, store: StateStore, op: OpLog, addr: ServerAddress, primary: ServerAddress,
+            s: ServerState) -> OperationResult:
+    """Replicate from the primary, starting after everything the server holds."""
+    with op.step("attach"):
+        start = _start_position(s)
+        with connect(addr, cfg.admin, timeout=2, read_timeout=30) as conn:
+            point_at(conn, cfg, primary, slave_pos=start)
+            finish_replica(conn, cfg)
+    rec = crash.reference_for(store, addr, was_master=s.replica is None)
+    fallback = rec.failover_pos if rec and s.binlog_pos.ahead_of(GtidPosition.parse(rec.failover_pos)) else None
+    return _verify(cfg, store, op, addr, primary, f"{addr.url} rejoined {primary.url} by GTID from {start or 'the start'}",
+                   fallback)
 
 
 def _start_position(s: ServerState) -> str:
@@ -119,7 +139,9 @@ def _resume(cfg: ClusterConfig, store: StateStore, op: OpLog, addr: ServerAddres
 
 
 def _verify(cfg: ClusterConfig, store: StateStore, op: OpLog, addr: ServerAddress, primary: ServerAddress,
-            sentence: str) -> OperationResult:
+            sentence: str, reference: str | None = None) -> OperationResult:
+    """Replication must run; a primary refusing the server's history sends it to repair
+    (from ``reference``, the last failover position it is ahead of, when known)."""
     with op.step("verify"):
         healthy, detail = replication_health(cfg, addr, HEALTH_WAIT)
     if healthy:
@@ -128,7 +150,7 @@ def _verify(cfg: ClusterConfig, store: StateStore, op: OpLog, addr: ServerAddres
         op.say(f"the primary refuses {addr.url}'s history: {detail}")
         with connect(addr, cfg.admin, timeout=2) as conn:
             execute(conn, "STOP SLAVE")
-        return _diverged(cfg, store, op, addr, primary, None)
+        return _diverged(cfg, store, op, addr, primary, reference)
     return op.result(False, f"{addr.url} points at {primary.url} but replication is not healthy: {detail}",
                      new=primary)
 
