@@ -8,7 +8,7 @@
     let
       systems = [ "x86_64-linux" "aarch64-linux" "x86_64-darwin" "aarch64-darwin" ];
       forAllSystems = f: nixpkgs.lib.genAttrs systems (system: f nixpkgs.legacyPackages.${system});
-      packagesFor = pkgs: import ./nix/packages.nix { inherit pkgs; src = self; };
+      packagesFor = pkgs: import ./nix/packages.nix { inherit pkgs; src = ./.; };
       # The cluster module system needs no nixpkgs (see nix/lib).
       repmanNix = import ./nix { };
     in

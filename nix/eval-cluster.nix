@@ -1,6 +1,6 @@
 # Evaluate a cluster declaration to the JSON the Pulumi program validates:
 #   nix-instantiate --eval --strict --json nix/eval-cluster.nix --arg declaration ./nix/examples/local-3node.nix
-#   nix eval --json --file nix/eval-cluster.nix --arg declaration ./nix/examples/local-3node.nix
+#   nix eval --json --impure --expr 'import ./nix/eval-cluster.nix { declaration = ./nix/examples/local-3node.nix; }'
 # `declaration` is a module (path, path string, attribute set or function) or a list of them.
 # output = "config": the stack config; "full": { config; pulumiSecrets; warnings; }.
 { declaration, output ? "config" }:

@@ -18,7 +18,7 @@ from repman.keys import Key
 from repman.mycnf import CONFLICTING_TAGS, known_tags
 from repman.plans import load_plans
 from repman.routing.keys import ROUTING_KEYS
-from repman.spec import PROXY_TAGS, spec_schema
+from repman.spec import PROXY_TAGS, spec_schema, watcher_passthrough_keys
 from repman.watcher.config import REQUIRED as WATCHER_REQUIRED
 from repman.watcher.keys import WATCHER_KEYS
 
@@ -45,6 +45,17 @@ def _entries(table: Mapping[str, Key], required: Iterable[str] = ()) -> list[dic
     return [key_entry(k, required) for k in table.values()]
 
 
+def stack_entries() -> list[dict[str, Any]]:
+    """Every key ``load_cluster_spec`` takes: the provisioning table (``spec_schema``), then
+    the watcher/routing keys it passes through to the watcher config, then the API keys."""
+    entries = list(spec_schema()["keys"])
+    listed = {e["name"] for e in entries}
+    for table in (watcher_passthrough_keys(), API_KEYS):
+        entries.extend(key_entry(k) for k in table.values() if k.name not in listed)
+        listed.update(table)
+    return entries
+
+
 def nix_schema() -> dict[str, Any]:
     """Everything the Nix options need, computed live from the Python tables."""
     spec = spec_schema()
@@ -52,7 +63,7 @@ def nix_schema() -> dict[str, Any]:
         "comment": f"Generated from repman's key tables by `{REGENERATE}`; do not edit.",
         "version": SCHEMA_VERSION,
         "namespace": spec["namespace"],
-        "stack": spec["keys"],
+        "stack": stack_entries(),
         "watcher": _entries(WATCHER_KEYS, WATCHER_REQUIRED),
         "routing": _entries(ROUTING_KEYS),
         "api": _entries(API_KEYS),

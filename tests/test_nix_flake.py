@@ -104,5 +104,5 @@ def test_checks_evaluate_examples_and_name_existing_tests(flake):
 def test_flake_lib_and_nixos_module(flake):
     assert flake["stackConfig"] == eval_cluster(EXAMPLES / "local-3node.nix")
     assert flake["nixos"]["failedAssertions"] == []
-    assert flake["nixos"]["execStart"].endswith("-repman-0.1.0/bin/repman watch --config /etc/repman/watcher.json")
+    assert flake["nixos"]["execStart"].endswith("-repman-0.1.0/bin/repman --config /etc/repman/watcher.json watch")
     assert flake["apps"]["tests"].endswith("-repman-tests") and flake["apps"]["nixeval"].endswith("-repman-nixeval")

@@ -5,6 +5,8 @@ watcher config that holds references to secrets only and that the real parser ac
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +49,7 @@ def test_example_gives_a_hardened_unit_running_repman_watch():
     service = unit["serviceConfig"]
     for option, value in HARDENING.items():
         assert service[option] == value, option
-    assert service["ExecStart"].endswith("-repman-0.1.0/bin/repman watch --config /etc/repman/watcher.json")
+    assert service["ExecStart"].endswith("-repman-0.1.0/bin/repman --config /etc/repman/watcher.json watch")
     assert unit["wantedBy"] == ["multi-user.target"] and "network-online.target" in unit["after"]
     assert sorted(service["LoadCredential"]) == sorted([
         "shop.db-servers-credential:/run/secrets/repman-admin",
@@ -79,6 +81,13 @@ def test_generated_config_references_secrets_and_parses(tmp_path: Path):
     assert shop_cfg.admin.user == "repman" and shop_cfg.replication.password == "repl-pw"
     assert shop_cfg["haproxy"] is True and shop_cfg["semisync"] is True
     assert parsed.api.enabled and parsed.api.bind == "0.0.0.0" and "ops" in parsed.api.users
+    # And the real command the unit runs accepts the file.
+    path = tmp_path / "watcher.json"
+    path.write_text(text.replace(CREDS, str(creds)))
+    proc = subprocess.run([sys.executable, "-m", "repman.cli", "--config", str(path), "config", "check"],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "configuration is valid" in proc.stdout
 
 
 def test_nixos_cluster_keys_cover_the_watcher_and_routing_tables():
@@ -139,9 +148,9 @@ def test_password_hash_users_warn_and_disabled_service_has_no_unit():
 
 def test_a_module_file_can_set_scripts_and_groups(tmp_path: Path):
     decl = tmp_path / "host.nix"
-    decl.write_text(cluster(f'supplementaryGroups = [ "haproxy" ]; extraArgs = [ "--log-level" "debug" ]; '
+    decl.write_text(cluster(f'supplementaryGroups = [ "haproxy" ]; extraArgs = [ "--no-api" ]; '
                             f'clusters.c1.failover-pre-script = {nix_string("/etc/repman/pre.sh")};'))
     out = eval_nixos(decl)
     assert out["unit"]["serviceConfig"]["SupplementaryGroups"] == ["haproxy"]
-    assert out["unit"]["serviceConfig"]["ExecStart"].endswith("watch --config /etc/repman/watcher.json --log-level debug")
+    assert out["unit"]["serviceConfig"]["ExecStart"].endswith("--config /etc/repman/watcher.json watch --no-api")
     assert out["watcherConfig"]["clusters"]["c1"]["failover-pre-script"] == "/etc/repman/pre.sh"

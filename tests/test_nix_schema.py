@@ -17,7 +17,7 @@ from repman.mycnf import known_tags
 from repman.nixschema import check_schema, nix_schema, render_schema
 from repman.plans import load_plans
 from repman.routing.keys import ROUTING_KEYS
-from repman.spec import PROVISIONING_KEYS, PROXY_TAGS
+from repman.spec import PROVISIONING_KEYS, PROXY_TAGS, load_cluster_spec, watcher_passthrough_keys
 from repman.watcher.keys import WATCHER_KEYS
 from tests.nix_support import NIX_DIR, needs_nix, nix_json
 
@@ -44,10 +44,19 @@ def test_schema_carries_plans_tags_and_every_table():
     assert schema["plans"]["x3.tiny"]["db-nodes"] == 3
     assert schema["tags"] == known_tags()
     assert schema["proxyTags"] == list(PROXY_TAGS)
-    assert [e["name"] for e in schema["stack"]] == list(PROVISIONING_KEYS)
+    assert [e["name"] for e in schema["stack"]] == list(STACK_KEYS)
     assert [e["name"] for e in schema["watcher"]] == list(WATCHER_KEYS)
     assert [e["name"] for e in schema["routing"]] == list(ROUTING_KEYS)
     assert [e["name"] for e in schema["api"]] == list(API_KEYS)
+
+
+def test_every_stack_key_of_the_schema_is_taken_by_the_stack_validator():
+    secrets = {"repman:db-servers-credential": "a:x", "repman:replication-credential": "b:y"}
+    for name, key in STACK_KEYS.items():
+        if name in PROVISIONING_KEYS:
+            continue
+        spec = load_cluster_spec({**secrets, f"repman:{name}": key.default})
+        assert name in {**spec.watcher_settings, **spec.api_settings}, name
 
 
 # --- the evaluated Nix options against the live Python tables -------------------------------
@@ -97,8 +106,10 @@ def is_secret(key: Key) -> bool:
     return key.secret or key.kind == "credential"
 
 
+# What a stack takes: provisioning keys, then the watcher/routing and API keys it passes on.
+STACK_KEYS = {**PROVISIONING_KEYS, **watcher_passthrough_keys(), **API_KEYS}
 TABLES = {
-    "stack": PROVISIONING_KEYS,
+    "stack": STACK_KEYS,
     "watcher": {**WATCHER_KEYS, **ROUTING_KEYS},
     "api": API_KEYS,
 }

@@ -16,5 +16,7 @@
     replication-credential = { env = "REPMAN_REPLICATION_CREDENTIAL"; };
     monitoring-credential = { env = "REPMAN_MONITORING_CREDENTIAL"; };
     prov-keep-data-on-delete = lib.mkDefault true;
+    failover-mode = "automatic";
+    switchover-at-equal-gtid = true;
   };
 }

@@ -16,7 +16,7 @@ let
   # A short, safe rendering of a value for error messages (attribute sets show names only).
   showValue = v:
     if b.isString v then b.toJSON v
-    else if b.isInt v || b.isFloat v then toString v
+    else if b.isInt v || b.isFloat v then lib.showNumber v
     else if b.isBool v then (if v then "true" else "false")
     else if v == null then "null"
     else if b.isPath v then "the Nix path ${toString v}"

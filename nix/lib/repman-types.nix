@@ -16,10 +16,16 @@ let
       let port = b.fromJSON (b.head (b.match "0*([0-9]+)" (b.elemAt m 1)));
       in port >= 1 && port <= 65535);
 
+  # 0.05, not toString's 0.050000 (kept local: nixpkgs' lib has no such helper).
+  showNumber = x:
+    let m = b.match "(-?[0-9]+)[.]([0-9]*[1-9])?0*" (toString x);
+    in if !(b.isFloat x) || m == null then toString x
+    else b.elemAt m 0 + (if b.elemAt m 1 == null then "" else ".${b.elemAt m 1}");
+
   describeRange = noun: e:
-    if e ? minimum && e ? maximum then "${noun} between ${toString e.minimum} and ${toString e.maximum}"
-    else if e ? minimum then "${noun} of at least ${toString e.minimum}"
-    else if e ? maximum then "${noun} of at most ${toString e.maximum}"
+    if e ? minimum && e ? maximum then "${noun} between ${showNumber e.minimum} and ${showNumber e.maximum}"
+    else if e ? minimum then "${noun} of at least ${showNumber e.minimum}"
+    else if e ? maximum then "${noun} of at most ${showNumber e.maximum}"
     else noun;
 
   inRange = e: x: (!(e ? minimum) || x >= e.minimum) && (!(e ? maximum) || x <= e.maximum);

@@ -49,5 +49,13 @@ rec {
   escapeShellArgs = args: b.concatStringsSep " " (map escapeShellArg args);
 
   importJSON = path: b.fromJSON (b.readFile path);
+  # Numbers as people write them: 0.05, not toString's 0.050000.
+  showNumber = x:
+    let
+      s = toString x;
+      m = b.match "(-?[0-9]+)[.]([0-9]*[1-9])?0*" s;
+    in
+    if !(b.isFloat x) || m == null then s
+    else b.elemAt m 0 + (if b.elemAt m 1 == null then "" else ".${b.elemAt m 1}");
   literalExpression = text: { _type = "literalExpression"; inherit text; };
 }

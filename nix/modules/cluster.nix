@@ -1,4 +1,5 @@
-# One repman cluster: an option per stack key under `repman.<key>` (repman's names),
+# One repman cluster: an option per stack key under `repman.<key>` (repman's names:
+# provisioning, and the watcher/routing/API keys such as failover-mode the stack passes on),
 # typed from nix/generated/schema.json, plus the cross-key checks of repman.spec as
 # assertions, so a bad declaration fails at evaluation time, before any `pulumi preview`.
 { lib, config, ... }:

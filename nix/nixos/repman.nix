@@ -119,6 +119,7 @@ in
     extraArgs = lib.mkOption {
       type = lib.types.listOf lib.types.str;
       default = [ ];
+      example = [ "--no-api" ];
       description = "Extra arguments of `repman watch`.";
     };
   };
@@ -170,7 +171,7 @@ in
       restartTriggers = [ (b.hashString "sha256" watcherConfigText) ];
       environment = { HOME = stateDir; PYTHONDONTWRITEBYTECODE = "1"; };
       serviceConfig = {
-        ExecStart = lib.escapeShellArgs ([ "${cfg.package}/bin/repman" "watch" "--config" "/etc/${configPath}" ] ++ cfg.extraArgs);
+        ExecStart = lib.escapeShellArgs ([ "${cfg.package}/bin/repman" "--config" "/etc/${configPath}" "watch" ] ++ cfg.extraArgs);
         Restart = "on-failure";
         RestartSec = 5;
         DynamicUser = true;

@@ -18,8 +18,9 @@ let
   };
   lib = baseLib // {
     licenses.gpl3Plus = { spdxId = "GPL-3.0-or-later"; };
-    cleanSource = src: src;
-    cleanSourceWith = { src, filter ? null, ... }: src // { sourceFilter = filter; };
+    # Strings, not paths: interpolating a path would copy the repository into the store.
+    cleanSource = src: toString src;
+    cleanSourceWith = { src, filter ? null, ... }: toString src;
     makeBinPath = ps: b.concatStringsSep ":" (map (p: "${p}/bin") ps);
   };
   pkgs = {
