@@ -241,3 +241,19 @@ def test_http_check_mode_follows_the_watcher_endpoints(tmp_path, nodes):
     finally:
         hp.close()
         endpoint.close()
+
+
+def test_runtime_api_over_tcp(tmp_path, nodes):
+    from repman.local.testbed import free_ports
+
+    a, b, c = nodes.addresses
+    (api_port,) = free_ports(1)
+    hp = LocalHAProxy(tmp_path / "hp", [a, b, c], a, stats_tcp=ServerAddress("127.0.0.1", api_port))
+    try:
+        cfg = ClusterConfig("c1", {"haproxy": True, "haproxy-servers": [f"127.0.0.1:{api_port}"]})
+        (router,) = build_routers(cfg)
+        assert notify([router], topo(c, [a, b], servers=[a, b, c], reason="switchover")) == {
+            f"haproxy:127.0.0.1:{api_port}": "ok"}
+        assert port_via(hp.write, nodes.admin) == c.port
+    finally:
+        hp.close()
