@@ -13,7 +13,7 @@ import re
 import socket
 import struct
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Sequence, Union
 
 CAPABILITIES = (
