@@ -9,12 +9,15 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
+import yaml
 
 from repman.api.auth import verify_password
 from repman.db import connect, execute
+from repman.local.testbed import free_ports
 from repman.watcher.state_store import StateStore
 from tests.watcherbed import (
     cluster_section, converged, insert, make_table, master_of, sql, wait_until, write_config,
@@ -211,8 +214,12 @@ def test_failover_refused_while_master_lives_then_done_after_kill(cluster, tmp_p
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_watch_runs_until_signal_and_exits_cleanly(cluster, sig):
+def test_watch_runs_until_signal_and_exits_cleanly(cluster, sig, tmp_path):
     bed, cfg = cluster
+    port = free_ports(1)[0]
+    if sig == signal.SIGTERM:      # this run also serves the HTTP API
+        raw = yaml.safe_load(cfg.read_text())
+        cfg = write_config(tmp_path / "with-api.yaml", raw["clusters"], api={"api-port": port})
     proc = subprocess.Popen([*REPMAN, "--config", str(cfg), "watch"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     lines: list[str] = []
@@ -220,6 +227,11 @@ def test_watch_runs_until_signal_and_exits_cleanly(cluster, sig):
     reader.start()
     try:
         wait_until(lambda: any("is healthy with 2 replicas" in line for line in lines), 60, "a healthy tick")
+        if sig == signal.SIGTERM:
+            assert any(f"api listening on http://127.0.0.1:{port}" in line for line in lines)
+            master = bed.addresses[0]
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/primary?server={master}", timeout=30) as resp:
+                assert resp.status == 200
         proc.send_signal(sig)
         assert proc.wait(timeout=60) == 0
         reader.join(10)
