@@ -120,3 +120,13 @@ def test_bad_endpoints_are_config_errors():
         build_routers(ClusterConfig("c1", {"mdbshardproxy": True, "mdbshardproxy-hosts": [A],
                                            "db-servers-credential": Credential("a", "b"),
                                            "mdbshardproxy-server-name": "x; DROP"}))
+
+
+def test_a_change_waits_for_an_update_still_running_instead_of_being_dropped():
+    router = Recording("r", delay=2.0, timeout=0.2)
+    first = notify([router], Topology("c1", A, (B,)))                       # a tick; still running
+    assert first["r"].startswith("failed: no answer in time")
+    router.delay = 0.0
+    result = notify([router], Topology("c1", B, (A,), reason="switchover"))  # waits, then applies
+    assert result == {"r": OK}
+    assert [t.primary for t in router.calls] == [A, B]

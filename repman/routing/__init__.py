@@ -58,81 +58,97 @@ class _Slot:
     """Per-router bookkeeping kept on the router object itself (no global registry)."""
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
+        self.cond = threading.Condition()
         self.busy = False
         self.signature: tuple | None = None
         self.applied_at = 0.0
-        self.last_error = ""
-        self.outcome = ""
+
+
+_SLOTS_LOCK = threading.Lock()
 
 
 def _slot(router: Router) -> _Slot:
-    slot = getattr(router, "_repman_slot", None)
-    if slot is None:
-        slot = _Slot()
-        try:
-            setattr(router, "_repman_slot", slot)
-        except AttributeError:  # a slotted router: no memory, always applied
-            pass
-    return slot
+    with _SLOTS_LOCK:
+        slot = getattr(router, "_repman_slot", None)
+        if slot is None:
+            slot = _Slot()
+            try:
+                setattr(router, "_repman_slot", slot)
+            except AttributeError:  # a slotted router: no memory, always applied
+                pass
+        return slot
 
 
-def _run(router: Router, topology: Topology, signature: tuple, slot: _Slot) -> None:
+def _budget(router: Router) -> float:
+    return 3 * float(getattr(router, "timeout", 2.0)) + 1.0
+
+
+def _dispatch(router: Router, topology: Topology, signature: tuple, wait: float, out: dict[str, str]) -> None:
+    """Apply ``topology`` to one router unless unchanged; a change waits (up to ``wait``) for
+    an update still running on that router, a monitoring tick does not."""
+    name = router.name
+    slot = _slot(router)
+    deadline = time.monotonic() + wait
+    with slot.cond:
+        while slot.busy:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                out[name] = "failed: previous update still running"
+                return
+            slot.cond.wait(remaining)
+        resync = float(getattr(router, "resync_interval", 30.0) or 0)
+        if slot.signature == signature and (resync <= 0 or time.monotonic() - slot.applied_at < resync):
+            out[name] = UNCHANGED
+            return
+        slot.busy = True
     try:
         router.apply(topology)
     except Exception as exc:  # noqa: BLE001 - every failure is reported, none escapes
-        slot.last_error = str(exc) or type(exc).__name__
-        slot.signature = None
-        slot.outcome = f"failed: {slot.last_error}"
+        with slot.cond:
+            slot.signature = None
+        out[name] = f"failed: {str(exc) or type(exc).__name__}"
     else:
-        slot.signature = signature
-        slot.applied_at = time.monotonic()
-        slot.last_error = ""
-        slot.outcome = OK
+        with slot.cond:
+            slot.signature = signature
+            slot.applied_at = time.monotonic()
+        out[name] = OK
     finally:
-        slot.busy = False
+        with slot.cond:
+            slot.busy = False
+            slot.cond.notify_all()
 
 
 def notify(routers: list[Router], topology: Topology, log: Log = None) -> dict[str, str]:
     """Tell every router about ``topology``; returns ``{router name: "ok" | "unchanged" | "failed: ..."}``.
 
-    Never raises. A router whose last apply succeeded with the same routing is skipped
-    until ``proxy-resync-interval`` passes; a failed one is applied again on every call.
+    Never raises, and returns within about 3 x ``proxy-timeout`` (twice that when a change
+    must first wait for an update still running on the same router). A router whose last
+    apply succeeded with the same routing is skipped until ``proxy-resync-interval``
+    passes; a failed one is applied again on every call.
     """
-    results: dict[str, str] = {}
-    threads: list[tuple[Router, threading.Thread]] = []
+    out: dict[str, str] = {}
     signature = _signature(topology)
-    now = time.monotonic()
+    start = time.monotonic()
+    threads: list[tuple[Router, threading.Thread, float]] = []
     for router in routers:
-        name = getattr(router, "name", repr(router))
-        slot = _slot(router)
-        with slot.lock:
-            if slot.busy:
-                results[name] = "failed: previous update still running"
-                continue
-            resync = float(getattr(router, "resync_interval", 30.0) or 0)
-            if slot.signature == signature and (resync <= 0 or now - slot.applied_at < resync):
-                results[name] = UNCHANGED
-                continue
-            slot.busy = True
-            slot.outcome = ""
-        thread = threading.Thread(target=_run, args=(router, topology, signature, slot),
-                                  name=f"route-{name}", daemon=True)
+        busy = _slot(router).busy
+        wait = _budget(router) if busy and topology.reason != "monitor" else 0.0
+        thread = threading.Thread(target=_dispatch, args=(router, topology, signature, wait, out),
+                                  name=f"route-{router.name}", daemon=True)
         thread.start()
-        threads.append((router, thread))
-    for router, thread in threads:
-        budget = 3 * float(getattr(router, "timeout", 2.0)) + 1.0
-        thread.join(max(0.0, budget - (time.monotonic() - now)))
-        if thread.is_alive():
-            results[router.name] = "failed: no answer in time (still trying in the background)"
-        else:
-            results[router.name] = _slot(router).outcome
+        threads.append((router, thread, wait + _budget(router)))
+    results: dict[str, str] = {}
+    for router, thread, budget in threads:
+        thread.join(max(0.0, budget - (time.monotonic() - start)))
+        outcome = out.get(router.name)
+        results[router.name] = outcome if outcome is not None and not thread.is_alive() else \
+            "failed: no answer in time (still trying in the background)"
     for name, outcome in results.items():
         if outcome.startswith("failed"):
             emit(log, f"routing {name}: {outcome[8:]}; retried on the next tick", logging.WARNING)
         elif outcome == OK and topology.reason != "monitor":
             emit(log, f"routing {name}: writes to {topology.primary} ({topology.reason})")
-    return dict(results)
+    return results
 
 
 def failed(results: dict[str, str]) -> dict[str, str]:
