@@ -87,6 +87,10 @@ class Recorder(mocks.Mocks):
             metadata.setdefault("name", f"{args.name}-a1b2c3d4")
         if args.typ.startswith("docker:"):
             outs.setdefault("name", args.name)
+        if args.typ.startswith("pulumi-python:dynamic"):
+            for key in ("address", "instance", "path"):   # what a real provider reports back
+                if outs.get(key) is None:
+                    outs[key] = f"{args.name}-{key}"
         return (f"{args.name}-id" if args.custom else ""), outs
 
     def call(self, args: mocks.MockCallArgs) -> tuple[dict, None]:
