@@ -96,7 +96,26 @@ def test_refused_with_long_transaction_then_with_long_query(cluster_factory):
     finally:
         thread.join(30)
         runner.close()
+    # A candidate that cannot reach the frozen position in time: the old master thaws.
+    c.sql(master, "SET GLOBAL event_scheduler = ON")
+    c.set(switchover_wait_trx=1)
+    target = c.replicas()[0]
+    blocker = connect(target, c.bed.admin)
+    try:
+        execute(blocker, "FLUSH TABLES WITH READ LOCK")     # its SQL thread cannot apply anything
+        c.sql(master, "INSERT INTO app.t VALUES (3, 3)")
+        res = switchover(c.cfg, c.store, c.log, to=target)
+        assert not res.ok
+        assert "did not reach the frozen position" in res.sentence
+        _assert_no_change(c, master)
+        assert c.var(master, "event_scheduler") == "ON"
+        c.sql(master, "INSERT INTO app.t VALUES (4, 4)")   # writable again, even for ordinary clients
+    finally:
+        blocker.close()
+    c.sql(master, "SET GLOBAL event_scheduler = OFF")
+
     # Once the writes are gone the same switchover goes through.
+    c.set(switchover_wait_trx=5)
     res = switchover(c.cfg, c.store, c.log)
     assert res.ok, res.sentence
     c.assert_converged()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pymysql
 
-from repman.db import ServerAddress, execute, query
+from repman.db import ServerAddress, connect, execute, query
 from repman.gtid import GtidPosition
 from repman.watcher.cluster_config import ClusterConfig
 from repman.watcher.freeze import Frozen, kill_clients
@@ -53,8 +53,21 @@ def demote(cfg: ClusterConfig, frozen: Frozen, new_master: ServerAddress) -> tup
             execute(conn, "STOP SLAVE")
             return f"{frozen.address.url} committed after its freeze ({', '.join(errant)})", errant
         return f"{frozen.address.url} now replicates from {new_master.url}", []
+    except pymysql.MySQLError:
+        _restore_connections(cfg, frozen)
+        raise
     finally:
         try:
             conn.close()
         except pymysql.MySQLError:
             pass
+
+
+def _restore_connections(cfg: ClusterConfig, frozen: Frozen) -> None:
+    """After a failed demotion: never leave the lowered max_connections behind (it stays read-only)."""
+    try:
+        with connect(frozen.address, cfg.admin, timeout=2) as conn:
+            execute(conn, "SET GLOBAL read_only = ON")
+            execute(conn, f"SET GLOBAL max_connections = {frozen.max_connections_before}")
+    except pymysql.MySQLError:
+        pass
