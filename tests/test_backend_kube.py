@@ -87,6 +87,8 @@ class Recorder(mocks.Mocks):
             metadata.setdefault("name", f"{args.name}-a1b2c3d4")
         if args.typ.startswith("docker:"):
             outs.setdefault("name", args.name)
+            if args.typ.endswith(":RemoteImage"):
+                outs.setdefault("imageId", f"sha256:mock-{outs['name']}")
         if args.typ.startswith("pulumi-python:dynamic"):
             for key in ("address", "instance", "path"):   # what a real provider reports back
                 if outs.get(key) is None:

@@ -1,9 +1,11 @@
-"""In-cluster bootstrap job: wire replication between the StatefulSet's pods, then label them.
+"""Bootstrap from inside the nodes' network: wire replication, then (in Kubernetes) label the pods.
 
-The deploying machine cannot reach pod addresses, so the Kubernetes backend runs
-this as a Job (``python -m repman.backends.kube_bootstrap``) with the watcher's
-config file and the credentials from the cluster Secret. Safe to repeat: bootstrap
-keeps a live primary, and labels are only patched where they differ.
+The deploying machine cannot always reach the nodes on the addresses they use
+between themselves (pod DNS names, Docker container names), so the Kubernetes and
+Docker backends run this as a one-shot Job/container (``python -m
+repman.backends.kube_bootstrap CONFIG``) with the watcher's config file and the
+credentials in the environment. Safe to repeat: bootstrap keeps a live primary, and
+pod labels are only patched where they differ.
 """
 
 from __future__ import annotations
@@ -58,10 +60,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     config_path = args[0] if args else os.environ.get("REPMAN_CONFIG", "")
     try:
-        api = KubeApi.in_cluster()
-        names = KubeNames(os.environ["REPMAN_CLUSTER"], api.namespace)
-        result = run(config_path, names.cluster, names, api)
-    except (RepmanError, KeyError) as exc:
+        cluster = os.environ.get("REPMAN_CLUSTER") or None
+        api = names = None
+        if os.environ.get("KUBERNETES_SERVICE_HOST"):   # in a pod: also label the pods by role
+            api = KubeApi.in_cluster()
+            names = KubeNames(cluster or "", api.namespace)
+        result = run(config_path, cluster, names, api)
+    except RepmanError as exc:
         print(f"repman bootstrap: {exc}", file=sys.stderr)
         return 1
     print(f"primary {result.primary.url}; {len(result.actions)} changes")

@@ -1,0 +1,147 @@
+"""Docker backend (pulumi-docker): a workstation cluster of MariaDB containers.
+
+Per cluster: a bridge network and the image (``prov-db-image``); per node: a data
+volume and a container (my.cnf and the admin init script uploaded, the plan's memory
+and cores, port 3306 published on ``docker-publish-host:<node port>``). Nodes reach
+each other by container name on the network, which the deployer cannot resolve, so a
+one-shot bootstrap container on the network wires replication, and the watcher runs
+as a container there too.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import pulumi
+import pulumi_docker as docker
+
+from repman.backends.kube_spec import admin_init_script, container_mycnf
+from repman.spec import ClusterSpec, NodeSpec
+from repman.watcher_yaml import dump, env_name, env_ref, render_watcher_config
+
+from components.backends.base import Backend, ClusterSecrets, NodeResources
+
+DB_PORT = 3306
+CONFIG_PATH = "/etc/repman/repman.yaml"
+
+
+class DockerBackend(Backend):
+    name = "docker"
+    bootstraps_from_deployer = False   # container names resolve on the Docker network only
+
+    def __init__(self, spec: ClusterSpec) -> None:
+        super().__init__(spec)
+        self.network_name = spec.values["docker-network"] or f"{spec.name}-net"
+        self.publish_host = spec.values["docker-publish-host"]
+        self._network: tuple[pulumi.Output, Any] | None = None
+        self._image: tuple[pulumi.Output, Any] | None = None
+
+    def _deferred(self) -> tuple[pulumi.Output, pulumi.Output]:
+        """Network and image are cluster resources made after the nodes: nodes get them deferred."""
+        if self._network is None or self._image is None:
+            self._network = pulumi.deferred_output()
+            self._image = pulumi.deferred_output()
+        return self._network[0], self._image[0]
+
+    def _labels(self, **extra: str) -> list[docker.ContainerLabelArgs]:
+        labels = {"repman.cluster": self.spec.name, "repman.managed-by": "repman", **extra}
+        return [docker.ContainerLabelArgs(label=k, value=v) for k, v in labels.items()]
+
+    def create_node(
+        self, node: NodeSpec, secrets: ClusterSecrets, parent: pulumi.ComponentResource,
+    ) -> NodeResources:
+        spec, plan = self.spec, self.spec.plan
+        network, image = self._deferred()
+        opts = pulumi.ResourceOptions(parent=parent)
+        volume = docker.Volume(
+            f"{node.name}-data", name=f"{node.name}-data",
+            labels=[docker.VolumeLabelArgs(label="repman.cluster", value=spec.name)],
+            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(
+                retain_on_delete=spec.keep_data_on_delete)),
+        )
+        container = docker.Container(
+            f"{node.name}-container",
+            name=node.name, hostname=node.name, image=image,
+            command=["mariadbd", f"--server-id={node.server_id}", f"--report-host={node.name}"],
+            envs=[
+                "MARIADB_RANDOM_ROOT_PASSWORD=yes",
+                pulumi.Output.concat("REPMAN_ADMIN_USER=", secrets.admin_user),
+                pulumi.Output.secret(pulumi.Output.concat("REPMAN_ADMIN_PASSWORD=", secrets.admin_password)),
+            ],
+            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=network, aliases=[node.name])],
+            ports=[docker.ContainerPortArgs(internal=DB_PORT, external=node.port, ip=self.publish_host)],
+            volumes=[docker.ContainerVolumeArgs(volume_name=volume.name, container_path="/var/lib/mysql")],
+            uploads=[
+                docker.ContainerUploadArgs(file="/etc/mysql/conf.d/repman.cnf",
+                                           content=container_mycnf(spec.db_tags, plan)),
+                docker.ContainerUploadArgs(file="/docker-entrypoint-initdb.d/10-repman-admin.sh",
+                                           content=admin_init_script()),
+            ],
+            memory=plan.memory_mb, cpus=str(plan.cores), restart="unless-stopped",
+            healthcheck=docker.ContainerHealthcheckArgs(
+                tests=["CMD", "healthcheck.sh", "--connect", "--innodb_initialized"],
+                interval="5s", timeout="5s", retries=20, start_period="10s"),
+            wait=True, wait_timeout=300, destroy_grace_seconds=60,
+            labels=self._labels(**{"repman.node": node.name, "repman.server-id": str(node.server_id)}),
+            opts=opts,
+        )
+        return NodeResources(
+            host=node.name, port=DB_PORT, instance=container.id, resources=[volume, container],
+            outputs={"published": f"{self.publish_host}:{node.port}", "volume": volume.name},
+        )
+
+    def create_cluster_resources(
+        self, nodes: Sequence[NodeResources], secrets: ClusterSecrets, parent: pulumi.ComponentResource,
+    ) -> list[pulumi.Resource]:
+        spec = self.spec
+        opts = pulumi.ResourceOptions(parent=parent)
+        self._deferred()
+        network = docker.Network(
+            f"{spec.name}-network", name=self.network_name, driver="bridge",
+            labels=[docker.NetworkLabelArgs(label="repman.cluster", value=spec.name)], opts=opts,
+        )
+        image = docker.RemoteImage(f"{spec.name}-image", name=spec.db_image, keep_locally=True, opts=opts)
+        assert self._network is not None and self._image is not None
+        self._network[1](network.name)
+        self._image[1](image.image_id)
+
+        servers = [f"{n.name}:{DB_PORT}" for n in spec.nodes]
+        config_text = dump(render_watcher_config(spec, servers, env_ref, state_dir="/var/lib/repman"))
+        envs = [pulumi.Output.secret(pulumi.Output.concat(
+                    env_name("db-servers-credential"), "=", secrets.admin_user, ":", secrets.admin_password)),
+                pulumi.Output.secret(pulumi.Output.concat(
+                    env_name("replication-credential"), "=", secrets.replication_user, ":",
+                    secrets.replication_password)),
+                f"REPMAN_CLUSTER={spec.name}", f"REPMAN_CONFIG={CONFIG_PATH}"]
+        watcher_image = spec.values["kube-watcher-image"]
+        common: dict[str, Any] = dict(
+            image=watcher_image, envs=envs,
+            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=network.name)],
+            uploads=[docker.ContainerUploadArgs(file=CONFIG_PATH, content=config_text)],
+        )
+        node_containers = [r for n in nodes for r in n.resources if isinstance(r, docker.Container)]
+        bootstrap = docker.Container(
+            f"{spec.name}-bootstrap", name=f"{spec.name}-bootstrap",
+            command=["python", "-m", "repman.backends.kube_bootstrap", CONFIG_PATH],
+            must_run=False, attach=True, logs=True, labels=self._labels(**{"repman.role": "bootstrap"}),
+            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=node_containers)),
+            **common,
+        )
+        made: list[pulumi.Resource] = [network, image, bootstrap]
+        if spec.watcher:
+            made.append(docker.Container(
+                f"{spec.name}-watcher", name=f"{spec.name}-watcher",
+                command=["repman", "--config", CONFIG_PATH, "watch"], restart="unless-stopped",
+                labels=self._labels(**{"repman.role": "watcher"}),
+                opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[bootstrap])),
+                **common,
+            ))
+        return made
+
+    def describe(self) -> dict[str, Any]:
+        return {"orchestrator": self.name, "network": self.network_name,
+                "published": [f"{self.publish_host}:{n.port}" for n in self.spec.nodes]}
+
+
+def create_backend(spec: ClusterSpec) -> DockerBackend:
+    return DockerBackend(spec)
