@@ -471,3 +471,29 @@ def test_admin_init_script_creates_the_admin_with_any_password(testbed, tmp_path
     with connect(ServerAddress(node.host, node.port), Credential("kube-admin", tricky)) as conn:
         grants = " ".join(next(iter(r.values())) for r in query(conn, "SHOW GRANTS"))
     assert "GRANT ALL PRIVILEGES ON *.* TO `kube-admin`@`%`" in grants and "WITH GRANT OPTION" in grants
+
+
+# -- the in-network bootstrap step, for real ---------------------------------------------------
+def test_in_network_bootstrap_wires_a_real_cluster_from_the_watcher_config(testbed, tmp_path: Path,
+                                                                            monkeypatch: pytest.MonkeyPatch):
+    """What the bootstrap Job/container runs: the watcher YAML (secrets as env refs) -> bootstrap."""
+    from repman.backends.kube_bootstrap import run
+    from repman.db import connect, query
+
+    servers = [a.url for a in testbed.addresses]
+    config = tmp_path / "repman.yaml"
+    config.write_text(yaml.safe_dump({"clusters": {"shop": {
+        "db-servers-hosts": servers, "db-servers-prefered-master": servers[1],
+        "db-servers-credential": {"env": "REPMAN_DB_SERVERS_CREDENTIAL"},
+        "replication-credential": {"env": "REPMAN_REPLICATION_CREDENTIAL"},
+    }}}))
+    monkeypatch.setenv("REPMAN_DB_SERVERS_CREDENTIAL", f"{testbed.admin.user}:{testbed.admin.password}")
+    monkeypatch.setenv("REPMAN_REPLICATION_CREDENTIAL", f"{testbed.replication.user}:{testbed.replication.password}")
+    result = run(str(config), "shop", None, None, timeout=60)
+    assert result.primary == testbed.addresses[1]
+    assert sorted(result.replicas) == sorted([testbed.addresses[0], testbed.addresses[2]])
+    for replica in result.replicas:
+        with connect(replica, testbed.admin) as conn:
+            status = query(conn, "SHOW SLAVE STATUS")[0]
+        assert status["Master_Port"] == testbed.addresses[1].port and status["Slave_SQL_Running"] == "Yes"
+    assert run(str(config), "shop", None, None, timeout=60).actions == []   # a rerun changes nothing
