@@ -59,10 +59,12 @@ class SlapOSBackend(Backend):
                              pulumi.ResourceOptions(parent=parent))
         made: list[pulumi.Resource] = [root]
         for db in self.databases:
+            # One at a time: shared requests all rewrite the root's list of hosted instances
+            # (slapproxy does so without locking, so parallel requests lose each other).
             made.append(SlapOSRequest(
                 f"{cname}-database-{db.name}",
                 self._args(db.title, shared=True, database={"name": db.name, "user": db.user}),
-                pulumi.ResourceOptions(parent=parent, depends_on=[root]),
+                pulumi.ResourceOptions(parent=parent, depends_on=[made[-1]]),
             ))
         return made
 
