@@ -2,7 +2,9 @@
 
 Runs the local stack's real program through the embedded engine (a fresh
 process each time, as a user's command would), on free ports in a temporary
-state folder, N times; prints each run and the medians. Usage:
+state folder, N times; prints each run and the medians. "Up" ends when a row
+written on the primary has been read back from every replica; it includes the
+stack's HAProxy and watcher. Usage:
 
     python bench/provision.py [--runs 5] [--stack local]
 """
@@ -65,8 +67,10 @@ def main() -> int:
     ups, downs = [], []
     for run in range(1, args.runs + 1):
         with tempfile.TemporaryDirectory(prefix="repman-bench-") as tmp:
+            proxy = free_port_block(2)
             overrides = [f"repman:db-servers-base-port={free_port_block(3)}", f"repman:prov-state-dir={tmp}",
-                         "repman:prov-keep-data-on-delete=false"]
+                         "repman:prov-keep-data-on-delete=false", f"repman:haproxy-write-port={proxy}",
+                         f"repman:haproxy-read-port={proxy + 1}", f"repman:api-port={free_port_block(1)}"]
             t0 = time.monotonic()
             try:
                 result = engine("up", args.stack, overrides)
