@@ -191,7 +191,7 @@ def check_host(session: HostSession, spec: OnPremNodeSpec) -> HostFacts:
         if not facts.server:
             raise HostStepError(session.host, "install-packages",
                                 f"{facts.package_manager} finished but mariadbd is still missing")
-    for tool in ("mariadb-install-db", "mariadb"):
+    for tool in ("mariadb-install-db", "mariadb", "mariadb-admin"):
         code, _, _ = session.run("check-binaries", f"command -v {tool} || test -x /usr/bin/{tool}",
                                  privileged=False, check=False)
         if code != 0:
