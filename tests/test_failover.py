@@ -107,13 +107,16 @@ def test_killed_replica_then_killed_master_both_rejoin(cluster_factory):
         assert res.ok, res.sentence
         assert res.new_primary == other
         w.wait_acks(50)
-        # Back in the order they died: the replica (following the dead master), then the master.
+        # Both come back; the replica resumes from the returning old master, which then looks
+        # like a root with a follower: the crash record still names the real master.
         c.bed.start(replica)
-        r1 = rejoin(c.cfg, c.store, replica, c.log)
-        assert r1.ok, r1.sentence
         c.bed.start(master)
+        c.wait_for(lambda: (c.sql(replica, "SHOW SLAVE STATUS") or [{}])[0].get("Slave_IO_Running") == "Yes",
+                   what="the replica to reconnect to the old master")
         r2 = rejoin(c.cfg, c.store, master, c.log)
         assert r2.ok, r2.sentence
+        r1 = rejoin(c.cfg, c.store, replica, c.log)
+        assert r1.ok, r1.sentence
         w.wait_acks(50)
     finally:
         w.stop()

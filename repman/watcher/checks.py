@@ -51,7 +51,7 @@ def find_master(cfg: ClusterConfig, states: dict[ServerAddress, ServerState]) ->
     writable server that is no replica. Two writable roots is a split brain: refuse.
     """
     pointed = Counter(m for m in (master_of(cfg, s) for s in states.values()) if m is not None)
-    roots = [m for m in pointed if master_of(cfg, states[m]) is None] if pointed else []
+    roots = [m for m in pointed if m not in states or master_of(cfg, states[m]) is None] if pointed else []
     if not roots:
         roots = [a for a, s in states.items() if s.reachable and s.replica is None and not s.read_only]
         if len(roots) == 1:
@@ -61,12 +61,13 @@ def find_master(cfg: ClusterConfig, states: dict[ServerAddress, ServerState]) ->
         return None, "several writable servers and no replication: " + ", ".join(r.url for r in sorted(roots))
     if len(roots) == 1:
         return roots[0], ""
-    writable = [r for r in roots if states[r].reachable and not states[r].read_only and states[r].replica is None]
+    known = [r for r in roots if r in states]
+    writable = [r for r in known if states[r].reachable and not states[r].read_only and states[r].replica is None]
     if len(writable) == 1:
         return writable[0], ""
     if not writable:
         # Replicas split between a dead old master and the new one: the live root wins.
-        live = [r for r in roots if states[r].reachable]
+        live = [r for r in known if states[r].reachable]
         if len(live) == 1:
             return live[0], ""
         best = max(roots, key=lambda r: pointed[r])

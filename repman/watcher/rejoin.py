@@ -21,9 +21,9 @@ from repman.db import ServerAddress, connect, execute, query
 from repman.errors import OperationRefused, RepmanError
 from repman.gtid import Gtid, GtidPosition
 from repman.routing.scripts import run_alert_script
-from repman.topology import ServerState
+from repman.topology import ServerState, read_state_from
 from repman.watcher import crash
-from repman.watcher.checks import find_master, master_of, member, read_states
+from repman.watcher.checks import find_master, member, read_states
 from repman.watcher.cluster_config import ClusterConfig
 from repman.watcher.election import same_server
 from repman.watcher.flashback import flashback, read_tail, save_tail
@@ -59,14 +59,11 @@ def _rejoin(cfg: ClusterConfig, store: StateStore, server: ServerAddress, op: Op
     s = states[addr]
     if not s.reachable:
         raise OperationRefused(f"{addr.url} is unreachable ({s.error})")
-    others = {a: st for a, st in states.items() if a != addr}
-    primary, why = find_master(cfg, others)
-    if primary is not None and same_server(master_of(cfg, states[primary]), addr):
-        primary = None
+    primary, why = current_primary(cfg, store, states)
     if primary is None:
-        if any(same_server(master_of(cfg, st), addr) for st in others.values()):
-            return op.result(True, f"{addr.url} is the master: nothing to rejoin", new=addr)
         raise OperationRefused(f"no primary to rejoin: {why}")
+    if primary == addr:
+        return op.result(True, f"{addr.url} is the master: nothing to rejoin", new=addr)
     if not states[primary].reachable:
         raise OperationRefused(f"the primary {primary.url} is unreachable")
 
@@ -103,18 +100,45 @@ def _rejoin(cfg: ClusterConfig, store: StateStore, server: ServerAddress, op: Op
     return _diverged(cfg, store, op, addr, primary, reference)
 
 
+def current_primary(cfg: ClusterConfig, store: StateStore, states: dict[ServerAddress, ServerState]
+                    ) -> tuple[ServerAddress | None, str]:
+    """The master to rejoin: the last master change's new master while it is a writable
+    non-replica, else the root the replicas follow.
+
+    The record wins because a replica of the dead master that restarts resumes from the
+    returning old master, which then looks like a root with a follower.
+    """
+    latest = store.latest_crash()
+    if latest is not None:
+        try:
+            recorded = member(cfg, ServerAddress.parse(latest.new_master))
+        except RepmanError:
+            recorded = None
+        st = states.get(recorded) if recorded is not None else None
+        if st is not None and st.reachable and st.replica is None and not st.read_only:
+            return recorded, ""
+    return find_master(cfg, states)
+
+
 def _attach(cfg: ClusterConfig, store: StateStore, op: OpLog, addr: ServerAddress, primary: ServerAddress,
             s: ServerState) -> OperationResult:
     """Replicate from the primary, starting after everything the server holds."""
     with op.step("attach"):
-        start = _start_position(s)
         with connect(addr, cfg.admin, timeout=2, read_timeout=30) as conn:
+            execute(conn, "STOP SLAVE")
+            # Read the start only now: a replica that was still applying has moved on.
+            start = _start_position(read_state_from(conn, addr))
             point_at(conn, cfg, primary, slave_pos=start)
             finish_replica(conn, cfg)
     rec = crash.reference_for(store, addr, was_master=s.replica is None)
     fallback = rec.failover_pos if rec and s.binlog_pos.ahead_of(GtidPosition.parse(rec.failover_pos)) else None
     return _verify(cfg, store, op, addr, primary, f"{addr.url} rejoined {primary.url} by GTID from {start or 'the start'}",
                    fallback)
+
+
+def _primary_pos(cfg: ClusterConfig, primary: ServerAddress) -> str:
+    with connect(primary, cfg.admin, timeout=2) as conn:
+        return str(query(conn, "SELECT @@GLOBAL.gtid_binlog_pos AS p")[0]["p"] or "")
 
 
 def _start_position(s: ServerState) -> str:
@@ -143,7 +167,7 @@ def _verify(cfg: ClusterConfig, store: StateStore, op: OpLog, addr: ServerAddres
     """Replication must run; a primary refusing the server's history sends it to repair
     (from ``reference``, the last failover position it is ahead of, when known)."""
     with op.step("verify"):
-        healthy, detail = replication_health(cfg, addr, HEALTH_WAIT)
+        healthy, detail = replication_health(cfg, addr, HEALTH_WAIT, _primary_pos(cfg, primary))
     if healthy:
         return op.result(True, sentence, new=primary)
     if any(marker in detail for marker in _DIVERGED):
@@ -213,7 +237,7 @@ def _diverged(cfg: ClusterConfig, store: StateStore, op: OpLog, addr: ServerAddr
 def _final_check(cfg: ClusterConfig, store: StateStore, op: OpLog, addr: ServerAddress, primary: ServerAddress,
                  sentence: str) -> OperationResult:
     with op.step("verify"):
-        healthy, detail = replication_health(cfg, addr, HEALTH_WAIT)
+        healthy, detail = replication_health(cfg, addr, HEALTH_WAIT, _primary_pos(cfg, primary))
     if healthy:
         return op.result(True, sentence, new=primary)
     with connect(addr, cfg.admin, timeout=2) as conn:
