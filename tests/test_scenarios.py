@@ -7,7 +7,11 @@ server holds an errant transaction.
 
 from __future__ import annotations
 
+import os
+import random
 import time
+
+import pytest
 
 from repman.watcher.checks import read_states
 from repman.watcher.election import errant_transactions
@@ -95,3 +99,49 @@ def test_watcher_loop_fails_over_and_rejoins_by_itself(cluster_factory):
     assert not unexpected, sorted(unexpected)[:10]
     assert_no_errant(c)
     assert c.store.load().failover_count == 1
+
+
+@pytest.mark.soak
+@pytest.mark.skipif(os.environ.get("REPMAN_SOAK") != "1", reason="long run: set REPMAN_SOAK=1")
+def test_soak_random_faults_under_writes(cluster_factory):
+    """Random switchovers, master kills and replica kills for REPMAN_SOAK_SECONDS (default 120)."""
+    rng = random.Random(int(os.environ.get("REPMAN_SOAK_SEED", "7")))
+    c = cluster_factory(semisync=True, failover_limit=0)
+    for addr in c.servers:
+        c.sql(addr, "SET GLOBAL rpl_semi_sync_master_timeout = 2000")
+    w = c.writer().start()
+    end = time.monotonic() + float(os.environ.get("REPMAN_SOAK_SECONDS", "120"))
+    done: list[str] = []
+    try:
+        while time.monotonic() < end:
+            w.wait_acks(20)
+            action = rng.choice(["switchover", "kill-master", "kill-replica"])
+            if action == "switchover":
+                res = switchover(c.cfg, c.store, c.log)
+                assert res.ok, res.sentence
+            elif action == "kill-master":
+                old = c.primary()
+                c.bed.kill(old)
+                res = failover(c.cfg, c.store, c.log)
+                assert res.ok, res.sentence
+                w.wait_acks(20)
+                c.bed.start(old)
+                res = rejoin(c.cfg, c.store, old, c.log)
+                assert res.ok, res.sentence
+            else:
+                victim = rng.choice(c.replicas())
+                c.bed.kill(victim)
+                w.wait_acks(20)
+                c.bed.start(victim)
+                res = rejoin(c.cfg, c.store, victim, c.log)
+                assert res.ok, res.sentence
+            done.append(action)
+            c.sql(c.primary(), "SET GLOBAL rpl_semi_sync_master_timeout = 2000")
+    finally:
+        w.stop()
+    primary = c.assert_converged()
+    lost, unexpected = w.verify(primary)
+    assert not lost, sorted(lost)[:10]
+    assert not unexpected, sorted(unexpected)[:10]
+    assert_no_errant(c)
+    assert len(done) > 3, done
