@@ -20,7 +20,8 @@ def positions(states: dict[ServerAddress, ServerState]) -> dict[str, str]:
 
 
 def record(store: StateStore, kind: str, old: ServerAddress, new: ServerAddress,
-           states: dict[ServerAddress, ServerState], failover_pos: str, extra: dict[str, str] | None = None) -> CrashRecord:
+           states: dict[ServerAddress, ServerState], failover_pos: str,
+           extra: dict[str, str] | None = None) -> CrashRecord:
     """Append a crash record; a failover also counts against ``failover-limit``."""
     pos = positions(states)
     pos.update(extra or {})

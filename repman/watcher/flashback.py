@@ -21,7 +21,8 @@ from repman.db import ServerAddress, connect, query
 from repman.errors import RepmanError
 from repman.watcher.cluster_config import ClusterConfig
 
-_HEADER = re.compile(r"^#\d{6}\s+\d{1,2}:\d{2}:\d{2}\s+server id (\d+)\s+end_log_pos \d+(?: CRC32 0x[0-9a-fA-F]+)?\s+(.*)$")
+_HEADER = re.compile(r"^#\d{6}\s+\d{1,2}:\d{2}:\d{2}\s+server id (\d+)\s+end_log_pos \d+"
+                     r"(?: CRC32 0x[0-9a-fA-F]+)?\s+(.*)$")
 _OK_STATEMENTS = {"BEGIN", "COMMIT", "ROLLBACK", "START TRANSACTION", ""}
 
 

@@ -132,8 +132,8 @@ def _attach(cfg: ClusterConfig, store: StateStore, op: OpLog, addr: ServerAddres
             finish_replica(conn, cfg)
     rec = crash.reference_for(store, addr, was_master=s.replica is None)
     fallback = rec.failover_pos if rec and s.binlog_pos.ahead_of(GtidPosition.parse(rec.failover_pos)) else None
-    return _verify(cfg, store, op, addr, primary, f"{addr.url} rejoined {primary.url} by GTID from {start or 'the start'}",
-                   fallback)
+    sentence = f"{addr.url} rejoined {primary.url} by GTID from {start or 'the start'}"
+    return _verify(cfg, store, op, addr, primary, sentence, fallback)
 
 
 def _primary_pos(cfg: ClusterConfig, primary: ServerAddress) -> str:

@@ -118,7 +118,7 @@ def _planned(cfg: ClusterConfig, store: StateStore, op: OpLog, to: ServerAddress
 def _finish(cfg: ClusterConfig, store: StateStore, op: OpLog, frozen: Frozen,
             master: ServerAddress, cand: ServerAddress, others: list[ServerAddress],
             routers: list) -> OperationResult:
-    """Open writes, then demote the old master and re-point the others in parallel."""
+    """Writes are open on the candidate: tell the routers, demote the old master and re-point the others in parallel."""
     catch_wait = max(1.0, float(cfg.get("switchover-wait-trx", 10.0)))
     wait = catch_wait if cfg.get("switchover-slave-wait-catch", True) else 0.0
     with ThreadPoolExecutor(max_workers=1 + max(1, len(others))) as pool:
