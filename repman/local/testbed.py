@@ -7,32 +7,19 @@ tests prove is what ``pulumi up`` runs.
 from __future__ import annotations
 
 import shutil
-import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
 from repman.bootstrap import BootstrapRequest, BootstrapResult, bootstrap
 from repman.db import Credential, ServerAddress, connect
+from repman.local.ports import free_ports  # noqa: F401  (re-exported for tests)
 from repman.local.node import LocalNodeSpec, create_node, crash_node, delete_node, node_running, restart_node
 
 ADMIN = Credential("repman", "admin-secret")
 REPLICATION = Credential("repl", "repl-secret")
 MONITORING = Credential("monitor", "monitor-secret")
 DEFAULT_TAGS = ("gtidstrict", "row", "readonly", "noquerycache", "smallredolog", "nodurable")
-
-
-def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
-    """Ports free right now (bound then released; the kernel will not hand them out at once)."""
-    socks, ports = [], []
-    for _ in range(count):
-        s = socket.socket()
-        s.bind((host, 0))
-        socks.append(s)
-        ports.append(s.getsockname()[1])
-    for s in socks:
-        s.close()
-    return ports
 
 
 @dataclass
