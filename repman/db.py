@@ -54,9 +54,12 @@ class Credential:
 
     @classmethod
     def parse(cls, text: Any, key: str) -> "Credential":
-        if not isinstance(text, str) or ":" not in text:
-            shown = text if not isinstance(text, str) else text.split(":")[0]
-            raise ConfigError(key, f"expected user:password, got {shown!r}")
+        if not isinstance(text, str):
+            raise ConfigError(key, f"expected user:password, got a {type(text).__name__}")
+        if ":" not in text:
+            # The value may well be a bare password: say what is wrong without echoing it.
+            raise ConfigError(key, f"expected user:password, got a value without ':' "
+                                   f"({len(text)} characters, not shown)")
         user, password = text.split(":", 1)
         if not user:
             raise ConfigError(key, "user name is empty")

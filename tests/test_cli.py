@@ -80,7 +80,8 @@ BASE = {"db-servers-hosts": ["127.0.0.1:3306", "127.0.0.1:3307"], "db-servers-cr
     ({"db-servers-hosts": ["db1"]}, "repman: clusters.c1.db-servers-hosts: bad host:port 'db1'"),
     ({"db-servers-hosts": []}, "repman: clusters.c1.db-servers-hosts: is required"),
     ({"db-servers-credential": "justuser"},
-     "repman: clusters.c1.db-servers-credential: expected user:password, got 'justuser'"),
+     "repman: clusters.c1.db-servers-credential: expected user:password, got a value without ':' "
+     "(8 characters, not shown)"),
     ({"replication-credential": {"env": "REPMAN_TEST_NOPE"}},
      "repman: clusters.c1.replication-credential: environment variable 'REPMAN_TEST_NOPE' is not set"),
 ])
