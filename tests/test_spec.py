@@ -118,8 +118,8 @@ def test_missing_password():
     msg = error(**{"replication-credential": "repl:"})
     assert msg == "repman:replication-credential: password of user 'repl' is missing (expected user:password)"
     msg = error(**{"db-servers-credential": "root"})
-    assert msg.startswith("repman:db-servers-credential: expected user:password")
-    assert "root" in msg
+    assert msg == ("repman:db-servers-credential: expected user:password, "
+                   "got a value without ':' (4 characters, not shown)")
 
 
 def test_password_never_in_errors():
