@@ -322,6 +322,7 @@ def test_secrets_never_in_plain_text_and_least_rbac(kube):
     section = watcher_cfg["clusters"]["shop"]
     assert section["db-servers-credential"] == {"env": "REPMAN_DB_SERVERS_CREDENTIAL"}
     assert section["db-servers-hosts"][0] == "shop-db-0.shop-db-hl.databases.svc.cluster.local:3306"
+    assert section["kube-role-labels"] is True   # the watcher re-points the -primary Service
     deployment = unwrap(program.one(":Deployment")["inputs"])
     pod = deployment["spec"]["template"]["spec"]
     env = {e["name"]: e for e in pod["containers"][0]["env"]}
@@ -497,3 +498,41 @@ def test_in_network_bootstrap_wires_a_real_cluster_from_the_watcher_config(testb
             status = query(conn, "SHOW SLAVE STATUS")[0]
         assert status["Master_Port"] == testbed.addresses[1].port and status["Slave_SQL_Running"] == "Yes"
     assert run(str(config), "shop", None, None, timeout=60).actions == []   # a rerun changes nothing
+
+
+def test_watcher_config_builds_the_label_router_and_follows_a_failover(kube_api: RecordingKubeApi,
+                                                                        monkeypatch, tmp_path: Path):
+    """The watcher's own wiring: `kube-role-labels` in its config gives a router on the in-cluster API."""
+    from repman.routing import build_routers, notify
+    from repman.watcher.config import load_config
+
+    names = ks.KubeNames("shop", "databases")
+    hosts = [f"{names.pod_host(i)}:3306" for i in range(3)]
+    config = tmp_path / "repman.yaml"
+    config.write_text(yaml.safe_dump({"clusters": {"shop": {
+        "db-servers-hosts": hosts, "db-servers-credential": "repman:x", "replication-credential": "repl:y",
+        "kube-role-labels": True}}}))
+    cfg = load_config(config).clusters["shop"]
+    monkeypatch.setattr(KubeApi, "in_cluster", classmethod(lambda cls: KubeApi(kube_api.url, "sa-token", "databases")))
+    routers = build_routers(cfg)
+    assert [r.name for r in routers] == ["kube-labels"]
+    servers = [ServerAddress(names.pod_host(i), 3306) for i in range(3)]
+    result = notify(routers, Topology(cluster="shop", primary=servers[1], replicas=(servers[2],),
+                                      unhealthy=(servers[0],), reason="failover"), lambda msg: None)
+    assert result == {"kube-labels": "ok"}
+    assert {n: l.get(ks.ROLE_LABEL) for n, l in kube_api.pods.items()} == {
+        "shop-db-0": None, "shop-db-1": "primary", "shop-db-2": "replica", "other-db-0": None}
+
+
+def test_label_router_outside_a_pod_is_a_clear_error(monkeypatch, tmp_path: Path):
+    from repman.errors import RepmanError
+    from repman.routing import build_routers
+    from repman.watcher.config import load_config
+
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    config = tmp_path / "repman.yaml"
+    config.write_text(yaml.safe_dump({"clusters": {"shop": {
+        "db-servers-hosts": ["127.0.0.1:3306"], "db-servers-credential": "repman:x",
+        "replication-credential": "repl:y", "kube-role-labels": True}}}))
+    with pytest.raises(RepmanError, match="not running in a Kubernetes pod"):
+        build_routers(load_config(config).clusters["shop"])

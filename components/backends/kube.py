@@ -239,7 +239,8 @@ class KubeBackend(Backend):
         spec, names = self.spec, self.names
         cname = spec.name
         servers = [f"{self.names.pod_host(i)}:{ks.DB_PORT}" for i in range(spec.node_count)]
-        doc = render_watcher_config(spec, servers, env_ref, state_dir="/var/lib/repman")
+        doc = render_watcher_config(spec, servers, env_ref, state_dir="/var/lib/repman",
+                                    routing={"kube-role-labels": True})
         text = dump(doc)
         config = core.ConfigMap(f"{cname}-watcher-config", metadata=self._meta(component="watcher"),
                                 data={"repman.yaml": text}, opts=opts)

@@ -15,6 +15,10 @@ ROUTING_KEYS = key_table(
     Key("proxy-resync-interval", "float", 30.0,
         "seconds after which an unchanged routing is pushed again (a restarted proxy forgets it)",
         minimum=0, maximum=86400),
+    # Kubernetes: the watcher runs in the cluster's namespace and flips the pods' role label,
+    # which the `-primary` and `-replicas` Services select on.
+    Key("kube-role-labels", "bool", False,
+        "label database pods primary/replica through the Kubernetes API (in-cluster service account)"),
     # HAProxy, driven through its runtime API (stats socket, level admin).
     Key("haproxy", "bool", False, "route through HAProxy, updated by its runtime API"),
     Key("haproxy-servers", "strlist", [],
