@@ -1,4 +1,4 @@
-"""The ``repman`` command: status, switchover, failover, watch and config tools.
+"""The ``repman`` command: status, switchover, failover, watch, maintenance and config tools.
 
 Every error a user can cause ends as one line ``repman: <reason>`` on stderr and
 a non-zero exit (2: configuration, 1: refused or failed operation); never a
@@ -31,6 +31,7 @@ examples:
   repman --config repman.yaml failover                promote a replica of a dead master now
   repman --config repman.yaml watch                   monitor every cluster until SIGTERM/SIGINT
   repman --config repman.yaml reset-failover-counter  allow automatic failovers again
+  repman --config repman.yaml maintenance on 127.0.0.1:3308   never elect it, no failover of it
   repman --config repman.yaml config check            validate the file, touch no server
   repman keys                                         every configuration key, default and help
   echo -n 's3cret' | repman hash-password             a password-hash for the api-users section
@@ -83,6 +84,13 @@ def build_parser() -> argparse.ArgumentParser:
             "serves the HTTP API and dashboard when the file has an api: section.")
     p.add_argument("--no-api", action="store_true", help="do not serve the HTTP API")
     add("reset-failover-counter", "set the failover counter back to 0 (failover-limit)")
+    p = add("maintenance", "put a server in maintenance or take it out (kept across restarts)",
+            "A server in maintenance is never elected or rejoined and gets no reads; a master in\n"
+            "maintenance keeps its writes but is not failed over while it does not answer.\n"
+            "A running watcher picks the change up at its next tick.\n"
+            "example: repman --config repman.yaml maintenance on 127.0.0.1:3308")
+    p.add_argument("state", choices=["on", "off"], help="on: take it out of the cluster's decisions; off: back")
+    p.add_argument("server", metavar="HOST:PORT", help="a server of the cluster")
     p = add("config", "configuration tools")
     p.add_argument("action", choices=["check"], help="check: validate the file without touching servers")
     p = add("keys", "list every configuration key with its type, default and help")
@@ -124,6 +132,8 @@ def _print_status(st: dict[str, Any]) -> None:
           f"failovers {st['failover_count']}/{limit if limit else 'unlimited'}")
     if st["decision"]:
         print(f"  {st['decision']['sentence']}")
+    if st.get("maintenance"):
+        print(f"  in maintenance: {', '.join(st['maintenance'])}")
     print(f"  {'SERVER':<22} {'STATE':<11} {'RW':<3} {'GTID':<22} {'MASTER':<22} {'IO/SQL':<16} {'LAG':<6} ERROR")
     for s in st["servers"]:
         print(_server_line(s))
@@ -212,6 +222,15 @@ def cmd_reset(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_maintenance(args: argparse.Namespace) -> int:
+    from repman.watcher.maintenance import set_maintenance
+    from repman.watcher.operations import store_for
+    cfg = _load(args).cluster(args.cluster)
+    _, sentence = set_maintenance(cfg, store_for(cfg), args.server, args.state == "on")
+    print(sentence)
+    return 0
+
+
 def cmd_config(args: argparse.Namespace) -> int:
     wc = _load(args)
     for name, cfg in wc.clusters.items():
@@ -268,7 +287,7 @@ def cmd_hash_password(args: argparse.Namespace) -> int:
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "status": cmd_status, "switchover": lambda a: _operation(a, "switchover"),
     "failover": lambda a: _operation(a, "failover"), "watch": cmd_watch,
-    "reset-failover-counter": cmd_reset, "config": cmd_config, "keys": cmd_keys,
+    "reset-failover-counter": cmd_reset, "maintenance": cmd_maintenance, "config": cmd_config, "keys": cmd_keys,
     "hash-password": cmd_hash_password,
 }
 

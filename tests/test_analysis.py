@@ -152,6 +152,27 @@ CASES = [
     ("operation running beats maintenance", replace(HEALTHY, maintenance=True,
                                                     operation_running="switchover in another process"),
      Action.NOTHING, "switchover in another process in progress: waiting for it to finish", None),
+    ("stray standalone fenced", replace(HEALTHY, stray_writable=((B, "a standalone server"),), other_writable=(B,)),
+     Action.FENCE, "127.0.0.1:3308 (a standalone server) is writable while 127.0.0.1:3306 is the master: fencing it "
+     "now (read_only, client connections killed); rejoin repairs what it took", B),
+    ("stray replica and standalone fenced",
+     replace(HEALTHY, stray_writable=((A, "a replica of 127.0.0.1:3306"), (C, "a standalone server")),
+             rejoin_needed=((C, "is back as a standalone server"),)),
+     Action.FENCE, "127.0.0.1:3307 (a replica of 127.0.0.1:3306), 127.0.0.1:3309 (a standalone server) are "
+     "writable while 127.0.0.1:3306 is the master: fencing them now (read_only, client connections killed); "
+     "rejoin repairs what it took", A),
+    ("fence waits for a running operation",
+     replace(HEALTHY, stray_writable=((B, "a standalone server"),), operation_running="switchover to 127.0.0.1:3308"),
+     Action.NOTHING, "switchover to 127.0.0.1:3308 in progress: waiting for it to finish", None),
+    ("no fence while the master is dead", replace(DEAD, stray_writable=((B, "a standalone server"),)),
+     Action.FAILOVER, f"{PINGS} and {NOBODY}: failing over to 127.0.0.1:3307", A),
+    ("master in maintenance not failed over", replace(DEAD, master_maintenance=True), Action.NOTHING,
+     "master 127.0.0.1:3306 is in maintenance and does not answer (2003: Can't connect): not failing over", None),
+    ("master in maintenance, first ping", replace(DEAD, master_maintenance=True, failed_pings=1, master_error=""),
+     Action.NOTHING, "master 127.0.0.1:3306 is in maintenance and does not answer (no answer): not failing over",
+     None),
+    ("healthy with servers in maintenance", replace(HEALTHY, in_maintenance=(B,)), Action.NOTHING,
+     "master 127.0.0.1:3306 is healthy with 2 replicas; 127.0.0.1:3308 in maintenance", None),
     ("rejoin waits while master suspect", replace(DEAD, failed_pings=2, rejoin_needed=((C, "is back"),)),
      Action.SUSPECT, "master 127.0.0.1:3306 failed 2/5 pings (2003: Can't connect): suspect", None),
 ]
@@ -178,6 +199,8 @@ def test_table_is_large_enough_and_covers_every_rule():
     (replace(DEAD, failover_mode="manual"), "Failed"),
     (replace(DEAD, candidate=None), "Failed"),
     (replace(HEALTHY, maintenance=True), "Maintenance"),
+    (replace(HEALTHY, master_maintenance=True), "Maintenance"),
+    (replace(DEAD, master_maintenance=True), "Maintenance"),
 ])
 def test_master_state_label(facts, label):
     assert master_state_label(analyse(facts), facts) == label

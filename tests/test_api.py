@@ -171,3 +171,63 @@ def test_operator_switchover_over_https(bed, tmp_path):
         assert code == 409 and "127.0.0.1:1" in json.loads(body)["sentence"]
         insert(bed, new, 3)
         converged(bed)
+
+
+def test_maintenance_over_the_api_excludes_a_replica_and_holds_the_master_failover(bed, tmp_path):
+    from repman.watcher.state_store import StateStore
+    from tests.watcherbed import restart
+
+    master, held, other = bed.addresses
+    ops, eve = ("ops", "ops-pass"), ("eve", "eve-pass")
+    with Running(bed, tmp_path, {}, failover_mode="automatic") as r:
+        path = f"/api/clusters/c1/servers/{held}/maintenance"
+        assert call(r.url(path), "POST", eve, {"state": "on"})[0] == 403
+        assert call(r.url(path), "POST", None, {"state": "on"})[0] == 401
+        code, _, body = call(r.url(path), "POST", ops, {"state": "maybe"})
+        assert code == 400 and "maybe" in body
+        code, _, body = call(r.url("/api/clusters/c1/servers/127.0.0.1:1/maintenance"), "POST", ops, {"state": "on"})
+        assert code == 404 and "is not a server of cluster c1" in body
+        assert call(r.url(path), user=ops)[0] == 405
+        code, _, body = call(r.url(path), "POST", ops, {"state": "on"})
+        assert code == 200, body
+        assert json.loads(body)["maintenance"] is True and json.loads(body)["server"] == held.url
+        assert StateStore(tmp_path / "state" / "c1").load().maintenance == [held.url]
+        wait_until(lambda: r.mon.labels.get(held) == "Maintenance", 30, "the Maintenance state")
+        st = json.loads(call(r.url("/api/clusters/c1"), user=eve)[2])
+        servers = {s["url"]: s for s in st["servers"]}
+        assert st["maintenance"] == [held.url]
+        assert servers[held.url]["maintenance"] is True and servers[held.url]["state"] == "Maintenance"
+        assert call(r.url(f"/replica?server={held}"))[0] == 503          # no reads on it
+        assert call(r.url(f"/replica?server={other}"))[0] == 200
+        page = call(r.url("/"), user=eve)[2]
+        assert 'class="state Maintenance">maintenance</span>' in page
+        assert r.mon.decision.rule == "healthy"
+        assert f"{held} in maintenance" in r.mon.decision.sentence
+
+        # the master in maintenance keeps its writes and is not failed over while it is down
+        code, _, body = call(r.url(f"/api/clusters/c1/servers/{master}/maintenance"), "POST", ops, {"state": "on"})
+        assert code == 200, body
+        wait_until(lambda: r.mon.labels.get(master) == "Maintenance", 30, "the master in maintenance")
+        assert call(r.url(f"/primary?server={master}"))[0] == 200
+        bed.kill(master)
+        wait_until(lambda: r.mon.decision.rule == "master-maintenance", 30, "the maintenance hold")
+        ticks = r.mon.ticks
+        wait_until(lambda: r.mon.ticks >= ticks + 15, 60, "15 more ticks")
+        assert r.mon.decision.rule == "master-maintenance"
+        assert r.mon.candidate == other                  # the replica in maintenance is never the candidate
+        assert StateStore(tmp_path / "state" / "c1").load().failover_count == 0
+        for a in (held, other):
+            assert sql(bed, a, "SHOW SLAVE STATUS")[0]["Master_Port"] == master.port
+        restart(bed, master)
+        wait_until(lambda: (r.mon.decision.rule == "healthy"
+                            and sql(bed, master, "SELECT @@read_only AS ro")[0]["ro"] == 0),
+                   60, "the master back with writes")
+        for a in (master, held):
+            code, _, body = call(r.url(f"/api/clusters/c1/servers/{a}/maintenance"), "POST", ops, {"state": "off"})
+            assert code == 200 and json.loads(body)["maintenance"] is False, body
+        wait_until(lambda: r.mon.labels.get(held) == "Slave" and r.mon.labels.get(master) == "Master", 30,
+                   "out of maintenance")
+        wait_until(lambda: call(r.url(f"/replica?server={held}"))[0] == 200, 30, "reads back")
+        assert StateStore(tmp_path / "state" / "c1").load().maintenance == []
+        insert(bed, master, 2)
+        converged(bed)

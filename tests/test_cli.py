@@ -242,3 +242,43 @@ def test_watch_runs_until_signal_and_exits_cleanly(cluster, sig, tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_maintenance_on_off_is_persisted_shown_and_excluded_from_election(cluster, tmp_path):
+    bed, cfg = cluster
+    master, held, other = bed.addresses
+    converged(bed)
+    p = repman("--config", str(cfg), "maintenance", "on", held.url)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.startswith(f"{held.url} is now in maintenance in cluster c1")
+    assert "already in maintenance" in repman("--config", str(cfg), "maintenance", "on", held.url).stdout
+    store = StateStore(tmp_path / "state" / "c1")
+    assert store.load().maintenance == [held.url]
+    st = json.loads(repman("--config", str(cfg), "status", "--json").stdout)
+    assert st["maintenance"] == [held.url]
+    servers = {s["url"]: s for s in st["servers"]}
+    assert (servers[held.url]["maintenance"], servers[held.url]["state"]) == (True, "Maintenance")
+    assert (servers[other.url]["maintenance"], servers[other.url]["state"]) == (False, "Slave")
+    assert servers[master.url]["maintenance"] is False
+    text = repman("--config", str(cfg), "status").stdout
+    assert f"in maintenance: {held.url}" in text
+    assert any(line.split()[:2] == [held.url, "Maintenance"] for line in text.splitlines())
+    # never elected: refused when asked for, passed over otherwise
+    line = one_line_error(repman("--config", str(cfg), "switchover", "--to", held.url), 1)
+    assert f"{held.url} is in maintenance" in line
+    p = repman("--config", str(cfg), "switchover")
+    assert p.returncode == 0, p.stderr
+    assert master_of(bed) == other
+    p = repman("--config", str(cfg), "maintenance", "off", held.url)
+    assert p.returncode == 0 and f"{held.url} is back out of maintenance" in p.stdout
+    assert store.load().maintenance == []
+    p = repman("--config", str(cfg), "switchover", "--to", held.url)
+    assert p.returncode == 0, p.stderr
+    assert master_of(bed) == held
+    converged(bed)
+    # bad input: one line naming the value
+    line = one_line_error(repman("--config", str(cfg), "maintenance", "on", "127.0.0.1:1"), 2)
+    assert line.startswith("repman: HOST:PORT: 127.0.0.1:1 is not a server of cluster c1")
+    assert "bad host:port 'junk'" in one_line_error(repman("--config", str(cfg), "maintenance", "on", "junk"), 2)
+    p = repman("--config", str(cfg), "maintenance", "maybe", held.url)
+    assert p.returncode == 2 and "invalid choice: 'maybe'" in p.stderr and "Traceback" not in p.stderr

@@ -125,3 +125,31 @@ def test_killed_replica_then_killed_master_both_rejoin(cluster_factory):
     lost, unexpected = w.verify(primary)
     assert not lost and not unexpected
     assert time.time() - c.store.load().last_failover_at < 600
+
+
+def test_failover_starts_the_event_scheduler_the_dead_master_ran(cluster_factory):
+    from repman.watcher.monitor import ClusterMonitor
+
+    c = cluster_factory(monitoring_ticker=0.3)
+    old = c.primary()
+    c.sql(old, "SET GLOBAL event_scheduler = ON")
+    mon = ClusterMonitor(c.cfg, log=c.log, act=True, routers=[])
+    try:
+        mon.tick()                                         # the monitor records what the master runs
+    finally:
+        mon.close()
+    assert c.store.load().master_event_scheduler is True
+    c.bed.kill(old)
+    res = failover(c.cfg, c.store, c.log)
+    assert res.ok, res.sentence
+    new = res.new_primary
+    assert c.var(new, "event_scheduler") == "ON"
+    other = next(a for a in c.servers if a not in (old, new))
+    assert c.var(other, "event_scheduler") == "OFF"
+    assert c.store.load().crashes[-1].event_scheduler is True
+    c.bed.start(old)
+    c.sql(old, "SET GLOBAL event_scheduler = ON")         # as if its my.cnf turned it on
+    back = rejoin(c.cfg, c.store, old, c.log)
+    assert back.ok, back.sentence
+    assert c.var(old, "event_scheduler") == "OFF"        # a rejoined old master runs no events
+    c.assert_converged()

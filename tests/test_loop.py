@@ -140,3 +140,66 @@ def test_one_process_monitors_two_clusters(testbed, tmp_path):
         stopper.join(60)
         assert not stopper.is_alive()
     assert not any(t.thread.is_alive() for t in watcher.threads)
+
+
+def test_loop_keeps_the_new_master_after_a_replica_then_the_master_died(bed, tmp_path):
+    """Kill a replica, then the master; after the failover both restart (the replica follows the
+    returning old master again): the promoted server stays the master and both rejoin it."""
+    old, late, survivor = bed.addresses
+    make_table(bed, old)
+    insert(bed, old, 20)
+    converged(bed)
+    watcher = _watcher(bed, tmp_path, failover_mode="automatic")
+    mon = watcher.monitors["c1"]
+    lines: list[str] = []
+    mon._sink = lines.append
+    watcher.start()
+    try:
+        wait_until(lambda: mon.decision is not None and mon.decision.rule == "healthy", 30, "first healthy tick")
+        bed.kill(late)
+        wait_until(lambda: late in mon.states and not mon.states[late].reachable, 30, "the replica seen dead")
+        bed.kill(old)
+        wait_until(lambda: mon.master == survivor and mon.labels.get(survivor) == "Master"
+                   and master_of(bed) == survivor, 90, "the failover to the surviving replica")
+        insert(bed, survivor, 10)
+        after_failover = len(lines)
+        restart(bed, old)
+        restart(bed, late)
+
+        def rejoined(a) -> bool:
+            s = mon.states.get(a)
+            return bool(s and s.reachable and s.replica is not None and s.replica.master == survivor
+                        and s.replica.healthy and mon.labels.get(a) == "Slave")
+        wait_until(lambda: rejoined(old) and rejoined(late), 120, "both to rejoin the new master")
+        assert mon.master == survivor
+        assert not any(line.startswith("master is now") for line in lines[after_failover:]), lines[after_failover:]
+        assert master_of(bed) == survivor
+        insert(bed, survivor, 5)
+        converged(bed)
+        for a in bed.addresses:
+            assert sql(bed, a, "SELECT COUNT(*) AS n FROM repman_test.t")[0]["n"] == 35
+        assert store_for(mon.cfg).load().failover_count == 1
+    finally:
+        watcher.stop()
+
+
+def test_state_file_of_an_older_watcher_still_loads(tmp_path):
+    """Fields added later (maintenance, event scheduler) default when an older state.json lacks them."""
+    import json
+
+    from repman.watcher.state_store import StateStore
+    (tmp_path / "state.json").write_text(json.dumps({
+        "failover_count": 2, "last_failover_at": 12.5, "quarantined": {"127.0.0.1:3308": "diverged"},
+        "crashes": [{"kind": "failover", "at": 12.5, "old_master": "127.0.0.1:3306",
+                     "new_master": "127.0.0.1:3307", "positions": {}, "failover_pos": "0-1-9"}],
+    }))
+    store = StateStore(tmp_path)
+    state = store.load()
+    assert (state.failover_count, state.maintenance, state.master_event_scheduler) == (2, [], None)
+    assert state.crashes[0].event_scheduler is False and state.quarantined == {"127.0.0.1:3308": "diverged"}
+    assert store.set_maintenance("127.0.0.1:3308", True) and not store.set_maintenance("127.0.0.1:3308", True)
+    store.set_master_event_scheduler(True)
+    again = store.load()
+    assert again.maintenance == ["127.0.0.1:3308"] and again.master_event_scheduler is True
+    assert again.failover_count == 2 and again.crashes[0].failover_pos == "0-1-9"
+    assert store.set_maintenance("127.0.0.1:3308", False) and store.load().maintenance == []

@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import json
 import stat
+import time
 
 import pytest
 
 from repman.db import ServerAddress
 from repman.topology import ReplicaStatus, ServerState
 from repman.watcher.analysis import Action
-from repman.watcher.monitor import ClusterMonitor, find_master
+from repman.watcher.config import parse_config
+from repman.watcher.crash import recorded_primary
+from repman.watcher.failover import failover
+from repman.watcher.monitor import ClusterMonitor, find_master, stray_writable
 from repman.watcher.operations import store_for
-from tests.watcherbed import cluster_config, restart, set_account_lock, sql, wait_until
+from repman.watcher.state_store import CrashRecord
+from tests.watcherbed import (
+    StrayWriter, cluster_config, converged, create_app_user, drop_readonly_tag, insert, make_table, master_of,
+    restart, set_account_lock, sql, wait_until,
+)
 
 M = ServerAddress("127.0.0.1", 3306)
 A = ServerAddress("127.0.0.1", 3307)
@@ -40,6 +48,29 @@ def test_find_master_follows_the_replicas():
                        servers, M) == M
     # a tie keeps the previous master
     assert find_master({M: st(M), A: st(A, M), B: st(B, A)}, servers, A) == A
+
+
+def test_recorded_new_master_outranks_the_replicas_votes():
+    """After a replica then the master died and came back, the replica follows the old master."""
+    cfg = parse_config({"clusters": {"c1": {
+        "db-servers-hosts": [M.url, A.url, B.url], "db-servers-credential": "u:p",
+        "replication-credential": "r:p"}}}).cluster()
+    states = {M: st(M, ro=True), A: st(A, ro=False), B: st(B, M)}
+    assert find_master(states, cfg.servers, A) == M                 # the votes alone pick the old master
+    record = CrashRecord("failover", 0.0, M.url, A.url, {})
+    recorded = recorded_primary(cfg, record, states)
+    assert recorded == A
+    assert find_master(states, cfg.servers, A, recorded) == A
+    # the record counts only while its new master is a reachable, writable non-replica
+    for gone in (st(A, reachable=False), st(A, ro=True), st(A, M, ro=False)):
+        assert recorded_primary(cfg, record, {**states, A: gone}) is None
+    assert recorded_primary(cfg, None, states) is None
+    # what counts as a second master
+    assert stray_writable(cfg, {**states, B: st(B, A, ro=False)}, A) == [(B, f"a replica of {A.url}")]
+    assert stray_writable(cfg, {**states, M: st(M, ro=False)}, A) == [(M, "a standalone server")]
+    assert stray_writable(cfg, {**states, B: st(B, A, ro=False)}, A, maintenance={B}) == []
+    cfg.values["failover-readonly-state"] = False                   # writable replicas by design
+    assert stray_writable(cfg, {**states, B: st(B, A, ro=False)}, A) == []
 
 
 @pytest.fixture
@@ -80,7 +111,9 @@ def test_dead_master_goes_suspect_then_failed_alerts_in_manual_mode_then_recover
     mon = ClusterMonitor(cfg, log=lines.append, act=True)
     master = bed.addresses[0]
     try:
+        sql(bed, master, "SET GLOBAL event_scheduler = ON")
         assert mon.tick().action == Action.NOTHING
+        assert store_for(cfg).load().master_event_scheduler is True
         bed.kill(master)
         d1 = mon.tick()
         assert d1.action == Action.SUSPECT and d1.sentence.startswith(f"master {master} failed 1/3 pings (20")
@@ -105,6 +138,7 @@ def test_dead_master_goes_suspect_then_failed_alerts_in_manual_mode_then_recover
         wait_until(lambda: mon.tick().rule == "healthy", 30, "healthy again")
         assert sql(bed, master, "SELECT @@read_only AS ro")[0]["ro"] == 0
         assert any("takes writes again" in line for line in lines)
+        assert sql(bed, master, "SELECT @@event_scheduler AS es")[0]["es"] == "ON"   # restarted OFF
     finally:
         mon.close()
 
@@ -154,4 +188,86 @@ def test_heartbeat_check_off_fails_over_a_master_the_watcher_cannot_see(bed, tmp
         assert "the heartbeat check is off" in d.sentence
     finally:
         set_account_lock(bed, master, False)
+        mon.close()
+
+
+def _rows(bed, addr) -> int:
+    return int(sql(bed, addr, "SELECT COUNT(*) AS n FROM repman_test.t")[0]["n"])
+
+
+def _fenced_then_repaired(bed, mon, lines, stray, app, expected_master) -> None:
+    """A client writing to ``stray`` commits until the fencing tick, never after; rejoin undoes its rows."""
+    w = StrayWriter(stray, app).start()
+    try:
+        wait_until(lambda: w.successes() >= 5, 30, f"client writes committed on the writable {stray}")
+        decisions = []
+        for _ in range(2):                                  # within one or two ticks
+            decisions.append(mon.tick())
+            if decisions[-1].rule == "fence":
+                break
+        fenced_at = time.monotonic()
+        d = decisions[-1]
+        assert d.rule == "fence" and d.action == Action.FENCE and d.target == stray, [x.sentence for x in decisions]
+        assert f"is writable while {expected_master} is the master: fencing it now" in d.sentence
+        assert sql(bed, stray, "SELECT @@read_only AS ro")[0]["ro"] == 1
+        assert any(line.startswith(f"fenced {stray.url}: it was writable") for line in lines), lines
+        kept = _rows(bed, stray)
+        wait_until(lambda: len(w.failed_after(fenced_at)) >= 5, 30, "the client to be refused")
+    finally:
+        w.stop()
+    assert not w.committed_after(fenced_at), "a client write committed after the fence"
+    assert 1290 in {a.code for a in w.failed_after(fenced_at)}     # --read-only refuses it
+    assert _rows(bed, stray) == kept
+    # the rows it took before the fence: rejoin saves and undoes them (flashback)
+    wait_until(lambda: (mon.tick() and mon.last_result is not None and mon.last_result.kind == "rejoin"),
+               90, "the rejoin of the fenced server", every=0.3)
+    assert mon.last_result.ok, mon.last_result.sentence
+    assert "flashback" in mon.last_result.sentence
+    assert list((mon.cfg.state_dir / "rejoin").glob("*-extra.binlog.sql"))
+    assert master_of(bed) == expected_master
+    insert(bed, expected_master, 2)
+    converged(bed)
+    assert _rows(bed, stray) == _rows(bed, expected_master)
+    wait_until(lambda: mon.tick().rule == "healthy", 30, "healthy again")
+
+
+def test_writable_replica_is_fenced_in_the_same_tick_then_flashed_back(bed, tmp_path):
+    master, stray, _ = bed.addresses
+    make_table(bed, master)
+    insert(bed, master, 5)
+    app = create_app_user(bed, master)
+    converged(bed)
+    lines: list[str] = []
+    mon = ClusterMonitor(cluster_config(bed, tmp_path / "state"), log=lines.append, act=True, routers=[])
+    try:
+        assert mon.tick().rule == "healthy"
+        sql(bed, stray, "SET GLOBAL read_only = 0")        # a stray writable node
+        _fenced_then_repaired(bed, mon, lines, stray, app, master)
+        assert any(f"{stray} wrote " in line and "itself while a replica" in line for line in lines), lines
+    finally:
+        mon.close()
+
+
+def test_old_master_back_writable_is_fenced_then_flashed_back(bed, tmp_path):
+    old = bed.addresses[0]
+    make_table(bed, old)
+    insert(bed, old, 5)
+    app = create_app_user(bed, old)
+    converged(bed)
+    cfg = cluster_config(bed, tmp_path / "state")
+    bed.kill(old)
+    res = failover(cfg, store_for(cfg), lambda m: None)
+    assert res.ok, res.sentence
+    new = res.new_primary
+    insert(bed, new, 3)
+    lines: list[str] = []
+    mon = ClusterMonitor(cfg, log=lines.append, act=True, routers=[])
+    try:
+        assert mon.tick().rule == "healthy" and mon.master == new
+        drop_readonly_tag(bed, old)                         # it restarts without read_only
+        restart(bed, old)
+        assert sql(bed, old, "SELECT @@read_only AS ro")[0]["ro"] == 0
+        _fenced_then_repaired(bed, mon, lines, old, app, new)
+        assert mon.master == new
+    finally:
         mon.close()

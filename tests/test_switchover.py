@@ -205,3 +205,24 @@ def test_read_only_state_scripts_and_chosen_target(cluster_factory, tmp_path):
 
     res = switchover(c.cfg, c.store, c.log, to=s2)   # already the master
     assert not res.ok and "already the master" in res.sentence
+
+
+def test_event_scheduler_moves_with_the_master(cluster_factory):
+    """The freeze stops the scheduler on the old master; the new master runs it; replicas never do."""
+    c = cluster_factory()
+    s1, s2, s3 = c.servers
+    c.sql(s1, "SET GLOBAL event_scheduler = ON")
+    c.sql(s3, "SET GLOBAL event_scheduler = ON")          # a replica must not run events
+    res = switchover(c.cfg, c.store, c.log, to=s2)
+    assert res.ok, res.sentence
+    assert c.var(s2, "event_scheduler") == "ON"
+    assert c.var(s1, "event_scheduler") == "OFF" and c.var(s3, "event_scheduler") == "OFF"
+    assert c.store.load().crashes[-1].event_scheduler is True
+    assert any(f"event scheduler started on {s2.url}" in line for line in c.lines)
+    c.assert_converged()
+    # without the scheduler on the old master, the next master does not start it
+    c.sql(s2, "SET GLOBAL event_scheduler = OFF")
+    res = switchover(c.cfg, c.store, c.log, to=s1)
+    assert res.ok, res.sentence
+    assert all(c.var(a, "event_scheduler") == "OFF" for a in c.servers)
+    assert c.store.load().crashes[-1].event_scheduler is False

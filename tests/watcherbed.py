@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+import pymysql
 import yaml
 
-from repman.db import ServerAddress, connect_socket, execute, query
+from repman.db import Credential, ServerAddress, connect, connect_socket, execute, query
 from repman.local.testbed import Testbed
 from repman.watcher.cluster_config import ClusterConfig
 from repman.watcher.config import parse_config
@@ -122,3 +125,83 @@ def insert(bed: Testbed, master: ServerAddress, n: int = 1, table: str = "repman
     with bed.connect(master) as conn:
         for i in range(n):
             execute(conn, f"INSERT INTO {table} (v) VALUES (%s)", (f"row-{time.time():.6f}-{i}",))
+
+
+APP = ("app", "app-secret")
+
+
+def create_app_user(bed: Testbed, master: ServerAddress, schema: str = "repman_test") -> Credential:
+    """An ordinary client account (no READ ONLY ADMIN): read_only stops it, as it stops applications."""
+    with bed.connect(master) as conn:
+        execute(conn, "CREATE USER IF NOT EXISTS %s@'%%' IDENTIFIED BY %s", APP)
+        execute(conn, f"GRANT SELECT, INSERT ON {schema}.* TO %s@'%%'", (APP[0],))
+    return Credential(*APP)
+
+
+def drop_readonly_tag(bed: Testbed, addr: ServerAddress) -> None:
+    """Edit a (stopped) node's my.cnf so that it starts writable, as without the ``readonly`` tag."""
+    cnf = bed.node(addr).paths.cnf
+    lines = cnf.read_text().splitlines()
+    kept = [line for line in lines if not line.replace(" ", "").startswith("read_only=")]
+    assert len(kept) < len(lines), f"{cnf} has no read_only line"
+    cnf.write_text("\n".join(kept) + "\n")
+
+
+@dataclass
+class Attempt:
+    started: float        # time.monotonic() before the INSERT was sent
+    ended: float
+    ok: bool
+    code: int = 0
+
+
+class StrayWriter:
+    """A client hammering one server directly (not following the primary) and logging every attempt."""
+
+    def __init__(self, addr: ServerAddress, credential: Credential, table: str = "repman_test.t") -> None:
+        self.addr, self.credential, self.table = addr, credential, table
+        self.attempts: list[Attempt] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"stray-writer-{addr.port}", daemon=True)
+
+    def _run(self) -> None:
+        conn = None
+        n = 0
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                if conn is None:
+                    conn = connect(self.addr, self.credential, timeout=1, read_timeout=10)
+                n += 1
+                execute(conn, f"INSERT INTO {self.table} (v) VALUES (%s)", (f"stray-{n}",))
+                self.attempts.append(Attempt(started, time.monotonic(), True))
+            except pymysql.MySQLError as exc:
+                code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else -1
+                self.attempts.append(Attempt(started, time.monotonic(), False, code))
+                if conn is not None:
+                    try:
+                        conn.close()
+                    except Exception:  # noqa: BLE001
+                        pass
+                conn = None
+                time.sleep(0.01)
+            time.sleep(0.005)
+        if conn is not None:
+            conn.close()
+
+    def start(self) -> "StrayWriter":
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+    def successes(self) -> int:
+        return sum(1 for a in self.attempts if a.ok)
+
+    def committed_after(self, at: float) -> list[Attempt]:
+        return [a for a in list(self.attempts) if a.ok and a.started > at]
+
+    def failed_after(self, at: float) -> list[Attempt]:
+        return [a for a in list(self.attempts) if not a.ok and a.started > at]

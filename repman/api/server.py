@@ -3,7 +3,8 @@
 Served by ``repman watch`` from a thread (stdlib ``http.server``), answering from
 the monitors' last tick, so a request never opens a database connection except
 an operator's switchover/failover. Access: HTTP basic auth against salted
-hashes; ``viewer`` may GET, ``operator`` may also POST operations. Health
+hashes; ``viewer`` may GET, ``operator`` may also POST operations and a
+server's maintenance (``/api/clusters/<name>/servers/<host:port>/maintenance``). Health
 endpoints answer only with a status code and the role, never a credential.
 """
 
@@ -135,7 +136,9 @@ class ApiServer:
             body["reason"] = "the monitor has no recent data"
             return 503, body
         if kind == "primary":
-            ok = entry["role"] == "master" and entry["state"] == "Master" and entry["read_only"] is False
+            # A master in maintenance keeps its writes (maintenance only stops its failover).
+            ok = (entry["role"] == "master" and entry["state"] in ("Master", "Maintenance")
+                  and entry["reachable"] and entry["read_only"] is False)
             return (200 if ok else 503), body
         max_lag = float(monitor.cfg["failover-max-slave-delay"]) if lag is None else lag
         with monitor._mutex:
@@ -257,6 +260,11 @@ class _Handler(BaseHTTPRequestHandler):
             user = self._user("operator")
             monitor = self.app.monitor(parts[2])
             return self._operation(parts[3], monitor, user, query)
+        if len(parts) == 6 and parts[1] == "clusters" and parts[3] == "servers" and parts[5] == "maintenance":
+            if method != "POST":
+                raise HttpError(405, "maintenance is set with POST {\"state\": \"on\"|\"off\"}")
+            user = self._user("operator")
+            return self._maintenance(self.app.monitor(parts[2]), parts[4], user, query)
         if len(parts) in (3, 4) and parts[1] == "clusters":
             raise HttpError(405, f"{method} is not allowed here")
         raise HttpError(404, "not found")
@@ -276,6 +284,25 @@ class _Handler(BaseHTTPRequestHandler):
                 raise HttpError(400, f"lag must be a number of seconds, got {query['lag']!r}") from None
         status, body = self.app.health(kind, monitor, server, lag)
         self._json(status, body)
+
+    def _maintenance(self, monitor: ClusterMonitor, server: str, user: ApiUser | None,
+                     query: dict[str, str]) -> None:
+        from repman.watcher.maintenance import set_maintenance
+        body = self._body()
+        state = body.get("state", query.get("state"))
+        if state not in ("on", "off"):
+            raise HttpError(400, f"state must be \"on\" or \"off\", got {state!r}")
+        try:
+            target, sentence = set_maintenance(monitor.cfg, monitor.store, server, state == "on", key="server")
+        except ConfigError as exc:
+            raise HttpError(404 if "is not a server" in str(exc) else 400, str(exc)) from None
+        with monitor._mutex:
+            if state == "on":
+                monitor.server_maintenance.add(target)
+            else:
+                monitor.server_maintenance.discard(target)
+        monitor.log(f"{sentence} (by {user.name if user else 'anonymous'} over the API)")
+        self._json(200, {"ok": True, "server": target.url, "maintenance": state == "on", "sentence": sentence})
 
     def _operation(self, action: str, monitor: ClusterMonitor, user: ApiUser | None,
                    query: dict[str, str]) -> None:

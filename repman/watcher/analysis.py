@@ -24,6 +24,7 @@ class Action(str, enum.Enum):
     RECOVER = "recover"
     REJOIN = "rejoin"
     REFUSE = "refuse"
+    FENCE = "fence"
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,9 @@ class Facts:
     whole_cluster_was_down: bool = False
     restart_unsafe: bool = False                # failover-restart-unsafe
     other_writable: tuple[ServerAddress, ...] = ()   # writable non-replicas besides the master
+    stray_writable: tuple[tuple[ServerAddress, str], ...] = ()  # server, what it is: writable, not the master
+    master_maintenance: bool = False            # an operator put the master in maintenance
+    in_maintenance: tuple[ServerAddress, ...] = ()   # servers an operator put in maintenance
     master_read_only: bool = False              # confirmed over two ticks
     master_read_only_now: bool = False          # this tick (a restarted master comes back read-only)
     rejoin_needed: tuple[tuple[ServerAddress, str], ...] = ()   # server, why
@@ -73,6 +77,11 @@ class Decision:
 
 def _pings(f: Facts) -> str:
     return f"master {f.master} failed {f.failed_pings}/{f.ping_threshold} pings"
+
+
+def _strays(f: Facts) -> str:
+    parts = [f"{a} ({what})" for a, what in f.stray_writable]
+    return ", ".join(parts) + (" is" if len(parts) == 1 else " are")
 
 
 def _observers(f: Facts) -> str:
@@ -108,6 +117,12 @@ RULES: list[Rule] = [
      lambda f: f"{f.operation_running} in progress: waiting for it to finish", _none),
     ("maintenance", lambda f: f.maintenance, Action.NOTHING,
      lambda f: "cluster in maintenance: monitoring only, no action", _none),
+    # Never two writable masters: fenced in the tick that sees it, rejoin repairs it later.
+    ("fence", lambda f: f.master is not None and f.master_reachable and bool(f.stray_writable), Action.FENCE,
+     lambda f: (f"{_strays(f)} writable while {f.master} is the master: fencing "
+                f"{'it' if len(f.stray_writable) == 1 else 'them'} now (read_only, client connections "
+                "killed); rejoin repairs what it took"),
+     lambda f: f.stray_writable[0][0]),
     ("two-masters", lambda f: bool(f.other_writable) and f.master is not None, Action.ALERT,
      lambda f: (f"{', '.join(str(a) for a in f.other_writable)} "
                 f"{'is writable and replicates' if len(f.other_writable) == 1 else 'are writable and replicate'} "
@@ -140,8 +155,13 @@ RULES: list[Rule] = [
      lambda f: (f"master {f.master} is healthy with {len(f.replicas)} "
                 f"replica{'s' if len(f.replicas) != 1 else ''}"
                 + (f"; {', '.join(str(a) for a in f.unreachable_replicas)} unreachable"
-                   if f.unreachable_replicas else "")), _none),
+                   if f.unreachable_replicas else "")
+                + (f"; {', '.join(str(a) for a in f.in_maintenance)} in maintenance"
+                   if f.in_maintenance else "")), _none),
     # -- the master does not answer ------------------------------------------------------
+    ("master-maintenance", lambda f: f.master_maintenance, Action.NOTHING,
+     lambda f: (f"master {f.master} is in maintenance and does not answer ({f.master_error or 'no answer'}): "
+                "not failing over"), _none),
     ("suspect", lambda f: f.failed_pings < f.ping_threshold, Action.SUSPECT,
      lambda f: f"{_pings(f)} ({f.master_error or 'no answer'}): suspect", _none),
     ("heartbeats-alive", lambda f: f.heartbeat_check and bool(f.alive_observers), Action.SUSPECT,
@@ -183,7 +203,7 @@ def analyse(facts: Facts) -> Decision:
 
 def master_state_label(decision: Decision, facts: Facts) -> str:
     """The master's state word for status: Master, Suspect, Failed or Maintenance."""
-    if facts.maintenance:
+    if facts.maintenance or facts.master_maintenance:
         return "Maintenance"
     if facts.master_reachable:
         return "Master"

@@ -14,6 +14,7 @@ from typing import Iterable
 import pymysql
 
 from repman.db import Credential, ServerAddress, connect, execute, query
+from repman.errors import RepmanError
 from repman.topology import ServerState, read_state
 from repman.watcher.cluster_config import ClusterConfig
 from repman.watcher.election import same_server
@@ -35,6 +36,19 @@ def member(cfg: ClusterConfig, address: ServerAddress | None) -> ServerAddress |
     if address is None:
         return None
     return next((a for a in cfg.servers if same_server(a, address)), None)
+
+
+def in_maintenance(cfg: ClusterConfig, urls: Iterable[str]) -> list[ServerAddress]:
+    """The configured servers an operator put in maintenance (urls from the state store)."""
+    out = []
+    for url in urls:
+        try:
+            found = member(cfg, ServerAddress.parse(url))
+        except RepmanError:
+            continue
+        if found is not None:
+            out.append(found)
+    return out
 
 
 def master_of(cfg: ClusterConfig, state: ServerState) -> ServerAddress | None:

@@ -7,7 +7,10 @@ holds beyond that was never seen by the new master.
 from __future__ import annotations
 
 from repman.db import ServerAddress
+from repman.errors import RepmanError
 from repman.topology import ServerState
+from repman.watcher.checks import member
+from repman.watcher.cluster_config import ClusterConfig
 from repman.watcher.state_store import CrashRecord, StateStore, now
 
 
@@ -21,12 +24,15 @@ def positions(states: dict[ServerAddress, ServerState]) -> dict[str, str]:
 
 def record(store: StateStore, kind: str, old: ServerAddress, new: ServerAddress,
            states: dict[ServerAddress, ServerState], failover_pos: str,
-           extra: dict[str, str] | None = None) -> CrashRecord:
-    """Append a crash record; a failover also counts against ``failover-limit``."""
+           extra: dict[str, str] | None = None, event_scheduler: bool = False) -> CrashRecord:
+    """Append a crash record; a failover also counts against ``failover-limit``.
+
+    ``event_scheduler``: it ran on the old master, so the new one must run it too.
+    """
     pos = positions(states)
     pos.update(extra or {})
     rec = CrashRecord(kind=kind, at=now(), old_master=old.url, new_master=new.url, positions=pos,
-                      failover_pos=failover_pos)
+                      failover_pos=failover_pos, event_scheduler=event_scheduler)
     store.record_crash(rec, count_failover=(kind == "failover"))
     return rec
 
@@ -44,3 +50,31 @@ def reference_for(store: StateStore, server: ServerAddress, was_master: bool) ->
         if own:
             return own[-1]
     return crashes[-1] if crashes else None
+
+
+def recorded_primary(cfg: ClusterConfig, latest: CrashRecord | None,
+                     states: dict[ServerAddress, ServerState]) -> ServerAddress | None:
+    """The latest record's new master while it is reachable, writable and no replica.
+
+    It outranks the replicas' votes: after a replica and then the master died, the
+    replica restarts following the returning old master, which then looks like a
+    root with a follower although the promoted server is the master.
+    """
+    if latest is None:
+        return None
+    try:
+        recorded = member(cfg, ServerAddress.parse(latest.new_master))
+    except RepmanError:
+        return None
+    st = states.get(recorded) if recorded is not None else None
+    if st is not None and st.reachable and st.replica is None and not st.read_only:
+        return recorded
+    return None
+
+
+def scheduler_was_on(store: StateStore) -> bool:
+    """Whether the master ran the event scheduler, as last seen by the monitor or recorded."""
+    state = store.load()
+    if state.master_event_scheduler is not None:
+        return state.master_event_scheduler
+    return bool(state.crashes and state.crashes[-1].event_scheduler)

@@ -23,11 +23,13 @@ from repman.gtid import GtidPosition
 from repman.routing import Topology, notify
 from repman.routing.scripts import run_post_script, run_pre_script
 from repman.watcher import crash
-from repman.watcher.checks import find_dead_master, read_states, replicas_of
+from repman.watcher.checks import find_dead_master, in_maintenance, read_states, replicas_of
 from repman.watcher.cluster_config import ClusterConfig
 from repman.watcher.election import elect, io_position
 from repman.watcher.oplog import OpLog
-from repman.watcher.promote import applied_pos, open_writes, point_at, promote, repoint, wait_gtid
+from repman.watcher.promote import (
+    applied_pos, open_writes, point_at, promote, repoint, start_event_scheduler, wait_gtid,
+)
 from repman.watcher.result import OperationResult
 from repman.watcher.state_store import StateStore
 
@@ -83,8 +85,9 @@ def _failover(cfg: ClusterConfig, store: StateStore, op: OpLog, routers: list) -
     with op.step("freeze_received"):
         _io_threads(cfg, replicas, start=False)
         states = read_states(cfg)
-    quarantined = store.load().quarantined
-    election = elect(cfg, states, master, "failover", quarantined=quarantined)
+    persisted = store.load()
+    election = elect(cfg, states, master, "failover", quarantined=persisted.quarantined,
+                     maintenance=in_maintenance(cfg, persisted.maintenance))
     if election.candidate is None:
         _io_threads(cfg, replicas, start=True)
         raise OperationRefused(election.sentence)
@@ -99,7 +102,8 @@ def _failover(cfg: ClusterConfig, store: StateStore, op: OpLog, routers: list) -
         raise
 
     failover_pos = applied_pos(cand, cfg)
-    crash.record(store, "failover", master, cand, states, failover_pos)
+    scheduler = crash.scheduler_was_on(store)
+    crash.record(store, "failover", master, cand, states, failover_pos, event_scheduler=scheduler)
     with op.step("promote"):
         promote(cfg, cand, open_writes=False)
     others = [a for a in replicas if a != cand]
@@ -109,6 +113,8 @@ def _failover(cfg: ClusterConfig, store: StateStore, op: OpLog, routers: list) -
         with op.step("open_writes"):
             open_writes(cfg, cand)
         op.say(f"{cand.url} is the master at {failover_pos or 'empty GTID'} and takes writes")
+        if scheduler:
+            op.say(start_event_scheduler(cfg, cand))
         with op.step("routing"):
             notify(routers, Topology(cluster=cfg.name, primary=cand, replicas=tuple(others),
                                      unhealthy=(master,), old_primary=master, reason="failover",

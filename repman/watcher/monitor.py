@@ -4,9 +4,12 @@ A tick reads all servers in parallel (a dead one costs its connect timeout, not
 the others'), keeps the per-server states (Master, Slave, Suspect, Failed,
 Maintenance, Standalone), counts the master's failed pings, keeps a short
 history of the replicas' heartbeat counters and received positions for the
-false-positive check, and asks ``analysis.analyse`` for the decision. Long
-actions (failover, rejoin) run in a worker thread so the ticks go on; the
-operation lock keeps them exclusive with a CLI or API operation.
+false-positive check, and asks ``analysis.analyse`` for the decision. The
+master is the latest crash record's new master while it is writable, else the
+server the replicas follow. A second writable server is fenced within the tick
+that sees it (never two writable masters); long actions (failover, rejoin) run
+in a worker thread so the ticks go on; the operation lock keeps them exclusive
+with a CLI or API operation. Servers in maintenance come from the state store.
 """
 
 from __future__ import annotations
@@ -17,13 +20,19 @@ import time
 from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Collection, Sequence
+
+import pymysql
 
 from repman.db import ServerAddress
 from repman.topology import ServerState, read_state
 from repman.watcher.analysis import Action, Decision, Facts, analyse, master_state_label
+from repman.watcher.checks import in_maintenance
 from repman.watcher.cluster_config import ClusterConfig
+from repman.watcher.crash import recorded_primary
+from repman.watcher.demote import own_beyond
 from repman.watcher.election import elect, io_position, same_server
+from repman.watcher.freeze import fence
 from repman.watcher.operations import build_routers, run_operation, store_for
 from repman.watcher.oplock import OperationLock
 from repman.watcher.result import OperationResult
@@ -45,9 +54,13 @@ class Sample:
 
 def find_master(
     states: dict[ServerAddress, ServerState], servers: Sequence[ServerAddress],
-    previous: ServerAddress | None,
+    previous: ServerAddress | None, recorded: ServerAddress | None = None,
 ) -> ServerAddress | None:
-    """The server the reachable replicas follow; else the lone writable one; else the previous one."""
+    """The latest crash record's new master while it is a writable non-replica (``recorded``,
+    from ``crash.recorded_primary``); else the server the reachable replicas follow; else the
+    lone writable one; else the previous one."""
+    if recorded is not None and recorded in servers:
+        return recorded
     votes: Counter[ServerAddress] = Counter()
     for s in states.values():
         if s.reachable and s.replica is not None:
@@ -70,8 +83,32 @@ def find_master(
     return previous
 
 
+def stray_writable(cfg: ClusterConfig, states: dict[ServerAddress, ServerState], master: ServerAddress | None,
+                   maintenance: Collection[ServerAddress] = ()) -> list[tuple[ServerAddress, str]]:
+    """Servers other than the master that take writes: each is a second master.
+
+    A writable non-replica always (an old master back without ``read_only``, a server
+    opened by hand); a writable replica when ``failover-readonly-state`` keeps replicas
+    read-only and an operator has not put it in maintenance.
+    """
+    if master is None:
+        return []
+    replicas_read_only = bool(cfg.get("failover-readonly-state", True))
+    out = []
+    for a in cfg.servers:
+        s = states.get(a)
+        if a == master or s is None or not s.reachable or s.read_only:
+            continue
+        if s.replica is None:
+            out.append((a, "a standalone server"))
+        elif replicas_read_only and a not in maintenance:
+            out.append((a, f"a replica of {s.replica.master.url}"))
+    return out
+
+
 def server_status(state: ServerState | None, label: str, address: ServerAddress,
-                  master: ServerAddress | None, last_seen: ServerState | None = None) -> dict[str, Any]:
+                  master: ServerAddress | None, last_seen: ServerState | None = None,
+                  maintenance: bool = False) -> dict[str, Any]:
     """One server as status/API JSON: positions, threads, lag, errors; never a credential.
 
     An unreachable server keeps the role it had when last seen (a dead replica is no
@@ -82,7 +119,7 @@ def server_status(state: ServerState | None, label: str, address: ServerAddress,
     known = s if s.reachable else (last_seen or s)
     role = "master" if same_server(address, master) else ("replica" if known.replica else "standalone")
     return {
-        "url": address.url, "state": label, "role": role, "reachable": s.reachable,
+        "url": address.url, "state": label, "role": role, "reachable": s.reachable, "maintenance": maintenance,
         "error": s.error or None, "server_id": s.server_id or None, "version": s.version or None,
         "read_only": s.read_only if s.reachable else None,
         "gtid_binlog_pos": s.gtid_binlog_pos, "gtid_current_pos": s.gtid_current_pos,
@@ -220,6 +257,8 @@ class ClusterMonitor:
                         "replicates from nobody"
             elif not same_server(s.replica.master, self.master):
                 why = f"replicates from {s.replica.master.url}, not from the master {self.master}"
+            elif own := own_beyond(s.gtid_binlog_pos, s.server_id, s.gtid_slave_pos):
+                why = f"wrote {', '.join(own)} itself while a replica"
             elif (s.replica.io_running == "No" and s.replica.sql_running == "No"
                   and self.labels.get(addr) in ("Failed", "Suspect")):
                 why = "is back with replication stopped"
@@ -233,8 +272,11 @@ class ClusterMonitor:
 
     def gather(self, states: dict[ServerAddress, ServerState], now: float) -> Facts:
         cfg = self.cfg
+        persisted = self.store.load()
+        self.server_maintenance = set(in_maintenance(cfg, persisted.maintenance))
         previous_master = self.master
-        self.master = find_master(states, cfg.servers, self.master)
+        latest = persisted.crashes[-1] if persisted.crashes else None
+        self.master = find_master(states, cfg.servers, self.master, recorded_primary(cfg, latest, states))
         if self.master != previous_master:
             self.failed_pings = 0
             self.history.clear()
@@ -260,7 +302,10 @@ class ClusterMonitor:
         ready, observers = self._alive_observers(now, samples) if not reachable else (True, ())
         self.history.append((now, samples))
 
-        persisted = self.store.load()
+        running = self.operation_running()
+        if (self.act and reachable and not running and not master_state.read_only
+                and persisted.master_event_scheduler != (on := master_state.event_scheduler.upper() == "ON")):
+            self.store.set_master_event_scheduler(on)      # a later failover starts it on the new master
         replicas = tuple(a for a in cfg.servers if a != self.master and (s := self.last_seen.get(a))
                          and s.replica is not None and same_server(s.replica.master, self.master))
         candidate, no_reason = None, ""
@@ -300,13 +345,16 @@ class ClusterMonitor:
             failover_count=persisted.failover_count, failover_limit=int(cfg["failover-limit"]),
             since_last_failover=since, failover_time_limit=float(cfg["failover-time-limit"]),
             candidate=candidate, no_candidate_reason=no_reason, maintenance=self.maintenance,
-            operation_running=self.operation_running(),
+            operation_running=running,
             whole_cluster_was_down=self.whole_down, restart_unsafe=bool(cfg["failover-restart-unsafe"]),
             other_writable=other_writable, master_read_only=self.read_only_ticks >= 2,
             master_read_only_now=self.read_only_ticks >= 1,
             rejoin_needed=tuple(rejoin), autorejoin=bool(cfg["autorejoin"]), quarantined=quarantined,
             broken_replicas=tuple(broken), servers=len(cfg.servers),
             unreachable_replicas=tuple(a for a in cfg.servers if a != self.master and not states[a].reachable),
+            stray_writable=tuple(stray_writable(cfg, states, self.master, self.server_maintenance)),
+            master_maintenance=self.master in self.server_maintenance,
+            in_maintenance=tuple(a for a in cfg.servers if a in self.server_maintenance),
         )
 
     def operation_running(self) -> str:
@@ -365,7 +413,7 @@ class ClusterMonitor:
                 if self.act:
                     self._hook("state-change", a, label, old)
         if self.act:
-            self._act(decision, changed)
+            self._act(decision, changed, facts)
             self._route(decision, facts)
         return decision
 
@@ -390,15 +438,44 @@ class ClusterMonitor:
         self.log(f"ALERT {sentence}")
         self._hook("alert", sentence)
 
-    def _act(self, decision: Decision, changed: bool) -> None:
+    def _act(self, decision: Decision, changed: bool, facts: Facts | None = None) -> None:
         if decision.action in (Action.ALERT, Action.REFUSE, Action.FAILED) and changed:
             self.alert(decision.sentence)
-        if decision.action == Action.FAILOVER:
+        if decision.action == Action.FENCE and facts is not None:
+            self._fence(facts)
+        elif decision.action == Action.FAILOVER:
             self._start("failover", decision, None)
         elif decision.action == Action.REJOIN and decision.target is not None:
             self._start("rejoin", decision, decision.target)
         elif decision.action == Action.RECOVER and decision.sentence.endswith("restarted with"):
             self._start("reopen", decision, decision.target)
+
+    def _fence(self, facts: Facts) -> None:
+        """Fence the stray writable servers now, in this tick.
+
+        Under the operation lock and on a fresh read: the facts may predate an operation
+        that just finished (a new master is writable before the replicas follow it), and
+        the lock keeps a switchover or failover of another process from starting meanwhile.
+        """
+        names = ", ".join(str(a) for a, _ in facts.stray_writable)
+        lock = OperationLock(self.cfg.state_dir)
+        if not lock.acquire(f"fence of {names}", timeout=0.5):
+            self.log(f"not fencing {names} now: {lock.holder() or 'an operation'} is running")
+            return
+        try:
+            states = self.read_all()
+            latest = self.store.latest_crash()
+            master = find_master(states, self.cfg.servers, self.master, recorded_primary(self.cfg, latest, states))
+            if master != facts.master or not states[master].reachable:
+                self.log(f"not fencing {names}: the master changed or does not answer on a second read")
+                return
+            for addr, _ in stray_writable(self.cfg, states, master, self.server_maintenance):
+                try:
+                    fence(self.cfg, addr, self.log)
+                except pymysql.MySQLError as exc:
+                    self.alert(f"could not fence {addr}: {exc.args[-1] if exc.args else exc}")
+        finally:
+            lock.release()
 
     def _start(self, kind: str, decision: Decision, server: ServerAddress | None) -> None:
         key = (kind, str(decision.target))
@@ -506,11 +583,12 @@ class ClusterMonitor:
                 "failover_limit": self.cfg["failover-limit"],
                 "last_failover_at": persisted.last_failover_at or None,
                 "quarantined": dict(persisted.quarantined),
+                "maintenance": list(persisted.maintenance),
                 "operation": self.operation_running() or None,
                 "last_operation": self.last_result.as_dict() if self.last_result else None,
                 "ticks": self.ticks,
                 "servers": [server_status(self.states.get(a), self.labels.get(a, "Unknown"), a, self.master,
-                                          self.last_seen.get(a))
+                                          self.last_seen.get(a), maintenance=a in self.server_maintenance)
                             for a in self.cfg.servers],
             }
 

@@ -68,9 +68,37 @@ def point_at(conn: pymysql.connections.Connection, cfg: ClusterConfig, master: S
     execute(conn, sql, args)
 
 
+def set_event_scheduler(conn: pymysql.connections.Connection, on: bool) -> str:
+    """Turn the event scheduler on (a new master) or off (a replica: events run on the master only).
+
+    Returns "" when done, else why not (a server started with ``event_scheduler=DISABLED``
+    cannot turn it on; off it already is).
+    """
+    try:
+        execute(conn, f"SET GLOBAL event_scheduler = {'ON' if on else 'OFF'}")
+    except pymysql.err.MySQLError as exc:
+        if exc.args and exc.args[0] == 1290:          # --event-scheduler=DISABLED
+            return "" if not on else "it was started with event_scheduler=DISABLED"
+        raise
+    return ""
+
+
+def start_event_scheduler(cfg: ClusterConfig, address: ServerAddress) -> str:
+    """On the new master after its promotion; returns a sentence for the operation log."""
+    try:
+        with connect(address, cfg.admin, timeout=2) as conn:
+            why = set_event_scheduler(conn, True)
+    except pymysql.MySQLError as exc:           # the promotion stands; say what is missing
+        why = f"{exc.args[0]}: {exc.args[1]}" if len(exc.args) >= 2 else str(exc)
+    if why:
+        return f"event scheduler not started on {address.url}: {why}"
+    return f"event scheduler started on {address.url} (it ran on the old master)"
+
+
 def finish_replica(conn: pymysql.connections.Connection, cfg: ClusterConfig) -> None:
-    """Semi-sync replica side, START SLAVE, read_only per ``failover-readonly-state``."""
+    """Semi-sync replica side, event scheduler off, START SLAVE, read_only per ``failover-readonly-state``."""
     semisync_roles(conn, cfg, master=False)
+    set_event_scheduler(conn, False)
     execute(conn, "START SLAVE")
     readonly = bool(cfg.get("failover-readonly-state", True))
     execute(conn, f"SET GLOBAL read_only = {'ON' if readonly else 'OFF'}")

@@ -70,6 +70,9 @@ def _rejoin(cfg: ClusterConfig, store: StateStore, server: ServerAddress, op: Op
     if not s.read_only:
         with op.step("fence"):
             fence(cfg, addr, op.say)
+        s = read_states(cfg, [addr])[addr]          # what it committed up to the fence
+        if not s.reachable:
+            raise OperationRefused(f"{addr.url} is unreachable ({s.error})")
     quarantined = store.load().quarantined
     if addr.url in quarantined:
         raise OperationRefused(f"{addr.url} is quarantined ({quarantined[addr.url]}); release it first")
@@ -77,6 +80,12 @@ def _rejoin(cfg: ClusterConfig, store: StateStore, server: ServerAddress, op: Op
         raise OperationRefused("autorejoin is off; it stays read-only and out of the cluster")
 
     if s.replica is not None and same_server(s.replica.master, primary):
+        # A replica that took writes of its own (made writable by hand): its history is
+        # no longer the primary's; what it wrote is beyond what it applied.
+        local = own_beyond(s.gtid_binlog_pos, s.server_id, s.gtid_slave_pos)
+        if local:
+            op.say(f"{addr.url} wrote {', '.join(local)} itself while a replica of {primary.url}")
+            return _diverged(cfg, store, op, addr, primary, s.gtid_slave_pos)
         return _resume(cfg, store, op, addr, primary, s)
 
     if s.replica is not None:
@@ -103,20 +112,10 @@ def _rejoin(cfg: ClusterConfig, store: StateStore, server: ServerAddress, op: Op
 def current_primary(cfg: ClusterConfig, store: StateStore, states: dict[ServerAddress, ServerState]
                     ) -> tuple[ServerAddress | None, str]:
     """The master to rejoin: the last master change's new master while it is a writable
-    non-replica, else the root the replicas follow.
-
-    The record wins because a replica of the dead master that restarts resumes from the
-    returning old master, which then looks like a root with a follower.
-    """
-    latest = store.latest_crash()
-    if latest is not None:
-        try:
-            recorded = member(cfg, ServerAddress.parse(latest.new_master))
-        except RepmanError:
-            recorded = None
-        st = states.get(recorded) if recorded is not None else None
-        if st is not None and st.reachable and st.replica is None and not st.read_only:
-            return recorded, ""
+    non-replica (``crash.recorded_primary``), else the root the replicas follow."""
+    recorded = crash.recorded_primary(cfg, store.latest_crash(), states)
+    if recorded is not None:
+        return recorded, ""
     return find_master(cfg, states)
 
 

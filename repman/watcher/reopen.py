@@ -4,6 +4,7 @@ When the master crashes and comes back before any failover, the replicas follow
 it again but it refuses writes. Clearing ``read_only`` is safe only if it is
 still the only root (nobody else writable) and no replica holds events beyond
 its binlog (a crash that lost its last events): otherwise the watcher alerts.
+The event scheduler, off after the restart, is started again if the master ran it.
 """
 
 from __future__ import annotations
@@ -44,15 +45,20 @@ def reopen(cfg: ClusterConfig, store: StateStore, server: ServerAddress, log: Ca
             return OperationResult(False, f"will not open writes on {server}: replica {a} holds {', '.join(ahead)} "
                                    "beyond its binlog (lost at the crash?); fail over or re-seed by hand",
                                    kind="reopen")
+    note = ""
     try:
         with connect(server, cfg.admin, timeout=2) as conn:
-            from repman.watcher.promote import semisync_roles
+            from repman.watcher.crash import scheduler_was_on
+            from repman.watcher.promote import semisync_roles, set_event_scheduler
             semisync_roles(conn, cfg, master=True)
             execute(conn, "SET GLOBAL read_only = OFF")
+            if scheduler_was_on(store):          # it ran before the crash: the restart turned it off
+                why = set_event_scheduler(conn, True)
+                note = f"; event scheduler not started: {why}" if why else "; event scheduler started again"
     except pymysql.MySQLError as exc:
         return OperationResult(False, f"cannot open writes on {server}: {exc.args[-1] if exc.args else exc}",
                                kind="reopen")
     if log:
         log(f"read_only cleared on master {server}")
-    return OperationResult(True, f"master {server} takes writes again (read_only cleared after its restart)",
+    return OperationResult(True, f"master {server} takes writes again (read_only cleared after its restart{note})",
                            kind="reopen", new_primary=server)

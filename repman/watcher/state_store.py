@@ -1,18 +1,24 @@
-"""Watcher state that must survive a restart: failover counter, last failover, crash records.
+"""Watcher state that must survive a restart: failover counter, last failover, crash records,
+quarantined and in-maintenance servers.
 
 One JSON file per cluster, replaced atomically (write, fsync, rename), so a
 crash mid-write never leaves a torn file and a restarted watcher keeps its limits.
+Changes are read-modify-write under a ``flock``: the watcher, the CLI and the API
+change the same file from several processes. Fields added later default when an
+older file lacks them.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 
 @dataclass
@@ -25,6 +31,7 @@ class CrashRecord:
     new_master: str
     positions: dict[str, str]      # server url -> gtid_binlog_pos (or gtid_current_pos) at that time
     failover_pos: str = ""         # the new master's position when it was promoted
+    event_scheduler: bool = False  # the old master ran the event scheduler
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> "CrashRecord":
@@ -38,6 +45,8 @@ class ClusterState:
     last_failover_at: float = 0.0
     crashes: list[CrashRecord] = field(default_factory=list)
     quarantined: dict[str, str] = field(default_factory=dict)   # server url -> reason
+    maintenance: list[str] = field(default_factory=list)        # server urls an operator took out
+    master_event_scheduler: bool | None = None                  # last seen on the master (None: unknown)
 
 
 class StateStore:
@@ -58,7 +67,28 @@ class StateStore:
             last_failover_at=float(raw.get("last_failover_at", 0.0)),
             crashes=[CrashRecord.from_dict(c) for c in raw.get("crashes", [])],
             quarantined=dict(raw.get("quarantined", {})),
+            maintenance=sorted({str(u) for u in raw.get("maintenance", []) or []}),
+            master_event_scheduler=(None if raw.get("master_event_scheduler") is None
+                                    else bool(raw["master_event_scheduler"])),
         )
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.dir / "state.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def update(self, change: Callable[[ClusterState], None]) -> ClusterState:
+        """Load, change and save under the store's lock (no lost update between processes)."""
+        with self._locked():
+            state = self.load()
+            change(state)
+            self.save(state)
+            return state
 
     def save(self, state: ClusterState) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -75,32 +105,42 @@ class StateStore:
 
     # Convenience operations used by the watcher and the CLI.
     def record_crash(self, record: CrashRecord, count_failover: bool) -> ClusterState:
-        state = self.load()
-        state.crashes.append(record)
-        if count_failover:
-            state.failover_count += 1
-            state.last_failover_at = record.at
-        self.save(state)
-        return state
+        def change(state: ClusterState) -> None:
+            state.crashes.append(record)
+            if count_failover:
+                state.failover_count += 1
+                state.last_failover_at = record.at
+        return self.update(change)
 
     def reset_failover_counter(self) -> None:
-        state = self.load()
-        state.failover_count = 0
-        self.save(state)
+        self.update(lambda state: setattr(state, "failover_count", 0))
 
     def latest_crash(self) -> CrashRecord | None:
         crashes = self.load().crashes
         return crashes[-1] if crashes else None
 
     def quarantine(self, url: str, reason: str) -> None:
-        state = self.load()
-        state.quarantined[url] = reason
-        self.save(state)
+        self.update(lambda state: state.quarantined.__setitem__(url, reason))
 
     def release(self, url: str) -> None:
-        state = self.load()
-        state.quarantined.pop(url, None)
-        self.save(state)
+        self.update(lambda state: state.quarantined.pop(url, None))
+
+    def set_maintenance(self, url: str, on: bool) -> bool:
+        """Put a server in maintenance or take it out; True when that changed something."""
+        changed = []
+
+        def change(state: ClusterState) -> None:
+            present = url in state.maintenance
+            if on and not present:
+                state.maintenance = sorted([*state.maintenance, url])
+            elif not on and present:
+                state.maintenance = [u for u in state.maintenance if u != url]
+            changed.append(present != on)
+        self.update(change)
+        return changed[0]
+
+    def set_master_event_scheduler(self, on: bool) -> None:
+        self.update(lambda state: setattr(state, "master_event_scheduler", on))
 
 
 def now() -> float:

@@ -21,14 +21,14 @@ from repman.errors import OperationRefused
 from repman.routing import Topology, notify
 from repman.routing.scripts import run_post_script, run_pre_script
 from repman.watcher import crash
-from repman.watcher.checks import find_master, flush_tables, long_writes, read_states, replicas_of
+from repman.watcher.checks import find_master, flush_tables, in_maintenance, long_writes, read_states, replicas_of
 from repman.watcher.cluster_config import ClusterConfig
 from repman.watcher.demote import demote
 from repman.watcher.election import elect
 from repman.watcher.freeze import Frozen, freeze, freeze_read_timeout, unfreeze
 from repman.watcher.oplog import OpLog
 from repman.watcher.promote import (
-    ensure_replicating, finish_replica, point_at, promote, repoint, wait_gtid,
+    ensure_replicating, finish_replica, point_at, promote, repoint, start_event_scheduler, wait_gtid,
 )
 from repman.watcher.result import OperationResult
 from repman.watcher.state_store import StateStore
@@ -74,8 +74,9 @@ def _planned(cfg: ClusterConfig, store: StateStore, op: OpLog, to: ServerAddress
         if slow:
             raise OperationRefused(slow)
 
-    quarantined = store.load().quarantined
-    election = elect(cfg, states, master, "switchover", to=to, quarantined=quarantined)
+    persisted = store.load()
+    election = elect(cfg, states, master, "switchover", to=to, quarantined=persisted.quarantined,
+                     maintenance=in_maintenance(cfg, persisted.maintenance))
     if election.candidate is None:
         raise OperationRefused(election.sentence)
     cand = election.candidate
@@ -99,8 +100,9 @@ def _planned(cfg: ClusterConfig, store: StateStore, op: OpLog, to: ServerAddress
                 raise OperationRefused(f"{cand.url} did not reach the frozen position {frozen.final_pos} within "
                                        f"{wait:g}s; {master.url} is the master again")
 
+        scheduler = frozen.scheduler_before.upper() == "ON"
         crash.record(store, "switchover", master, cand, states, frozen.final_pos,
-                     extra={master.url: frozen.final_pos})
+                     extra={master.url: frozen.final_pos}, event_scheduler=scheduler)
         with op.step("promote"):
             try:
                 promote(cfg, cand, open_writes=True, conn=cconn)
@@ -111,6 +113,8 @@ def _planned(cfg: ClusterConfig, store: StateStore, op: OpLog, to: ServerAddress
     finally:
         _close(cconn)
     op.say(f"{cand.url} is the master and takes writes")
+    if scheduler:
+        op.say(start_event_scheduler(cfg, cand))
     others = [a for a in replicas_of(cfg, states, master) if a != cand and states[a].reachable]
     return _finish(cfg, store, op, frozen, master, cand, others, routers)
 
