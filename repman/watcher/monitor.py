@@ -244,6 +244,7 @@ class ClusterMonitor:
                        ) -> list[tuple[ServerAddress, str]]:
         out = []
         followers = {s.replica.master for s in states.values() if s.reachable and s.replica}
+        replicas_read_only = bool(self.cfg.get("failover-readonly-state", True))
         for addr in self.cfg.servers:
             s = states[addr]
             if (same_server(addr, self.master) or not s.reachable or addr.url in quarantined
@@ -257,7 +258,9 @@ class ClusterMonitor:
                         "replicates from nobody"
             elif not same_server(s.replica.master, self.master):
                 why = f"replicates from {s.replica.master.url}, not from the master {self.master}"
-            elif own := own_beyond(s.gtid_binlog_pos, s.server_id, s.gtid_slave_pos):
+            elif replicas_read_only and (own := own_beyond(s.gtid_binlog_pos, s.server_id, s.gtid_slave_pos)):
+                # Writes of its own (it was made writable): errant, to undo. With
+                # failover-readonly-state off replicas are writable on purpose: left alone.
                 why = f"wrote {', '.join(own)} itself while a replica"
             elif (s.replica.io_running == "No" and s.replica.sql_running == "No"
                   and self.labels.get(addr) in ("Failed", "Suspect")):
