@@ -19,6 +19,11 @@ DEAD = replace(HEALTHY, master_reachable=False, master_error="2003: Can't connec
                failover_mode="automatic")
 PINGS = "master 127.0.0.1:3306 failed 5/5 pings"
 NOBODY = "no replica receives heartbeats or events from it"
+# The fast path: two failed pings and every reachable replica lost the master too.
+AGREE = replace(DEAD, failed_pings=2, lost_by=(A, B))
+PINGS2 = "master 127.0.0.1:3306 failed 2/5 pings"
+LOST2 = "all 2 replicas lost it too (IO threads not connected)"
+CONNECTED = ((A, "still has its IO thread connected"),)
 
 CASES = [
     # name, facts, action, sentence (exact), target
@@ -173,6 +178,68 @@ CASES = [
      None),
     ("healthy with servers in maintenance", replace(HEALTHY, in_maintenance=(B,)), Action.NOTHING,
      "master 127.0.0.1:3306 is healthy with 2 replicas; 127.0.0.1:3308 in maintenance", None),
+    # -- replicas agree (orchestrator's DeadMaster) -------------------------------------------
+    ("replicas agree after two pings", AGREE, Action.FAILOVER,
+     f"{PINGS2} and {LOST2}: failing over to 127.0.0.1:3307", A),
+    ("replicas agree need no heartbeat window",
+     replace(AGREE, heartbeat_window_ready=False, alive_observers=((A, "received 2 heartbeats in 3.0s"),)),
+     Action.FAILOVER, f"{PINGS2} and {LOST2}: failing over to 127.0.0.1:3307", A),
+    ("replicas agree at the full counter", replace(AGREE, failed_pings=5), Action.FAILOVER,
+     f"{PINGS} and {LOST2}: failing over to 127.0.0.1:3307", A),
+    ("replicas agree with the heartbeat check off", replace(AGREE, heartbeat_check=False), Action.FAILOVER,
+     f"{PINGS2} and {LOST2}: failing over to 127.0.0.1:3307", A),
+    ("one replica still connected waits", replace(AGREE, lost_by=(B,), still_hear=CONNECTED), Action.SUSPECT,
+     f"{PINGS2} (2003: Can't connect): suspect (127.0.0.1:3307 still has its IO thread connected)", None),
+    ("a replica received heartbeats since the last tick waits",
+     replace(AGREE, failed_pings=3, lost_by=(A,), still_hear=((B, "received 1 heartbeats since the last tick"),)),
+     Action.SUSPECT, "master 127.0.0.1:3306 failed 3/5 pings (2003: Can't connect): suspect "
+     "(127.0.0.1:3308 received 1 heartbeats since the last tick)", None),
+    ("one replica still connected, full counter: the heartbeat veto holds",
+     replace(DEAD, lost_by=(B,), still_hear=CONNECTED, alive_observers=((A, "is still connected to it"),)),
+     Action.SUSPECT, f"{PINGS} but 127.0.0.1:3307 is still connected to it: it is alive, not failing over", None),
+    ("one replica still connected, full counter, nobody heard in the window",
+     replace(DEAD, lost_by=(B,), still_hear=((A, "has no earlier reading"),)), Action.FAILOVER,
+     f"{PINGS} and {NOBODY}: failing over to 127.0.0.1:3307", A),
+    ("no reachable replica waits for the full counter",
+     replace(DEAD, failed_pings=2, replicas_reachable=0, candidate=None), Action.SUSPECT,
+     f"{PINGS2} (2003: Can't connect): suspect", None),
+    ("replicas agree off waits", replace(AGREE, replicas_agree=False), Action.SUSPECT,
+     f"{PINGS2} (2003: Can't connect): suspect", None),
+    ("replicas agree off, full counter: the old sentence", replace(AGREE, replicas_agree=False, failed_pings=5),
+     Action.FAILOVER, f"{PINGS} and {NOBODY}: failing over to 127.0.0.1:3307", A),
+    ("below the agreement's minimum pings waits", replace(AGREE, failed_pings=1), Action.SUSPECT,
+     "master 127.0.0.1:3306 failed 1/5 pings (2003: Can't connect): suspect", None),
+    ("agreement minimum raised waits", replace(AGREE, failed_pings=3, replicas_agree_pings=4), Action.SUSPECT,
+     "master 127.0.0.1:3306 failed 3/5 pings (2003: Can't connect): suspect", None),
+    ("agreement minimum of one ping", replace(AGREE, failed_pings=1, replicas_agree_pings=1), Action.FAILOVER,
+     f"master 127.0.0.1:3306 failed 1/5 pings and {LOST2}: failing over to 127.0.0.1:3307", A),
+    ("replicas agree, one replica unreachable",
+     replace(AGREE, replicas=(A, B, C), lost_by=(A, B), unreachable_replicas=(C,)), Action.FAILOVER,
+     f"{PINGS2} and all 2 reachable replicas lost it too (IO threads not connected): failing over to 127.0.0.1:3307",
+     A),
+    ("the only reachable replica agrees", replace(AGREE, lost_by=(B,), replicas_reachable=1, candidate=B),
+     Action.FAILOVER, f"{PINGS2} and its only reachable replica lost it too (IO thread not connected): "
+     "failing over to 127.0.0.1:3308", B),
+    ("the single replica agrees", replace(AGREE, replicas=(A,), replicas_reachable=1, lost_by=(A,)),
+     Action.FAILOVER, f"{PINGS2} and its replica lost it too (IO thread not connected): failing over to 127.0.0.1:3307",
+     A),
+    ("replicas agree in manual mode", replace(AGREE, failover_mode="manual"), Action.ALERT,
+     f"{PINGS2} and {LOST2}: failed; failover-mode is manual, alerting only "
+     "(`repman failover` would promote 127.0.0.1:3307)", A),
+    ("replicas agree past the failover limit", replace(AGREE, failover_count=5), Action.REFUSE,
+     f"{PINGS2} and {LOST2}, but failover-limit 5 is reached (5 failovers): "
+     "reset it with `repman reset-failover-counter`", None),
+    ("replicas agree within the time limit", replace(AGREE, since_last_failover=3.0, failover_time_limit=60),
+     Action.REFUSE, f"{PINGS2} and {LOST2}, but the last failover was 3.0s ago, within failover-time-limit 60s", None),
+    ("replicas agree, no candidate", replace(AGREE, candidate=None, no_candidate_reason="127.0.0.1:3307 lags"),
+     Action.REFUSE, f"{PINGS2} and {LOST2}, but 127.0.0.1:3307 lags", None),
+    ("replicas agree after the whole cluster was down", replace(AGREE, whole_cluster_was_down=True), Action.REFUSE,
+     f"{PINGS2} after the whole cluster was down: a returning replica may miss its writes, "
+     "not failing over (failover-restart-unsafe is off)", None),
+    ("replicas agree, master in maintenance", replace(AGREE, master_maintenance=True), Action.NOTHING,
+     "master 127.0.0.1:3306 is in maintenance and does not answer (2003: Can't connect): not failing over", None),
+    ("replicas agree while an operation runs", replace(AGREE, operation_running="rejoin of 127.0.0.1:3309"),
+     Action.NOTHING, "rejoin of 127.0.0.1:3309 in progress: waiting for it to finish", None),
     ("rejoin waits while master suspect", replace(DEAD, failed_pings=2, rejoin_needed=((C, "is back"),)),
      Action.SUSPECT, "master 127.0.0.1:3306 failed 2/5 pings (2003: Can't connect): suspect", None),
 ]
@@ -201,6 +268,9 @@ def test_table_is_large_enough_and_covers_every_rule():
     (replace(HEALTHY, maintenance=True), "Maintenance"),
     (replace(HEALTHY, master_maintenance=True), "Maintenance"),
     (replace(DEAD, master_maintenance=True), "Maintenance"),
+    (AGREE, "Failed"),
+    (replace(AGREE, still_hear=CONNECTED), "Suspect"),
+    (replace(AGREE, replicas_agree=False), "Suspect"),
 ])
 def test_master_state_label(facts, label):
     assert master_state_label(analyse(facts), facts) == label
@@ -212,3 +282,9 @@ def test_dead_master_helper():
     assert not dead_master(replace(DEAD, alive_observers=((A, "x"),)))
     assert dead_master(replace(DEAD, heartbeat_check=False, alive_observers=((A, "x"),)))
     assert not dead_master(HEALTHY)
+    assert dead_master(AGREE)
+    assert dead_master(replace(AGREE, alive_observers=((A, "received 1 heartbeats in 3.0s"),)))
+    assert not dead_master(replace(AGREE, still_hear=CONNECTED))
+    assert not dead_master(replace(AGREE, replicas_agree=False))
+    assert not dead_master(replace(AGREE, failed_pings=1))
+    assert not dead_master(replace(AGREE, lost_by=()))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 
 import pytest
@@ -82,6 +83,45 @@ def test_loop_fails_over_a_killed_master_then_rejoins_it(bed, tmp_path):
         converged(bed)
         assert sql(bed, old, "SELECT COUNT(*) AS n FROM repman_test.t")[0]["n"] == 35
         assert sql(bed, old, "SELECT @@read_only AS ro")[0]["ro"] == 1
+    finally:
+        watcher.stop()
+
+
+def test_loop_fails_over_early_when_every_replica_lost_the_killed_master(bed, tmp_path):
+    """kill -9 at a 1 s ticker with a ping counter of 5: both replicas' IO threads lose the master
+    at once (Connecting), so the replicas-agree path fails over before the counter runs out."""
+    old = bed.addresses[0]
+    make_table(bed, old)
+    insert(bed, old, 20)
+    converged(bed)
+    watcher = _watcher(bed, tmp_path, failover_mode="automatic", monitoring_ticker=1,
+                       failover_falsepositive_ping_counter=5, failover_falsepositive_heartbeat_timeout=3)
+    mon = watcher.monitors["c1"]
+    lines: list[str] = []
+    mon._sink = lines.append
+    watcher.start()
+    try:
+        wait_until(lambda: mon.decision is not None and mon.decision.rule == "healthy", 30, "first healthy tick")
+        bed.kill(old)
+        new = wait_until(lambda: mon.master if mon.master != old and mon.labels.get(mon.master) == "Master" else None,
+                         90, "a new master elected by the loop")
+        assert new in bed.addresses[1:]
+        decided = [line for line in lines if "failing over to" in line]
+        assert len(decided) == 1, lines
+        found = re.search(rf"master {re.escape(str(old))} failed (\d+)/5 pings and all 2 replicas lost it too "
+                          rf"\(IO threads not connected\): failing over to {re.escape(str(new))}$", decided[0])
+        assert found, decided[0]
+        assert 2 <= int(found.group(1)) < 5        # the agreement decided, not the exhausted counter
+        assert store_for(mon.cfg).load().failover_count == 1
+        insert(bed, new, 10)
+        restart(bed, old)
+        wait_until(lambda: mon.labels.get(old) == "Slave" and mon.states[old].replica is not None
+                   and mon.states[old].replica.master == new and mon.states[old].replica.healthy,
+                   90, "the old master rejoined as a replica of the new one")
+        assert master_of(bed) == new
+        converged(bed)
+        for a in bed.addresses:
+            assert sql(bed, a, "SELECT COUNT(*) AS n FROM repman_test.t")[0]["n"] == 30
     finally:
         watcher.stop()
 

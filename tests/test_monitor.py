@@ -176,6 +176,39 @@ def test_replicas_hearing_the_master_veto_failover(bed, tmp_path):
         mon.close()
 
 
+def test_replicas_still_connected_keep_the_agreement_path_from_failing_over(bed, tmp_path):
+    """The watcher loses the master (account locked there) while the replicas' IO threads stay
+    connected: the replicas-agree path, even at one ping, never fires; many ticks, no failover."""
+    cfg = cluster_config(bed, tmp_path / "state", failover_mode="automatic",
+                         failover_falsepositive_replicas_agree_pings=1, failover_falsepositive_heartbeat_timeout=1.0)
+    mon = ClusterMonitor(cfg, log=lambda m: None, act=True, routers=[])
+    master = bed.addresses[0]
+    try:
+        assert mon.tick().rule == "healthy"
+        set_account_lock(bed, master, True)
+        decisions = []
+        while mon.failed_pings < 4 * int(cfg["failover-falsepositive-ping-counter"]):
+            decisions.append(mon.tick())
+            assert not mon.states[master].reachable
+            time.sleep(0.2)
+        assert all(d.action != Action.FAILOVER for d in decisions), [d.sentence for d in decisions]
+        assert not any("lost it too" in d.sentence for d in decisions)
+        suspects = [d.sentence for d in decisions if d.rule == "suspect"]
+        assert suspects and all(s.endswith("still has its IO thread connected)") for s in suspects), suspects
+        assert {d.rule for d in decisions} <= {"suspect", "heartbeat-wait", "heartbeats-alive"}
+        assert decisions[-1].rule == "heartbeats-alive"
+        assert mon.labels[master] == "Suspect"
+        for r in bed.addresses[1:]:
+            row = sql(bed, r, "SHOW SLAVE STATUS")[0]
+            assert row["Master_Port"] == master.port and row["Slave_IO_Running"] == "Yes"
+        assert store_for(cfg).load().failover_count == 0 and mon.last_result is None
+        set_account_lock(bed, master, False)
+        assert wait_until(lambda: mon.tick().action == Action.RECOVER, 30, "recovery")
+    finally:
+        set_account_lock(bed, master, False)
+        mon.close()
+
+
 def test_heartbeat_check_off_fails_over_a_master_the_watcher_cannot_see(bed, tmp_path):
     """Counter-test of the veto: without the heartbeat check the same partition is a failure."""
     cfg = cluster_config(bed, tmp_path / "state", failover_mode="manual", failover_falsepositive_heartbeat=False)

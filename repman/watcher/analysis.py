@@ -4,6 +4,13 @@ An ordered table of rules, first match wins, as orchestrator's analysis codes
 and Patroni's one-sentence-per-loop do. The function is pure: the monitor gathers
 facts (pings, heartbeat growth, election result, persisted counters) and this
 module alone decides, so every situation is a table row in the tests.
+
+A master that does not answer is Failed by one of two paths: the full ping
+counter plus the heartbeat veto (repman's), or, sooner, a few failed pings while
+every reachable replica lost it too (orchestrator's DeadMaster: IO threads not
+connected, nothing received since the previous tick). A replica still connected
+sends the decision back to the first path, so a watcher-side partition never
+fails over a master the replicas still hear.
 """
 
 from __future__ import annotations
@@ -42,6 +49,11 @@ class Facts:
     heartbeat_check: bool = True                # failover-falsepositive-heartbeat
     heartbeat_window_ready: bool = True         # the check spanned the heartbeat timeout
     alive_observers: tuple[tuple[ServerAddress, str], ...] = ()   # replica, what it saw (growth...)
+    replicas_agree: bool = True                 # failover-falsepositive-replicas-agree
+    replicas_agree_pings: int = 2               # failover-falsepositive-replicas-agree-pings
+    lost_by: tuple[ServerAddress, ...] = ()     # reachable replicas of the master: IO thread not connected,
+    #                                             nothing received since the previous tick
+    still_hear: tuple[tuple[ServerAddress, str], ...] = ()   # reachable replicas that do not agree, and why
     failover_mode: str = "manual"
     failover_count: int = 0
     failover_limit: int = 5                     # 0 = no limit
@@ -88,7 +100,25 @@ def _observers(f: Facts) -> str:
     return ", ".join(f"{a} {how}" for a, how in f.alive_observers)
 
 
+def _agreement(f: Facts) -> str:
+    n = len(f.lost_by)
+    if n == 1:
+        who = "its replica" if len(f.replicas) <= 1 else "its only reachable replica"
+    else:
+        who = f"all {n} {'replicas' if len(f.replicas) <= n else 'reachable replicas'}"
+    return f"{who} lost it too (IO thread{'s' if n > 1 else ''} not connected)"
+
+
+def _waiting_for(f: Facts) -> str:
+    """Why the replicas' agreement does not count yet (empty when it is not in play)."""
+    if not (f.replicas_agree and f.still_hear and f.failed_pings >= f.replicas_agree_pings):
+        return ""
+    return " (" + ", ".join(f"{a} {how}" for a, how in f.still_hear) + ")"
+
+
 def _nobody_hears(f: Facts) -> str:
+    if _agreed(f):
+        return _agreement(f)
     if not f.heartbeat_check:
         return "the heartbeat check is off"
     if not f.replicas_reachable:
@@ -106,6 +136,12 @@ def _dead(f: Facts) -> bool:
 
 def _confirmed_dead(f: Facts) -> bool:
     return _dead(f) and f.failed_pings >= f.ping_threshold
+
+
+def _agreed(f: Facts) -> bool:
+    """The fast path: enough failed pings and every reachable replica lost the master too."""
+    return (f.replicas_agree and _dead(f) and f.failed_pings >= f.replicas_agree_pings
+            and bool(f.lost_by) and not f.still_hear)
 
 
 Rule = tuple[str, Callable[[Facts], bool], Action, Callable[[Facts], str], Callable[[Facts], ServerAddress | None]]
@@ -162,13 +198,16 @@ RULES: list[Rule] = [
     ("master-maintenance", lambda f: f.master_maintenance, Action.NOTHING,
      lambda f: (f"master {f.master} is in maintenance and does not answer ({f.master_error or 'no answer'}): "
                 "not failing over"), _none),
-    ("suspect", lambda f: f.failed_pings < f.ping_threshold, Action.SUSPECT,
-     lambda f: f"{_pings(f)} ({f.master_error or 'no answer'}): suspect", _none),
-    ("heartbeats-alive", lambda f: f.heartbeat_check and bool(f.alive_observers), Action.SUSPECT,
+    ("suspect", lambda f: f.failed_pings < f.ping_threshold and not _agreed(f), Action.SUSPECT,
+     lambda f: f"{_pings(f)} ({f.master_error or 'no answer'}): suspect{_waiting_for(f)}", _none),
+    # The replicas' agreement is a direct reading of this tick: the heartbeat window is not needed.
+    ("heartbeats-alive", lambda f: f.heartbeat_check and bool(f.alive_observers) and not _agreed(f),
+     Action.SUSPECT,
      lambda f: f"{_pings(f)} but {_observers(f)}: it is alive, not failing over", _none),
     ("no-replica", lambda f: not f.replicas, Action.FAILED,
      lambda f: f"{_pings(f)}: failed, and the cluster has no replica to fail over to", _none),
-    ("heartbeat-wait", lambda f: f.heartbeat_check and not f.heartbeat_window_ready and f.replicas_reachable > 0,
+    ("heartbeat-wait", lambda f: (f.heartbeat_check and not f.heartbeat_window_ready and f.replicas_reachable > 0
+                                  and not _agreed(f)),
      Action.SUSPECT,
      lambda f: f"{_pings(f)}: waiting for the replicas' heartbeat check before declaring it failed", _none),
     ("restart-unsafe", lambda f: f.whole_cluster_was_down and not f.restart_unsafe, Action.REFUSE,
@@ -215,8 +254,9 @@ def master_state_label(decision: Decision, facts: Facts) -> str:
 
 
 def dead_master(facts: Facts) -> bool:
-    """True when the facts say the master is gone (pings exhausted, nobody hears it)."""
-    return _confirmed_dead(facts) and not (facts.heartbeat_check and facts.alive_observers)
+    """True when the facts say the master is gone: every replica lost it too, or the pings are
+    exhausted and nobody hears it."""
+    return _agreed(facts) or (_confirmed_dead(facts) and not (facts.heartbeat_check and facts.alive_observers))
 
 
 __all__ = ["Action", "Facts", "Decision", "analyse", "RULES", "master_state_label", "dead_master"]

@@ -22,6 +22,11 @@ WATCHER_KEYS = key_table(
         "veto failover while a replica still receives heartbeats from the master"),
     Key("failover-falsepositive-heartbeat-timeout", "float", 3.0,
         "seconds between two reads of replicas' heartbeat counters", minimum=0, maximum=600),
+    Key("failover-falsepositive-replicas-agree", "bool", True,
+        "declare the master failed early when every reachable replica lost it too (IO thread not "
+        "connected, nothing received since the last tick)"),
+    Key("failover-falsepositive-replicas-agree-pings", "int", 2,
+        "failed pings needed before the replicas' agreement counts", minimum=1, maximum=1000),
     Key("failover-limit", "int", 5, "failovers allowed before an operator resets the counter (0: no limit)",
         minimum=0),
     Key("failover-time-limit", "float", 0.0, "seconds that must pass after a failover before another (0: none)",

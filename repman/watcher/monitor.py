@@ -4,7 +4,9 @@ A tick reads all servers in parallel (a dead one costs its connect timeout, not
 the others'), keeps the per-server states (Master, Slave, Suspect, Failed,
 Maintenance, Standalone), counts the master's failed pings, keeps a short
 history of the replicas' heartbeat counters and received positions for the
-false-positive check, and asks ``analysis.analyse`` for the decision. The
+false-positive checks (the heartbeat window, and the replicas' agreement that
+they lost the master: IO thread not connected, nothing received since the
+previous tick), and asks ``analysis.analyse`` for the decision. The
 master is the latest crash record's new master while it is writable, else the
 server the replicas follow. A second writable server is fenced within the tick
 that sees it (never two writable masters); long actions (failover, rejoin) run
@@ -240,6 +242,32 @@ class ClusterMonitor:
                 observers.append((addr, "is still connected to it"))
         return True, tuple(observers)
 
+    def _agreement(self, current: dict[ServerAddress, Sample]
+                   ) -> tuple[tuple[ServerAddress, ...], tuple[tuple[ServerAddress, str], ...]]:
+        """(replicas that lost the master, replicas that do not agree and why), from this tick's
+        snapshot against the previous tick's.
+
+        Every reachable replica of the master is an observer, in maintenance or ignored too:
+        it lost the master when its IO thread is not connected ("Connecting", "No") and neither
+        its heartbeat counter nor its received position moved since the previous reading.
+        """
+        before = self.history[-1][1] if self.history else {}
+        lost: list[ServerAddress] = []
+        hear: list[tuple[ServerAddress, str]] = []
+        for addr in sorted(current):
+            cur, old = current[addr], before.get(addr)
+            if cur.io_running == "Yes":
+                hear.append((addr, "still has its IO thread connected"))
+            elif old is None:
+                hear.append((addr, "has no earlier reading"))
+            elif cur.heartbeats > old.heartbeats:
+                hear.append((addr, f"received {cur.heartbeats - old.heartbeats} heartbeats since the last tick"))
+            elif cur.received and cur.received != old.received:
+                hear.append((addr, f"received events up to {cur.received} since the last tick"))
+            else:
+                lost.append(addr)
+        return tuple(lost), tuple(hear)
+
     def _rejoin_needed(self, states: dict[ServerAddress, ServerState], quarantined: dict[str, str]
                        ) -> list[tuple[ServerAddress, str]]:
         out = []
@@ -303,6 +331,8 @@ class ClusterMonitor:
 
         samples = self._sample(states)
         ready, observers = self._alive_observers(now, samples) if not reachable else (True, ())
+        agree = bool(cfg["failover-falsepositive-replicas-agree"])
+        lost_by, still_hear = self._agreement(samples) if agree and not reachable else ((), ())
         self.history.append((now, samples))
 
         running = self.operation_running()
@@ -345,6 +375,8 @@ class ClusterMonitor:
             replicas=replicas, replicas_reachable=sum(1 for a in replicas if states[a].reachable),
             heartbeat_check=bool(cfg["failover-falsepositive-heartbeat"]), heartbeat_window_ready=ready,
             alive_observers=observers, failover_mode=cfg["failover-mode"],
+            replicas_agree=agree, replicas_agree_pings=int(cfg["failover-falsepositive-replicas-agree-pings"]),
+            lost_by=lost_by, still_hear=still_hear,
             failover_count=persisted.failover_count, failover_limit=int(cfg["failover-limit"]),
             since_last_failover=since, failover_time_limit=float(cfg["failover-time-limit"]),
             candidate=candidate, no_candidate_reason=no_reason, maintenance=self.maintenance,
