@@ -1,14 +1,17 @@
 """Failover benchmark: kill -9 the master under writes, let the watcher loop fail over (prints figures).
 
 Detection and decision are the real monitor loop's (``repman.watcher.loop.Watcher``,
-failover-mode automatic) with the false-positive checks on: ping counter and the
-replica heartbeat check. Measured per round: time from the kill to the first
-acknowledged write on the new master, seen by a writer that connects straight to
-whichever server is writable. After each round the old master is restarted and
-the loop rejoins it (autorejoin) before the next kill.
+failover-mode automatic) with the false-positive checks on: ping counter, the
+replica heartbeat check and, unless ``--no-replicas-agree``, the replicas-agree
+path (the master is Failed after ``--agree-pings`` failed pings when every replica
+lost it too). Measured per round: time from the kill to the loop's failover
+decision, which path decided (replicas agree or ping counter), and time to the
+first acknowledged write on the new master, seen by a writer that connects
+straight to whichever server is writable. After each round the old master is
+restarted and the loop rejoins it (autorejoin) before the next kill.
 
 Usage: /tmp/venv/bin/python bench/failover.py [--rounds 10] [--ticker 1] [--pings 5]
-       [--heartbeat-timeout 3] [--semisync]
+       [--agree-pings 2] [--no-replicas-agree] [--heartbeat-timeout 3] [--semisync]
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import logging
 import statistics
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -32,6 +36,9 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--ticker", type=float, default=1.0, help="monitoring-ticker (s)")
     ap.add_argument("--pings", type=int, default=5, help="failover-falsepositive-ping-counter")
+    ap.add_argument("--agree-pings", type=int, default=2, help="failover-falsepositive-replicas-agree-pings")
+    ap.add_argument("--no-replicas-agree", dest="agree", action="store_false",
+                    help="failover-falsepositive-replicas-agree off: ping counter and heartbeat check only")
     ap.add_argument("--heartbeat-timeout", type=float, default=3.0,
                     help="failover-falsepositive-heartbeat-timeout (s)")
     ap.add_argument("--heartbeat-period", type=float, default=1.0, help="replication-heartbeat-period (s)")
@@ -47,12 +54,26 @@ def main() -> int:
         failover_falsepositive_ping_counter=args.pings, failover_falsepositive_heartbeat=True,
         failover_falsepositive_heartbeat_timeout=args.heartbeat_timeout,
         replication_heartbeat_period=args.heartbeat_period, failover_limit=0, failover_time_limit=0,
+        failover_falsepositive_replicas_agree=args.agree,
+        failover_falsepositive_replicas_agree_pings=args.agree_pings,
     )
     outages: list[float] = []
+    detections: list[float] = []
+    paths: Counter[str] = Counter()
+    events: list[tuple[float, str]] = []
     decided: list[float] = []
     failures: list[str] = []
     watcher = Watcher.for_clusters([cluster.cfg])
     monitor = next(iter(watcher.monitors.values()))
+    previous_sink = monitor._sink
+
+    def record(message: str) -> None:
+        events.append((time.monotonic(), message))
+        if previous_sink is not None:
+            previous_sink(message)
+        elif args.verbose:
+            logging.getLogger("repman.watcher").info("%s: %s", monitor.name, message)
+    monitor._sink = record
     try:
         writer = cluster.writer(pause=0.001).start()
         watcher.start()
@@ -74,6 +95,10 @@ def main() -> int:
                 break
             first = next(a for a in writer.acked if a.at > killed and a.server != old.url)
             outages.append(first.at - killed)
+            decision = next(((t, m) for t, m in events if t > killed and "failing over to" in m), None)
+            if decision is not None:
+                detections.append(decision[0] - killed)
+                paths["replicas agree" if "lost it too" in decision[1] else "ping counter"] += 1
             result = monitor.last_result
             if result is not None and result.kind == "failover":
                 decided.append(result.timings.get("total", float("nan")))
@@ -98,7 +123,12 @@ def main() -> int:
 
     print(f"failover benchmark: 3 nodes, {'semi-sync AFTER_SYNC' if args.semisync else 'async'}, watcher loop "
           f"(ticker {args.ticker:g} s, ping counter {args.pings}, heartbeat check on: timeout "
-          f"{args.heartbeat_timeout:g} s, heartbeat period {args.heartbeat_period:g} s), {len(outages)} kill -9")
+          f"{args.heartbeat_timeout:g} s, heartbeat period {args.heartbeat_period:g} s; replicas-agree "
+          f"{f'on after {args.agree_pings} pings' if args.agree else 'off'}), {len(outages)} kill -9")
+    if detections:
+        print(f"  kill -> failover decision: p50 {fmt(percentile(detections, 50))}  "
+              f"p99 {fmt(percentile(detections, 99))}  max {fmt(max(detections))}   decided by: "
+              + ", ".join(f"{name} {n}" for name, n in sorted(paths.items())))
     if outages:
         print(f"  kill -> first acknowledged write on the new master: p50 {fmt(percentile(outages, 50))}  "
               f"p99 {fmt(percentile(outages, 99))}  min {fmt(min(outages))}  max {fmt(max(outages))}  "
