@@ -141,7 +141,8 @@ class Cluster(pulumi.ComponentResource):
         return LocalWatcher(
             f"{name}-watcher",
             LocalWatcherArgs(base_dir=str(files.base), cluster=spec.name, config=config,
-                             secrets=pulumi.Output.secret(secret_values(spec)), api=dict(spec.api_settings)),
+                             secrets=pulumi.Output.secret(secret_values(spec)), api=dict(spec.api_settings),
+                             keep_state=spec.keep_data_on_delete),
             pulumi.ResourceOptions(parent=self, depends_on=after),
         )
 

@@ -168,6 +168,8 @@ def test_local_stack_up_twice_reconfigure_and_down(stack):
         with pytest.raises(pymysql.MySQLError):
             connect(s, admin, timeout=1)
     assert not list(state_dir.glob("**/data/mysql"))  # the local stack does not keep data
+    # ...nor the watcher's secrets and crash records, which a fresh cluster must not inherit.
+    assert not config_path.parent.exists()
 
 
 def _watcher_pid(config_path: Path) -> int:

@@ -100,6 +100,23 @@ def test_local_watcher_lifecycle(testbed):
     finally:
         provider.delete(created.id, outs)
     assert running_pid(WatcherFiles(base)) is None
+    assert not WatcherFiles(base).secrets_dir.exists()      # no secret outlives the watcher
+    assert WatcherFiles(base).config.exists()               # keep_state (default): state kept
+
+
+@needs_mariadb
+def test_deleted_watcher_without_kept_data_leaves_no_state(testbed):
+    base = Path(tempfile.mkdtemp(prefix="repman-w-"))
+    testbed.bootstrap()
+    props = _props(base, [a.url for a in testbed.addresses], free_port_block(1)) | {"keep_state": False}
+    provider = LocalWatcherProvider()
+    created = provider.create(dict(props))
+    files = WatcherFiles(base)
+    files.state_dir.mkdir(parents=True, exist_ok=True)
+    (files.state_dir / "marker").write_text("crash records live here")
+    provider.delete(created.id, created.outs)
+    assert running_pid(files) is None
+    assert not base.exists()
 
 
 def test_bad_watcher_config_is_refused_before_starting(tmp_path):

@@ -9,6 +9,7 @@ delete: stop the process (SIGTERM); files stay for the post-mortem.
 
 from __future__ import annotations
 
+import shutil
 import uuid
 from pathlib import Path
 from typing import Any, Optional
@@ -23,7 +24,7 @@ from components.providers.secret_digest import digest_matches, has_unknowns, mak
 
 PROVIDER_VERSION = "1"
 SECRET_KEYS = ("secrets",)
-INPUT_KEYS = ("base_dir", "cluster", "config", "api", "provider_version")
+INPUT_KEYS = ("base_dir", "cluster", "config", "api", "keep_state", "provider_version")
 OUTPUT_KEYS = ("pid", "config_path", "log_path", "api_url", "instance", "secret_digest")
 
 
@@ -105,19 +106,26 @@ class LocalWatcherProvider(ResourceProvider):
                                        olds.get("secret_digest") if same else None))
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
-        stop_watcher(_files(props))
+        """Stop it and remove its secret files; its state (failover counter, crash records) goes
+        with the datadirs: a later cluster on fresh datadirs must not inherit stale crash records."""
+        files = _files(props)
+        stop_watcher(files)
+        shutil.rmtree(files.secrets_dir, ignore_errors=True)
+        if not props.get("keep_state", True):
+            shutil.rmtree(files.base, ignore_errors=True)
 
 
 class LocalWatcherArgs:
     """The rendered config (no secrets in it) and the secrets it references (a secret Output)."""
 
     def __init__(self, *, base_dir: str, cluster: str, config: pulumi.Input[dict],
-                 secrets: pulumi.Input[dict], api: dict | None = None) -> None:
+                 secrets: pulumi.Input[dict], api: dict | None = None, keep_state: bool = True) -> None:
         self.base_dir = base_dir
         self.cluster = cluster
         self.config = config
         self.secrets = secrets
         self.api = api or {}
+        self.keep_state = keep_state
 
 
 class LocalWatcher(pulumi.dynamic.Resource, module="repman", name="LocalWatcher"):
