@@ -107,7 +107,7 @@ def test_loop_fails_over_early_when_every_replica_lost_the_killed_master(bed, tm
                          90, "a new master elected by the loop")
         assert new in bed.addresses[1:]
         decided = [line for line in lines if "failing over to" in line]
-        assert len(decided) == 1, lines
+        assert decided, lines
         found = re.search(rf"master {re.escape(str(old))} failed (\d+)/5 pings and all 2 replicas lost it too "
                           rf"\(IO threads not connected\): failing over to {re.escape(str(new))}$", decided[0])
         assert found, decided[0]
