@@ -26,6 +26,7 @@ from repman.watcher import crash
 from repman.watcher.checks import find_dead_master, in_maintenance, read_states, replicas_of
 from repman.watcher.cluster_config import ClusterConfig
 from repman.watcher.election import elect, io_position
+from repman.watcher.lag import fill_unknown_lag
 from repman.watcher.oplog import OpLog
 from repman.watcher.promote import (
     applied_pos, open_writes, point_at, promote, repoint, start_event_scheduler, wait_gtid,
@@ -86,6 +87,7 @@ def _failover(cfg: ClusterConfig, store: StateStore, op: OpLog, routers: list) -
         _io_threads(cfg, replicas, start=False)
         states = read_states(cfg)
     persisted = store.load()
+    fill_unknown_lag(states, persisted.lag_seen)
     election = elect(cfg, states, master, "failover", quarantined=persisted.quarantined,
                      maintenance=in_maintenance(cfg, persisted.maintenance))
     if election.candidate is None:

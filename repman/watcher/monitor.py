@@ -34,6 +34,7 @@ from repman.watcher.cluster_config import ClusterConfig
 from repman.watcher.crash import recorded_primary
 from repman.watcher.demote import own_beyond
 from repman.watcher.election import elect, io_position, same_server
+from repman.watcher.lag import fill_unknown_lag, lag_readings
 from repman.watcher.freeze import fence
 from repman.watcher.operations import build_routers, run_operation, store_for
 from repman.watcher.oplock import OperationLock
@@ -159,6 +160,7 @@ class ClusterMonitor:
         self._mutex = threading.RLock()
         self.states: dict[ServerAddress, ServerState] = {}
         self.last_seen: dict[ServerAddress, ServerState] = {}
+        self.lag_while_master_answered: dict[str, list[float]] = {}
         self.labels: dict[ServerAddress, str] = {}
         self.fails: Counter[ServerAddress] = Counter()
         latest = self.store.latest_crash()
@@ -326,6 +328,12 @@ class ClusterMonitor:
         previous_pings = self.failed_pings
         self.failed_pings = 0 if reachable else self.failed_pings + 1
         if reachable:
+            self.lag_while_master_answered = lag_readings(states, time.time())
+        elif previous_pings == 0 and self.act and self.master is not None:
+            # The master just stopped answering: keep the lag it left the replicas with
+            # (they report NULL from now on) for failover-max-slave-delay.
+            self.store.set_lag_seen(self.lag_while_master_answered)
+        if reachable:
             self.whole_down = False
         self.read_only_ticks = self.read_only_ticks + 1 if reachable and master_state.read_only else 0
 
@@ -343,6 +351,7 @@ class ClusterMonitor:
                          and s.replica is not None and same_server(s.replica.master, self.master))
         candidate, no_reason = None, ""
         if self.master is not None and not reachable:
+            fill_unknown_lag(states, self.lag_while_master_answered or persisted.lag_seen)
             election = elect(cfg, states, self.master, "failover", maintenance=self.server_maintenance,
                              quarantined=persisted.quarantined)
             candidate = election.candidate

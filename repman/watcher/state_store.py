@@ -47,6 +47,9 @@ class ClusterState:
     quarantined: dict[str, str] = field(default_factory=dict)   # server url -> reason
     maintenance: list[str] = field(default_factory=list)        # server urls an operator took out
     master_event_scheduler: bool | None = None                  # last seen on the master (None: unknown)
+    # Replicas' Seconds_Behind_Master read while the master still answered (url -> [seconds, at]):
+    # once the master is gone MariaDB reports NULL, yet failover-max-slave-delay must still hold.
+    lag_seen: dict[str, list[float]] = field(default_factory=dict)
 
 
 class StateStore:
@@ -70,6 +73,7 @@ class StateStore:
             maintenance=sorted({str(u) for u in raw.get("maintenance", []) or []}),
             master_event_scheduler=(None if raw.get("master_event_scheduler") is None
                                     else bool(raw["master_event_scheduler"])),
+            lag_seen={str(u): [float(v[0]), float(v[1])] for u, v in (raw.get("lag_seen") or {}).items()},
         )
 
     @contextmanager
@@ -141,6 +145,9 @@ class StateStore:
 
     def set_master_event_scheduler(self, on: bool) -> None:
         self.update(lambda state: setattr(state, "master_event_scheduler", on))
+
+    def set_lag_seen(self, lags: dict[str, list[float]]) -> None:
+        self.update(lambda state: setattr(state, "lag_seen", dict(lags)))
 
 
 def now() -> float:
