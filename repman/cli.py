@@ -262,12 +262,13 @@ def cmd_keys(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2, default=str))
         return 0
     current = None
+    width = max((len(r["name"]) for r in rows), default=0) + 1
     for r in rows:
         if r["section"] != current:
             current = r["section"]
             print(f"{current}:")
         kind = "|".join(r["choices"]) if r["choices"] else r["kind"]
-        print(f"  {r['name']:<42} {kind:<20} default {r['default']!r}\n      {r['help']}")
+        print(f"  {r['name']:<{width}} {kind:<20} default {r['default']!r}\n      {r['help']}")
     print(f"api:\n  {API_USERS_HELP}")
     return 0
 
