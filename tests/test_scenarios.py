@@ -51,7 +51,7 @@ def test_switchover_kill_rejoin_and_back_under_writes(cluster_factory):
         assert res.ok, res.sentence
         res = switchover(c.cfg, c.store, c.log)                # back to the preferred master
         assert res.ok, res.sentence
-        assert res.new_primary == s1
+        assert res.new_primary == s1, "\n".join(c.lines)
         w.wait_acks(50)
     finally:
         w.stop()

@@ -55,6 +55,23 @@ def test_two_switchovers_under_writes_then_back_to_preferred(cluster_factory, se
     assert c.store.load().failover_count == 0
 
 
+def test_preferred_master_restarting_its_io_thread_still_wins(cluster_factory):
+    """A replica re-pointed a moment ago shows IO "Connecting"/"Preparing"; the switchover
+    waits for it to settle instead of passing over the preferred master."""
+    c = cluster_factory(preferred=0)
+    s1, s2, s3 = c.servers
+    assert c.primary() == s1
+    for _ in range(5):
+        res = switchover(c.cfg, c.store, c.log, to=s3)
+        assert res.ok, res.sentence
+        c.sql(s1, "STOP SLAVE IO_THREAD")
+        c.sql(s1, "START SLAVE IO_THREAD")                  # the switchover reads it within moments
+        res = switchover(c.cfg, c.store, c.log)
+        assert res.ok, res.sentence
+        assert res.new_primary == s1, res.steps
+    c.assert_converged()
+
+
 def test_refused_with_long_transaction_then_with_long_query(cluster_factory):
     c = cluster_factory(switchover_wait_write_query=1)
     master = c.primary()

@@ -11,6 +11,7 @@ a fraction of a second.
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Sequence
 
@@ -24,7 +25,7 @@ from repman.watcher import crash
 from repman.watcher.checks import find_master, flush_tables, in_maintenance, long_writes, read_states, replicas_of
 from repman.watcher.cluster_config import ClusterConfig
 from repman.watcher.demote import demote
-from repman.watcher.election import elect
+from repman.watcher.election import elect, same_server
 from repman.watcher.freeze import Frozen, freeze, freeze_read_timeout, unfreeze
 from repman.watcher.oplog import OpLog
 from repman.watcher.promote import (
@@ -49,7 +50,10 @@ def _switchover(cfg: ClusterConfig, store: StateStore, op: OpLog, to: ServerAddr
                 routers: list) -> OperationResult:
     with op.step("read"):
         states = read_states(cfg)
-    master, why = find_master(cfg, states)
+        master, why = find_master(cfg, states)
+        if master is not None and states[master].reachable:
+            states = _settled(cfg, states, master)
+            master, why = find_master(cfg, states)
     if master is None:
         raise OperationRefused(why)
     if not states[master].reachable:
@@ -60,6 +64,31 @@ def _switchover(cfg: ClusterConfig, store: StateStore, op: OpLog, to: ServerAddr
         return _planned(cfg, store, op, to, routers, states, master, mconn)
     finally:
         _close(mconn)
+
+
+# A replica whose IO thread was just (re)started shows these states for a moment.
+_IO_STARTING = ("connecting", "preparing")
+IO_SETTLE_S = 5.0
+
+
+def _settled(cfg: ClusterConfig, states: dict, master: ServerAddress) -> dict:
+    """Re-read while a replica of the master is still starting its IO thread.
+
+    A replica re-pointed a moment ago (by a previous switchover, failover or rejoin)
+    is "Connecting"/"Preparing" for a short while; the election excludes a switchover
+    candidate whose IO thread is not running, so a snapshot taken in that instant
+    would pass over the preferred master. Bounded: a replica that never connects is
+    judged as it is after ``IO_SETTLE_S`` seconds. Writes still flow meanwhile.
+    """
+    deadline = time.monotonic() + IO_SETTLE_S
+    while True:
+        starting = [a for a, s in states.items()
+                    if s.reachable and s.replica is not None and same_server(s.replica.master, master)
+                    and s.replica.io_running.lower() in _IO_STARTING]
+        if not starting or time.monotonic() >= deadline:
+            return states
+        time.sleep(0.05)
+        states = read_states(cfg)
 
 
 def _planned(cfg: ClusterConfig, store: StateStore, op: OpLog, to: ServerAddress | None, routers: list,
