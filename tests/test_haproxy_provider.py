@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -74,8 +75,12 @@ def test_provider_create_update_delete_with_real_haproxy(props, nodes):
     assert ports_via(read, nodes.admin) == {a.port}
 
     # A dead process is a change; update starts it again.
-    for pid in instance_pids(files):
+    killed = instance_pids(files)
+    for pid in killed:
         os.kill(pid, 9)
+    deadline = time.monotonic() + 10      # SIGKILL is asynchronous: on a loaded machine the
+    while any(pid_alive(p) for p in killed) and time.monotonic() < deadline:   # exit can lag
+        time.sleep(0.02)
     assert provider.diff(created.id, updated, changed).changes is True
     again = provider.update(created.id, updated, changed).outs
     assert pid_alive(again["pid"])
