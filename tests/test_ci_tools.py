@@ -33,6 +33,10 @@ def test_every_tool_the_suite_needs_is_installed() -> None:
     missing += [f for f in FILES if not Path(f).exists()]
     if _sshd() is None:
         missing.append("sshd")
+    from tests.standins.libconfig_check import load_libconfig
+
+    if load_libconfig() is None:
+        missing.append("libconfig9")
     if shutil.which("slapos", path=str(Path(sys.executable).parent)) is None and shutil.which("slapos") is None:
         missing.append("slapos (slapos.core)")
     assert not missing, f"missing in CI: {', '.join(missing)} (scripts/setup.sh must install them)"
