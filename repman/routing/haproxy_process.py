@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from repman.local.mariadb import pid_alive  # one liveness check for every local process
 from repman.errors import RepmanError
 from repman.routing.haproxy_runtime import RuntimeAPI
 
@@ -78,20 +79,6 @@ def read_pid(files: HAProxyFiles) -> int | None:
     except (OSError, ValueError, IndexError):
         return None
     return pid if pid_alive(pid) else None
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:   # a zombie child counts as gone
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(")")[-1].split()[0] != "Z"
-    except OSError:
-        return True
 
 
 def _wait_socket(files: HAProxyFiles, deadline: float, old_pid: int | None = None) -> int:
