@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -126,17 +127,21 @@ def test_preview_step_runs_under_the_embedded_engine_and_changes_nothing(ci: str
                               capture_output=True, text=True, timeout=60).stdout
     if "preview" not in helptext:
         pytest.skip("the embedded engine's `preview` (issue 10 deliverable 2, helper `engine`) is not in this branch")
-    state = Path(tempfile.mkdtemp(prefix="repman-ci-")) / "state"
+    state = Path(tempfile.mkdtemp(prefix="repman-ci-")) / "state"  # short: unix socket paths must fit
     base, proxy = free_port_block(3), free_port_block(2)
     overrides = [f"repman:db-servers-base-port={base}", f"repman:prov-state-dir={state}",
                  f"repman:haproxy-write-port={proxy}", f"repman:haproxy-read-port={proxy + 1}",
                  f"repman:api-port={free_port_block(1)}"]
     argv = preview_commands("local")[ci] + [a for o in overrides for a in ("-c", o)]
-    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=300,
-                          env={"PATH": "/usr/bin:/bin", "PULUMI_CONFIG_PASSPHRASE": "repman-example"})
+    try:
+        done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=300,
+                              env={"PATH": "/usr/bin:/bin", "PULUMI_CONFIG_PASSPHRASE": "repman-example"})
+        created = sorted(state.rglob("*")) if state.exists() else []
+    finally:
+        shutil.rmtree(state.parent, ignore_errors=True)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "Plan:" in done.stdout and re.search(r"^\s*\+ .*db1", done.stdout, re.M), done.stdout
-    assert not state.exists() or not any(state.rglob("*")), sorted(state.rglob("*"))
+    assert created == [], created  # preview made nothing: no datadir, no state file
 
 
 def test_drift_check_command_fails_when_the_stack_would_change():
@@ -150,7 +155,11 @@ def test_drift_check_command_fails_when_the_stack_would_change():
     argv = pulumi_to_embedded(shlex.split(line), "local") + [
         "-c", f"repman:prov-state-dir={state}", "-c", f"repman:db-servers-base-port={free_port_block(3)}"]
     assert "--expect-no-changes" in argv and "--refresh" in argv
-    done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=300,
-                          env={"PATH": "/usr/bin:/bin", "PULUMI_CONFIG_PASSPHRASE": "repman-example"})
+    try:
+        done = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=300,
+                              env={"PATH": "/usr/bin:/bin", "PULUMI_CONFIG_PASSPHRASE": "repman-example"})
+        created = sorted(state.rglob("*")) if state.exists() else []
+    finally:
+        shutil.rmtree(state.parent, ignore_errors=True)
     assert done.returncode != 0 and "expect-no-changes" in done.stderr, done.stderr[-2000:]
-    assert not state.exists() or not any(state.rglob("*"))
+    assert created == [], created

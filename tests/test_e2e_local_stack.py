@@ -9,7 +9,6 @@ so the test never collides with a developer's own local stack.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -26,22 +25,18 @@ pytestmark = needs_mariadb
 ROOT = Path(__file__).resolve().parent.parent
 
 
-# The local example's credentials are secure values under the README's example passphrase.
-EXAMPLE_PASSPHRASE = {"PULUMI_CONFIG_PASSPHRASE": "repman-example"}
-
-
 def local_config() -> dict:
+    """The stack as the engine reads it: secure credentials decrypted (example passphrase, conftest)."""
     from components.pulumi_config import load_stack_config
 
-    return load_stack_config(ROOT, "local", env=EXAMPLE_PASSPHRASE)
+    return load_stack_config(ROOT, "local")
 
 
 def engine(*args: str, overrides: list[str], check: bool = True) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "components.embedded_engine", *args, "--stack", "local"]
     for item in overrides:
         cmd += ["-c", item]
-    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300,
-                          env={**os.environ, **EXAMPLE_PASSPHRASE})
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     if check and done.returncode != 0:
         raise AssertionError(f"{' '.join(args)} failed ({done.returncode}): {done.stderr[-2000:]}")
     return done
