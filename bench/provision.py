@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -60,9 +61,12 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--stack", default="local")
     args = parser.parse_args()
-    import yaml
+    from components.pulumi_config import load_stack_config
 
-    cfg = yaml.safe_load((ROOT / "stacks" / f"Pulumi.{args.stack}.yaml").read_text())["config"]
+    # The committed stacks' secure values open with the README's example passphrase.
+    if "PULUMI_CONFIG_PASSPHRASE" not in os.environ and not os.environ.get("PULUMI_CONFIG_PASSPHRASE_FILE"):
+        os.environ["PULUMI_CONFIG_PASSPHRASE"] = "repman-example"
+    cfg = load_stack_config(ROOT, args.stack)
     admin = Credential(*cfg["repman:db-servers-credential"].split(":", 1))
     ups, downs = [], []
     for run in range(1, args.runs + 1):

@@ -171,7 +171,9 @@ class Engine:
         self.stack = stack
         self.progress = progress
         self.project = project_name(project_dir)
-        self.config = {**stack_config(project_dir, stack), **(overrides or {})}
+        # The Pulumi CLI's merge and validation rules, secure values decrypted (components/pulumi_config.py).
+        from components.pulumi_config import load_stack_config
+        self.config = load_stack_config(project_dir, stack, overrides)
         # Validate before anything runs: a bad config creates nothing.
         self.spec = load_cluster_spec(self.config, project_dir=project_dir)
         self.state = StateFile(state_path(self.spec, stack))

@@ -26,9 +26,10 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def local_config() -> dict:
-    import yaml
+    """The stack as the engine reads it: secure credentials decrypted (example passphrase, conftest)."""
+    from components.pulumi_config import load_stack_config
 
-    return yaml.safe_load((ROOT / "stacks" / "Pulumi.local.yaml").read_text())["config"]
+    return load_stack_config(ROOT, "local")
 
 
 def engine(*args: str, overrides: list[str], check: bool = True) -> subprocess.CompletedProcess:
