@@ -42,15 +42,16 @@ class EngineMonitor(mocks.MockMonitor):
         self.engine = engine
 
     def RegisterResource(self, request: Any) -> Any:
-        urn = self.make_urn(request.parent, request.type, request.name)
+        urn = self.engine.urn(request.parent, request.type, request.name)
         if request.type == "pulumi:pulumi:Stack":
             return resource_pb2.RegisterResourceResponse(urn=urn)
         _ensure_event_loop()
-        raw = rpc.deserialize_properties(request.object)
+        raw = rpc.deserialize_properties(request.object, keep_unknowns=self.engine.preview)
         secret_keys = {k for k, v in raw.items() if rpc.is_rpc_secret(v)}
         inputs = _unwrap(raw)
         id_, state = self.engine.register(
             urn, request.type, request.name, inputs, bool(request.custom), secret_keys,
+            protect=bool(request.protect), delete_before_replace=bool(request.deleteBeforeReplace),
         )
         obj = _sync_await(rpc.serialize_properties(state, {}))
         self.resources[urn] = mocks.MockMonitor.ResourceRegistration(urn, id_, state)
@@ -89,8 +90,8 @@ def run_program(engine: "Engine") -> tuple[dict[str, Any], set[str]]:
     sys.path.insert(0, str(engine.project_dir))
     try:
         os.chdir(engine.project_dir)
-        settings.reset_options(project=engine.project, stack=engine.stack, preview=False)
-        mocks.set_mocks(_NoMocks(), project=engine.project, stack=engine.stack, preview=False,
+        settings.reset_options(project=engine.project, stack=engine.stack, preview=engine.preview)
+        mocks.set_mocks(_NoMocks(), project=engine.project, stack=engine.stack, preview=engine.preview,
                         monitor=EngineMonitor(engine))
         settings.SETTINGS.rpc_manager.clear()
         try:
