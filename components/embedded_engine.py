@@ -137,6 +137,17 @@ class StateFile:
             self.resources.pop(urn, None)
             self.save()
 
+    def adopt(self, urn: str, typ: str, name: str) -> None:
+        """Take over an entry of the same type and name under an older URN (state written before
+        URNs carried the whole parent chain), as a Pulumi alias would: no re-create, no delete."""
+        if urn in self.resources:
+            return
+        for old_urn, res in self.resources.items():
+            if res.type == typ and res.name == name:
+                res.urn = urn
+                self.resources = {(urn if k == old_urn else k): v for k, v in self.resources.items()}
+                return
+
     def begin(self, op: str, urn: str, name: str) -> None:
         """Record an operation before it starts: a crash leaves it here to be reported."""
         with self.lock:
@@ -295,6 +306,7 @@ class Engine:
                  delete_before_replace: bool = False) -> tuple[str, dict[str, Any]]:
         with self.state.lock:
             self.seen.append(urn)
+            self.state.adopt(urn, typ, name)
         if not custom:
             if urn not in self.state.resources:
                 self._step(Step("+", name, typ))
