@@ -1,0 +1,101 @@
+"""The embedded engine's protocol with a dynamic provider, seen through a recording stand-in.
+
+Which calls, in which order, with what types: ``check`` with the old inputs before
+``diff``, olds through protobuf (floats), create-before-delete unless the provider or
+the resource asks for delete-before-replace, a preview that calls only check/diff and
+writes nothing, and protect refusing a replace. The real providers run through the same
+engine in tests/test_embedded_engine.py.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from components.embedded_engine import Engine, EngineError
+from repman.errors import RepmanError
+
+PROGRAM = '''
+import json, os
+import pulumi
+from tests.standins.recording_provider import Recorded
+
+params = json.loads(os.environ["REC_PARAMS"])
+parent = pulumi.ComponentResource("test:index:Group", "group")
+made = Recorded("rec", params["props"], pulumi.ResourceOptions(parent=parent, protect=params.get("protect", False)))
+parent.register_outputs({})
+pulumi.export("made", made.made)
+'''
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    (tmp_path / "stacks").mkdir()
+    (tmp_path / "Pulumi.yaml").write_text("name: repman\nruntime: python\nstackConfigDir: stacks\n")
+    (tmp_path / "stacks" / "Pulumi.t.yaml").write_text(
+        "config:\n  repman:db-servers-credential: a:pw-a\n  repman:replication-credential: r:pw-r\n"
+        f"  repman:prov-state-dir: {tmp_path / 'state'}\n")
+    (tmp_path / "__main__.py").write_text(PROGRAM)
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parent.parent))
+    return tmp_path
+
+
+def run(project: Path, monkeypatch: pytest.MonkeyPatch, preview: bool = False, protect: bool = False,
+        **props) -> tuple[Engine, list[dict]]:
+    log = project / "calls.jsonl"
+    log.write_text("")
+    base = {"log": str(log), "key": "a", "value": 1, "dbr": False}
+    monkeypatch.setenv("REC_PARAMS", json.dumps({"props": {**base, **props}, "protect": protect}))
+    engine = Engine(project, "t", lambda m: None, preview=preview)
+    engine.up()
+    return engine, [json.loads(line) for line in log.read_text().splitlines()]
+
+
+def ops(calls: list[dict]) -> list[str]:
+    return [c["op"] for c in calls]
+
+
+def test_check_before_diff_with_old_inputs_and_float_olds(project, monkeypatch):
+    engine, calls = run(project, monkeypatch)
+    assert ops(calls) == ["check", "create"] and calls[0]["olds"] == {}
+    state = json.loads(engine.state.path.read_text())
+    rec = next(r for r in state["resources"] if r["name"] == "rec")
+    assert rec["urn"] == "urn:pulumi:t::repman::test:index:Group$pulumi-python:dynamic/test:Recorded::rec"
+
+    _, calls = run(project, monkeypatch, value=2)
+    assert ops(calls) == ["check", "diff", "update"]
+    assert calls[0]["olds"]["value"] == 1 and calls[0]["olds"]["key"] == "a"     # the old inputs
+    assert calls[1]["olds_types"]["value"] == "float"                           # through protobuf
+    assert calls[2]["olds_types"]["value"] == "float"
+
+    _, calls = run(project, monkeypatch, value=2)
+    assert ops(calls) == ["check", "diff"]
+
+
+def test_replace_orders_and_preview_touches_nothing(project, monkeypatch):
+    run(project, monkeypatch)
+    _, calls = run(project, monkeypatch, key="b")                       # create-before-delete by default
+    assert [(c["op"], c.get("key")) for c in calls if c["op"] in ("create", "delete")] == [
+        ("create", "b"), ("delete", "a")]
+    _, calls = run(project, monkeypatch, key="c", dbr=True)             # the provider asks delete-first
+    assert [(c["op"], c.get("key")) for c in calls if c["op"] in ("create", "delete")] == [
+        ("delete", "b"), ("create", "c")]
+
+    state_file = project / "state" / "embedded-engine.t.json"
+    before = hashlib.sha256(state_file.read_bytes()).hexdigest()
+    engine, calls = run(project, monkeypatch, preview=True, key="d", value=5)
+    assert ops(calls) == ["check", "diff"]
+    assert [s.line().split()[:2] for s in engine.plan] == [["-/+", "rec"]]
+    assert hashlib.sha256(state_file.read_bytes()).hexdigest() == before
+
+
+def test_protected_resource_is_not_replaced(project, monkeypatch):
+    run(project, monkeypatch, protect=True)
+    with pytest.raises(RepmanError, match="refusing to replace protected resource rec"):
+        run(project, monkeypatch, protect=True, key="z")
+    engine = Engine(project, "t", lambda m: None)
+    with pytest.raises(EngineError, match="refusing to delete protected resource rec"):
+        engine.down()
