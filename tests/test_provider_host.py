@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import sysconfig
+import time
 from pathlib import Path
 from typing import Any
 
@@ -31,20 +32,27 @@ from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
 from components.providers.bootstrap import BootstrapProvider
 from components.providers.local_node import LocalNodeProvider, node_spec
 from components.providers.local_proxy import LocalHAProxyProvider
+from components.providers.local_watcher import LocalWatcherProvider
+from components.providers.opensvc_service import OpenSvcServiceProvider
 from components.providers.observed import integral
 from components.providers.ssh_node import SshNodeProvider, _outs as ssh_outs
 from repman.backends.onpremise import NodeState
 from repman.db import Credential, ServerAddress, query, session
 from repman.local.mariadb import pid_alive
 from repman.local.node import crash_node
+from repman.local.watcher import WatcherFiles, running_pid
 from repman.routing.haproxy_process import haproxy_binary
 from tests.conftest import free_port_block, needs_mariadb
+from tests.standins.opensvc_api import RecordingOpenSvcAgent
+from tests.test_local_watcher import _props as watcher_props
 
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN = Credential("repman", "host-admin-pw")
 REPL = Credential("repl", "host-repl-pw")
+OSVC = Credential("osvc-admin", "osvc-api-pw")
 CONFIG = {"repman:db-servers-credential": f"{ADMIN.user}:{ADMIN.password}",
-          "repman:replication-credential": f"{REPL.user}:{REPL.password}"}
+          "repman:replication-credential": f"{REPL.user}:{REPL.password}",
+          "repman:opensvc-credential": f"{OSVC.user}:{OSVC.password}"}
 
 
 def struct(props: dict[str, Any]) -> Any:
@@ -127,7 +135,7 @@ def test_host_loads_providers_from_the_working_directory_only():
 
 @pytest.mark.slow
 @needs_mariadb
-def test_local_nodes_bootstrap_and_haproxy_through_the_provider_host(host: Host, tmp_path: Path) -> None:
+def test_local_nodes_bootstrap_haproxy_and_watcher_through_the_provider_host(host: Host, tmp_path: Path) -> None:
     base = free_port_block(2)
     node_blob = serialize_provider(LocalNodeProvider())
     nodes: list[tuple[str, str, dict, dict]] = []      # urn, id, outputs, inputs
@@ -202,6 +210,30 @@ def test_local_nodes_bootstrap_and_haproxy_through_the_provider_host(host: Host,
             finally:
                 host.delete(pu, pid_, pouts)
             assert not pid_alive(int(pouts["pid"]))
+
+        # The detached watcher: its YAML keeps integer ports although every number came as a float.
+        api_port = free_port_block(1)
+        wnews = {"__provider": serialize_provider(LocalWatcherProvider()),
+                 **watcher_props(tmp_path / "w", servers, api_port)}
+        wu = urn("LocalWatcher", "watcher")
+        wid, wouts = host.create(wu, host.check(wu, {}, wnews))
+        try:
+            files = WatcherFiles(tmp_path / "w")
+            assert running_pid(files) == int(wouts["pid"])
+            assert f"api-port: {api_port}\n" in files.config.read_text() and ".0\n" not in files.config.read_text()
+            assert "w-admin-pw" not in repr(wouts)
+            assert host.diff(wu, wid, plain(struct(wouts)), wnews).changes == provider_pb2.DiffResponse.DIFF_NONE
+            os.kill(int(wouts["pid"]), signal.SIGKILL)
+            while pid_alive(int(wouts["pid"])):
+                time.sleep(0.02)
+            _, wread = host.read(wu, wid, wouts)
+            assert wread["observed"]["running"] is False
+            assert host.diff(wu, wid, wread, wnews).changes == provider_pb2.DiffResponse.DIFF_SOME
+            wouts = host.update(wu, wid, wread, wnews)
+            assert running_pid(files) == int(wouts["pid"])
+        finally:
+            host.delete(wu, wid, wouts)
+        assert running_pid(WatcherFiles(tmp_path / "w")) is None
         host.delete(bu, bid, bouts)
     finally:
         for u, id_, outs, _ in reversed(nodes):
@@ -231,3 +263,31 @@ def test_ssh_node_diff_and_outputs_survive_float_olds(host: Host) -> None:
     assert host.diff(u, "i1", olds, {**checked, "host": "10.20.0.12"}).replaces == ["host"]
     # What update returns from float olds (no SSH host here: the output step alone).
     assert ssh_outs(checked, NodeState(**integral(olds["state"])), "i1")["address"] == "10.20.0.11:3306"
+
+
+def test_opensvc_service_through_the_host(host: Host, tmp_path: Path) -> None:
+    """OpenSvcService against the recording stand-in of the agent API, credential from Configure."""
+    agent = RecordingOpenSvcAgent(tmp_path, OSVC.user, OSVC.password)
+    try:
+        news = {"__provider": serialize_provider(OpenSvcServiceProvider()), "api_url": agent.url,
+                "namespace": "databases", "cluster": "ha1", "node_name": "ha1-db1", "server_id": 1,
+                "plan": "x3.small", "tags": ["gtidstrict", "row"], "image": "mariadb:10.11", "network": "backend",
+                "nodes": ["n1", "n2", "n3"], "ca_file": agent.ca_file, "keep_data": True,
+                "admin_user": ADMIN.user, "admin_password": ADMIN.password, "provider_version": "1"}
+        u = urn("OpenSvcService", "ha1-db1")
+        id_, outs = host.create(u, host.check(u, {}, news))
+        assert id_ == "databases/svc/ha1-db1" and OSVC.password not in repr(outs)
+        olds = plain(struct(outs))
+        assert isinstance(olds["server_id"], float)
+        assert host.diff(u, id_, olds, news).changes == provider_pb2.DiffResponse.DIFF_NONE
+        rid, read = host.read(u, id_, outs)
+        assert rid == id_ and read["observed"]["provisioned"] is True
+        changed = {**news, "tags": ["gtidstrict", "row", "slow"]}
+        assert host.diff(u, id_, read, changed).changes == provider_pb2.DiffResponse.DIFF_SOME
+        outs = host.update(u, id_, read, changed)
+        assert "long_query_time" in agent.objects["databases/cfg/ha1-db1"].keys["repman.cnf"]
+        host.delete(u, id_, outs)
+        assert "databases/svc/ha1-db1" not in agent.objects
+        assert host.read(u, id_, outs)[0] == ""
+    finally:
+        agent.close()
