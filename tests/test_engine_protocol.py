@@ -99,3 +99,39 @@ def test_protected_resource_is_not_replaced(project, monkeypatch):
     engine = Engine(project, "t", lambda m: None)
     with pytest.raises(EngineError, match="refusing to delete protected resource rec"):
         engine.down()
+
+
+def _cli_on_a_terminal(project: Path, answer: str, *args: str) -> tuple[int, str]:
+    """``up`` with a pseudo-terminal as stdin, answering the confirmation prompt."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    log = project / "calls.jsonl"
+    log.write_text("")
+    env = dict(os.environ, REC_PARAMS=json.dumps({"props": {"log": str(log), "key": "a", "value": 1, "dbr": False}}),
+               PYTHONPATH=str(Path(__file__).resolve().parent.parent))
+    master, slave = pty.openpty()
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "components.embedded_engine", "up", "--stack", "t",
+                                 "--project-dir", str(project), *args], stdin=slave, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, env=env, text=True)
+        os.write(master, f"{answer}\n".encode())
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        os.close(master)
+        os.close(slave)
+    return proc.returncode, out
+
+
+def test_up_on_a_terminal_asks_and_applies_only_on_yes(project):
+    code, out = _cli_on_a_terminal(project, "no")
+    assert code != 0 and "Do you want to perform this update?" in out and "update cancelled" in out
+    assert "+   rec" in out
+    assert ops([json.loads(x) for x in (project / "calls.jsonl").read_text().splitlines()]) == ["check"]
+    assert not (project / "state" / "embedded-engine.t.json").exists()
+    code, out = _cli_on_a_terminal(project, "yes")
+    assert code == 0, out
+    assert ops([json.loads(x) for x in (project / "calls.jsonl").read_text().splitlines()]) == [
+        "check", "check", "create"]                       # the plan, then the apply
