@@ -47,7 +47,7 @@ class EngineMonitor(mocks.MockMonitor):
             return resource_pb2.RegisterResourceResponse(urn=urn)
         _ensure_event_loop()
         raw = rpc.deserialize_properties(request.object, keep_unknowns=self.engine.preview)
-        secret_keys = {k for k, v in raw.items() if rpc.is_rpc_secret(v)}
+        secret_keys = {k for k, v in raw.items() if _holds_secret(v)}
         inputs = _unwrap(raw)
         id_, state = self.engine.register(
             urn, request.type, request.name, inputs, bool(request.custom), secret_keys,
@@ -56,6 +56,17 @@ class EngineMonitor(mocks.MockMonitor):
         obj = _sync_await(rpc.serialize_properties(state, {}))
         self.resources[urn] = mocks.MockMonitor.ResourceRegistration(urn, id_, state)
         return resource_pb2.RegisterResourceResponse(urn=urn, id=id_, object=obj)
+
+
+def _holds_secret(value: Any) -> bool:
+    """A secret anywhere inside (a dict of credentials): the whole input is kept out of state."""
+    if rpc.is_rpc_secret(value):
+        return True
+    if isinstance(value, dict):
+        return any(_holds_secret(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_holds_secret(v) for v in value)
+    return False
 
 
 def _unwrap(value: Any) -> Any:

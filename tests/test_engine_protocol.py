@@ -25,7 +25,8 @@ from tests.standins.recording_provider import Recorded
 
 params = json.loads(os.environ["REC_PARAMS"])
 parent = pulumi.ComponentResource("test:index:Group", "group")
-made = Recorded("rec", params["props"], pulumi.ResourceOptions(parent=parent, protect=params.get("protect", False)))
+props = {**params["props"], "creds": {"user": "u", "password": pulumi.Output.secret("nested-secret-pw")}}
+made = Recorded("rec", props, pulumi.ResourceOptions(parent=parent, protect=params.get("protect", False)))
 parent.register_outputs({})
 pulumi.export("made", made.made)
 '''
@@ -63,6 +64,8 @@ def test_check_before_diff_with_old_inputs_and_float_olds(project, monkeypatch):
     assert ops(calls) == ["check", "create"] and calls[0]["olds"] == {}
     state = json.loads(engine.state.path.read_text())
     rec = next(r for r in state["resources"] if r["name"] == "rec")
+    assert "nested-secret-pw" not in engine.state.path.read_text()     # a secret nested in an input too
+    assert "creds" not in rec["inputs"] and "creds" not in rec["outputs"]
     assert rec["urn"] == "urn:pulumi:t::repman::test:index:Group$pulumi-python:dynamic/test:Recorded::rec"
 
     _, calls = run(project, monkeypatch, value=2)
