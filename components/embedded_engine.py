@@ -25,9 +25,10 @@ import os
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import yaml
 
@@ -454,7 +455,8 @@ class Engine:
             provider = load_provider(res.outputs[PROVIDER_KEY])
             _configure(provider, self.config, self.project)
             olds = wire(res.outputs)
-            result = provider.read(res.id, olds)
+            with _one_line(res.name, "read"):
+                result = provider.read(res.id, olds)
             if not result.id:
                 self.progress(f"  - {res.name}: gone (refresh removes it from state)")
                 self.state.drop(res.urn)
@@ -492,7 +494,8 @@ class Engine:
         provider = load_provider(res.outputs[PROVIDER_KEY])
         _configure(provider, self.config, self.project)
         self.state.begin("deleting", res.urn, res.name)
-        provider.delete(res.id, olds)
+        with _one_line(res.name, "delete"):
+            provider.delete(res.id, olds)
         if not keep_entry:
             self.state.drop(res.urn)
         self.state.end(res.urn)
@@ -513,6 +516,19 @@ class Engine:
             "outputs": self.state.outputs,
             "pending_operations": list(self.state.pending),
         }
+
+
+@contextmanager
+def _one_line(name: str, operation: str) -> Iterator[None]:
+    """A provider failure outside the program run as one line naming the resource, not a traceback."""
+    try:
+        yield
+    except EngineError:
+        raise
+    except RepmanError as exc:
+        raise EngineError(f"{name}: {operation}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - provider code may raise anything
+        raise EngineError(f"{name}: {operation}: {type(exc).__name__}: {exc}") from None
 
 
 def _unknown_outputs(checked: dict[str, Any]) -> dict[str, Any]:
