@@ -94,9 +94,9 @@ def run_program(engine: "Engine") -> tuple[dict[str, Any], set[str]]:
     from components.embedded_engine import config_env
 
     env = config_env(engine.config)
-    saved_env = os.environ.get("PULUMI_CONFIG")
     saved_cwd = os.getcwd()
-    os.environ["PULUMI_CONFIG"] = env
+    # The SDK's config store only: not PULUMI_CONFIG in os.environ, where every child process
+    # (mariadb-install-db, haproxy -c, ssh...) would inherit the stack's credentials.
     runtime_config.set_all_config(json.loads(env), [])
     sys.path.insert(0, str(engine.project_dir))
     try:
@@ -124,10 +124,6 @@ def run_program(engine: "Engine") -> tuple[dict[str, Any], set[str]]:
         return _sync_await(_resolve(dict(getattr(root, "outputs", {}) or {})))
     finally:
         os.chdir(saved_cwd)
-        if saved_env is None:
-            os.environ.pop("PULUMI_CONFIG", None)
-        else:
-            os.environ["PULUMI_CONFIG"] = saved_env
         try:
             sys.path.remove(str(engine.project_dir))
         except ValueError:

@@ -62,6 +62,7 @@ def ops(calls: list[dict]) -> list[str]:
 def test_check_before_diff_with_old_inputs_and_float_olds(project, monkeypatch):
     engine, calls = run(project, monkeypatch)
     assert ops(calls) == ["check", "create"] and calls[0]["olds"] == {}
+    assert calls[1]["env_config"] is False        # the config (credentials) is not in os.environ
     state = json.loads(engine.state.path.read_text())
     rec = next(r for r in state["resources"] if r["name"] == "rec")
     assert "nested-secret-pw" not in engine.state.path.read_text()     # a secret nested in an input too

@@ -34,7 +34,10 @@ class RecordingProvider(ResourceProvider):
         return DiffResult(changes=changes, replaces=replaces, delete_before_replace=bool(news.get("dbr")))
 
     def create(self, props: dict[str, Any]) -> CreateResult:
-        _log(props, "create", key=props["key"])
+        import os
+
+        # What a child process started here would inherit (mariadb-install-db, ssh...).
+        _log(props, "create", key=props["key"], env_config="PULUMI_CONFIG" in os.environ)
         return CreateResult(id_=f"rec-{props['key']}", outs={**props, "made": f"{props['key']}:{props['value']}"})
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
