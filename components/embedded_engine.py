@@ -368,7 +368,7 @@ class Engine:
             self.progress(f"  + {name} replaced ({time.monotonic() - started:.1f}s)")
             return id_, outs
         if diff.changes:
-            keys = [k for k in changes] or ["live state drifted"]
+            keys = [k for k in changes] or ["a secret or the recorded live state"]
             self._step(Step("~", name, typ, keys, changes))
             if self.preview:
                 return old.id, {**olds, **{k: v for k, v in checked.items()
@@ -643,6 +643,7 @@ def main(argv: list[str] | None = None) -> int:
             engine = Engine(project_dir, args.stack, progress, overrides)
             if args.command == "refresh":
                 result = engine.refresh()
+                progress(f"Refresh: {result['drifted']} resource(s) drifted or gone; state updated")
             elif args.command in ("down", "destroy"):
                 result = engine.down()
             else:
