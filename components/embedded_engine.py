@@ -252,7 +252,9 @@ def changed_keys(olds: dict[str, Any], news: dict[str, Any], secret_keys: set[st
         if key == PROVIDER_KEY or key in secret_keys or news[key] is None:
             continue
         old, new = olds.get(key), news[key]
-        if _normal(old) != _normal(new):
+        if _is_unknown(new):
+            out[key] = (old, "[known after apply]")
+        elif _normal(old) != _normal(new):
             out[key] = (old, new)
     return out
 
