@@ -32,6 +32,7 @@ from typing import Any, Callable, Iterator
 
 import yaml
 
+from components.state_secrets import derive_key, is_sealed, new_salt, seal, unseal
 from repman.errors import RepmanError
 from repman.spec import ClusterSpec, load_cluster_spec
 
@@ -101,10 +102,12 @@ class ResourceState:
     outputs: dict[str, Any] = field(default_factory=dict)
     inputs: dict[str, Any] = field(default_factory=dict)
     protect: bool = False
+    secret_outputs: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {"urn": self.urn, "type": self.type, "name": self.name, "id": self.id,
-                "custom": self.custom, "outputs": self.outputs, "inputs": self.inputs, "protect": self.protect}
+                "custom": self.custom, "outputs": self.outputs, "inputs": self.inputs, "protect": self.protect,
+                "secret_outputs": self.secret_outputs}
 
 
 class StateFile:
@@ -120,8 +123,10 @@ class StateFile:
         self.resources: dict[str, ResourceState] = {}
         self.outputs: dict[str, Any] = {}
         self.pending: list[dict[str, str]] = []
+        self.salt = new_salt()
         if path.exists():
             doc = json.loads(path.read_text())
+            self.salt = doc.get("secrets_salt") or self.salt
             for r in doc.get("resources", []):
                 self.resources[r["urn"]] = ResourceState(**r)
             self.outputs = doc.get("outputs", {})
@@ -167,7 +172,7 @@ class StateFile:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.path.with_suffix(".tmp")
             doc = {"version": STATE_VERSION, "resources": [r.as_dict() for r in self.resources.values()],
-                   "outputs": self.outputs, "pending_operations": self.pending}
+                   "outputs": self.outputs, "pending_operations": self.pending, "secrets_salt": self.salt}
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as fh:
                 json.dump(doc, fh, indent=1, sort_keys=True)
@@ -291,6 +296,8 @@ class Engine:
         # Validate before anything runs: a bad config creates nothing.
         self.spec = load_cluster_spec(self.config, project_dir=project_dir)
         self.state = StateFile(state_path(self.spec, stack), readonly=preview)
+        credentials = [f"{c.user}:{c.password}" for c in (self.spec.admin, self.spec.replication)]
+        self.sealing_key = derive_key(json.dumps(credentials), self.state.salt)
         self.seen: list[str] = []
         self.counts = {"created": 0, "updated": 0, "replaced": 0, "deleted": 0, "unchanged": 0}
         self.errors: list[str] = []
@@ -305,8 +312,8 @@ class Engine:
 
     # -- one registered resource
     def register(self, urn: str, typ: str, name: str, inputs: dict[str, Any], custom: bool,
-                 secret_keys: set[str], protect: bool = False,
-                 delete_before_replace: bool = False) -> tuple[str, dict[str, Any]]:
+                 secret_keys: set[str], protect: bool = False, delete_before_replace: bool = False,
+                 secret_outputs: list[str] | None = None) -> tuple[str, dict[str, Any]]:
         with self.state.lock:
             self.seen.append(urn)
             self.state.adopt(urn, typ, name)
@@ -319,7 +326,8 @@ class Engine:
             raise EngineError(f"{name}: resource type {typ} needs the Pulumi CLI (the embedded engine "
                               "runs dynamic providers only)")
         try:
-            return self._apply(urn, typ, name, inputs, secret_keys, protect, delete_before_replace)
+            return self._apply(urn, typ, name, inputs, secret_keys, protect, delete_before_replace,
+                               sorted(secret_outputs or []))
         except Exception as exc:
             msg = f"{name}: {exc}" if isinstance(exc, RepmanError) else f"{name}: {type(exc).__name__}: {exc}"
             with self.state.lock:
@@ -332,7 +340,7 @@ class Engine:
             self.plan.append(step)
 
     def _apply(self, urn: str, typ: str, name: str, news: dict[str, Any], secret_keys: set[str],
-               protect: bool, delete_before_replace: bool) -> tuple[str, dict[str, Any]]:
+               protect: bool, delete_before_replace: bool, secret_outputs: list[str]) -> tuple[str, dict[str, Any]]:
         provider = load_provider(news[PROVIDER_KEY])
         _configure(provider, self.config, self.project)
         old = self.state.resources.get(urn)
@@ -342,12 +350,12 @@ class Engine:
             self._step(Step("+", name, typ))
             if self.preview:
                 return "", _unknown_outputs(checked)
-            id_, outs = self._create(provider, urn, typ, name, checked, secret_keys, protect)
+            id_, outs = self._create(provider, urn, typ, name, checked, secret_keys, protect, secret_outputs)
             self.counts["created"] += 1
             self.progress(f"  + {name} created ({time.monotonic() - started:.1f}s)")
             return id_, outs
-        old_inputs = wire(old.inputs or old.outputs)
-        olds = wire(old.outputs)
+        old_inputs = wire(old.inputs or self._opened(old))
+        olds = wire(self._opened(old))
         checked = self._check(provider, old_inputs, news)
         diff = provider.diff(old.id, olds, checked)
         changes = changed_keys(old_inputs, checked, secret_keys)
@@ -363,7 +371,7 @@ class Engine:
                           f"{'delete then create' if first_delete else 'create then delete'})")
             if first_delete:
                 self._delete_one(old, olds)
-            id_, outs = self._create(provider, urn, typ, name, checked, secret_keys, protect)
+            id_, outs = self._create(provider, urn, typ, name, checked, secret_keys, protect, secret_outputs)
             if not first_delete:
                 self._delete_one(old, olds, keep_entry=True)
             self.counts["replaced"] += 1
@@ -377,16 +385,19 @@ class Engine:
                                            if k not in secret_keys and v is not None and not _is_unknown(v)}}
             self.state.begin("updating", urn, name)
             result = provider.update(old.id, olds, checked)
-            outs = self._outputs(result.outs or {}, news, secret_keys)
-            self.state.put(ResourceState(urn, typ, name, old.id, True, outs, self._inputs(checked, secret_keys),
-                                         protect))
+            outs = result.outs or {}
+            self.state.put(ResourceState(urn, typ, name, old.id, True,
+                                         self._stored(outs, news[PROVIDER_KEY], secret_keys, secret_outputs),
+                                         self._inputs(checked, secret_keys), protect, secret_outputs))
             self.state.end(urn)
             self.counts["updated"] += 1
             self.progress(f"  ~ {name} updated: {', '.join(keys)} ({time.monotonic() - started:.1f}s)")
-            return old.id, outs
+            return old.id, {**{k: v for k, v in outs.items() if k not in secret_keys},
+                            PROVIDER_KEY: news[PROVIDER_KEY]}
         self.counts["unchanged"] += 1
         if protect != old.protect and not self.preview:
-            self.state.put(ResourceState(urn, typ, name, old.id, True, old.outputs, old.inputs, protect))
+            self.state.put(ResourceState(urn, typ, name, old.id, True, old.outputs, old.inputs, protect,
+                                         old.secret_outputs))
         return old.id, olds
 
     @staticmethod
@@ -400,21 +411,36 @@ class Engine:
         return checked
 
     def _create(self, provider: Any, urn: str, typ: str, name: str, checked: dict[str, Any],
-                secret_keys: set[str], protect: bool) -> tuple[str, dict[str, Any]]:
+                secret_keys: set[str], protect: bool, secret_outputs: list[str]) -> tuple[str, dict[str, Any]]:
         self.state.begin("creating", urn, name)
         result = provider.create(checked)
-        outs = self._outputs(result.outs or {}, checked, secret_keys)
-        self.state.put(ResourceState(urn, typ, name, str(result.id), True, outs,
-                                     self._inputs(checked, secret_keys), protect))
+        outs = result.outs or {}
+        self.state.put(ResourceState(urn, typ, name, str(result.id), True,
+                                     self._stored(outs, checked[PROVIDER_KEY], secret_keys, secret_outputs),
+                                     self._inputs(checked, secret_keys), protect, secret_outputs))
         self.state.end(urn)
-        return str(result.id), outs
+        return str(result.id), {**{k: v for k, v in outs.items() if k not in secret_keys},
+                                PROVIDER_KEY: checked[PROVIDER_KEY]}
 
-    @staticmethod
-    def _outputs(outs: dict[str, Any], inputs: dict[str, Any], secret_keys: set[str]) -> dict[str, Any]:
-        """Outputs as stored: the provider blob kept, secret inputs never written."""
-        clean = {k: v for k, v in outs.items() if k not in secret_keys}
-        clean[PROVIDER_KEY] = inputs[PROVIDER_KEY]
+    def _stored(self, outs: dict[str, Any], provider_blob: str, secret_keys: set[str],
+                secret_outputs: list[str]) -> dict[str, Any]:
+        """Outputs as stored: secret inputs never written, secret outputs sealed, the provider blob kept."""
+        clean = {k: (seal(v, self.sealing_key) if k in secret_outputs and v is not None else v)
+                 for k, v in outs.items() if k not in secret_keys}
+        clean[PROVIDER_KEY] = provider_blob
         return clean
+
+    def _opened(self, res: ResourceState) -> dict[str, Any]:
+        """Outputs with sealed values opened; one that no longer opens is left out (reads as changed)."""
+        out: dict[str, Any] = {}
+        for key, value in res.outputs.items():
+            if is_sealed(value):
+                ok, plain = unseal(value, self.sealing_key)
+                if ok:
+                    out[key] = plain
+            else:
+                out[key] = value
+        return out
 
     @staticmethod
     def _inputs(checked: dict[str, Any], secret_keys: set[str]) -> dict[str, Any]:
@@ -456,7 +482,7 @@ class Engine:
                 continue
             provider = load_provider(res.outputs[PROVIDER_KEY])
             _configure(provider, self.config, self.project)
-            olds = wire(res.outputs)
+            olds = wire(self._opened(res))
             with _one_line(res.name, "read"):
                 result = provider.read(res.id, olds)
             if not result.id:
@@ -471,8 +497,9 @@ class Engine:
                 drifted += 1
                 self.progress(f"  ~ {res.name}: drifted ({', '.join(drift)})")
             inputs = res.inputs if result.inputs is None else {**result.inputs, PROVIDER_KEY: res.outputs[PROVIDER_KEY]}
-            self.state.put(ResourceState(res.urn, res.type, res.name, str(result.id), True, outs, inputs,
-                                         res.protect))
+            stored = self._stored(outs, res.outputs[PROVIDER_KEY], set(), res.secret_outputs)
+            self.state.put(ResourceState(res.urn, res.type, res.name, str(result.id), True, stored, inputs,
+                                         res.protect, res.secret_outputs))
         for p in self.interrupted:
             self.progress(f"  ! {p['name']}: pending {p['operation']} cleared (state now says what is there)")
         with self.state.lock:
@@ -505,7 +532,7 @@ class Engine:
     def _delete(self, res: ResourceState) -> None:
         started = time.monotonic()
         if res.custom:
-            self._delete_one(res, wire(res.outputs))
+            self._delete_one(res, wire(self._opened(res)))
             self.counts["deleted"] += 1
             self.progress(f"  - {res.name} deleted ({time.monotonic() - started:.1f}s)")
         self.state.drop(res.urn)

@@ -52,10 +52,18 @@ class EngineMonitor(mocks.MockMonitor):
         id_, state = self.engine.register(
             urn, request.type, request.name, inputs, bool(request.custom), secret_keys,
             protect=bool(request.protect), delete_before_replace=bool(request.deleteBeforeReplace),
+            secret_outputs=list(request.additionalSecretOutputs),
         )
-        obj = _sync_await(rpc.serialize_properties(state, {}))
+        # As the engine answers: outputs the resource declares secret come back marked secret.
+        marked = {k: (_as_secret(v) if k in request.additionalSecretOutputs and v is not None else v)
+                  for k, v in state.items()}
+        obj = _sync_await(rpc.serialize_properties(marked, {}))
         self.resources[urn] = mocks.MockMonitor.ResourceRegistration(urn, id_, state)
         return resource_pb2.RegisterResourceResponse(urn=urn, id=id_, object=obj)
+
+
+def _as_secret(value: Any) -> dict[str, Any]:
+    return {rpc._special_sig_key: rpc._special_secret_sig, "value": value}
 
 
 def _holds_secret(value: Any) -> bool:

@@ -26,7 +26,8 @@ from tests.standins.recording_provider import Recorded
 params = json.loads(os.environ["REC_PARAMS"])
 parent = pulumi.ComponentResource("test:index:Group", "group")
 props = {**params["props"], "creds": {"user": "u", "password": pulumi.Output.secret("nested-secret-pw")}}
-made = Recorded("rec", props, pulumi.ResourceOptions(parent=parent, protect=params.get("protect", False)))
+made = Recorded("rec", props, pulumi.ResourceOptions(parent=parent, protect=params.get("protect", False),
+                                                    additional_secret_outputs=["made"]))
 parent.register_outputs({})
 pulumi.export("made", made.made)
 '''
@@ -51,7 +52,7 @@ def run(project: Path, monkeypatch: pytest.MonkeyPatch, preview: bool = False, p
     base = {"log": str(log), "key": "a", "value": 1, "dbr": False}
     monkeypatch.setenv("REC_PARAMS", json.dumps({"props": {**base, **props}, "protect": protect}))
     engine = Engine(project, "t", lambda m: None, preview=preview)
-    engine.up()
+    engine.result = engine.up()
     return engine, [json.loads(line) for line in log.read_text().splitlines()]
 
 
@@ -139,3 +140,18 @@ def test_up_on_a_terminal_asks_and_applies_only_on_yes(project):
     assert code == 0, out
     assert ops([json.loads(x) for x in (project / "calls.jsonl").read_text().splitlines()]) == [
         "check", "check", "create"]                       # the plan, then the apply
+
+
+def test_secret_outputs_are_sealed_in_state_and_open_for_the_next_run(project, monkeypatch):
+    engine, _ = run(project, monkeypatch, value=7)
+    assert engine.result["outputs"]["made"] == "a:7" and "made" in engine.result["secret_outputs"]
+    text = engine.state.path.read_text()
+    assert "a:7" not in text and "__sealed_aes_gcm" in text
+    again, calls = run(project, monkeypatch, value=7)
+    assert ops(calls) == ["check", "diff"] and "made" in calls[1]["olds_types"]   # opened for the provider
+    assert again.result["outputs"]["made"] == "a:7"                               # and for the program
+    # Another credential: the sealed value no longer opens and reads as absent (a changed secret).
+    stack_file = project / "stacks" / "Pulumi.t.yaml"
+    stack_file.write_text(stack_file.read_text().replace("a:pw-a", "a:pw-rotated"))
+    _, calls = run(project, monkeypatch, value=7)
+    assert "made" not in calls[1]["olds_types"]

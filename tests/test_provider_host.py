@@ -56,7 +56,11 @@ CONFIG = {"repman:db-servers-credential": f"{ADMIN.user}:{ADMIN.password}",
 
 
 def struct(props: dict[str, Any]) -> Any:
-    return asyncio.run(rpc.serialize_properties(props, {}))
+    loop = asyncio.new_event_loop()       # a private loop: asyncio.run would unset the current one
+    try:
+        return loop.run_until_complete(rpc.serialize_properties(props, {}))
+    finally:
+        loop.close()
 
 
 def plain(s: Any) -> dict[str, Any]:
@@ -161,7 +165,9 @@ def test_local_nodes_bootstrap_haproxy_and_watcher_through_the_provider_host(hos
         assert host.diff(u, id_, olds, {**inputs, "server_id": 9}).replaces == ["server_id"]
 
         # Read records a crash; Diff (pure) then asks for an Update, which restarts the server.
-        crash_node(node_spec(integral(outs)))
+        crashed = crash_node(node_spec(integral(outs)))
+        while crashed and pid_alive(crashed):           # SIGKILL is asynchronous
+            time.sleep(0.02)
         rid, read = host.read(u, id_, outs)
         assert rid == id_ and read["observed"]["running"] is False
         assert host.diff(u, id_, read, inputs).changes == provider_pb2.DiffResponse.DIFF_SOME

@@ -38,11 +38,11 @@ class RecordingProvider(ResourceProvider):
 
         # What a child process started here would inherit (mariadb-install-db, ssh...).
         _log(props, "create", key=props["key"], env_config="PULUMI_CONFIG" in os.environ)
-        return CreateResult(id_=f"rec-{props['key']}", outs={**props, "made": f"{props['key']}:{props['value']}"})
+        return CreateResult(id_=f"rec-{props['key']}", outs={**props, "made": f"{props['key']}:{int(props['value'])}"})
 
     def update(self, id_: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         _log(news, "update", id=id_, olds_types=_types(olds))
-        return UpdateResult(outs={**news, "made": f"{news['key']}:{news['value']}"})
+        return UpdateResult(outs={**news, "made": f"{news['key']}:{int(news['value'])}"})
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         _log(props, "read", id=id_)
