@@ -5,15 +5,20 @@ so this module plays the engine's part for dynamic providers only. It runs
 ``__main__.py`` for a stack under ``pulumi.runtime.set_mocks``; the mock monitor
 does what the engine would do with each registered resource:
 
-- a new dynamic resource: deserialize its ``__provider`` (as Pulumi's dynamic
-  provider host does), ``check`` then ``create`` for real;
-- a known one: ``diff`` against the outputs in a JSON state file, then ``update``,
-  replace (delete then create) or nothing;
-- resources in state that the program no longer declares are deleted afterwards.
+- values reach the provider as through the engine's protobuf wire (every number a float);
+- a new resource: ``check`` then ``create``; a known one: ``check`` with its old inputs,
+  ``diff`` against the old outputs, then ``update``, a replace (delete-before-create only
+  when asked, create-before-delete otherwise) or nothing;
+- resources in state that the program no longer declares are deleted afterwards;
+- ``preview`` calls only ``check``/``diff`` and writes nothing; ``up`` shows that plan and
+  applies it once confirmed; ``refresh`` calls ``read`` so drift is recorded in state;
+- protected resources are never deleted or replaced; an operation in flight is recorded
+  as pending, so a crash is reported by the next run.
 
-``down`` deletes everything in reverse creation order. The state file lives in
-the stack's ``prov-state-dir`` and never holds secret inputs. Other resource
-types (Kubernetes, Docker...) need the real Pulumi CLI and are refused.
+``down`` deletes everything in reverse creation order. The state file lives in the
+stack's ``prov-state-dir``: no secret input, secret outputs sealed (``state_secrets``),
+URNs as the engine builds them. Other resource types (Kubernetes, Docker...) need
+the real Pulumi CLI and are refused.
 """
 
 from __future__ import annotations
