@@ -30,6 +30,7 @@ import os
 import sys
 import threading
 import time
+import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,11 +109,13 @@ class ResourceState:
     inputs: dict[str, Any] = field(default_factory=dict)
     protect: bool = False
     secret_outputs: list[str] = field(default_factory=list)
+    parent: str = ""
+    dependencies: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return {"urn": self.urn, "type": self.type, "name": self.name, "id": self.id,
                 "custom": self.custom, "outputs": self.outputs, "inputs": self.inputs, "protect": self.protect,
-                "secret_outputs": self.secret_outputs}
+                "secret_outputs": self.secret_outputs, "parent": self.parent, "dependencies": self.dependencies}
 
 
 class StateFile:
@@ -318,27 +321,39 @@ class Engine:
     # -- one registered resource
     def register(self, urn: str, typ: str, name: str, inputs: dict[str, Any], custom: bool,
                  secret_keys: set[str], protect: bool = False, delete_before_replace: bool = False,
-                 secret_outputs: list[str] | None = None) -> tuple[str, dict[str, Any]]:
+                 secret_outputs: list[str] | None = None, parent: str = "",
+                 dependencies: list[str] | None = None) -> tuple[str, dict[str, Any]]:
         with self.state.lock:
             self.seen.append(urn)
             self.state.adopt(urn, typ, name)
         if not custom:
             if urn not in self.state.resources:
                 self._step(Step("+", name, typ))
-            self.state.put(ResourceState(urn, typ, name, "", False, {}))
+            self.state.put(ResourceState(urn, typ, name, "", False, {}, parent=parent,
+                                         dependencies=sorted(set(dependencies or []))))
             return "", {}
         if not typ.startswith(DYNAMIC_PREFIX):
             raise EngineError(f"{name}: resource type {typ} needs the Pulumi CLI (the embedded engine "
                               "runs dynamic providers only)")
         try:
-            return self._apply(urn, typ, name, inputs, secret_keys, protect, delete_before_replace,
-                               sorted(secret_outputs or []))
+            result = self._apply(urn, typ, name, inputs, secret_keys, protect, delete_before_replace,
+                                 sorted(secret_outputs or []))
+            self._link(urn, parent, sorted(set(dependencies or [])))
+            return result
         except Exception as exc:
             msg = f"{name}: {exc}" if isinstance(exc, RepmanError) else f"{name}: {type(exc).__name__}: {exc}"
             with self.state.lock:
                 self.errors.append(msg)
             self.progress(f"  ! {name} failed: {msg.split(': ', 1)[1]}")
             raise
+
+    def _link(self, urn: str, parent: str, dependencies: list[str]) -> None:
+        """Parent and dependencies as registered (what a Pulumi deployment records)."""
+        with self.state.lock:
+            res = self.state.resources.get(urn)
+            if res is not None and (res.parent, res.dependencies) != (parent, dependencies):
+                res.parent, res.dependencies = parent, dependencies
+                self.state.save()
 
     def _step(self, step: Step) -> None:
         with self.state.lock:
@@ -542,6 +557,44 @@ class Engine:
             self.progress(f"  - {res.name} deleted ({time.monotonic() - started:.1f}s)")
         self.state.drop(res.urn)
 
+    def export(self) -> dict[str, Any]:
+        """The state as a Pulumi deployment (schema version 3) for ``pulumi stack import``.
+
+        Dynamic resources reference the default ``pulumi-python`` provider; secret outputs
+        travel as Pulumi ``plaintext`` secrets, which the CLI encrypts with the stack's
+        secrets provider on import. Passwords are not in it: they never were in state.
+        """
+        if self.state.pending:
+            raise EngineError(f"{len(self.state.pending)} pending operation(s): run refresh before export")
+        stack_urn = qualified_urn(self.stack, self.project, "", ROOT_STACK_TYPE, f"{self.project}-{self.stack}")
+        provider_urn = qualified_urn(self.stack, self.project, "", "pulumi:providers:pulumi-python", "default")
+        provider_id = str(uuid.uuid5(uuid.NAMESPACE_URL, provider_urn))
+        outputs = {k: v for k, v in self.state.outputs.items() if v != "[secret]"}
+        resources: list[dict[str, Any]] = [
+            {"urn": stack_urn, "custom": False, "type": ROOT_STACK_TYPE, "outputs": outputs},
+            {"urn": provider_urn, "custom": True, "id": provider_id, "type": "pulumi:providers:pulumi-python",
+             "inputs": {}, "outputs": {}},
+        ]
+        for res in self.state.resources.values():
+            entry: dict[str, Any] = {"urn": res.urn, "custom": res.custom, "type": res.type,
+                                     "parent": res.parent or stack_urn}
+            if res.dependencies:
+                entry["dependencies"] = res.dependencies
+            if res.protect:
+                entry["protect"] = True
+            if res.custom:
+                opened = self._opened(res)
+                entry.update({
+                    "id": res.id, "provider": f"{provider_urn}::{provider_id}",
+                    "inputs": res.inputs or {k: v for k, v in opened.items() if k not in res.secret_outputs},
+                    "outputs": {k: (_pulumi_secret(v) if k in res.secret_outputs else v) for k, v in opened.items()},
+                })
+                if res.secret_outputs:
+                    entry["additionalSecretOutputs"] = res.secret_outputs
+            resources.append(entry)
+        manifest = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "magic": "", "version": ""}
+        return {"version": 3, "deployment": {"manifest": manifest, "resources": resources}}
+
     def status(self) -> dict[str, Any]:
         return {
             "stack": self.stack, "state_file": str(self.state.path),
@@ -550,6 +603,11 @@ class Engine:
             "outputs": self.state.outputs,
             "pending_operations": list(self.state.pending),
         }
+
+
+def _pulumi_secret(value: Any) -> dict[str, str]:
+    """A secret as ``pulumi stack export --show-secrets`` writes it (the CLI encrypts it on import)."""
+    return {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270", "plaintext": json.dumps(value)}
 
 
 @contextmanager
@@ -636,7 +694,7 @@ def _confirm(yes: bool) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m components.embedded_engine",
                                      description="Run the repman Pulumi program without the Pulumi CLI.")
-    parser.add_argument("command", choices=("preview", "up", "refresh", "down", "destroy", "status"))
+    parser.add_argument("command", choices=("preview", "up", "refresh", "down", "destroy", "status", "export"))
     parser.add_argument("--stack", "-s", default="local")
     parser.add_argument("--project-dir", type=Path, default=PROJECT_DIR)
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -680,6 +738,10 @@ def main(argv: list[str] | None = None) -> int:
                 progress(f"Refresh: {result['drifted']} resource(s) drifted or gone; state updated")
             elif args.command in ("down", "destroy"):
                 result = engine.down()
+            elif args.command == "export":
+                # Only the deployment on stdout, for `pulumi stack import --file`.
+                print(json.dumps(engine.export(), indent=1, sort_keys=True))
+                return 0
             else:
                 result = engine.status()
     except RepmanError as exc:

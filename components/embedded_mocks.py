@@ -53,6 +53,7 @@ class EngineMonitor(mocks.MockMonitor):
             urn, request.type, request.name, inputs, bool(request.custom), secret_keys,
             protect=bool(request.protect), delete_before_replace=bool(request.deleteBeforeReplace),
             secret_outputs=list(request.additionalSecretOutputs),
+            parent=request.parent, dependencies=list(request.dependencies),
         )
         # As the engine answers: outputs the resource declares secret come back marked secret.
         marked = {k: (_as_secret(v) if k in request.additionalSecretOutputs and v is not None else v)

@@ -19,7 +19,8 @@ import pytest
 import yaml
 
 from repman.local.mariadb import pid_alive
-from tests.conftest import free_port_block, needs_mariadb
+from tests.conftest import needs_mariadb
+from tests.test_engine_protocol import check_deployment
 from tests.test_e2e_local_stack import stack  # noqa: F401  (fixture: free ports, own state dir)
 
 pytestmark = [needs_mariadb, pytest.mark.slow]
@@ -123,6 +124,11 @@ def test_preview_confirm_apply_refresh_protect(stack):  # noqa: F811
 
     # No credential in any daemon's environment, the state file, logs or rendered configs.
     scan_for_credentials(state_dir)
+    # The state as a Pulumi deployment for `pulumi stack import`: consistent, and no password in it.
+    exported = ok("export", overrides=changed).stdout
+    resources = check_deployment(json.loads(exported))
+    assert sum(r["type"].endswith("repman:LocalNode") for r in resources.values()) == 3
+    assert not any(p in exported for p in passwords())
 
     # Drift: a dead watcher and a hand-edited my.cnf. diff is pure (no change without a refresh);
     # preview --refresh shows them without writing state; refresh records; up --yes repairs.

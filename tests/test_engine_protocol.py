@@ -155,3 +155,37 @@ def test_secret_outputs_are_sealed_in_state_and_open_for_the_next_run(project, m
     stack_file.write_text(stack_file.read_text().replace("a:pw-a", "a:pw-rotated"))
     _, calls = run(project, monkeypatch, value=7)
     assert "made" not in calls[1]["olds_types"]
+
+
+def check_deployment(doc: dict) -> dict[str, dict]:
+    """The snapshot rules ``pulumi stack import`` verifies: version 3, unique URNs, parents,
+    dependencies and providers defined before use, custom resources with an id and a provider."""
+    assert doc["version"] == 3 and doc["deployment"]["manifest"]["time"]
+    seen: dict[str, dict] = {}
+    providers: set[str] = set()
+    for res in doc["deployment"]["resources"]:
+        assert res["urn"] not in seen, res["urn"]
+        assert res["urn"].split("::")[-1] and res["urn"].startswith("urn:pulumi:")
+        if res.get("parent"):
+            assert res["parent"] in seen, f"{res['urn']}: parent after child"
+        for dep in res.get("dependencies", []):
+            assert dep in seen, f"{res['urn']}: dependency {dep} after it"
+        if res["type"].startswith("pulumi:providers:"):
+            providers.add(f"{res['urn']}::{res['id']}")
+        elif res["custom"]:
+            assert res["id"] and res["provider"] in providers, res["urn"]
+        seen[res["urn"]] = res
+    return seen
+
+
+def test_export_is_a_pulumi_deployment_with_secrets_as_pulumi_secrets(project, monkeypatch):
+    engine, _ = run(project, monkeypatch, value=3)
+    doc = engine.export()
+    resources = check_deployment(doc)
+    rec = next(r for u, r in resources.items() if u.endswith("::rec"))
+    assert rec["parent"].endswith("test:index:Group::group") and rec["additionalSecretOutputs"] == ["made"]
+    assert rec["outputs"]["made"] == {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270",
+                                      "plaintext": '"a:3"'}
+    assert rec["inputs"]["value"] == 3 and "creds" not in rec["inputs"]
+    text = json.dumps(doc)
+    assert "nested-secret-pw" not in text and "__sealed" not in text

@@ -15,7 +15,7 @@ from typing import Any, Optional
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ReadResult, ResourceProvider, UpdateResult
 
-from repman.local.node import LocalNodeSpec, create_node, delete_node, node_running, render_node_config, update_node
+from repman.local.node import LocalNodeSpec, create_node, delete_node, render_node_config, update_node
 from repman.local.mariadb import read_pid
 
 from components.providers.observed import KEY as OBSERVED, drift, observed
