@@ -189,3 +189,20 @@ def test_export_is_a_pulumi_deployment_with_secrets_as_pulumi_secrets(project, m
     assert rec["inputs"]["value"] == 3 and "creds" not in rec["inputs"]
     text = json.dumps(doc)
     assert "nested-secret-pw" not in text and "__sealed" not in text
+
+
+def test_state_from_before_whole_chain_urns_is_adopted_not_recreated(project, monkeypatch):
+    engine, _ = run(project, monkeypatch)
+    path = engine.state.path
+    doc = json.loads(path.read_text())
+    for res in doc["resources"]:        # as version 1 wrote them: the parent's last type only, no inputs
+        res["urn"] = res["urn"].replace("test:index:Group$pulumi-python", "pulumi-python")
+        for key in ("inputs", "secret_outputs", "parent", "dependencies", "protect"):
+            res.pop(key, None)
+    doc["version"] = 1
+    path.write_text(json.dumps(doc))
+    _, calls = run(project, monkeypatch)
+    assert ops(calls) == ["check", "diff"]                  # no create, no delete
+    urns = [r["urn"] for r in json.loads(path.read_text())["resources"]]
+    assert any(u.endswith("test:index:Group$pulumi-python:dynamic/test:Recorded::rec") for u in urns)
+    assert len(urns) == len(set(urns)) == 2
