@@ -310,6 +310,7 @@ def test_slapos_stack_up_and_down_through_the_program(proxy: SlapProxy, tmp_path
     """The program of stacks/Pulumi.slapos.yaml under the embedded engine, against slapproxy."""
     overrides = {k: v for k, v in proxy_stack(proxy).items() if k.startswith("repman:slapos")}
     overrides["repman:prov-state-dir"] = str(tmp_path / "state")
+    overrides["repman:prov-protect"] = "false"          # down at the end destroys the instance tree
     overrides.update(SECRETS)
     up = _engine("up", overrides)
     assert up["changes"]["created"] == 3    # the root request and two shared databases
@@ -336,7 +337,7 @@ def _slave_list(xml: str | None) -> str:
 
 
 def _engine(command: str, overrides: dict[str, Any]) -> dict[str, Any]:
-    cmd = [sys.executable, "-m", "components.embedded_engine", command, "--stack", "slapos", "--json"]
+    cmd = [sys.executable, "-m", "components.embedded_engine", command, "--yes", "--stack", "slapos", "--json"]
     for key, value in overrides.items():
         cmd += ["-c", f"{key}={value if isinstance(value, str) else json.dumps(value)}"]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)

@@ -35,7 +35,7 @@ class LocalBackend(Backend):
                 keep_data=self.spec.keep_data_on_delete,
                 ca_dir=str(self.spec.state_dir / self.spec.name / "ca"),
             ),
-            pulumi.ResourceOptions(parent=parent),
+            pulumi.ResourceOptions(parent=parent, protect=bool(self.spec.values.get("prov-protect", True))),
         )
         return NodeResources(
             host=res.host, port=res.port, instance=res.instance, resources=[res],

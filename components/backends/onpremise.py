@@ -40,7 +40,7 @@ class OnPremiseBackend(Backend):
                 install_packages=s.install_packages, check_resources=s.check_resources,
                 keep_data=self.spec.keep_data_on_delete,
             ),
-            pulumi.ResourceOptions(parent=parent),
+            pulumi.ResourceOptions(parent=parent, protect=bool(self.spec.values.get("prov-protect", True))),
         )
         return NodeResources(host=s.host, port=s.port, instance=res.instance, resources=[res],
                              outputs={"ssh_host": s.host, "base_dir": s.base_dir})

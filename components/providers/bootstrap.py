@@ -12,11 +12,13 @@ import uuid
 from typing import Any, Optional
 
 import pulumi
-from pulumi.dynamic import CreateResult, DiffResult, ResourceProvider, UpdateResult
+from pulumi.dynamic import ConfigureRequest, CreateResult, DiffResult, ReadResult, ResourceProvider, UpdateResult
 
 from repman.bootstrap import BootstrapRequest, bootstrap, current_primary
 from repman.db import Credential, ServerAddress
 from repman.errors import RepmanError
+from repman.keys import coerce
+from repman.spec import NAMESPACE, PROVISIONING_KEYS
 from repman.topology import read_state
 
 from components.providers.secret_digest import digest_matches, has_unknowns, make_digest, without
@@ -59,11 +61,12 @@ def _run(props: dict[str, Any], digest: str | None = None) -> dict[str, Any]:
     }
 
 
-def live_primary(props: dict[str, Any]) -> str | None:
+def live_primary(props: dict[str, Any], admin: Credential | None = None) -> str | None:
     """The primary the servers replicate from right now, or None when unknown."""
     try:
-        req = _request(props)
-        states = {a: read_state(a, req.admin, timeout=2) for a in req.servers}
+        admin = admin or _request(props).admin
+        servers = [ServerAddress.parse(s, "servers") for s in props["servers"]]
+        states = {a: read_state(a, admin, timeout=2) for a in servers}
         if not all(s.reachable for s in states.values()):
             return None
         found = current_primary(states)
@@ -72,7 +75,27 @@ def live_primary(props: dict[str, Any]) -> str | None:
     return found.url if found else None
 
 
+def admin_from_config(config: Any) -> Credential | None:
+    """``repman:db-servers-credential`` from stack config: ``read`` gets no secret inputs from state."""
+    raw = config.get(f"{NAMESPACE}:db-servers-credential")
+    try:
+        value = coerce(PROVISIONING_KEYS["db-servers-credential"], raw)
+    except RepmanError:
+        return None
+    return value if isinstance(value, Credential) and value.password else None
+
+
 class BootstrapProvider(ResourceProvider):
+    admin: Credential | None = None
+
+    def configure(self, req: ConfigureRequest) -> None:
+        self.admin = admin_from_config(req.config)
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        """Which server is primary now (a failover since the last up shows as drift)."""
+        live = live_primary(props, self.admin) if self.admin else None
+        return ReadResult(id_=id_, outs={**props, "observed_primary": live or props.get("primary")})
+
     def create(self, props: dict[str, Any]) -> CreateResult:
         outs = _run(props)
         return CreateResult(id_=f"bootstrap-{uuid.uuid4().hex[:12]}", outs=outs)
@@ -83,10 +106,8 @@ class BootstrapProvider(ResourceProvider):
             changed.append("unknown")
         elif not digest_matches(olds.get("secret_digest"), news, SECRET_KEYS):
             changed.append("credentials")
-        elif not changed:
-            live = live_primary(news)
-            if live is not None and live != olds.get("primary"):
-                changed.append("primary")
+        elif not changed and olds.get("observed_primary") not in (None, olds.get("primary")):
+            changed.append("primary")         # read() saw another primary (a failover since)
         return DiffResult(changes=bool(changed), replaces=[], stables=[], delete_before_replace=False)
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:

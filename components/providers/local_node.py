@@ -13,11 +13,12 @@ import uuid
 from typing import Any, Optional
 
 import pulumi
-from pulumi.dynamic import CreateResult, DiffResult, ResourceProvider, UpdateResult
+from pulumi.dynamic import CreateResult, DiffResult, ReadResult, ResourceProvider, UpdateResult
 
-from repman.local.node import LocalNodeSpec, create_node, delete_node, node_running, render_node_config, update_node
+from repman.local.node import LocalNodeSpec, create_node, delete_node, render_node_config, update_node
 from repman.local.mariadb import read_pid
 
+from components.providers.observed import KEY as OBSERVED, drift, observed
 from components.providers.secret_digest import digest_matches, has_unknowns, make_digest, without
 
 PROVIDER_VERSION = "1"
@@ -27,7 +28,7 @@ INPUT_KEYS = (
     "base_dir", "server_id", "port", "host", "plan", "tags", "admin_user", "max_connections",
     "keep_data", "ca_dir", "provider_version",
 )
-OUTPUT_KEYS = ("pid", "address", "instance", "cnf_path", "error_log", "secret_digest")
+OUTPUT_KEYS = ("pid", "address", "instance", "cnf_path", "error_log", "secret_digest", "observed")
 
 
 def node_spec(props: dict[str, Any], password: str = "") -> LocalNodeSpec:
@@ -49,6 +50,7 @@ def _outs(props: dict[str, Any], spec: LocalNodeSpec, instance: str, pid: int | 
         "cnf_path": str(spec.paths.cnf),
         "error_log": str(spec.paths.error_log),
         "secret_digest": digest or make_digest(props, SECRET_KEYS),
+        OBSERVED: observed(bool(pid), render_node_config(spec)),
     }
 
 
@@ -68,14 +70,10 @@ class LocalNodeProvider(ResourceProvider):
         changed = [k for k in INPUT_KEYS if olds.get(k) != news.get(k)]
         if not digest_matches(olds.get("secret_digest"), news, SECRET_KEYS):
             changed.append("admin_password")
-        if not changed and not has_unknowns(news):
-            spec = node_spec(news)
-            if not node_running(spec):
-                changed.append("pid")
-            elif not spec.paths.cnf.exists() or spec.paths.cnf.read_text() != render_node_config(spec):
-                changed.append("my.cnf")
-        elif has_unknowns(news):
+        if has_unknowns(news):
             changed.append("unknown")
+        elif not changed and not replaces:
+            changed += drift(olds, render_node_config(node_spec(news)))
         return DiffResult(
             changes=bool(changed or replaces), replaces=replaces,
             stables=["instance"], delete_before_replace=True,
@@ -90,6 +88,15 @@ class LocalNodeProvider(ResourceProvider):
         digest = olds.get("secret_digest") if same_password else None
         return UpdateResult(outs=_outs(news, new_spec, str(olds.get("instance") or _id),
                                        read_pid(new_spec.paths), digest))
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        """The live node: its process and the my.cnf on disk (gone: no datadir and no process)."""
+        spec = node_spec(props)
+        pid = read_pid(spec.paths)
+        if pid is None and not spec.paths.cnf.exists():
+            return ReadResult(id_="", outs={})
+        cnf = spec.paths.cnf.read_text() if spec.paths.cnf.exists() else None
+        return ReadResult(id_=id_, outs={**props, "pid": pid or 0, OBSERVED: observed(pid is not None, cnf)})
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         delete_node(node_spec(props), keep_data=bool(props.get("keep_data", True)))

@@ -86,9 +86,22 @@ def render_node_config(spec: LocalNodeSpec, plan: ServicePlan | None = None) -> 
     return render_mycnf(spec.tags, plan or get_plan(spec.plan), node_context(spec))
 
 
+def _socket_session(spec: LocalNodeSpec, timeout: float = 10.0) -> pymysql.connections.Connection:
+    """Root over the unix socket; a server just restarted after a crash may still reset the
+    first handshakes while it finishes recovery, so retry briefly instead of failing the update."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return connect_socket(str(spec.paths.socket))
+        except pymysql.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 def _ensure_admin_user(spec: LocalNodeSpec) -> None:
     """Create the admin account locally (not binlogged: every node gets its own copy)."""
-    conn = connect_socket(str(spec.paths.socket))
+    conn = _socket_session(spec)
     try:
         execute(conn, "SET SESSION sql_log_bin = 0")
         for host in ("%", "localhost"):
