@@ -18,6 +18,7 @@ import pymysql
 
 from repman.db import Credential, ServerAddress, connect, execute, query, session
 from repman.errors import BootstrapError
+from repman.seeding import SeedRequest, needs_seed, oldest_binlog_gtids, seed_node
 from repman.topology import ServerState, read_state
 
 Progress = Callable[[str], None]
@@ -37,6 +38,9 @@ class BootstrapRequest:
     sysbench_table_size: int = 0
     wait_timeout: float = 60.0
     progress: Progress = field(default=lambda msg: None)
+    # Seed a joining node that cannot replicate from the primary's binlogs (purged,
+    # error 1236) with a physical copy (repman.seeding); only where nodes are local.
+    seed_local: bool = False
 
 
 @dataclass
@@ -181,6 +185,22 @@ def prepare_sysbench(req: BootstrapRequest, primary: ServerAddress, actions: lis
     actions.append(f"sysbench table sbtest1 ({req.sysbench_table_size} rows) on {primary.url}")
 
 
+def seed_joining_node(req: BootstrapRequest, primary: ServerAddress, node: ServerAddress,
+                      reason: str, actions: list[str]) -> None:
+    """Seed a node the primary's binlogs cannot bring up to date, or say why it cannot be."""
+    if not req.seed_local:
+        raise BootstrapError(f"{node.url} cannot replicate from {primary.url}: {reason}; "
+                             "seeding it needs a physical copy, not available on this backend")
+    req.progress(f"{node.url} cannot replicate from binlogs ({reason}): seeding it")
+    result = seed_node(SeedRequest(
+        target=node, primary=primary, members=req.servers, admin=req.admin, replication=req.replication,
+        semisync=req.semisync, heartbeat_period=req.heartbeat_period, connect_retry=req.connect_retry,
+        wait_timeout=req.wait_timeout, progress=req.progress,
+    ))
+    actions.append(f"seeded {node.url} from {result.source.url} at {result.gtid} "
+                   f"({result.bytes_copied / 2**20:.0f} MiB)")
+
+
 def bootstrap(req: BootstrapRequest) -> BootstrapResult:
     """Wire the cluster; returns what was done (empty when it was already wired)."""
     if not req.servers:
@@ -189,7 +209,10 @@ def bootstrap(req: BootstrapRequest) -> BootstrapResult:
     states = _states(req)
     primary, live = choose_primary(req, states)
     others = [a for a in req.servers if a != primary]
-    check_divergence(states[primary], [states[a] for a in others])
+    # Read the primary again after the others: a replica read after an earlier primary
+    # read may be ahead of it while writes flow, which is not divergence.
+    fresh = read_state(primary, req.admin, timeout=3)
+    check_divergence(fresh if fresh.reachable else states[primary], [states[a] for a in others])
     actions: list[str] = []
     req.progress(f"primary {primary.url} ({'kept: cluster is live' if live else 'chosen'})")
     changed_users = ensure_users(req, primary, actions)
@@ -203,6 +226,8 @@ def bootstrap(req: BootstrapRequest) -> BootstrapResult:
             actions.append(f"opened {primary.url} for writes")
         if states[primary].semisync_master != req.semisync or states[primary].semisync_slave:
             _set_semisync(conn, master=req.semisync, slave=False)
+    oldest = oldest_binlog_gtids(primary, req.admin)
+    to_seed: list[tuple[ServerAddress, str]] = []
     for a in others:
         s = states[a]
         wired = (s.replica is not None and s.replica.master == primary and s.replica.healthy
@@ -213,9 +238,15 @@ def bootstrap(req: BootstrapRequest) -> BootstrapResult:
                     execute(conn, "SET GLOBAL read_only = ON")
                 actions.append(f"set {a.url} read-only")
             continue
+        reason = needs_seed(s, oldest)
+        if reason:
+            to_seed.append((a, reason))
+            continue
         req.progress(f"attaching {a.url} to {primary.url}")
         attach_replica(a, s, primary, req)
         actions.append(f"attached {a.url} to {primary.url}")
+    for a, reason in to_seed:
+        seed_joining_node(req, primary, a, reason, actions)
     req.progress("waiting for replicas to catch up")
     wait_replicas(req, primary, others)
     if req.sysbench_table_size > 0:

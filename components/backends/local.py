@@ -19,6 +19,7 @@ from components.providers.local_node import LocalNode, LocalNodeArgs
 class LocalBackend(Backend):
     name = "local"
     runs_local_watcher = True
+    seeds_local_nodes = True
 
     def node_dir(self, node: NodeSpec) -> Path:
         return self.spec.state_dir / self.spec.name / f"db{node.index}"

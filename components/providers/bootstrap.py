@@ -45,6 +45,7 @@ def _request(props: dict[str, Any]) -> BootstrapRequest:
         semisync=bool(props.get("semisync")),
         readonly_replicas=bool(props.get("readonly_replicas", True)),
         sysbench_table_size=int(props.get("sysbench_table_size") or 0),
+        seed_local=bool(props.get("seed_local")),
     )
 
 
@@ -106,7 +107,7 @@ class BootstrapArgs:
         replication_user: str, replication_password: pulumi.Input[str],
         monitoring_user: str | None = None, monitoring_password: pulumi.Input[str] | None = None,
         preferred_master: pulumi.Input[str] = "", semisync: bool = False,
-        sysbench_table_size: int = 0, readonly_replicas: bool = True,
+        sysbench_table_size: int = 0, readonly_replicas: bool = True, seed_local: bool = False,
     ) -> None:
         self.servers = servers
         self.members = members
@@ -120,6 +121,8 @@ class BootstrapArgs:
         self.semisync = semisync
         self.sysbench_table_size = sysbench_table_size
         self.readonly_replicas = readonly_replicas
+        # Not an INPUT_KEY: how a joining node gets its data, not what the cluster is.
+        self.seed_local = seed_local
 
 
 class Bootstrap(pulumi.dynamic.Resource, module="repman", name="Bootstrap"):
