@@ -64,6 +64,8 @@ class SeedRequest:
     wait_timeout: float = 120.0
     source: ServerAddress | None = None
     progress: Progress = field(default=lambda msg: None)
+    # The target's node directory when it cannot be asked (stopped, datadir lost).
+    target_base: Path | None = None
 
 
 @dataclass
@@ -288,7 +290,9 @@ def seed_node(req: SeedRequest) -> SeedResult:
         if req.target == req.primary:
             raise RuntimeError("refusing to seed the primary")
         source = choose_source(req)
-        target_paths = local_paths(req.target, req.admin)
+        target_paths = LocalServerPaths(req.target_base) if req.target_base else local_paths(req.target, req.admin)
+        if not target_paths.cnf.is_file():
+            raise RuntimeError(f"no my.cnf in {target_paths.base}")
         source_paths = local_paths(source, req.admin)
         mark("source")
         work = target_paths.base / "seed"
@@ -342,3 +346,26 @@ def purge_binlogs(conn: pymysql.connections.Connection, timeout: float = 30.0) -
         if time.monotonic() > deadline:
             raise RuntimeError(f"binlogs before {current} could not be purged in {timeout:.0f}s")
         time.sleep(0.2)
+
+
+def reseed_member(cfg, target: ServerAddress, source: ServerAddress | None = None,
+                  progress: Progress = lambda msg: None, base_dir: Path | None = None) -> SeedResult:
+    """``repman reseed HOST:PORT``: rebuild a broken or diverged replica of a watched cluster."""
+    from repman.watcher.checks import find_master, member, read_states
+
+    found = member(cfg, target)
+    if found is None:
+        raise RepmanError(f"{target.url} is not a server of cluster {cfg.name}")
+    if source is not None and member(cfg, source) is None:
+        raise RepmanError(f"--from {source.url} is not a server of cluster {cfg.name}")
+    states = read_states(cfg)
+    master, why = find_master(cfg, {a: s for a, s in states.items() if a != found})
+    if master is None:
+        raise RepmanError(f"cannot reseed {found.url}: no primary ({why})")
+    if master == found:
+        raise RepmanError(f"{found.url} is the primary: switch over first, then reseed it")
+    return seed_node(SeedRequest(
+        target=found, primary=master, members=cfg.servers, admin=cfg.admin, replication=cfg.replication,
+        semisync=bool(cfg.get("semisync")), heartbeat_period=float(cfg.get("replication-heartbeat-period", 1.0)),
+        source=member(cfg, source) if source is not None else None, progress=progress, target_base=base_dir,
+    ))
