@@ -57,6 +57,11 @@ def restart_local(address: ServerAddress, admin: Credential) -> None:
     with session(address, admin, timeout=3) as conn:
         for name, value in role.items():
             execute(conn, f"SET GLOBAL {name} = {'ON' if str(value) in ('1', 'ON') else 'OFF'}")
+        if query(conn, "SHOW SLAVE STATUS"):
+            # The IO thread started with my.cnf's semi-sync setting; it only acknowledges
+            # (and the primary only stops waiting 10 s per commit) once reconnected.
+            execute(conn, "STOP SLAVE IO_THREAD")
+            execute(conn, "START SLAVE IO_THREAD")
 
 
 def wait_in_sync(replica: ServerAddress, primary: ServerAddress, admin: Credential, timeout: float) -> None:
