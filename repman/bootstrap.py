@@ -18,6 +18,7 @@ import pymysql
 
 from repman.db import Credential, ServerAddress, connect, execute, query, session
 from repman.errors import BootstrapError
+from repman.resize import hand_over, leaving_primary
 from repman.seeding import SeedRequest, needs_seed, oldest_binlog_gtids, seed_node
 from repman.topology import ServerState, read_state
 
@@ -207,13 +208,22 @@ def bootstrap(req: BootstrapRequest) -> BootstrapResult:
         raise BootstrapError("no servers to bootstrap")
     started = time.monotonic()
     states = _states(req)
+    leaving = leaving_primary(states, req.admin)
+    handed: list[str] = []
+    if leaving is not None:
+        req.progress(f"the primary {leaving.url} leaves the cluster: switching over first")
+        moved = hand_over(leaving, req.servers, req.admin, req.replication, req.semisync,
+                          req.preferred_master, req.progress)
+        req.progress(f"switched over from {leaving.url} to {moved.url}")
+        handed.append(f"switched the primary over from leaving {leaving.url} to {moved.url}")
+        states = _states(req)
     primary, live = choose_primary(req, states)
     others = [a for a in req.servers if a != primary]
     # Read the primary again after the others: a replica read after an earlier primary
     # read may be ahead of it while writes flow, which is not divergence.
     fresh = read_state(primary, req.admin, timeout=3)
     check_divergence(fresh if fresh.reachable else states[primary], [states[a] for a in others])
-    actions: list[str] = []
+    actions: list[str] = handed
     req.progress(f"primary {primary.url} ({'kept: cluster is live' if live else 'chosen'})")
     changed_users = ensure_users(req, primary, actions)
     with session(primary, req.admin) as conn:

@@ -8,6 +8,7 @@ delete leaves replication as it is: the nodes go away on their own.
 
 from __future__ import annotations
 
+import sys
 import uuid
 from typing import Any, Optional
 
@@ -46,7 +47,13 @@ def _request(props: dict[str, Any]) -> BootstrapRequest:
         readonly_replicas=bool(props.get("readonly_replicas", True)),
         sysbench_table_size=int(props.get("sysbench_table_size") or 0),
         seed_local=bool(props.get("seed_local")),
+        progress=_progress,
     )
+
+
+def _progress(message: str) -> None:
+    """Long steps (seeding: bytes copied, rate) reach the user while ``up`` runs."""
+    print(f"    {message}", file=sys.stderr, flush=True)
 
 
 def _run(props: dict[str, Any], digest: str | None = None) -> dict[str, Any]:

@@ -1,0 +1,115 @@
+"""Resize of the local stack's real program under the embedded engine, under writes.
+
+The issue's failing scenario: after PURGE BINARY LOGS, x2.tiny -> x3.tiny with a
+writer running must seed the new node (not fail with error 1236, not refuse a
+healthy replica as diverging); then back to x2.tiny while the primary sits on the
+node being removed: it is switched over first, and the node stops only after the
+routers and the watcher dropped it. The writer's record is checked on every node.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from repman.db import Credential, ServerAddress, query, session, variable
+from repman.local.mariadb import pid_alive
+from repman.seeding import purge_binlogs
+from tests.test_e2e_local_stack import ROOT, engine, local_config, stack  # noqa: F401  (fixture)
+from tests.writer import Writer, needs_mariadb
+
+pytestmark = [needs_mariadb, pytest.mark.slow]
+
+
+def _watcher_servers(path: Path) -> list[str]:
+    raw = yaml.safe_load(path.read_text())
+    return list(next(iter(raw["clusters"].values()))["db-servers-hosts"])
+
+
+def _healthy(address: ServerAddress, admin: Credential, primary: ServerAddress) -> None:
+    with session(address, admin) as conn:
+        status = query(conn, "SHOW SLAVE STATUS")
+    assert status and status[0]["Slave_IO_Running"] == "Yes" and status[0]["Slave_SQL_Running"] == "Yes", status
+    assert int(status[0]["Master_Port"]) == primary.port and status[0]["Using_Gtid"] == "Slave_Pos"
+
+
+def _caught_up(address: ServerAddress, admin: Credential, primary: ServerAddress) -> None:
+    with session(primary, admin) as conn:
+        target = variable(conn, "gtid_binlog_pos")
+    with session(address, admin, read_timeout=70) as conn:
+        assert query(conn, "SELECT MASTER_GTID_WAIT(%s, 60) AS w", (target,))[0]["w"] == 0
+
+
+def _binlog_state(address: ServerAddress, admin: Credential) -> dict[tuple[int, int], int]:
+    with session(address, admin) as conn:
+        text = variable(conn, "gtid_binlog_state") or ""
+    out = {}
+    for part in filter(None, text.split(",")):
+        d, s, n = (int(x) for x in part.strip().split("-"))
+        out[(d, s)] = n
+    return out
+
+
+def test_scale_out_after_purge_under_writes_then_in_off_the_primary(stack):
+    overrides, _state_dir = stack
+    admin = Credential(*local_config()["repman:db-servers-credential"].split(":", 1))
+    x2 = overrides + ["repman:prov-service-plan=x2.tiny"]
+    x3 = overrides + ["repman:prov-service-plan=x3.tiny"]
+    first = json.loads(engine("up", "--json", overrides=x2).stdout)["outputs"]
+    servers = [ServerAddress.parse(s) for s in first["servers"]]
+    primary = ServerAddress.parse(first["primary_endpoint"])
+    third = ServerAddress(servers[0].host, servers[0].port + 2)  # the node x3 adds
+    Writer.prepare(primary, admin)
+    writer = Writer([*servers, third], admin, pause=0.001).start()
+    try:
+        writer.wait_acks(300)
+        with session(primary, admin) as conn:
+            purge_binlogs(conn)
+        grown = engine("up", "--json", overrides=x3)
+        outs = json.loads(grown.stdout)["outputs"]
+        assert "seeding" in grown.stderr and "MiB copied" in grown.stderr, grown.stderr[-2000:]
+        assert [ServerAddress.parse(s) for s in outs["servers"]] == [*servers, third]
+        assert _watcher_servers(Path(outs["watcher_config_path"])) == outs["servers"]
+        writer.wait_acks(200)
+        acked = {a.id for a in list(writer.acked)}  # before the primary's position is read
+        _caught_up(third, admin, primary)
+        _healthy(third, admin, primary)
+        with session(third, admin) as conn:
+            present = {r["id"] for r in query(conn, "SELECT id FROM repman_test.writes")}
+        assert acked <= present, sorted(acked - present)[:10]
+
+        # The primary moves onto the node that x2 removes, then the plan shrinks under writes.
+        config = outs["watcher_config_path"]
+        moved = subprocess.run([sys.executable, "-m", "repman.cli", "--config", config, "switchover",
+                                "--to", third.url], cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert moved.returncode == 0, moved.stderr
+        writer.wait_acks(100)
+        with session(third, admin) as conn:
+            third_pid = int(Path(query(conn, "SELECT @@GLOBAL.pid_file AS f")[0]["f"]).read_text())
+        shrunk = engine("up", "--json", overrides=x2)
+        outs = json.loads(shrunk.stdout)["outputs"]
+        assert "switching over first" in shrunk.stderr, shrunk.stderr[-2000:]
+        new_primary = ServerAddress.parse(outs["primary_endpoint"])
+        assert new_primary in servers and outs["servers"] == first["servers"]
+        assert _watcher_servers(Path(outs["watcher_config_path"])) == first["servers"]
+        assert not pid_alive(third_pid)
+        with session(ServerAddress.parse(outs["write_endpoint"]), admin) as conn:
+            assert ServerAddress("127.0.0.1", int(variable(conn, "port"))) == new_primary
+        writer.wait_acks(200)
+    finally:
+        writer.stop()
+    for s in servers:
+        if s != new_primary:
+            _caught_up(s, admin, new_primary)
+            _healthy(s, admin, new_primary)
+        lost, unexpected = writer.verify(s)
+        assert not lost and not unexpected, (s, sorted(lost)[:5], sorted(unexpected)[:5])
+    ref = _binlog_state(new_primary, admin)
+    for s in servers:
+        errant = {k: n for k, n in _binlog_state(s, admin).items() if n > ref.get(k, 0)}
+        assert not errant, f"{s.url} holds errant GTIDs {errant}"
