@@ -144,12 +144,17 @@ def _options_file(directory: Path, server_cnf: Path, admin: Credential) -> Path:
     return Path(name)
 
 
+_TELLING = ("error", "fatal", "was only able", "try increasing", "failed")
+
+
 def _tail(path: Path) -> str:
+    """The log line that says what went wrong (mariadb-backup ends with shutdown chatter)."""
     try:
-        lines = [l for l in path.read_text(errors="replace").splitlines() if l.strip()]
+        lines = [l.strip() for l in path.read_text(errors="replace").splitlines() if l.strip()]
     except OSError:
         return "no log"
-    return lines[-1][-300:] if lines else "no output"
+    telling = [l for l in lines if any(w in l.lower() for w in _TELLING)]
+    return (telling or lines or ["no output"])[-1][-300:]
 
 
 def stream_backup(source: ServerAddress, source_paths: LocalServerPaths, admin: Credential,
@@ -275,6 +280,14 @@ def catch_up(req: SeedRequest) -> None:
         raise RuntimeError(f"did not reach {target} within {req.wait_timeout:.0f}s: {err}")
 
 
+def settle(replica: ServerAddress, primary: ServerAddress, admin: Credential, timeout: float) -> None:
+    with session(primary, admin, timeout=3) as conn:
+        target = str(query(conn, "SELECT @@GLOBAL.gtid_binlog_pos AS p")[0]["p"] or "")
+    with session(replica, admin, timeout=3, read_timeout=timeout + 5) as conn:
+        if query(conn, "SELECT MASTER_GTID_WAIT(%s, %s) AS w", (target, timeout))[0]["w"] != 0:
+            raise RuntimeError(f"source {replica.url} did not catch up with {primary.url} in {timeout:.0f}s")
+
+
 def seed_node(req: SeedRequest) -> SeedResult:
     """Replace ``req.target``'s data with a physical copy of a healthy member, then replicate."""
     seconds: dict[str, float] = {}
@@ -290,6 +303,9 @@ def seed_node(req: SeedRequest) -> SeedResult:
         if req.target == req.primary:
             raise RuntimeError("refusing to seed the primary")
         source = choose_source(req)
+        if source != req.primary:
+            # A lagging source rewrites its redo log while the copy runs: let it catch up first.
+            settle(source, req.primary, req.admin, req.wait_timeout)
         target_paths = LocalServerPaths(req.target_base) if req.target_base else local_paths(req.target, req.admin)
         if not target_paths.cnf.is_file():
             raise RuntimeError(f"no my.cnf in {target_paths.base}")
