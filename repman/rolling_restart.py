@@ -17,9 +17,11 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
+import pymysql
+
 from repman.db import Credential, ServerAddress, execute, query, session
 from repman.errors import RepmanError
-from repman.local.mariadb import start_server, stop_server
+from repman.local.mariadb import LocalServerPaths, start_server, stop_server
 from repman.seeding import local_paths
 
 Log = Callable[[str], None]
@@ -46,6 +48,30 @@ class RollingRestartResult:
                 f"{self.new_primary.url if self.new_primary else '?'}")
 
 
+RESTART_MARKER = "restart-pending"
+
+
+def mark_restart_pending(paths: LocalServerPaths, keys: Sequence[str]) -> None:
+    """my.cnf changed in a way only a restart applies; the rolling restart clears the mark."""
+    (paths.run_dir / RESTART_MARKER).write_text(" ".join(keys) + "\n")
+
+
+def restart_pending(paths: LocalServerPaths) -> bool:
+    return (paths.run_dir / RESTART_MARKER).exists()
+
+
+def pending_local_nodes(servers: Sequence[ServerAddress], admin: Credential) -> list[ServerAddress]:
+    """The local nodes waiting for a restart (unreachable ones are not known here)."""
+    out = []
+    for a in servers:
+        try:
+            if restart_pending(local_paths(a, admin)):
+                out.append(a)
+        except (RepmanError, pymysql.MySQLError):
+            continue
+    return out
+
+
 def restart_local(address: ServerAddress, admin: Credential) -> None:
     """Clean stop and start of a local node; it comes back in the role it had
     (a my.cnf without the readonly tag must not reopen a replica for writes)."""
@@ -53,6 +79,7 @@ def restart_local(address: ServerAddress, admin: Credential) -> None:
     with session(address, admin, timeout=3) as conn:
         role = query(conn, "SELECT " + ", ".join(f"@@GLOBAL.{v} AS {v}" for v in _ROLE))[0]
     stop_server(paths)
+    (paths.run_dir / RESTART_MARKER).unlink(missing_ok=True)
     start_server(paths, address.host, address.port)
     with session(address, admin, timeout=3) as conn:
         for name, value in role.items():
@@ -68,20 +95,28 @@ def wait_in_sync(replica: ServerAddress, primary: ServerAddress, admin: Credenti
     """Until the replica replicates again and has applied everything the primary had."""
     with session(primary, admin, timeout=3) as conn:
         target = str(query(conn, "SELECT @@GLOBAL.gtid_binlog_pos AS p")[0]["p"] or "")
+    deadline = time.monotonic() + timeout
     with session(replica, admin, timeout=3, read_timeout=timeout + 5) as conn:
         execute(conn, "START SLAVE")  # a no-op when skip_slave_start is off
         res = query(conn, "SELECT MASTER_GTID_WAIT(%s, %s) AS w", (target, timeout))[0]["w"]
-        status = query(conn, "SHOW SLAVE STATUS")
-    if res != 0 or not status or status[0].get("Slave_IO_Running") != "Yes" \
-            or status[0].get("Slave_SQL_Running") != "Yes":
+        while True:  # connected again (the IO thread may still be connecting)
+            status = query(conn, "SHOW SLAVE STATUS")
+            running = bool(status) and status[0].get("Slave_IO_Running") == "Yes" \
+                and status[0].get("Slave_SQL_Running") == "Yes"
+            if running or time.monotonic() > deadline or (status and status[0].get("Last_IO_Errno")):
+                break
+            time.sleep(0.05)
+    if res != 0 or not running:
         err = (status[0].get("Last_IO_Error") or status[0].get("Last_SQL_Error")) if status else "no replication"
         raise RollingRestartError(f"{replica.url} is not back in sync with {primary.url} "
                                   f"within {timeout:.0f}s after its restart: {err or 'lagging'}")
 
 
 def rolling_restart(cfg, log: Log, routers: Sequence = (), restart: Restart = restart_local,
-                    sync_timeout: float = 120.0) -> RollingRestartResult:
-    """Replicas one by one (each back in sync), then a switchover, then the old primary."""
+                    sync_timeout: float = 120.0, only: Sequence[ServerAddress] | None = None,
+                    ) -> RollingRestartResult:
+    """Replicas one by one (each back in sync), then a switchover, then the old primary.
+    ``only``: restart just these servers (the primary, if among them, after a switchover)."""
     from repman.watcher.checks import find_master, read_states
     from repman.watcher.operations import run_operation
 
@@ -97,7 +132,8 @@ def rolling_restart(cfg, log: Log, routers: Sequence = (), restart: Restart = re
     if broken:
         raise RollingRestartError(f"rolling restart refused: {', '.join(broken)} not replicating (reseed first)")
     result.old_primary = primary
-    for replica in (a for a in cfg.servers if a != primary):
+    wanted = set(cfg.servers if only is None else only)
+    for replica in (a for a in cfg.servers if a != primary and a in wanted):
         started = time.monotonic()
         log(f"restarting replica {replica.url}")
         try:
@@ -108,6 +144,9 @@ def rolling_restart(cfg, log: Log, routers: Sequence = (), restart: Restart = re
         result.restarted.append(replica)
         result.seconds[replica.url] = time.monotonic() - started
         log(f"{replica.url} back in sync in {result.seconds[replica.url]:.1f}s")
+    if primary not in wanted:
+        result.new_primary = primary
+        return result
     if len(cfg.servers) > 1:
         started = time.monotonic()
         switched = run_operation("switchover", cfg, log, routers, describe="rolling restart switchover")
@@ -126,3 +165,29 @@ def rolling_restart(cfg, log: Log, routers: Sequence = (), restart: Restart = re
     result.restarted.append(primary)
     result.seconds[primary.url] = time.monotonic() - started
     return result
+
+
+def restart_pending_nodes(servers: Sequence[ServerAddress], admin: Credential, replication: Credential,
+                          semisync: bool, preferred: ServerAddress | None, log: Log) -> list[str]:
+    """After ``up`` changed static settings: a rolling restart of the nodes marked pending."""
+    import shutil
+    import tempfile
+
+    from repman.watcher.config import load_cluster
+
+    pending = pending_local_nodes(servers, admin)
+    if not pending:
+        return []
+    state_dir = tempfile.mkdtemp(prefix="repman-rolling-")
+    try:
+        raw = {"db-servers-hosts": [a.url for a in servers],
+               "db-servers-credential": f"{admin.user}:{admin.password}",
+               "replication-credential": f"{replication.user}:{replication.password}",
+               "semisync": semisync, "monitoring-datadir": state_dir}
+        if preferred is not None and preferred in servers:
+            raw["db-servers-prefered-master"] = preferred.url
+        result = rolling_restart(load_cluster("rolling", raw), log, only=pending)
+    finally:
+        shutil.rmtree(state_dir, ignore_errors=True)
+    log(result.sentence)
+    return [result.sentence]

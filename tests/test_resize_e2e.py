@@ -10,6 +10,7 @@ routers and the watcher dropped it. The writer's record is checked on every node
 from __future__ import annotations
 
 import json
+import time
 import subprocess
 import sys
 from pathlib import Path
@@ -113,3 +114,67 @@ def test_scale_out_after_purge_under_writes_then_in_off_the_primary(stack):
     for s in servers:
         errant = {k: n for k, n in _binlog_state(s, admin).items() if n > ref.get(k, 0)}
         assert not errant, f"{s.url} holds errant GTIDs {errant}"
+
+
+def test_static_change_is_a_rolling_restart_and_memory_is_live(stack):
+    """A tag that needs a restart (pfs: performance_schema) restarts every node once, the
+    primary last after one switchover, under writes through the stack's HAProxy; a plan
+    with more memory is applied live (same pids) and written to my.cnf."""
+    from tests.standins.workload import Writer as ProxyWriter, create_schema
+
+    overrides, _state_dir = stack
+    cfg = local_config()
+    admin = Credential(*cfg["repman:db-servers-credential"].split(":", 1))
+    app = Credential("app", "app-pw")
+    outs = json.loads(engine("up", "--json", overrides=overrides).stdout)["outputs"]
+    servers = [ServerAddress.parse(s) for s in outs["servers"]]
+    primary = ServerAddress.parse(outs["primary_endpoint"])
+    with session(primary, admin) as conn:
+        create_schema(conn, app)
+    pids = {s: _pid(s, admin) for s in servers}
+
+    bigger = overrides + ["repman:prov-service-plan=x3.small"]
+    done = json.loads(engine("up", "--json", overrides=bigger).stdout)
+    assert done["changes"]["updated"] >= 3
+    for s in servers:
+        assert _pid(s, admin) == pids[s]
+        with session(s, admin) as conn:
+            assert int(variable(conn, "innodb_buffer_pool_size")) >= 2400 * 2**20
+            cnf = Path(query(conn, "SELECT @@GLOBAL.datadir AS d")[0]["d"]).parent / "my.cnf"
+        assert "innodb_buffer_pool_size        = 2457M" in cnf.read_text()
+
+    writer = ProxyWriter(ServerAddress.parse(outs["write_endpoint"]), app).start()
+    try:
+        writer.wait_acked(200)
+        began = time.monotonic()
+        tags = list(cfg["repman:prov-db-tags"]) + ["pfs"]
+        restarted = engine("up", "--json", overrides=bigger + ["repman:prov-db-tags=" + json.dumps(tags)])
+        ended = time.monotonic()
+        writer.wait_acked(200)
+    finally:
+        writer.stop()
+    assert "rolling restart done: 3 servers restarted" in restarted.stderr, restarted.stderr[-2000:]
+    new_outs = json.loads(restarted.stdout)["outputs"]
+    new_primary = ServerAddress.parse(new_outs["primary_endpoint"])
+    assert new_primary != primary
+    for s in servers:
+        assert _pid(s, admin) != pids[s], f"{s.url} was not restarted"
+        with session(s, admin) as conn:
+            assert variable(conn, "performance_schema") == "1"
+    with session(new_primary, admin) as conn:
+        present = {r["id"] for r in query(conn, "SELECT id FROM app.w")}
+    lost = [w.id for w in writer.acked() if w.id not in present]
+    assert lost == [], f"acknowledged writes lost: {lost[:20]}"
+    assert present - writer.attempted_ids() == set()
+    # At most one pause longer than a second: the switchover (plus the watcher's re-route).
+    times = sorted(w.acked for w in writer.acked() if began <= w.acked <= ended)
+    long_pauses = [b - a for a, b in zip(times, times[1:]) if b - a > 1.0]
+    assert len(long_pauses) <= 1, long_pauses
+    # Nothing is left pending: a second up changes nothing.
+    again = json.loads(engine("up", "--json", overrides=bigger + ["repman:prov-db-tags=" + json.dumps(tags)]).stdout)
+    assert again["changes"]["updated"] == again["changes"]["created"] == 0
+
+
+def _pid(address: ServerAddress, admin: Credential) -> int:
+    with session(address, admin) as conn:
+        return int(Path(query(conn, "SELECT @@GLOBAL.pid_file AS f")[0]["f"]).read_text())

@@ -18,6 +18,7 @@ from pulumi.dynamic import CreateResult, DiffResult, ResourceProvider, UpdateRes
 from repman.bootstrap import BootstrapRequest, bootstrap, current_primary
 from repman.db import Credential, ServerAddress
 from repman.errors import RepmanError
+from repman.rolling_restart import pending_local_nodes, restart_pending_nodes
 from repman.topology import read_state
 
 from components.providers.secret_digest import digest_matches, has_unknowns, make_digest, without
@@ -57,12 +58,23 @@ def _progress(message: str) -> None:
 
 
 def _run(props: dict[str, Any], digest: str | None = None) -> dict[str, Any]:
-    result = bootstrap(_request(props))
+    req = _request(props)
+    result = bootstrap(req)
+    actions = list(result.actions)
+    primary, replicas = result.primary.url, [r.url for r in result.replicas]
+    if req.seed_local:
+        restarted = restart_pending_nodes(req.servers, req.admin, req.replication, req.semisync,
+                                          req.preferred_master, req.progress)
+        if restarted:
+            actions += restarted
+            now = live_primary(props)
+            if now is not None and now != primary:
+                primary, replicas = now, [s.url for s in req.servers if s.url != now]
     return {
         **without(props, SECRET_KEYS),
-        "primary": result.primary.url,
-        "replicas": [r.url for r in result.replicas],
-        "actions": list(result.actions),
+        "primary": primary,
+        "replicas": replicas,
+        "actions": actions,
         "secret_digest": digest or make_digest(props, SECRET_KEYS),
     }
 
@@ -80,6 +92,15 @@ def live_primary(props: dict[str, Any]) -> str | None:
     return found.url if found else None
 
 
+def _restarts_pending(props: dict[str, Any]) -> bool:
+    """A local node's my.cnf changed in a way only a restart applies (repman.rolling_restart)."""
+    try:
+        req = _request(props)
+        return bool(pending_local_nodes(req.servers, req.admin))
+    except (RepmanError, KeyError, ValueError):
+        return False
+
+
 class BootstrapProvider(ResourceProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
         outs = _run(props)
@@ -95,6 +116,8 @@ class BootstrapProvider(ResourceProvider):
             live = live_primary(news)
             if live is not None and live != olds.get("primary"):
                 changed.append("primary")
+            elif news.get("seed_local") and _restarts_pending(news):
+                changed.append("rolling restart")
         return DiffResult(changes=bool(changed), replaces=[], stables=[], delete_before_replace=False)
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:

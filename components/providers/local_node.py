@@ -86,7 +86,9 @@ class LocalNodeProvider(ResourceProvider):
         same_password = digest_matches(olds.get("secret_digest"), news, SECRET_KEYS)
         old_spec = node_spec(olds, password if same_password else "")
         new_spec = node_spec(news, password)
-        update_node(old_spec, new_spec)
+        # A restart is left to the cluster's rolling restart (bootstrap resource): never the
+        # primary first, never two nodes at once.
+        update_node(old_spec, new_spec, defer_restart=True)
         digest = olds.get("secret_digest") if same_password else None
         return UpdateResult(outs=_outs(news, new_spec, str(olds.get("instance") or _id),
                                        read_pid(new_spec.paths), digest))

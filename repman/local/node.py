@@ -166,10 +166,12 @@ def _restart_keeping_role(spec: LocalNodeSpec) -> None:
         conn.close()
 
 
-def update_node(old: LocalNodeSpec, new: LocalNodeSpec) -> str:
+def update_node(old: LocalNodeSpec, new: LocalNodeSpec, defer_restart: bool = False) -> str:
     """Apply a changed config: live ``SET GLOBAL`` when possible, otherwise a clean restart.
 
-    Returns ``"unchanged"``, ``"live"`` or ``"restarted"``.
+    With ``defer_restart`` a needed restart is only marked (``repman.rolling_restart``
+    then restarts the cluster's nodes in a safe order). Returns ``"unchanged"``,
+    ``"live"``, ``"restarted"`` or ``"pending"``.
     """
     paths = new.paths
     new_text = render_node_config(new)
@@ -183,6 +185,11 @@ def update_node(old: LocalNodeSpec, new: LocalNodeSpec) -> str:
         return "restarted"
     if not changes and old.admin_password == new.admin_password:
         return "unchanged"
+    if needs_restart and defer_restart:
+        from repman.rolling_restart import mark_restart_pending
+        mark_restart_pending(paths, sorted(changes))
+        _ensure_admin_user(new)
+        return "pending"
     if needs_restart:
         _restart_keeping_role(new)
     else:
@@ -197,6 +204,11 @@ def update_node(old: LocalNodeSpec, new: LocalNodeSpec) -> str:
                     needs_restart = True
         finally:
             conn.close()
+        if needs_restart and defer_restart:
+            from repman.rolling_restart import mark_restart_pending
+            mark_restart_pending(paths, sorted(changes))
+            _ensure_admin_user(new)
+            return "pending"
         if needs_restart:
             _restart_keeping_role(new)
     _ensure_admin_user(new)
