@@ -17,6 +17,7 @@ until the new node replicates (it must be seeded: the binlogs are gone).
 from __future__ import annotations
 
 import argparse
+import os
 import json
 import shutil
 import statistics
@@ -93,6 +94,8 @@ def part_one(size_mb: int, runs: int) -> None:
         for run in range(1, runs + 1):
             order = ("raw", "repman") if run % 2 else ("repman", "raw")
             for which in order:
+                os.sync()  # the previous copy's dirty pages must not slow the next one down
+                time.sleep(2)
                 if which == "raw":
                     secs, size = raw_pipeline(source_cnf, source, bed.admin, base / "raw")
                     raws.append(secs)

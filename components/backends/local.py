@@ -35,6 +35,7 @@ class LocalBackend(Backend):
                 admin_user=secrets.admin_user, admin_password=secrets.admin_password,
                 keep_data=self.spec.keep_data_on_delete,
                 ca_dir=str(self.spec.state_dir / self.spec.name / "ca"),
+                defer_restart=True,  # the cluster's bootstrap resource restarts nodes in a rolling order
             ),
             pulumi.ResourceOptions(parent=parent),
         )
