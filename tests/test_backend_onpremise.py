@@ -252,3 +252,19 @@ def test_failed_start_rolls_back_what_the_step_created(lab: NetnsLab, base_root:
     finally:
         squatter.kill()
         squatter.wait(timeout=10)
+
+
+def test_disk_check_refuses_a_plan_whose_data_the_host_cannot_hold(lab: NetnsLab, base_root: Path) -> None:
+    """Over real SSH: free space (plus what the datadir holds) against the plan's data size;
+    also run by update_node before a plan change touches anything."""
+    from repman.backends.onpremise import check_disk
+
+    free_gb = shutil.disk_usage(base_root).free / 2**30
+    if not 10 <= free_gb < 700:
+        pytest.skip(f"{free_gb:.0f} GB free here: the check needs between 10 (x3.tiny) and 700 (x3.large)")
+    with HostSession(lab.hosts[0].address, auth_for(lab)) as session:
+        check_disk(session, node(lab, 1, base_root, plan="x3.tiny"))
+        with pytest.raises(HostStepError, match=r"step check-disk: \d+ GB usable under .* but plan x3.large "
+                                                r"\(prov-service-plan\) needs 700 GB of data"):
+            check_disk(session, node(lab, 1, base_root, plan="x3.large"))
+    assert not Path(f"{base_root}/op-db1").exists()

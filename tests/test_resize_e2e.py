@@ -10,6 +10,7 @@ routers and the watcher dropped it. The writer's record is checked on every node
 from __future__ import annotations
 
 import json
+import os
 import time
 import subprocess
 import sys
@@ -178,3 +179,110 @@ def test_static_change_is_a_rolling_restart_and_memory_is_live(stack):
 def _pid(address: ServerAddress, admin: Credential) -> int:
     with session(address, admin) as conn:
         return int(Path(query(conn, "SELECT @@GLOBAL.pid_file AS f")[0]["f"]).read_text())
+
+
+def test_seeding_killed_during_up_lists_the_node_nowhere_and_the_next_up_retries(stack):
+    """kill -9 of the seeding source while ``up`` x2 -> x3 streams: ``up`` fails naming the
+    node and the step; HAProxy and the watcher still list only the two replicating nodes; the
+    next ``up`` restarts the killed source and seeds the new node."""
+    import threading
+
+    overrides, state_dir = stack
+    admin = Credential(*local_config()["repman:db-servers-credential"].split(":", 1))
+    x2 = overrides + ["repman:prov-service-plan=x2.tiny"]
+    x3 = overrides + ["repman:prov-service-plan=x3.tiny"]
+    first = json.loads(engine("up", "--json", overrides=x2).stdout)["outputs"]
+    servers = [ServerAddress.parse(s) for s in first["servers"]]
+    primary, source = servers
+    third = ServerAddress(primary.host, primary.port + 2)
+    Writer.prepare(primary, admin)
+    writer = Writer([*servers, third], admin, pause=0.001).start()
+    try:
+        writer.wait_acks(200)
+        with session(primary, admin) as conn:
+            purge_binlogs(conn)
+        with session(source, admin) as conn:
+            source_pid_file = Path(query(conn, "SELECT @@GLOBAL.pid_file AS f")[0]["f"])
+        seed_dir = state_dir / "cluster1" / "db3" / "seed" / "data"
+        killed: list[int] = []
+
+        def kill_source_mid_stream() -> None:
+            import os
+            import signal
+
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline and not killed:
+                if seed_dir.is_dir() and any(seed_dir.iterdir()):
+                    pid = int(source_pid_file.read_text())
+                    os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+                time.sleep(0.005)
+
+        killer = threading.Thread(target=kill_source_mid_stream)
+        killer.start()
+        failed = engine("up", overrides=x3, check=False)
+        killer.join()
+        assert killed and failed.returncode != 0
+        assert f"seeding {third.url} failed at step 'stream'" in failed.stderr, failed.stderr[-2000:]
+        assert "Traceback" not in failed.stderr
+        watcher_cfg = next(state_dir.glob("cluster1/watcher/repman.yaml"))
+        assert _watcher_servers(watcher_cfg) == first["servers"]
+        for cfg_file in state_dir.glob("**/haproxy.cfg"):
+            assert f":{third.port}" not in cfg_file.read_text()
+        writer.wait_acks(100)  # the primary kept taking writes
+
+        retried = engine("up", "--json", overrides=x3)
+        outs = json.loads(retried.stdout)["outputs"]
+        assert outs["servers"] == [s.url for s in (*servers, third)]
+        assert _watcher_servers(Path(outs["watcher_config_path"])) == outs["servers"]
+        writer.wait_acks(100)
+    finally:
+        writer.stop()
+    for s in (*servers, third):
+        if s != primary:
+            _caught_up(s, admin, primary)
+            _healthy(s, admin, primary)
+        lost, unexpected = writer.verify(s)
+        assert not lost and not unexpected, (s, sorted(lost)[:5], sorted(unexpected)[:5])
+
+
+@pytest.mark.soak
+@pytest.mark.skipif(os.environ.get("REPMAN_SOAK") != "1", reason="soak: set REPMAN_SOAK=1")
+def test_soak_scale_out_to_x5_after_purge_then_back_to_x3_off_the_primary(stack):
+    from tests.conftest import free_port_block
+
+    overrides, _state_dir = stack
+    # Five consecutive free ports (the fixture reserved three); ``down`` finds them in the state.
+    overrides = [o for o in overrides if not o.startswith("repman:db-servers-base-port=")]
+    overrides.append(f"repman:db-servers-base-port={free_port_block(5)}")
+    admin = Credential(*local_config()["repman:db-servers-credential"].split(":", 1))
+    plan = {n: overrides + [f"repman:prov-service-plan=x{n}.tiny"] for n in (2, 3, 5)}
+    first = json.loads(engine("up", "--json", overrides=plan[2]).stdout)["outputs"]
+    servers = [ServerAddress.parse(s) for s in first["servers"]]
+    everyone = [ServerAddress(servers[0].host, servers[0].port + i) for i in range(5)]
+    Writer.prepare(servers[0], admin)
+    writer = Writer(everyone, admin, pause=0.001).start()
+    try:
+        writer.wait_acks(300)
+        with session(servers[0], admin) as conn:
+            purge_binlogs(conn)
+        outs = json.loads(engine("up", "--json", overrides=plan[5]).stdout)["outputs"]
+        assert outs["servers"] == [s.url for s in everyone]
+        writer.wait_acks(200)
+        moved = subprocess.run([sys.executable, "-m", "repman.cli", "--config", outs["watcher_config_path"],
+                                "switchover", "--to", everyone[4].url], cwd=ROOT, capture_output=True,
+                               text=True, timeout=120)
+        assert moved.returncode == 0, moved.stderr
+        writer.wait_acks(100)
+        outs = json.loads(engine("up", "--json", overrides=plan[3]).stdout)["outputs"]
+        assert outs["servers"] == [s.url for s in everyone[:3]]
+        writer.wait_acks(200)
+    finally:
+        writer.stop()
+    new_primary = ServerAddress.parse(outs["primary_endpoint"])
+    for s in everyone[:3]:
+        if s != new_primary:
+            _caught_up(s, admin, new_primary)
+            _healthy(s, admin, new_primary)
+        lost, unexpected = writer.verify(s)
+        assert not lost and not unexpected
