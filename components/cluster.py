@@ -76,6 +76,9 @@ class Cluster(pulumi.ComponentResource):
                     sysbench_table_size=spec.sysbench_table_size,
                     readonly_replicas=True,
                     seed_local=backend.seeds_local_nodes,
+                    cluster_name=spec.name,
+                    monitoring_datadir=(str(WatcherFiles(spec.state_dir / spec.name / "watcher").state_dir)
+                                        if spec.watcher and backend.runs_local_watcher else ""),
                 ),
                 pulumi.ResourceOptions(parent=self, depends_on=node_resources + list(self.extra)),
             )

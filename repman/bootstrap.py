@@ -42,6 +42,10 @@ class BootstrapRequest:
     # Seed a joining node that cannot replicate from the primary's binlogs (purged,
     # error 1236) with a physical copy (repman.seeding); only where nodes are local.
     seed_local: bool = False
+    # The watcher's cluster name and monitoring-datadir: the switchovers bootstrap runs (scale-in,
+    # rolling restart) then take the watcher's operation lock and land in its crash records.
+    cluster_name: str = "bootstrap"
+    monitoring_datadir: str = ""
 
 
 @dataclass
@@ -213,7 +217,7 @@ def bootstrap(req: BootstrapRequest) -> BootstrapResult:
     if leaving is not None:
         req.progress(f"the primary {leaving.url} leaves the cluster: switching over first")
         moved = hand_over(leaving, req.servers, req.admin, req.replication, req.semisync,
-                          req.preferred_master, req.progress)
+                          req.preferred_master, req.progress, req.cluster_name, req.monitoring_datadir)
         req.progress(f"switched over from {leaving.url} to {moved.url}")
         handed.append(f"switched the primary over from leaving {leaving.url} to {moved.url}")
         states = _states(req)

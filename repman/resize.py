@@ -33,24 +33,27 @@ def leaving_primary(states: Mapping[ServerAddress, ServerState], admin: Credenti
 
 def hand_over(leaving: ServerAddress, members: Sequence[ServerAddress], admin: Credential,
               replication: Credential, semisync: bool, preferred: ServerAddress | None,
-              log: Callable[[str], None]) -> ServerAddress:
-    """Switch the primary role from ``leaving`` onto a member; returns the new primary."""
+              log: Callable[[str], None], cluster: str = "handover", monitoring_datadir: str = "",
+              ) -> ServerAddress:
+    """Switch the primary role from ``leaving`` onto a member; returns the new primary.
+    With the watcher's ``monitoring_datadir`` it runs under the watcher's operation lock."""
     from repman.watcher.config import load_cluster
-    from repman.watcher.state_store import StateStore
-    from repman.watcher.switchover import switchover
+    from repman.watcher.operations import run_operation
 
-    state_dir = tempfile.mkdtemp(prefix="repman-handover-")
+    state_dir = monitoring_datadir or tempfile.mkdtemp(prefix="repman-handover-")
     try:
-        cfg = load_cluster("handover", {
+        cfg = load_cluster(cluster, {
             "db-servers-hosts": [leaving.url, *(m.url for m in members)],
             "db-servers-credential": f"{admin.user}:{admin.password}",
             "replication-credential": f"{replication.user}:{replication.password}",
             "semisync": semisync, "monitoring-datadir": state_dir,
         })
         to = preferred if preferred in members else None
-        result = switchover(cfg, StateStore(cfg.state_dir), log, to=to)
+        result = run_operation("switchover", cfg, log, to=to, lock_wait=30.0,
+                               describe=f"switchover off leaving {leaving}")
     finally:
-        shutil.rmtree(state_dir, ignore_errors=True)
+        if not monitoring_datadir:
+            shutil.rmtree(state_dir, ignore_errors=True)
     if not result.ok or result.new_primary is None:
         raise BootstrapError(f"the primary {leaving.url} leaves the cluster and could not be switched over: "
                              f"{result.sentence}")

@@ -149,7 +149,8 @@ def rolling_restart(cfg, log: Log, routers: Sequence = (), restart: Restart = re
         return result
     if len(cfg.servers) > 1:
         started = time.monotonic()
-        switched = run_operation("switchover", cfg, log, routers, describe="rolling restart switchover")
+        switched = run_operation("switchover", cfg, log, routers, describe="rolling restart switchover",
+                                 lock_wait=30.0)
         if not switched.ok:
             raise RollingRestartError(f"rolling restart stopped before the primary {primary.url}: "
                                       f"{switched.sentence}")
@@ -168,7 +169,8 @@ def rolling_restart(cfg, log: Log, routers: Sequence = (), restart: Restart = re
 
 
 def restart_pending_nodes(servers: Sequence[ServerAddress], admin: Credential, replication: Credential,
-                          semisync: bool, preferred: ServerAddress | None, log: Log) -> list[str]:
+                          semisync: bool, preferred: ServerAddress | None, log: Log,
+                          cluster: str = "rolling", monitoring_datadir: str = "") -> list[str]:
     """After ``up`` changed static settings: a rolling restart of the nodes marked pending."""
     import shutil
     import tempfile
@@ -178,7 +180,7 @@ def restart_pending_nodes(servers: Sequence[ServerAddress], admin: Credential, r
     pending = pending_local_nodes(servers, admin)
     if not pending:
         return []
-    state_dir = tempfile.mkdtemp(prefix="repman-rolling-")
+    state_dir = monitoring_datadir or tempfile.mkdtemp(prefix="repman-rolling-")
     try:
         raw = {"db-servers-hosts": [a.url for a in servers],
                "db-servers-credential": f"{admin.user}:{admin.password}",
@@ -186,8 +188,9 @@ def restart_pending_nodes(servers: Sequence[ServerAddress], admin: Credential, r
                "semisync": semisync, "monitoring-datadir": state_dir}
         if preferred is not None and preferred in servers:
             raw["db-servers-prefered-master"] = preferred.url
-        result = rolling_restart(load_cluster("rolling", raw), log, only=pending)
+        result = rolling_restart(load_cluster(cluster, raw), log, only=pending)
     finally:
-        shutil.rmtree(state_dir, ignore_errors=True)
+        if not monitoring_datadir:
+            shutil.rmtree(state_dir, ignore_errors=True)
     log(result.sentence)
     return [result.sentence]

@@ -49,6 +49,8 @@ def _request(props: dict[str, Any]) -> BootstrapRequest:
         sysbench_table_size=int(props.get("sysbench_table_size") or 0),
         seed_local=bool(props.get("seed_local")),
         progress=_progress,
+        cluster_name=str(props.get("cluster_name") or "bootstrap"),
+        monitoring_datadir=str(props.get("monitoring_datadir") or ""),
     )
 
 
@@ -64,7 +66,8 @@ def _run(props: dict[str, Any], digest: str | None = None) -> dict[str, Any]:
     primary, replicas = result.primary.url, [r.url for r in result.replicas]
     if req.seed_local:
         restarted = restart_pending_nodes(req.servers, req.admin, req.replication, req.semisync,
-                                          req.preferred_master, req.progress)
+                                          req.preferred_master, req.progress, req.cluster_name,
+                                          req.monitoring_datadir)
         if restarted:
             actions += restarted
             now = live_primary(props)
@@ -138,6 +141,7 @@ class BootstrapArgs:
         monitoring_user: str | None = None, monitoring_password: pulumi.Input[str] | None = None,
         preferred_master: pulumi.Input[str] = "", semisync: bool = False,
         sysbench_table_size: int = 0, readonly_replicas: bool = True, seed_local: bool = False,
+        cluster_name: str = "", monitoring_datadir: str = "",
     ) -> None:
         self.servers = servers
         self.members = members
@@ -153,6 +157,9 @@ class BootstrapArgs:
         self.readonly_replicas = readonly_replicas
         # Not an INPUT_KEY: how a joining node gets its data, not what the cluster is.
         self.seed_local = seed_local
+        # Not INPUT_KEYS either: where the watcher keeps its operation lock and crash records.
+        self.cluster_name = cluster_name
+        self.monitoring_datadir = monitoring_datadir
 
 
 class Bootstrap(pulumi.dynamic.Resource, module="repman", name="Bootstrap"):
