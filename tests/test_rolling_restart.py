@@ -93,7 +93,12 @@ def test_rolling_restart_under_writes_through_haproxy(stack):
     assert writer.longest_gap(began, ended) <= max(sw_end - sw_start, BLIP), [(round(t - began, 2), m) for t, m in said]
 
 
-def test_rolling_restart_refuses_with_a_broken_replica(stack):
+@pytest.mark.slow
+def test_rolling_restart_refuses_with_a_broken_replica(stack, tmp_path, capsys):
+    import yaml
+
+    from repman.cli import main
+
     bed, _proxy, cfg, primary, routers = stack
     replica = next(a for a in bed.addresses if a != primary)
     with bed.connect(replica) as conn:
@@ -101,4 +106,13 @@ def test_rolling_restart_refuses_with_a_broken_replica(stack):
     pids = {a: _pid(bed, a) for a in bed.addresses}
     with pytest.raises(RollingRestartError, match=rf"{replica.url} not replicating"):
         rolling_restart(cfg, lambda m: None, routers)
+    config = tmp_path / "repman.yaml"
+    config.write_text(yaml.safe_dump({"clusters": {"c1": {
+        "db-servers-hosts": [a.url for a in bed.addresses],
+        "db-servers-credential": f"{bed.admin.user}:{bed.admin.password}",
+        "replication-credential": f"{bed.replication.user}:{bed.replication.password}",
+        "monitoring-datadir": str(tmp_path / "state")}}}))
+    assert main(["--config", str(config), "rolling-restart"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"repman: rolling restart refused: {replica.url} not replicating (reseed first)"]
     assert {a: _pid(bed, a) for a in bed.addresses} == pids  # nothing restarted
