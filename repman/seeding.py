@@ -34,7 +34,7 @@ import pymysql
 from repman.db import Credential, ServerAddress, execute, query, session
 from repman.errors import RepmanError
 from repman.gtid import GtidPosition
-from repman.local.mariadb import LocalServerPaths, read_pid, start_server, stop_server
+from repman.local.mariadb import LocalServerPaths, start_server, stop_server
 from repman.topology import ServerState, read_state
 
 Progress = Callable[[str], None]
@@ -342,10 +342,6 @@ def seed_node(req: SeedRequest) -> SeedResult:
         raise SeedError(req.target, step, str(exc) or type(exc).__name__) from exc
     req.progress(f"seeded {req.target.url} from {source.url} at {gtid}: replicating")
     return SeedResult(target=req.target, source=source, gtid=gtid, bytes_copied=copied, seconds=seconds)
-
-
-def node_is_running(paths: LocalServerPaths) -> bool:
-    return read_pid(paths) is not None
 
 
 def purge_binlogs(conn: pymysql.connections.Connection, timeout: float = 30.0) -> str:

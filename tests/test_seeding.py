@@ -18,8 +18,7 @@ import pytest
 from repman.bootstrap import BootstrapRequest, bootstrap
 from repman.db import ServerAddress
 from repman.errors import BootstrapError
-from repman.gtid import GtidPosition
-from repman.seeding import SeedError, SeedRequest, purge_binlogs, reseed_member, seed_node
+from repman.seeding import SeedError, SeedRequest, purge_binlogs, seed_node
 from tests.writer import HACluster, cluster_factory, needs_mariadb  # noqa: F401  (fixture)
 
 pytestmark = [needs_mariadb, pytest.mark.skipif(shutil.which("mariadb-backup") is None
