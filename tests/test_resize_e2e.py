@@ -286,3 +286,41 @@ def test_soak_scale_out_to_x5_after_purge_then_back_to_x3_off_the_primary(stack)
             _healthy(s, admin, new_primary)
         lost, unexpected = writer.verify(s)
         assert not lost and not unexpected
+
+
+def test_a_node_whose_datadir_was_lost_is_recreated_and_seeded_by_up(stack):
+    """A replaced disk: the node's process and datadir are gone, the primary's binlogs are
+    purged. The next ``up`` makes the node again (empty, new instance) and bootstrap seeds it."""
+    import os
+    import shutil
+    import signal
+
+    overrides, state_dir = stack
+    admin = Credential(*local_config()["repman:db-servers-credential"].split(":", 1))
+    outs = json.loads(engine("up", "--json", overrides=overrides).stdout)["outputs"]
+    servers = [ServerAddress.parse(s) for s in outs["servers"]]
+    primary, lost_node = servers[0], servers[2]
+    Writer.prepare(primary, admin)
+    writer = Writer(servers, admin, pause=0.001).start()
+    try:
+        writer.wait_acks(200)
+        with session(lost_node, admin) as conn:
+            pid_file = Path(query(conn, "SELECT @@GLOBAL.pid_file AS f")[0]["f"])
+        pid = int(pid_file.read_text())
+        os.kill(pid, signal.SIGKILL)
+        while pid_alive(pid):
+            time.sleep(0.01)
+        shutil.rmtree(pid_file.parent.parent / "data")
+        with session(primary, admin) as conn:
+            purge_binlogs(conn)
+        writer.wait_acks(100)
+        again = engine("up", "--json", overrides=overrides)
+        assert f"seeded {lost_node.url}" in again.stderr or "MiB copied" in again.stderr, again.stderr[-2000:]
+        writer.wait_acks(100)
+    finally:
+        writer.stop()
+    _caught_up(lost_node, admin, primary)
+    _healthy(lost_node, admin, primary)
+    for s in servers:
+        lost, unexpected = writer.verify(s)
+        assert not lost and not unexpected, (s, sorted(lost)[:5], sorted(unexpected)[:5])

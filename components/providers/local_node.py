@@ -88,10 +88,12 @@ class LocalNodeProvider(ResourceProvider):
         new_spec = node_spec(news, password)
         # In a cluster, a restart is left to its rolling restart (the bootstrap resource):
         # never the primary first, never two nodes at once.
-        update_node(old_spec, new_spec, defer_restart=bool(news.get("defer_restart")))
+        done = update_node(old_spec, new_spec, defer_restart=bool(news.get("defer_restart")))
         digest = olds.get("secret_digest") if same_password else None
-        return UpdateResult(outs=_outs(news, new_spec, str(olds.get("instance") or _id),
-                                       read_pid(new_spec.paths), digest))
+        instance = str(olds.get("instance") or _id)
+        if done == "recreated":  # new, empty data: bootstrap must re-attach (or seed) it
+            instance = f"{new_spec.host}:{new_spec.port}/{new_spec.server_id}/{uuid.uuid4().hex[:12]}"
+        return UpdateResult(outs=_outs(news, new_spec, instance, read_pid(new_spec.paths), digest))
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         delete_node(node_spec(props), keep_data=bool(props.get("keep_data", True)))

@@ -171,7 +171,8 @@ def update_node(old: LocalNodeSpec, new: LocalNodeSpec, defer_restart: bool = Fa
 
     With ``defer_restart`` a needed restart is only marked (``repman.rolling_restart``
     then restarts the cluster's nodes in a safe order). Returns ``"unchanged"``,
-    ``"live"``, ``"restarted"`` or ``"pending"``.
+    ``"live"``, ``"restarted"``, ``"recreated"`` (the datadir was lost and made again, empty)
+    or ``"pending"``.
     """
     paths = new.paths
     new_text = render_node_config(new)
@@ -180,9 +181,13 @@ def update_node(old: LocalNodeSpec, new: LocalNodeSpec, defer_restart: bool = Fa
     _ensure_certificates(new)
     paths.cnf.write_text(new_text)
     if read_pid(paths) is None:
+        # A lost datadir (a replaced disk) comes back empty; bootstrap then re-attaches or
+        # seeds it because the provider gives it a new instance.
+        recreated = not (paths.datadir / "mysql").is_dir()
+        initialise_datadir(paths)
         start_server(paths, new.host, new.port)
         _ensure_admin_user(new)
-        return "restarted"
+        return "recreated" if recreated else "restarted"
     if not changes and old.admin_password == new.admin_password:
         return "unchanged"
     if needs_restart and defer_restart:
