@@ -268,3 +268,52 @@ def test_disk_check_refuses_a_plan_whose_data_the_host_cannot_hold(lab: NetnsLab
                                                 r"\(prov-service-plan\) needs 700 GB of data"):
             check_disk(session, node(lab, 1, base_root, plan="x3.large"))
     assert not Path(f"{base_root}/op-db1").exists()
+
+
+@pytest.mark.slow
+def test_seeding_over_ssh_after_purged_binlogs(lab: NetnsLab, base_root: Path) -> None:
+    """Three hosts; the third joins after the primary purged its binlogs: a physical copy
+    streamed from host2's mariadb-backup through SSH into host3's mbstream, then replication."""
+    from repman.backends.onpremise import delete_node
+    from repman.bootstrap import BootstrapRequest, bootstrap
+    from repman.backends.ssh_seed import seed_ssh_node
+    from repman.seeding import SeedRequest, purge_binlogs
+
+    if shutil.which("mariadb-backup") is None:
+        pytest.skip("mariadb-backup not installed")
+    auth = auth_for(lab)
+    specs = [node(lab, i, base_root) for i in (1, 2, 3)]
+    states = []
+    try:
+        for spec in specs:
+            states.append(create_node(spec, auth))
+        addresses = [ServerAddress(s.host, s.port) for s in specs]
+        bootstrap(BootstrapRequest(servers=addresses[:2], admin=ADMIN, replication=REPL))
+        with connect(addresses[0], ADMIN) as conn:
+            execute(conn, "CREATE DATABASE shop")
+            execute(conn, "CREATE TABLE shop.orders (id INT PRIMARY KEY, item VARCHAR(20))")
+            for i in range(300):
+                execute(conn, "INSERT INTO shop.orders VALUES (%s, 'x')", (i,))
+            purge_binlogs(conn)
+        with pytest.raises(Exception, match="binlogs start after"):
+            bootstrap(BootstrapRequest(servers=addresses, admin=ADMIN, replication=REPL))
+        lines: list[str] = []
+        req = SeedRequest(target=addresses[2], primary=addresses[0], members=addresses, admin=ADMIN,
+                          replication=REPL, progress=lines.append)
+        result = seed_ssh_node(req, specs[2], states[2], specs[1], auth)
+        assert result.source == addresses[1] and result.bytes_copied > 0
+        assert any("MiB copied" in line for line in lines)
+        with connect(addresses[0], ADMIN) as conn:
+            execute(conn, "INSERT INTO shop.orders VALUES (1000, 'after')")
+            target = query(conn, "SELECT @@gtid_binlog_pos AS p")[0]["p"]
+        with connect(addresses[2], ADMIN, read_timeout=90) as conn:
+            assert query(conn, "SELECT MASTER_GTID_WAIT(%s, 60) AS w", (target,))[0]["w"] == 0
+            assert query(conn, "SELECT COUNT(*) AS n FROM shop.orders")[0]["n"] == 301
+        assert _replicating(addresses[2])
+        with HostSession(specs[2].host, auth) as session:  # under its supervision, as before
+            assert node_running(session, states[2])
+        assert not Path(f"{specs[2].base_dir}/seed").exists()
+        assert not list(Path(specs[1].base_dir).glob("tmp/seed-options.cnf"))  # no password left behind
+    finally:
+        for state in states:
+            delete_node(state, auth, keep_data=False)
