@@ -76,6 +76,8 @@ class Cluster(pulumi.ComponentResource):
                     sysbench_table_size=spec.sysbench_table_size,
                     readonly_replicas=True,
                     seed_local=backend.seeds_local_nodes,
+                    ssh_seed_nodes=pulumi.Output.all(*[n.seed_info for n in self.nodes if n.seed_info is not None]
+                                                     ).apply(list),
                     cluster_name=spec.name,
                     monitoring_datadir=(str(WatcherFiles(spec.state_dir / spec.name / "watcher").state_dir)
                                         if spec.watcher and backend.runs_local_watcher else ""),

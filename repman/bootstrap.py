@@ -42,6 +42,8 @@ class BootstrapRequest:
     # Seed a joining node that cannot replicate from the primary's binlogs (purged,
     # error 1236) with a physical copy (repman.seeding); only where nodes are local.
     seed_local: bool = False
+    # Or any other way to seed one node (SSH hosts: repman.backends.ssh_seed); tried first.
+    seeder: Callable[[SeedRequest], object] | None = None
     # The watcher's cluster name and monitoring-datadir: the switchovers bootstrap runs (scale-in,
     # rolling restart) then take the watcher's operation lock and land in its crash records.
     cluster_name: str = "bootstrap"
@@ -193,11 +195,11 @@ def prepare_sysbench(req: BootstrapRequest, primary: ServerAddress, actions: lis
 def seed_joining_node(req: BootstrapRequest, primary: ServerAddress, node: ServerAddress,
                       reason: str, actions: list[str]) -> None:
     """Seed a node the primary's binlogs cannot bring up to date, or say why it cannot be."""
-    if not req.seed_local:
+    if not req.seed_local and req.seeder is None:
         raise BootstrapError(f"{node.url} cannot replicate from {primary.url}: {reason}; "
                              "seeding it needs a physical copy, not available on this backend")
     req.progress(f"{node.url} cannot replicate from binlogs ({reason}): seeding it")
-    result = seed_node(SeedRequest(
+    result = (req.seeder or seed_node)(SeedRequest(
         target=node, primary=primary, members=req.servers, admin=req.admin, replication=req.replication,
         semisync=req.semisync, heartbeat_period=req.heartbeat_period, connect_retry=req.connect_retry,
         wait_timeout=req.wait_timeout, progress=req.progress,

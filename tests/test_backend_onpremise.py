@@ -317,3 +317,50 @@ def test_seeding_over_ssh_after_purged_binlogs(lab: NetnsLab, base_root: Path) -
     finally:
         for state in states:
             delete_node(state, auth, keep_data=False)
+
+
+@pytest.mark.slow
+def test_onpremise_scale_out_after_purge_seeds_over_ssh(lab: NetnsLab, base_root: Path, tmp_path: Path) -> None:
+    """The stack on x2.tiny, binlogs purged, then x3.tiny: ``up`` seeds the third host's node over SSH."""
+    if shutil.which("mariadb-backup") is None:
+        pytest.skip("mariadb-backup not installed")
+    hosts = [h.address for h in lab.hosts[:3]]
+    overrides = {
+        "repman:onpremise-hosts": hosts[:2],
+        "repman:onpremise-ssh-user": "root",
+        "repman:onpremise-ssh-key": {"file": str(lab.make_client_key())},
+        "repman:onpremise-known-hosts": str(lab.known_hosts()),
+        "repman:onpremise-base-dir": f"{base_root}/{{node}}",
+        "repman:onpremise-install-packages": "false",
+        "repman:prov-service-plan": "x2.tiny",
+        "repman:prov-db-tags": TAGS,
+        "repman:db-servers-base-port": "3310",
+        "repman:prov-state-dir": str(tmp_path / "state"),
+        "repman:prov-keep-data-on-delete": "false",
+        "repman:db-servers-credential": f"{ADMIN.user}:{ADMIN.password}",
+        "repman:replication-credential": f"{REPL.user}:{REPL.password}",
+    }
+    try:
+        engine("up", overrides=overrides)
+        primary = ServerAddress(hosts[0], 3310)
+        with connect(primary, ADMIN) as conn:
+            execute(conn, "CREATE DATABASE shop")
+            execute(conn, "CREATE TABLE shop.orders (id INT PRIMARY KEY)")
+            for i in range(200):
+                execute(conn, "INSERT INTO shop.orders VALUES (%s)", (i,))
+            from repman.seeding import purge_binlogs
+            purge_binlogs(conn)
+        overrides.update({"repman:onpremise-hosts": hosts, "repman:prov-service-plan": "x3.tiny"})
+        outs = engine("up", overrides=overrides)["outputs"]
+        third = ServerAddress(hosts[2], 3312)
+        assert outs["servers"][-1] == third.url
+        with connect(primary, ADMIN) as conn:
+            target = query(conn, "SELECT @@gtid_binlog_pos AS p")[0]["p"]
+        with connect(third, ADMIN, read_timeout=90) as conn:
+            assert query(conn, "SELECT MASTER_GTID_WAIT(%s, 60) AS w", (target,))[0]["w"] == 0
+            assert query(conn, "SELECT COUNT(*) AS n FROM shop.orders")[0]["n"] == 200
+        assert _replicating(third)
+        state = (tmp_path / "state" / "embedded-engine.onpremise.json").read_text()
+        assert ADMIN.password not in state and "PRIVATE KEY" not in state
+    finally:
+        engine("down", overrides=overrides)

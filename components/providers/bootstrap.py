@@ -32,7 +32,33 @@ INPUT_KEYS = (
 OUTPUT_KEYS = ("primary", "replicas", "actions", "secret_digest")
 
 
-def _request(props: dict[str, Any]) -> BootstrapRequest:
+def _ssh_seeder(props: dict[str, Any], secrets: dict[str, str] | None):
+    """Seeding between SSH hosts (onpremise backend), when the cluster says how to reach them."""
+    nodes = {str(n["address"]): n for n in (props.get("ssh_seed_nodes") or [])}
+    if not nodes:
+        return None
+
+    def seed(req):
+        from repman.backends.onpremise import NodeState, OnPremNodeSpec
+        from repman.backends.ssh_seed import seed_ssh_node
+        from repman.seeding import choose_source
+        from components.providers.ssh_node import ssh_auth
+
+        source = choose_source(req)
+        if req.target.url not in nodes or source.url not in nodes:
+            raise RepmanError(f"seeding {req.target.url}: no SSH access to it or to {source.url}")
+        target, origin = nodes[req.target.url], nodes[source.url]
+        req.source = source
+
+        def spec(raw: dict) -> OnPremNodeSpec:  # numbers come back from state as floats
+            return OnPremNodeSpec.from_dict({**raw, "server_id": int(raw["server_id"]), "port": int(raw["port"])})
+        state = NodeState(**{**target["state"], "port": int(target["state"]["port"])})
+        return seed_ssh_node(req, spec(target["spec"]), state, spec(origin["spec"]),
+                             ssh_auth(target["ssh"], secrets or {}))
+    return seed
+
+
+def _request(props: dict[str, Any], ssh_secrets: dict[str, str] | None = None) -> BootstrapRequest:
     servers = [ServerAddress.parse(s, "servers") for s in props["servers"]]
     monitoring = None
     if props.get("monitoring_user"):
@@ -51,6 +77,7 @@ def _request(props: dict[str, Any]) -> BootstrapRequest:
         progress=_progress,
         cluster_name=str(props.get("cluster_name") or "bootstrap"),
         monitoring_datadir=str(props.get("monitoring_datadir") or ""),
+        seeder=_ssh_seeder(props, ssh_secrets),
     )
 
 
@@ -59,8 +86,9 @@ def _progress(message: str) -> None:
     print(f"    {message}", file=sys.stderr, flush=True)
 
 
-def _run(props: dict[str, Any], digest: str | None = None) -> dict[str, Any]:
-    req = _request(props)
+def _run(props: dict[str, Any], digest: str | None = None,
+         ssh_secrets: dict[str, str] | None = None) -> dict[str, Any]:
+    req = _request(props, ssh_secrets)
     result = bootstrap(req)
     actions = list(result.actions)
     primary, replicas = result.primary.url, [r.url for r in result.replicas]
@@ -105,8 +133,18 @@ def _restarts_pending(props: dict[str, Any]) -> bool:
 
 
 class BootstrapProvider(ResourceProvider):
+    ssh_secrets: dict[str, str] = {}
+
+    def configure(self, req: Any) -> None:
+        """The SSH key or password of onpremise hosts (seeding), from stack config as SshNode does."""
+        try:
+            from components.providers.ssh_node import ssh_secrets_from_config
+            self.ssh_secrets = ssh_secrets_from_config(req.config)
+        except RepmanError:
+            self.ssh_secrets = {}
+
     def create(self, props: dict[str, Any]) -> CreateResult:
-        outs = _run(props)
+        outs = _run(props, ssh_secrets=self.ssh_secrets)
         return CreateResult(id_=f"bootstrap-{uuid.uuid4().hex[:12]}", outs=outs)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
@@ -125,7 +163,7 @@ class BootstrapProvider(ResourceProvider):
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         same = digest_matches(olds.get("secret_digest"), news, SECRET_KEYS)
-        return UpdateResult(outs=_run(news, olds.get("secret_digest") if same else None))
+        return UpdateResult(outs=_run(news, olds.get("secret_digest") if same else None, self.ssh_secrets))
 
     def delete(self, _id: str, _props: dict[str, Any]) -> None:
         return None
@@ -141,7 +179,7 @@ class BootstrapArgs:
         monitoring_user: str | None = None, monitoring_password: pulumi.Input[str] | None = None,
         preferred_master: pulumi.Input[str] = "", semisync: bool = False,
         sysbench_table_size: int = 0, readonly_replicas: bool = True, seed_local: bool = False,
-        cluster_name: str = "", monitoring_datadir: str = "",
+        cluster_name: str = "", monitoring_datadir: str = "", ssh_seed_nodes: pulumi.Input[list] = (),
     ) -> None:
         self.servers = servers
         self.members = members
@@ -160,6 +198,7 @@ class BootstrapArgs:
         # Not INPUT_KEYS either: where the watcher keeps its operation lock and crash records.
         self.cluster_name = cluster_name
         self.monitoring_datadir = monitoring_datadir
+        self.ssh_seed_nodes = ssh_seed_nodes if ssh_seed_nodes else []
 
 
 class Bootstrap(pulumi.dynamic.Resource, module="repman", name="Bootstrap"):
