@@ -12,6 +12,7 @@ switchover, and lost acknowledged writes (must be 0). Then p50/p99 over runs.
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import sys
 import tempfile
@@ -91,6 +92,7 @@ def main() -> int:
         if proxy is not None:
             proxy.close()
         bed.destroy()
+        shutil.rmtree(base, ignore_errors=True)
     return 0
 
 
