@@ -6,7 +6,7 @@ proxy's write port inserts rows. Per run: total time, write unavailability (the
 longest pause between two acknowledged writes), the time spent in the
 switchover, and lost acknowledged writes (must be 0). Then p50/p99 over runs.
 
-    python bench/rolling_restart.py [--runs 5]
+    python bench/rolling_restart.py [--runs 5] [--nodes 3]
 """
 
 from __future__ import annotations
@@ -42,9 +42,11 @@ def percentile(values: list[float], p: float) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--nodes", type=int, default=3, help="cluster size (2: the only replica's restart "
+                                                              "holds semi-sync commits)")
     args = parser.parse_args()
     base = Path(tempfile.mkdtemp(prefix="repman-bench-rr-"))
-    bed = Testbed.create(base / "db", count=3, tags=[*("gtidstrict", "row", "readonly", "noquerycache",
+    bed = Testbed.create(base / "db", count=args.nodes, tags=[*("gtidstrict", "row", "readonly", "noquerycache",
                                                         "smallredolog", "nodurable"), "semisync"])
     proxy = None
     totals, gaps, switchovers, lost_total = [], [], [], 0

@@ -92,24 +92,34 @@ def restart_local(address: ServerAddress, admin: Credential) -> None:
 
 
 def wait_in_sync(replica: ServerAddress, primary: ServerAddress, admin: Credential, timeout: float) -> None:
-    """Until the replica replicates again and has applied everything the primary had."""
+    """Until the replica replicates again and has applied everything the primary had.
+    Threads found stopped (a transient connect error after the restart) are started again."""
     with session(primary, admin, timeout=3) as conn:
         target = str(query(conn, "SELECT @@GLOBAL.gtid_binlog_pos AS p")[0]["p"] or "")
     deadline = time.monotonic() + timeout
+    status: list[dict] = []
+    res = None
     with session(replica, admin, timeout=3, read_timeout=timeout + 5) as conn:
-        execute(conn, "START SLAVE")  # a no-op when skip_slave_start is off
-        res = query(conn, "SELECT MASTER_GTID_WAIT(%s, %s) AS w", (target, timeout))[0]["w"]
-        while True:  # connected again (the IO thread may still be connecting)
+        while time.monotonic() < deadline:
             status = query(conn, "SHOW SLAVE STATUS")
             running = bool(status) and status[0].get("Slave_IO_Running") == "Yes" \
                 and status[0].get("Slave_SQL_Running") == "Yes"
-            if running or time.monotonic() > deadline or (status and status[0].get("Last_IO_Errno")):
-                break
-            time.sleep(0.05)
-    if res != 0 or not running:
-        err = (status[0].get("Last_IO_Error") or status[0].get("Last_SQL_Error")) if status else "no replication"
-        raise RollingRestartError(f"{replica.url} is not back in sync with {primary.url} "
-                                  f"within {timeout:.0f}s after its restart: {err or 'lagging'}")
+            if running:
+                res = query(conn, "SELECT MASTER_GTID_WAIT(%s, %s) AS w", (target, 1.0))[0]["w"]
+                if res == 0:
+                    return
+            else:
+                execute(conn, "START SLAVE")  # a no-op for a thread already running
+                time.sleep(0.1)
+    if not status:
+        why = "no replication"
+    else:
+        s = status[0]
+        why = (s.get("Last_IO_Error") or s.get("Last_SQL_Error")
+               or f"IO {s.get('Slave_IO_Running')}, SQL {s.get('Slave_SQL_Running')}, at "
+                  f"{s.get('Gtid_Slave_Pos') or '?'}, waiting for {target} (MASTER_GTID_WAIT {res})")
+    raise RollingRestartError(f"{replica.url} is not back in sync with {primary.url} "
+                              f"within {timeout:.0f}s after its restart: {why}")
 
 
 def rolling_restart(cfg, log: Log, routers: Sequence = (), restart: Restart = restart_local,
