@@ -75,6 +75,12 @@ class Cluster(pulumi.ComponentResource):
                     semisync=spec.semisync,
                     sysbench_table_size=spec.sysbench_table_size,
                     readonly_replicas=True,
+                    seed_local=backend.seeds_local_nodes,
+                    ssh_seed_nodes=pulumi.Output.all(*[n.seed_info for n in self.nodes if n.seed_info is not None]
+                                                     ).apply(list),
+                    cluster_name=spec.name,
+                    monitoring_datadir=(str(WatcherFiles(spec.state_dir / spec.name / "watcher").state_dir)
+                                        if spec.watcher and backend.runs_local_watcher else ""),
                 ),
                 pulumi.ResourceOptions(parent=self, depends_on=node_resources + list(self.extra)),
             )

@@ -19,6 +19,7 @@ from components.providers.local_node import LocalNode, LocalNodeArgs
 class LocalBackend(Backend):
     name = "local"
     runs_local_watcher = True
+    seeds_local_nodes = True
 
     def node_dir(self, node: NodeSpec) -> Path:
         return self.spec.state_dir / self.spec.name / f"db{node.index}"
@@ -34,6 +35,7 @@ class LocalBackend(Backend):
                 admin_user=secrets.admin_user, admin_password=secrets.admin_password,
                 keep_data=self.spec.keep_data_on_delete,
                 ca_dir=str(self.spec.state_dir / self.spec.name / "ca"),
+                defer_restart=True,  # the cluster's bootstrap resource restarts nodes in a rolling order
             ),
             pulumi.ResourceOptions(parent=parent, protect=bool(self.spec.values.get("prov-protect", True))),
         )

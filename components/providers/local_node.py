@@ -84,10 +84,14 @@ class LocalNodeProvider(ResourceProvider):
         same_password = digest_matches(olds.get("secret_digest"), news, SECRET_KEYS)
         old_spec = node_spec(olds, password if same_password else "")
         new_spec = node_spec(news, password)
-        update_node(old_spec, new_spec)
+        # In a cluster, a restart is left to its rolling restart (the bootstrap resource):
+        # never the primary first, never two nodes at once.
+        done = update_node(old_spec, new_spec, defer_restart=bool(news.get("defer_restart")))
         digest = olds.get("secret_digest") if same_password else None
-        return UpdateResult(outs=_outs(news, new_spec, str(olds.get("instance") or _id),
-                                       read_pid(new_spec.paths), digest))
+        instance = str(olds.get("instance") or _id)
+        if done == "recreated":  # new, empty data: bootstrap must re-attach (or seed) it
+            instance = f"{new_spec.host}:{new_spec.port}/{new_spec.server_id}/{uuid.uuid4().hex[:12]}"
+        return UpdateResult(outs=_outs(news, new_spec, instance, read_pid(new_spec.paths), digest))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         """The live node: its process and the my.cnf on disk (gone: no datadir and no process)."""
@@ -110,7 +114,7 @@ class LocalNodeArgs:
         host: pulumi.Input[str], plan: pulumi.Input[str], tags: pulumi.Input[list[str]],
         admin_user: pulumi.Input[str], admin_password: pulumi.Input[str],
         max_connections: pulumi.Input[int] = 200, keep_data: pulumi.Input[bool] = True,
-        ca_dir: pulumi.Input[str] = "",
+        ca_dir: pulumi.Input[str] = "", defer_restart: bool = False,
     ) -> None:
         self.base_dir = base_dir
         self.server_id = server_id
@@ -123,6 +127,8 @@ class LocalNodeArgs:
         self.max_connections = max_connections
         self.keep_data = keep_data
         self.ca_dir = ca_dir
+        # Not an INPUT_KEY: who restarts the node, not what the node is.
+        self.defer_restart = defer_restart
 
 
 class LocalNode(pulumi.dynamic.Resource, module="repman", name="LocalNode"):

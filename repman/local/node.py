@@ -179,10 +179,13 @@ def _restart_keeping_role(spec: LocalNodeSpec) -> None:
         conn.close()
 
 
-def update_node(old: LocalNodeSpec, new: LocalNodeSpec) -> str:
+def update_node(old: LocalNodeSpec, new: LocalNodeSpec, defer_restart: bool = False) -> str:
     """Apply a changed config: live ``SET GLOBAL`` when possible, otherwise a clean restart.
 
-    Returns ``"unchanged"``, ``"live"`` or ``"restarted"``.
+    With ``defer_restart`` a needed restart is only marked (``repman.rolling_restart``
+    then restarts the cluster's nodes in a safe order). Returns ``"unchanged"``,
+    ``"live"``, ``"restarted"``, ``"recreated"`` (the datadir was lost and made again, empty)
+    or ``"pending"``.
     """
     paths = new.paths
     new_text = render_node_config(new)
@@ -191,11 +194,20 @@ def update_node(old: LocalNodeSpec, new: LocalNodeSpec) -> str:
     _ensure_certificates(new)
     paths.cnf.write_text(new_text)
     if read_pid(paths) is None:
+        # A lost datadir (a replaced disk) comes back empty; bootstrap then re-attaches or
+        # seeds it because the provider gives it a new instance.
+        recreated = not (paths.datadir / "mysql").is_dir()
+        initialise_datadir(paths)
         start_server(paths, new.host, new.port)
         _ensure_admin_user(new)
-        return "restarted"
+        return "recreated" if recreated else "restarted"
     if not changes and old.admin_password == new.admin_password:
         return "unchanged"
+    if needs_restart and defer_restart:
+        from repman.rolling_restart import mark_restart_pending
+        mark_restart_pending(paths, sorted(changes))
+        _ensure_admin_user(new)
+        return "pending"
     if needs_restart:
         _restart_keeping_role(new)
     else:
@@ -210,6 +222,11 @@ def update_node(old: LocalNodeSpec, new: LocalNodeSpec) -> str:
                     needs_restart = True
         finally:
             conn.close()
+        if needs_restart and defer_restart:
+            from repman.rolling_restart import mark_restart_pending
+            mark_restart_pending(paths, sorted(changes))
+            _ensure_admin_user(new)
+            return "pending"
         if needs_restart:
             _restart_keeping_role(new)
     _ensure_admin_user(new)
