@@ -338,6 +338,7 @@ def test_onpremise_scale_out_after_purge_seeds_over_ssh(lab: NetnsLab, base_root
         "repman:db-servers-base-port": "3310",
         "repman:prov-state-dir": str(tmp_path / "state"),
         "repman:prov-keep-data-on-delete": "false",
+        "repman:prov-protect": "false",  # down at the end deletes the nodes
         "repman:db-servers-credential": f"{ADMIN.user}:{ADMIN.password}",
         "repman:replication-credential": f"{REPL.user}:{REPL.password}",
     }
