@@ -10,6 +10,10 @@ same situation loses those writes (so the test can fail).
 
 from __future__ import annotations
 
+import shutil
+import sys
+from pathlib import Path
+
 import pytest
 
 from repman.watcher.failover import failover
@@ -78,3 +82,31 @@ def test_without_salvage_the_same_crash_loses_acknowledged_writes(cluster_factor
         w.stop()
     lost, _ = w.verify(c.primary())
     assert len(lost) >= 100, f"expected the master-only writes to be lost without salvage, lost {len(lost)}"
+
+
+@pytest.mark.skipif(not Path("/usr/sbin/sshd").exists() or shutil.which("ssh") is None,
+                    reason="openssh-server / ssh client not installed")
+def test_salvage_over_ssh_reads_the_binlogs_on_the_dead_masters_host(cluster_factory, tmp_path):
+    """SSH backend path: a private sshd on 127.0.0.1 stands for the dead master's host."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
+    from mha_harness import PrivateSshd
+
+    sshd = PrivateSshd(tmp_path / "ssh").start()
+    try:
+        c = cluster_factory(tags=TAGS)
+        c.set(failover_salvage_binlog_dirs=_dirs(c), failover_salvage_ssh_user="root",
+              failover_salvage_ssh_options=f"-p {sshd.port} {sshd.ssh_options} -o StrictHostKeyChecking=no")
+        old, w = _lagging_kill(c)
+        logins = (sshd.base / "sshd.log").read_text().count("Accepted publickey")
+        try:
+            res = failover(c.cfg, c.store, c.log)
+            assert res.ok, res.sentence
+            assert any("salvaged" in line for line in c.lines), "\n".join(c.lines)
+        finally:
+            w.stop()
+        # The index and the binlogs were read through the sshd (two sessions), not from the local disk.
+        assert (sshd.base / "sshd.log").read_text().count("Accepted publickey") >= logins + 2
+        lost, unexpected = w.verify(c.primary())
+        assert not lost and not unexpected, (sorted(lost)[:10], sorted(unexpected)[:10])
+    finally:
+        sshd.stop()
