@@ -110,3 +110,31 @@ def test_salvage_over_ssh_reads_the_binlogs_on_the_dead_masters_host(cluster_fac
         assert not lost and not unexpected, (sorted(lost)[:10], sorted(unexpected)[:10])
     finally:
         sshd.stop()
+
+
+def test_a_salvage_that_hangs_is_abandoned_at_its_timeout(cluster_factory):
+    """The dead master's host accepts TCP but never answers SSH: the failover goes on in time."""
+    import socket
+    import time
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)                      # the kernel completes handshakes; nobody ever speaks
+    try:
+        c = cluster_factory(tags=TAGS)
+        c.set(failover_salvage_binlog_dirs=_dirs(c), failover_salvage_ssh_user="root",
+              failover_salvage_timeout=1.0,
+              failover_salvage_ssh_options=f"-p {silent.getsockname()[1]} -o ConnectTimeout=30")
+        old, w = _lagging_kill(c)
+        try:
+            t0 = time.monotonic()
+            res = failover(c.cfg, c.store, c.log)
+            took = time.monotonic() - t0
+        finally:
+            w.stop()
+        assert res.ok, res.sentence
+        assert any("abandoned after failover-salvage-timeout 1s" in line for line in c.lines), "\n".join(c.lines)
+        assert took < 6, f"failover took {took:.1f}s with a 1 s salvage bound"
+        assert c.var(c.primary(), "read_only") == "0"
+    finally:
+        silent.close()
