@@ -28,6 +28,7 @@ from repman.watcher.demote import demote
 from repman.watcher.election import elect, same_server
 from repman.watcher.freeze import Frozen, freeze, freeze_read_timeout, unfreeze
 from repman.watcher.oplog import OpLog
+from repman.watcher.prechain import chain, unchain
 from repman.watcher.promote import (
     ensure_replicating, finish_replica, point_at, promote, repoint, start_event_scheduler, wait_gtid,
 )
@@ -114,29 +115,41 @@ def _planned(cfg: ClusterConfig, store: StateStore, op: OpLog, to: ServerAddress
     if ensure_replicating(cfg, cand):
         op.say(f"started replication on {cand.url} so that it can catch up")
     wait = max(1.0, float(cfg.get("switchover-wait-trx", 10.0)))
+    others = [a for a in replicas_of(cfg, states, master) if a != cand and states[a].reachable]
+    chained: list[ServerAddress] = []
+    if cfg.get("semisync", False):
+        with op.step("prechain"):
+            chained = chain(cfg, others, cand)
     cconn = connect(cand, cfg.admin, timeout=2, read_timeout=wait + 30)
     try:
-        with op.step("freeze"):
-            frozen = freeze(cfg, master, op, conn=mconn)
-        with op.step("catch_up"):
-            try:
-                caught = wait_gtid(cand, cfg, frozen.final_pos, wait, conn=cconn)
-            except pymysql.MySQLError as exc:
-                unfreeze(cfg, frozen)
-                raise OperationRefused(f"cannot wait on {cand.url}: {_text(exc)}") from None
-            if not caught:
-                unfreeze(cfg, frozen)
-                raise OperationRefused(f"{cand.url} did not reach the frozen position {frozen.final_pos} within "
-                                       f"{wait:g}s; {master.url} is the master again")
+        try:
+            with op.step("freeze"):
+                frozen = freeze(cfg, master, op, conn=mconn)
+            with op.step("catch_up"):
+                try:
+                    caught = wait_gtid(cand, cfg, frozen.final_pos, wait, conn=cconn)
+                except pymysql.MySQLError as exc:
+                    unfreeze(cfg, frozen)
+                    raise OperationRefused(f"cannot wait on {cand.url}: {_text(exc)}") from None
+                if not caught:
+                    unfreeze(cfg, frozen)
+                    raise OperationRefused(f"{cand.url} did not reach the frozen position {frozen.final_pos} "
+                                           f"within {wait:g}s; {master.url} is the master again")
+        except OperationRefused:
+            unchain(cfg, chained, master)
+            raise
 
         scheduler = frozen.scheduler_before.upper() == "ON"
         # The other replicas move to the candidate now, while it is promoted: it holds the
         # final position, takes no write yet, and a semi-sync replica already attached
-        # acknowledges its first commit at once.
-        others = [a for a in replicas_of(cfg, states, master) if a != cand and states[a].reachable]
+        # acknowledges its first commit at once (those chained before the freeze already are).
         movers = ThreadPoolExecutor(max_workers=max(1, len(others)))
-        moved = {a: movers.submit(repoint, cfg, a, cand, frozen.final_pos, _repoint_wait(cfg)) for a in others}
+        moved = {a: movers.submit(repoint, cfg, a, cand, frozen.final_pos, _repoint_wait(cfg))
+                 for a in others if a not in chained}
         movers.shutdown(wait=False)
+        for a in chained:
+            moved[a] = Future()
+            moved[a].set_result(f"{a.url} now replicates from {cand.url} (attached before the freeze)")
         with op.step("promote"), ThreadPoolExecutor(max_workers=1) as recorder:
             # The crash record (an fsync'ed file) is written while the candidate stops
             # replicating, and is durable before the candidate takes writes.
