@@ -105,7 +105,7 @@ def _failover(cfg: ClusterConfig, store: StateStore, op: OpLog, routers: list) -
         raise
 
     with op.step("salvage"):
-        op.say(salvage(cfg, op, master, cand).sentence)
+        op.say(salvage(cfg, master, cand).sentence)
     failover_pos = applied_pos(cand, cfg)
     scheduler = crash.scheduler_was_on(store)
     crash.record(store, "failover", master, cand, states, failover_pos, event_scheduler=scheduler)

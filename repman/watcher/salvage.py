@@ -30,10 +30,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import pymysql
+
 from repman.db import ServerAddress, connect, execute, query
 from repman.gtid import GtidPosition
 from repman.watcher.cluster_config import ClusterConfig
-from repman.watcher.oplog import OpLog
 
 BINLOG_TOOL = "mariadb-binlog"
 CLIENT_TOOL = "mariadb"
@@ -102,8 +103,18 @@ def _position(cfg: ClusterConfig, address: ServerAddress) -> str:
     return str(GtidPosition(merged))
 
 
-def salvage(cfg: ClusterConfig, op: OpLog, master: ServerAddress, cand: ServerAddress) -> SalvageResult:
-    """Apply to ``cand`` the dead ``master``'s binlog events beyond ``cand``'s GTID position."""
+def salvage(cfg: ClusterConfig, master: ServerAddress, cand: ServerAddress) -> SalvageResult:
+    """Apply to ``cand`` the dead ``master``'s binlog events beyond ``cand``'s GTID position.
+
+    Never raises for a salvage problem: the failover goes on and the sentence says why.
+    """
+    try:
+        return _salvage(cfg, master, cand)
+    except pymysql.MySQLError as exc:
+        return SalvageResult(False, f"binlog salvage from {master.url} failed on {cand.url}: {exc}")
+
+
+def _salvage(cfg: ClusterConfig, master: ServerAddress, cand: ServerAddress) -> SalvageResult:
     if not cfg.get("failover-salvage-binlog", True):
         return SalvageResult(False, "binlog salvage off (failover-salvage-binlog)")
     if cfg.get("semisync", False):
@@ -132,7 +143,8 @@ def salvage(cfg: ClusterConfig, op: OpLog, master: ServerAddress, cand: ServerAd
     _adopt(cfg, cand, after)
     gained = GtidPosition.parse(after).total() - GtidPosition.parse(before).total()
     if not applied:
-        return SalvageResult(False, f"binlog salvage from {master.url} failed: {applied.error}", before, after)
+        return SalvageResult(gained > 0, f"binlog salvage from {master.url} stopped ({applied.error}) after "
+                             f"{max(gained, 0)} transaction(s)", before, after)
     if gained <= 0:
         return SalvageResult(False, f"{cand.url} already had every event of {master.url}'s binlogs", before, after)
     return SalvageResult(True, f"salvaged {gained} transaction(s) only {master.url} had, from its binlogs "
