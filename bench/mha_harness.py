@@ -24,6 +24,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from repman.bootstrap import change_master_sql
 from repman.db import Credential, ServerAddress, connect, execute, query
 from repman.gtid import GtidPosition
 from repman.local.ports import free_port_block
@@ -137,8 +138,6 @@ def prepare_servers(servers: list[ServerAddress], admin: Credential) -> None:
 def back_to_gtid(servers: list[ServerAddress], master: ServerAddress, admin: Credential,
                  repl: Credential) -> None:
     """After MHA's file/position moves: every replica follows ``master`` by GTID again."""
-    from repman.bootstrap import change_master_sql
-
     for addr in servers:
         if addr == master:
             continue
