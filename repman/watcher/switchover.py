@@ -116,11 +116,11 @@ def _planned(cfg: ClusterConfig, store: StateStore, op: OpLog, to: ServerAddress
         op.say(f"started replication on {cand.url} so that it can catch up")
     wait = max(1.0, float(cfg.get("switchover-wait-trx", 10.0)))
     others = [a for a in replicas_of(cfg, states, master) if a != cand and states[a].reachable]
+    cconn = connect(cand, cfg.admin, timeout=2, read_timeout=wait + 30)
     chained: list[ServerAddress] = []
     if cfg.get("semisync", False):
         with op.step("prechain"):
             chained = chain(cfg, others, cand)
-    cconn = connect(cand, cfg.admin, timeout=2, read_timeout=wait + 30)
     try:
         try:
             with op.step("freeze"):
