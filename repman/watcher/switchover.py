@@ -135,7 +135,7 @@ def _planned(cfg: ClusterConfig, store: StateStore, op: OpLog, to: ServerAddress
                     unfreeze(cfg, frozen)
                     raise OperationRefused(f"{cand.url} did not reach the frozen position {frozen.final_pos} "
                                            f"within {wait:g}s; {master.url} is the master again")
-        except OperationRefused:
+        except (OperationRefused, pymysql.MySQLError):
             unchain(cfg, chained, master)
             raise
 
