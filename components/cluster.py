@@ -97,6 +97,9 @@ class Cluster(pulumi.ComponentResource):
         after_bootstrap: list[pulumi.Resource] = [self.bootstrap] if self.bootstrap is not None else node_resources
         self.proxy = self._proxy(name, spec, backend, after_bootstrap)
         routing: pulumi.Input[dict] = self.proxy.watcher_keys if self.proxy is not None else {}
+        salvage = backend.salvage_settings()
+        if salvage:
+            routing = pulumi.Output.from_input(routing).apply(lambda r: {**salvage, **(r or {})})
         # The watcher config for any backend, secrets as {env: ...} references (run it anywhere).
         self.watcher_config = pulumi.Output.all(self.servers, routing).apply(
             lambda sr: dump(render_watcher_config(spec, sr[0], env_ref, routing=sr[1])))

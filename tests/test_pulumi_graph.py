@@ -168,6 +168,7 @@ def test_watcher_config_from_the_stack(program):
     assert section["db-servers-prefered-master"] == "127.0.0.1:3311"
     assert section["failover-mode"] == "automatic"
     assert section["monitoring-datadir"] == "/var/tmp/repman-graph-test/cluster1/watcher/state"
+    assert section["failover-salvage-binlog-dirs"][0] == "127.0.0.1:3310=/var/tmp/repman-graph-test/cluster1/db1/data"
     assert watcher["config"]["api"] == {"api-port": 10123}
     exported = yaml.safe_load(outputs["watcher_config"])["clusters"]["cluster1"]
     assert exported["replication-credential"] == {"env": "REPMAN_REPLICATION_CREDENTIAL"}

@@ -92,3 +92,8 @@ class Backend(ABC):
     def describe(self) -> dict[str, Any]:
         """Backend facts exported as stack outputs (never secrets)."""
         return {"orchestrator": self.name}
+
+    def salvage_settings(self) -> dict[str, Any]:
+        """Watcher keys telling where each server's binlogs are (``failover-salvage-*``), so a
+        failover of an asynchronous cluster can read a dead master's last writes; none by default."""
+        return {}

@@ -47,6 +47,11 @@ class LocalBackend(Backend):
     def describe(self) -> dict[str, object]:
         return {"orchestrator": self.name, "state_dir": str(self.spec.state_dir / self.spec.name)}
 
+    def salvage_settings(self) -> dict[str, object]:
+        """The datadirs hold the binlogs and are on the watcher's host."""
+        return {"failover-salvage-binlog-dirs": [
+            f"{self.spec.db_host}:{n.port}={self.node_dir(n) / 'data'}" for n in self.spec.nodes]}
+
 
 def create_backend(spec: ClusterSpec) -> LocalBackend:
     return LocalBackend(spec)

@@ -56,6 +56,14 @@ class OnPremiseBackend(Backend):
         return {"orchestrator": self.name, "hosts": [n.host for n in self.node_specs.values()],
                 "ssh_user": self.auth.user, "strict_host_key_checking": self.auth.strict_host_key_checking}
 
+    def salvage_settings(self) -> dict[str, object]:
+        """Binlogs are read over SSH as the deploying user; the watcher's host needs that user's key."""
+        return {
+            "failover-salvage-binlog-dirs": [f"{s.host}:{s.port}={s.base_dir}/data" for s in self.node_specs.values()],
+            "failover-salvage-ssh-user": self.auth.user,
+            "failover-salvage-ssh-options": f"-p {int(self.auth.port)}",
+        }
+
 
 def create_backend(spec: ClusterSpec) -> OnPremiseBackend:
     return OnPremiseBackend(spec)

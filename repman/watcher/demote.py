@@ -36,6 +36,9 @@ def demote(cfg: ClusterConfig, frozen: Frozen, new_master: ServerAddress) -> tup
     try:
         server_id = int(query(conn, "SELECT @@GLOBAL.server_id AS s")[0]["s"])
         kill_clients(conn)
+        # Start a new binlog at the freeze point (still locked); done here, after the
+        # promotion, because rotating and syncing the binlog took ~9 ms of the write outage.
+        execute(conn, "FLUSH BINARY LOGS")
         execute(conn, "UNLOCK TABLES")
         execute(conn, f"SET GLOBAL max_connections = {frozen.max_connections_before}")
         try:

@@ -32,6 +32,7 @@ from repman.watcher.promote import (
     applied_pos, open_writes, point_at, promote, repoint, start_event_scheduler, wait_gtid,
 )
 from repman.watcher.result import OperationResult
+from repman.watcher.salvage import salvage
 from repman.watcher.state_store import StateStore
 
 
@@ -103,6 +104,8 @@ def _failover(cfg: ClusterConfig, store: StateStore, op: OpLog, routers: list) -
         _io_threads(cfg, replicas, start=True)
         raise
 
+    with op.step("salvage"):
+        op.say(salvage(cfg, master, cand).sentence)
     failover_pos = applied_pos(cand, cfg)
     scheduler = crash.scheduler_was_on(store)
     crash.record(store, "failover", master, cand, states, failover_pos, event_scheduler=scheduler)

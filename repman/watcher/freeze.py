@@ -29,6 +29,10 @@ _NOT_CLIENTS = (
 )
 
 
+# Writes are blocked while the freeze drains: poll often (a statement usually ends in a ms).
+DRAIN_POLL_S = 0.002
+
+
 @dataclass
 class Frozen:
     """A master under freeze; ``conn`` holds the global read lock."""
@@ -79,7 +83,7 @@ def drain(conn: pymysql.connections.Connection, budget_s: float) -> tuple[bool, 
             break
         if time.monotonic() - started >= budget_s:
             return False, len(first)
-        time.sleep(0.01)
+        time.sleep(DRAIN_POLL_S)
     return True, 0
 
 
@@ -112,7 +116,6 @@ def freeze(cfg: ClusterConfig, address: ServerAddress, op: OpLog,
             execute(conn, f"SET GLOBAL max_connections = {value}")
         frozen.killed = kill_clients(conn)
         execute(conn, "FLUSH TABLES WITH READ LOCK")
-        execute(conn, "FLUSH BINARY LOGS")
         frozen.final_pos = str(query(conn, "SELECT @@GLOBAL.gtid_binlog_pos AS p")[0]["p"] or "")
     except pymysql.MySQLError as exc:
         unfreeze(cfg, frozen)

@@ -12,12 +12,12 @@ a fraction of a second.
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Callable, Sequence
 
 import pymysql
 
-from repman.db import ServerAddress, connect
+from repman.db import ServerAddress, connect, execute
 from repman.errors import OperationRefused
 from repman.routing import Topology, notify
 from repman.routing.scripts import run_post_script, run_pre_script
@@ -28,6 +28,7 @@ from repman.watcher.demote import demote
 from repman.watcher.election import elect, same_server
 from repman.watcher.freeze import Frozen, freeze, freeze_read_timeout, unfreeze
 from repman.watcher.oplog import OpLog
+from repman.watcher.prechain import chain, unchain
 from repman.watcher.promote import (
     ensure_replicating, finish_replica, point_at, promote, repoint, start_event_scheduler, wait_gtid,
 )
@@ -114,29 +115,52 @@ def _planned(cfg: ClusterConfig, store: StateStore, op: OpLog, to: ServerAddress
     if ensure_replicating(cfg, cand):
         op.say(f"started replication on {cand.url} so that it can catch up")
     wait = max(1.0, float(cfg.get("switchover-wait-trx", 10.0)))
+    others = [a for a in replicas_of(cfg, states, master) if a != cand and states[a].reachable]
     cconn = connect(cand, cfg.admin, timeout=2, read_timeout=wait + 30)
+    chained: list[ServerAddress] = []
+    if cfg.get("semisync", False):
+        with op.step("prechain"):
+            chained = chain(cfg, others, cand)
     try:
-        with op.step("freeze"):
-            frozen = freeze(cfg, master, op, conn=mconn)
-        with op.step("catch_up"):
-            try:
-                caught = wait_gtid(cand, cfg, frozen.final_pos, wait, conn=cconn)
-            except pymysql.MySQLError as exc:
-                unfreeze(cfg, frozen)
-                raise OperationRefused(f"cannot wait on {cand.url}: {_text(exc)}") from None
-            if not caught:
-                unfreeze(cfg, frozen)
-                raise OperationRefused(f"{cand.url} did not reach the frozen position {frozen.final_pos} within "
-                                       f"{wait:g}s; {master.url} is the master again")
+        try:
+            with op.step("freeze"):
+                frozen = freeze(cfg, master, op, conn=mconn)
+            with op.step("catch_up"):
+                try:
+                    caught = wait_gtid(cand, cfg, frozen.final_pos, wait, conn=cconn)
+                except pymysql.MySQLError as exc:
+                    unfreeze(cfg, frozen)
+                    raise OperationRefused(f"cannot wait on {cand.url}: {_text(exc)}") from None
+                if not caught:
+                    unfreeze(cfg, frozen)
+                    raise OperationRefused(f"{cand.url} did not reach the frozen position {frozen.final_pos} "
+                                           f"within {wait:g}s; {master.url} is the master again")
+        except (OperationRefused, pymysql.MySQLError):
+            unchain(cfg, chained, master)
+            raise
 
         scheduler = frozen.scheduler_before.upper() == "ON"
-        crash.record(store, "switchover", master, cand, states, frozen.final_pos,
-                     extra={master.url: frozen.final_pos}, event_scheduler=scheduler)
-        with op.step("promote"):
+        # The other replicas move to the candidate now, while it is promoted: it holds the
+        # final position, takes no write yet, and a semi-sync replica already attached
+        # acknowledges its first commit at once (those chained before the freeze already are).
+        movers = ThreadPoolExecutor(max_workers=max(1, len(others)))
+        moved = {a: movers.submit(repoint, cfg, a, cand, frozen.final_pos, _repoint_wait(cfg))
+                 for a in others if a not in chained}
+        movers.shutdown(wait=False)
+        for a in chained:
+            moved[a] = Future()
+            moved[a].set_result(f"{a.url} now replicates from {cand.url} (attached before the freeze)")
+        with op.step("promote"), ThreadPoolExecutor(max_workers=1) as recorder:
+            # The crash record (an fsync'ed file) is written while the candidate stops
+            # replicating, and is durable before the candidate takes writes.
+            recorded = recorder.submit(crash.record, store, "switchover", master, cand, states, frozen.final_pos,
+                                       extra={master.url: frozen.final_pos}, event_scheduler=scheduler)
             try:
-                promote(cfg, cand, open_writes=True, conn=cconn)
-            except pymysql.MySQLError as exc:
-                _rollback(cfg, frozen, cand)
+                promote(cfg, cand, open_writes=False, conn=cconn)
+                recorded.result()
+                execute(cconn, "SET GLOBAL read_only = OFF")
+            except (pymysql.MySQLError, OSError) as exc:
+                _rollback(cfg, frozen, cand, moved)
                 raise OperationRefused(f"promotion of {cand.url} failed ({_text(exc)}); {master.url} is the "
                                        "master again") from None
     finally:
@@ -144,19 +168,21 @@ def _planned(cfg: ClusterConfig, store: StateStore, op: OpLog, to: ServerAddress
     op.say(f"{cand.url} is the master and takes writes")
     if scheduler:
         op.say(start_event_scheduler(cfg, cand))
-    others = [a for a in replicas_of(cfg, states, master) if a != cand and states[a].reachable]
-    return _finish(cfg, store, op, frozen, master, cand, others, routers)
+    return _finish(cfg, store, op, frozen, master, cand, moved, routers)
+
+
+def _repoint_wait(cfg: ClusterConfig) -> float:
+    catch_wait = max(1.0, float(cfg.get("switchover-wait-trx", 10.0)))
+    return catch_wait if cfg.get("switchover-slave-wait-catch", True) else 0.0
 
 
 def _finish(cfg: ClusterConfig, store: StateStore, op: OpLog, frozen: Frozen,
-            master: ServerAddress, cand: ServerAddress, others: list[ServerAddress],
+            master: ServerAddress, cand: ServerAddress, moved: dict[ServerAddress, Future],
             routers: list) -> OperationResult:
-    """Writes are open on the candidate: tell the routers, demote the old master and re-point the others in parallel."""
-    catch_wait = max(1.0, float(cfg.get("switchover-wait-trx", 10.0)))
-    wait = catch_wait if cfg.get("switchover-slave-wait-catch", True) else 0.0
-    with ThreadPoolExecutor(max_workers=1 + max(1, len(others))) as pool:
+    """Writes are open on the candidate: tell the routers, demote the old master; the others are moving already."""
+    others = list(moved)
+    with ThreadPoolExecutor(max_workers=1) as pool:
         demoted = pool.submit(demote, cfg, frozen, cand)
-        moved = {a: pool.submit(repoint, cfg, a, cand, frozen.final_pos, wait) for a in others}
         with op.step("routing"):
             notify(routers, Topology(cluster=cfg.name, primary=cand, replicas=tuple([master, *others]),
                                      old_primary=master, reason="switchover", servers=tuple(cfg.servers)),
@@ -195,14 +221,21 @@ def _rejoin_errant(cfg: ClusterConfig, store: StateStore, server: ServerAddress,
     op.say(f"rejoin of {server.url}: {res.sentence}")
 
 
-def _rollback(cfg: ClusterConfig, frozen: Frozen, cand: ServerAddress) -> None:
-    """Promotion failed half-way: the candidate follows the old master again, which thaws."""
-    try:
-        with connect(cand, cfg.admin, timeout=2) as conn:
-            point_at(conn, cfg, frozen.address)
-            finish_replica(conn, cfg)
-    except pymysql.MySQLError:
-        pass
+def _rollback(cfg: ClusterConfig, frozen: Frozen, cand: ServerAddress,
+              moved: dict[ServerAddress, Future] | None = None) -> None:
+    """Promotion failed half-way: the candidate and the other replicas follow the old master again, which thaws."""
+    for addr in [cand, *(moved or {})]:
+        if addr != cand:
+            try:
+                moved[addr].result()        # let the early re-pointing end before undoing it
+            except pymysql.MySQLError:
+                pass
+        try:
+            with connect(addr, cfg.admin, timeout=2) as conn:
+                point_at(conn, cfg, frozen.address)
+                finish_replica(conn, cfg)
+        except pymysql.MySQLError:
+            pass
     unfreeze(cfg, frozen)
 
 
