@@ -184,7 +184,7 @@ def _pid(address: ServerAddress, admin: Credential) -> int:
 def test_seeding_killed_during_up_lists_the_node_nowhere_and_the_next_up_retries(stack):
     """kill -9 of the seeding source while ``up`` x2 -> x3 streams: ``up`` fails naming the
     node and the step; HAProxy and the watcher still list only the two replicating nodes; the
-    next ``up`` restarts the killed source and seeds the new node."""
+    next ``up --refresh`` restarts the killed source and seeds the new node."""
     import threading
 
     overrides, state_dir = stack
@@ -231,7 +231,7 @@ def test_seeding_killed_during_up_lists_the_node_nowhere_and_the_next_up_retries
             assert f":{third.port}" not in cfg_file.read_text()
         writer.wait_acks(100)  # the primary kept taking writes
 
-        retried = engine("up", "--json", overrides=x3)
+        retried = engine("up", "--refresh", "--json", overrides=x3)   # refresh sees the killed source
         outs = json.loads(retried.stdout)["outputs"]
         assert outs["servers"] == [s.url for s in (*servers, third)]
         assert _watcher_servers(Path(outs["watcher_config_path"])) == outs["servers"]
@@ -290,7 +290,7 @@ def test_soak_scale_out_to_x5_after_purge_then_back_to_x3_off_the_primary(stack)
 
 def test_a_node_whose_datadir_was_lost_is_recreated_and_seeded_by_up(stack):
     """A replaced disk: the node's process and datadir are gone, the primary's binlogs are
-    purged. The next ``up`` makes the node again (empty, new instance) and bootstrap seeds it."""
+    purged. The next ``up --refresh`` makes the node again (empty, new instance) and bootstrap seeds it."""
     import os
     import shutil
     import signal
@@ -314,7 +314,7 @@ def test_a_node_whose_datadir_was_lost_is_recreated_and_seeded_by_up(stack):
         with session(primary, admin) as conn:
             purge_binlogs(conn)
         writer.wait_acks(100)
-        again = engine("up", "--json", overrides=overrides)
+        again = engine("up", "--refresh", "--json", overrides=overrides)   # refresh sees the lost node
         assert f"seeded {lost_node.url}" in again.stderr or "MiB copied" in again.stderr, again.stderr[-2000:]
         writer.wait_acks(100)
     finally:
