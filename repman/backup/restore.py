@@ -1,0 +1,252 @@
+"""Point-in-time restore: a physical backup, then archived binlogs up to a GTID or a time.
+
+The target is a stopped local server (its folder holds my.cnf) or a fresh
+folder (a new server is configured there). A server that answers on the target
+address is never overwritten: restoring over a live member would destroy the
+data the cluster serves. Steps: stream the backup out of the repository into
+``mbstream``, ``mariadb-backup --prepare``, ``--move-back`` into the datadir,
+start the server, set its GTID state to the backup's, then pipe the archived
+transactions after that GTID through ``mariadb-binlog | mariadb``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from repman.backup.binlogfile import Transaction
+from repman.backup.binlogs import BinlogArchive, Piece
+from repman.backup.catalog import BackupRecord, Catalog
+from repman.backup.repository import open_repository
+from repman.backup.secretfiles import client_options
+from repman.backup.settings import BackupSettings
+from repman.backup.take import PHYSICAL_NAME
+from repman.db import Credential, ServerAddress, connect, execute, query
+from repman.errors import OperationRefused, RepmanError
+from repman.gtid import GtidPosition
+from repman.local.mariadb import LocalServerPaths, read_pid, start_server, stop_server
+
+Log = Callable[[str], None]
+RESTORE_TAGS = ("gtidstrict", "row", "noquerycache", "smallredolog")
+
+
+class RestoreError(RepmanError):
+    """A restore failed; the message names the step."""
+
+
+@dataclass
+class RestoreResult:
+    backup: str
+    target: str
+    gtid: str                    # the restored server's gtid_binlog_pos at the end
+    replayed: int                # transactions applied from the archive
+    seconds: dict[str, float] = field(default_factory=dict)   # per step
+    backup_bytes: int = 0
+    binlog_bytes: int = 0
+
+
+def _answers(address: ServerAddress) -> bool:
+    with socket.socket(socket.AF_INET6 if ":" in address.host else socket.AF_INET) as s:
+        s.settimeout(0.5)
+        return s.connect_ex((address.host, address.port)) == 0
+
+
+def refuse_live_target(cfg, target: ServerAddress, folder: Path) -> None:
+    """One-line refusals for targets a restore must never overwrite."""
+    if any(target == a for a in cfg.servers) and _answers(target):
+        raise OperationRefused(f"restore refused: {target} is a live member of cluster {cfg.name}; "
+                               "stop it (or pick a fresh --target and --datadir) first")
+    if _answers(target):
+        raise OperationRefused(f"restore refused: a server answers on {target}; stop it first")
+    paths = LocalServerPaths(folder)
+    if read_pid(paths):
+        raise OperationRefused(f"restore refused: the server in {folder} is running; stop it first")
+
+
+def choose_backup(records: list[BackupRecord], backup_id: str | None, to_gtid: GtidPosition | None,
+                  to_time: float | None) -> BackupRecord:
+    good = [r for r in records if r.type == "physical" and r.status == "ok"]
+    if backup_id:
+        match = next((r for r in records if r.id == backup_id), None)
+        if match is None:
+            raise RestoreError(f"backup {backup_id} is not in the catalog (see repman backups)")
+        if match.type != "physical" or match.status != "ok":
+            raise RestoreError(f"backup {backup_id} is a {match.status} {match.type} backup; "
+                               "restore needs a good physical one")
+        return match
+    if to_gtid is not None:
+        good = [r for r in good if to_gtid.contains(GtidPosition.parse(r.gtid))]
+    if to_time is not None:
+        good = [r for r in good if r.end <= to_time]
+    if not good:
+        raise RestoreError("no good physical backup taken before the requested point")
+    return max(good, key=lambda r: r.end)
+
+
+def plan_replay(archive: BinlogArchive, start: GtidPosition, to_gtid: GtidPosition | None,
+                to_time: float | None) -> list[Piece]:
+    """The archived byte ranges to apply; refuses when the archive has a gap or misses the end."""
+    after = {d: g.seq for d, g in start.by_domain.items()}
+    done: dict[int, int] = dict(after)
+
+    def stop(t: Transaction) -> bool:
+        if to_gtid is not None and t.seq > to_gtid.seq(t.domain):
+            return True
+        if to_time is not None and t.timestamp + 1 > to_time:
+            return True
+        return False
+
+    pieces = archive.pieces(after, stop)
+    for piece in pieces:
+        for gtid in (piece.first,):
+            d, _, n = (int(x) for x in gtid.split("-"))
+            if n != done.get(d, 0) + 1 and d in done:
+                raise RestoreError(f"binlog archive gap: after {d}-?-{done[d]} the next archived "
+                                   f"transaction is {gtid}")
+        d, _, n = (int(x) for x in piece.last.split("-"))
+        done[d] = n
+    if to_gtid is not None:
+        for d, g in to_gtid.by_domain.items():
+            if done.get(d, 0) < g.seq:
+                raise RestoreError(f"the binlog archive ends before {g} (archived up to "
+                                   f"{d}-?-{done.get(d, 0)}); nothing was applied past the backup")
+    return pieces
+
+
+def _run(cmd: list[str], what: str, **kw) -> None:
+    done = subprocess.run(cmd, capture_output=True, **kw)
+    if done.returncode != 0:
+        tail = (done.stderr.decode(errors="replace").strip().splitlines() or ["no output"])[-1]
+        raise RestoreError(f"restore failed at {what}: {tail}")
+
+
+def unpack_backup(settings: BackupSettings, record: BackupRecord, target_dir: Path) -> int:
+    """Stream the backup out of the repository into ``mbstream -x``; returns bytes read."""
+    repo = open_repository(settings)
+    target_dir.mkdir(parents=True, exist_ok=True)
+    total = 0
+    with repo.open_stream(record.location, record.name or PHYSICAL_NAME) as stream:
+        proc = subprocess.Popen(["mbstream", "-x", "-C", str(target_dir)], stdin=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        assert proc.stdin is not None
+        while chunk := stream.read(1 << 20):
+            proc.stdin.write(chunk)
+            total += len(chunk)
+        proc.stdin.close()
+        err = proc.stderr.read() if proc.stderr else b""
+        if proc.wait() != 0:
+            raise RestoreError(f"restore failed at mbstream: {err.decode(errors='replace').strip()[-200:]}")
+    return total
+
+
+def replay(pieces: list[Piece], address: ServerAddress, credential: Credential) -> int:
+    """``mariadb-binlog --start-position --stop-position FILE | mariadb`` for every piece, one session."""
+    if not pieces:
+        return 0
+    size = 0
+    with client_options(address, credential) as cnf:
+        client = subprocess.Popen(["mariadb", f"--defaults-extra-file={cnf}", "--binary-mode"],
+                                  stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        assert client.stdin is not None
+        try:
+            for p in pieces:
+                size += p.end - p.start
+                reader = subprocess.Popen(["mariadb-binlog", f"--start-position={p.start}",
+                                           f"--stop-position={p.end}", str(p.path)],
+                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                assert reader.stdout is not None
+                shutil.copyfileobj(reader.stdout, client.stdin, 1 << 20)
+                if reader.wait() != 0:
+                    raise RestoreError(f"restore failed at mariadb-binlog {p.path.name}: "
+                                       f"{(reader.stderr.read() if reader.stderr else b'').decode()[-200:]}")
+        except BrokenPipeError:
+            pass
+        finally:
+            try:
+                client.stdin.close()
+            except BrokenPipeError:
+                pass
+            err = client.stderr.read() if client.stderr else b""
+            code = client.wait()
+    if code != 0:
+        raise RestoreError(f"restore failed replaying binlogs: {err.decode(errors='replace').strip()[-300:]}")
+    return size
+
+
+def _local_config(folder: Path, target: ServerAddress, server_id: int, plan: str, credential: Credential) -> None:
+    """A my.cnf for a fresh folder (kept as is for a stopped server that has one)."""
+    from repman.local.node import LocalNodeSpec, render_node_config
+    paths = LocalServerPaths(folder)
+    paths.make_dirs()
+    if paths.cnf.is_file():
+        return
+    spec = LocalNodeSpec(base_dir=str(folder), server_id=server_id, port=target.port, host=target.host,
+                         plan=plan, tags=list(RESTORE_TAGS), admin_user=credential.user,
+                         admin_password=credential.password)
+    paths.cnf.write_text(render_node_config(spec))
+
+
+def restore(cfg, target: ServerAddress, folder: Path, to_gtid: str | None = None, to_time: float | None = None,
+            backup_id: str | None = None, server_id: int = 0, plan: str = "x1.tiny",
+            log: Log = lambda m: None, settings: BackupSettings | None = None) -> RestoreResult:
+    if (to_gtid is None) == (to_time is None):
+        raise RestoreError("give exactly one of --to-gtid and --to-time")
+    settings = settings or BackupSettings.from_cluster(cfg)
+    folder = Path(folder).resolve()
+    refuse_live_target(cfg, target, folder)
+    want = GtidPosition.parse(to_gtid) if to_gtid else None
+    record = choose_backup(Catalog.at(settings.state_dir).load(), backup_id, want, to_time)
+    archive = BinlogArchive(settings.binlogs_dir)
+    pieces = plan_replay(archive, GtidPosition.parse(record.gtid), want, to_time)
+    log(f"restore {target} from backup {record.id} (GTID {record.gtid}), then {len(pieces)} binlog ranges")
+    paths = LocalServerPaths(folder)
+    times: dict[str, float] = {}
+    t0 = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="repman-restore-", dir=folder.parent) as tmp:
+        work = Path(tmp) / "backup"
+        size = unpack_backup(settings, record, work)
+        times["unpack"] = time.monotonic() - t0
+        t = time.monotonic()
+        _run(["mariadb-backup", "--prepare", f"--target-dir={work}"], "mariadb-backup --prepare")
+        times["prepare"] = time.monotonic() - t
+        t = time.monotonic()
+        if paths.datadir.exists() and any(paths.datadir.iterdir()):
+            aside = folder / f"data.before-restore-{time.strftime('%Y%m%dT%H%M%S')}"
+            paths.datadir.rename(aside)
+            log(f"the stopped server's datadir was moved to {aside}")
+        _local_config(folder, target, server_id or 9000 + target.port % 1000, plan, cfg.admin)
+        _run(["mariadb-backup", f"--defaults-file={paths.cnf}", "--move-back", f"--target-dir={work}",
+              f"--datadir={paths.datadir}"], "mariadb-backup --move-back")
+        times["move_back"] = time.monotonic() - t
+    t = time.monotonic()
+    start_server(paths, target.host, target.port)
+    times["start"] = time.monotonic() - t
+    try:
+        with connect(target, cfg.admin, timeout=5) as conn:
+            execute(conn, "SET GLOBAL read_only = 0")
+            if record.gtid:
+                execute(conn, "RESET MASTER")
+                execute(conn, "SET GLOBAL gtid_binlog_state = %s", (record.gtid,))
+                execute(conn, "SET GLOBAL gtid_slave_pos = %s", (record.gtid,))
+        t = time.monotonic()
+        binlog_bytes = replay(pieces, target, cfg.admin)
+        times["replay"] = time.monotonic() - t
+        with connect(target, cfg.admin, timeout=5) as conn:
+            gtid = str(query(conn, "SELECT @@GLOBAL.gtid_binlog_pos AS g")[0]["g"])
+            execute(conn, "SET GLOBAL gtid_slave_pos = %s", (gtid,))
+    except BaseException:
+        stop_server(paths)   # leave no half-restored server running
+        raise
+    times["total"] = time.monotonic() - t0
+    replayed = 0
+    for p in pieces:
+        d, _, first = (int(x) for x in p.first.split("-"))
+        replayed += int(p.last.split("-")[2]) - first + 1
+    log(f"restored {target}: GTID {gtid}, {replayed} transactions replayed in {times['total']:.1f}s")
+    return RestoreResult(record.id, target.url, gtid, replayed, times, size, binlog_bytes)
