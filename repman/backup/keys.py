@@ -24,6 +24,8 @@ BACKUP_KEYS = key_table(
     Key("backup-binlogs", "bool", False, "archive the primary's binlogs continuously (follows failovers)"),
     Key("backup-binlogs-dir", "path", "", "binlog archive directory "
         "(default <monitoring-datadir>/<cluster>/binlogs)"),
+    Key("backup-keep-last", "int", 0, "newest backups kept per type whatever their age (restic --keep-last)",
+        minimum=0),
     Key("backup-keep-hourly", "int", 1, "hourly backups kept per type", minimum=0),
     Key("backup-keep-daily", "int", 1, "daily backups kept per type", minimum=0),
     Key("backup-keep-weekly", "int", 4, "weekly backups kept per type", minimum=0),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Iterator, Protocol
@@ -146,20 +147,28 @@ class ResticRepository:
 
     def put_stream(self, backup_id: str, name: str, source: IO[bytes]) -> tuple[str, int]:
         with self._argv("backup", "--json", "--stdin", "--stdin-filename", name, "--host", self.host,
-                        "--tag", "repman", "--tag", f"id={backup_id}") as cmd:
-            proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                        "--tag", "repman", "--tag", f"id={backup_id}") as cmd, \
+                tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            # Output goes to files: a full pipe would stall restic while we feed its stdin.
+            proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=out, stderr=err)
             assert proc.stdin is not None
             try:
                 copy_stream(source, proc.stdin)
             except BrokenPipeError:
                 pass
             finally:
-                proc.stdin.close()
-            out, err = proc.communicate()
-        if proc.returncode != 0:
-            tail = (err.decode(errors="replace").strip().splitlines() or ["no output"])[-1]
+                try:
+                    proc.stdin.close()
+                except BrokenPipeError:
+                    pass
+            code = proc.wait()
+            out.seek(0)
+            err.seek(0)
+            out_text, err_text = out.read().decode(errors="replace"), err.read().decode(errors="replace")
+        if code != 0:
+            tail = (err_text.strip().splitlines() or ["no output"])[-1]
             raise RepositoryError(f"restic backup on {self.repository} failed: {tail}")
-        return self._snapshot_of(out.decode(errors="replace"))
+        return self._snapshot_of(out_text)
 
     def put_dir(self, backup_id: str, folder: Path) -> tuple[str, int]:
         out = self._run("backup", "--json", "--host", self.host, "--tag", "repman", "--tag", f"id={backup_id}",

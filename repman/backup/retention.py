@@ -1,6 +1,6 @@
 """Which backups a ``backup-keep-hourly/daily/weekly/monthly`` policy keeps.
 
-restic's rule, applied the same way to every repository kind: walking from the
+restic's rule (``backup-keep-last`` is its --keep-last), applied the same way to every repository kind: walking from the
 newest backup back, keep the newest one of each of the last N hours (days, ISO
 weeks, months) that have a backup. The newest good backup is always kept, so a
 policy of zeros never deletes the only restore point.
@@ -32,6 +32,7 @@ def kept(backups: Sequence[tuple[str, float]], keep: Mapping[str, int]) -> set[s
     out: set[str] = set()
     if ordered:
         out.add(ordered[0][0])
+    out.update(b for b, _ in ordered[: int(keep.get("last", 0))])
     for period, bucket in _BUCKETS.items():
         left = int(keep.get(period, 0))
         last = None

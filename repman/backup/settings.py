@@ -73,7 +73,7 @@ class BackupSettings:
             backup_dir=Path(values.get("backup-dir") or Path(state_dir) / "backups"),
             binlogs=bool(values.get("backup-binlogs")),
             binlogs_dir=Path(values.get("backup-binlogs-dir") or Path(state_dir) / "binlogs"),
-            keep={p: int(values.get(f"backup-keep-{p}", 0) or 0) for p in ("hourly", "daily", "weekly", "monthly")},
+            keep={p: int(values.get(f"backup-keep-{p}", 0) or 0) for p in ("last", "hourly", "daily", "weekly", "monthly")},
             physical_type=str(values.get("backup-physical-type") or "mariabackup"),
             logical_type=str(values.get("backup-logical-type") or "mysqldump"),
         )

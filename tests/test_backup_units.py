@@ -1,0 +1,76 @@
+"""Pure parts of backups: retention policy, cron keys, config checks, archive sequence checks."""
+
+from __future__ import annotations
+
+import calendar
+
+import pytest
+
+from repman.backup.binlogfile import Transaction
+from repman.backup.binlogs import sequence_problems
+from repman.backup.retention import expired, kept
+from repman.backup.settings import cron_expression
+from repman.errors import ConfigError
+from repman.watcher.config import load_cluster
+
+BASE = {"db-servers-hosts": ["127.0.0.1:3306"], "db-servers-credential": "a:b", "replication-credential": "r:s"}
+
+
+def _at(text: str) -> float:
+    return float(calendar.timegm(tuple(int(x) for x in text.replace("T", "-").replace(":", "-").split("-"))
+                                 + (0, 0, 0)))
+
+
+def test_retention_keeps_newest_per_period_like_restic():
+    backups = [("a", _at("2026-11-30T10:05:00")), ("b", _at("2026-11-30T10:45:00")),
+               ("c", _at("2026-11-30T11:10:00")), ("d", _at("2026-11-29T23:00:00")),
+               ("e", _at("2026-11-20T08:00:00")), ("f", _at("2026-10-02T08:00:00"))]
+    assert kept(backups, {"hourly": 2}) == {"c", "b"}
+    assert kept(backups, {"daily": 2}) == {"c", "d"}
+    assert kept(backups, {"weekly": 3}) == {"c", "d", "e"}  # 2026-11-30 is a Monday: d is the week before
+    assert kept(backups, {"monthly": 2}) == {"c", "f"}
+    assert kept(backups, {"last": 3}) == {"c", "b", "a"}
+    assert kept(backups, {}) == {"c"}                        # the newest is never deleted
+    assert sorted(expired(backups, {"hourly": 1, "daily": 2})) == ["a", "b", "e", "f"]
+
+
+def test_cron_keys_accept_repman_six_fields_and_five_fields():
+    assert cron_expression("0 0 1 * * 6", "k") == "0 1 * * 6 0"    # seconds moved last for croniter
+    assert cron_expression("*/5 * * * *", "k") == "*/5 * * * *"
+    with pytest.raises(ConfigError, match="k: .*fields"):
+        cron_expression("* *", "k")
+    with pytest.raises(ConfigError, match="not a valid cron"):
+        cron_expression("0 0 99 * * *", "k")
+
+
+@pytest.mark.parametrize("extra,key", [
+    ({"scheduler-db-servers-physical-backup-cron": "every day"}, "scheduler-db-servers-physical-backup-cron"),
+    ({"backup-restic": True}, "backup-restic-repository"),
+    ({"backup-restic": True, "backup-restic-repository": "/r"}, "backup-restic-password"),
+    ({"backup-logical-type": "xtrabackup"}, "backup-logical-type"),
+    ({"backup-keep-daily": -1}, "backup-keep-daily"),
+])
+def test_bad_backup_keys_name_the_key(extra, key):
+    with pytest.raises(ConfigError) as err:
+        load_cluster("c1", {**BASE, **extra})
+    assert f"clusters.c1.{key}" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_restic_password_reference_is_resolved_and_never_shown(tmp_path):
+    f = tmp_path / "pw"
+    f.write_text("s3cret\n")
+    cfg = load_cluster("c1", {**BASE, "backup-restic": True, "backup-restic-repository": "/r",
+                              "backup-restic-password": {"file": str(f)}})
+    from repman.backup.settings import BackupSettings
+    settings = BackupSettings.from_cluster(cfg)
+    assert settings.restic_password == "s3cret" and "s3cret" not in repr(settings)
+
+
+def _t(gtid: str) -> Transaction:
+    return Transaction(gtid, 0, 0, 0)
+
+
+def test_sequence_problems_find_gaps_and_overlaps():
+    assert sequence_problems([_t("0-1-1"), _t("0-1-2"), _t("0-2-3"), _t("1-1-1"), _t("0-2-4")]) == []
+    assert sequence_problems([_t("0-1-1"), _t("0-1-3")]) == ["gap: 0-1-1 followed by 0-1-3"]
+    assert sequence_problems([_t("0-1-1"), _t("0-1-2"), _t("0-2-2")]) == ["overlap: 0-1-2 followed by 0-2-2"]
