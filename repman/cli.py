@@ -33,6 +33,9 @@ examples:
   repman --config repman.yaml reset-failover-counter  allow automatic failovers again
   repman --config repman.yaml maintenance on 127.0.0.1:3308   never elect it, no failover of it
   repman --config repman.yaml config check            validate the file, touch no server
+  repman --config repman.yaml backup --type logical   mariadb-dump from a replica into the repository
+  repman --config repman.yaml backups                 the backup catalog
+  repman --config repman.yaml restore --to-time 2026-12-01T04:50:00Z --target 127.0.0.1:3320 --datadir DIR
   repman keys                                         every configuration key, default and help
   echo -n 's3cret' | repman hash-password             a password-hash for the api-users section
 
@@ -96,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("keys", "list every configuration key with its type, default and help")
     p.add_argument("--json", action="store_true", help="machine-readable list")
     add("hash-password", "read a password on stdin, print a salted hash for api-users")
+    from repman.backup.cli import add_commands as add_backup_commands
+    add_backup_commands(add)
     return parser
 
 
@@ -291,6 +296,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "reset-failover-counter": cmd_reset, "maintenance": cmd_maintenance, "config": cmd_config, "keys": cmd_keys,
     "hash-password": cmd_hash_password,
 }
+from repman.backup.cli import COMMANDS as _BACKUP_COMMANDS  # noqa: E402 - backup, backups, restore
+COMMANDS.update(_BACKUP_COMMANDS)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
