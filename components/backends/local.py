@@ -34,6 +34,7 @@ class LocalBackend(Backend):
                 admin_user=secrets.admin_user, admin_password=secrets.admin_password,
                 keep_data=self.spec.keep_data_on_delete,
                 ca_dir=str(self.spec.state_dir / self.spec.name / "ca"),
+                restore=restore_inputs(self.spec),
             ),
             pulumi.ResourceOptions(parent=parent),
         )
@@ -44,6 +45,15 @@ class LocalBackend(Backend):
 
     def describe(self) -> dict[str, object]:
         return {"orchestrator": self.name, "state_dir": str(self.spec.state_dir / self.spec.name)}
+
+
+def restore_inputs(spec: ClusterSpec) -> dict[str, str] | None:
+    """prov-db-restore-*: every node is restored to the same point, so they start identical."""
+    source = spec.values.get("prov-db-restore-from")
+    if not source:
+        return None
+    return {"from": str(source), "to_time": spec.values.get("prov-db-restore-to-time") or "",
+            "to_gtid": spec.values.get("prov-db-restore-to-gtid") or ""}
 
 
 def create_backend(spec: ClusterSpec) -> LocalBackend:
