@@ -8,6 +8,9 @@ start -> archived binlogs piped through mariadb-binlog | mariadb) is timed step
 by step, and in the same run the raw tool pipeline on the same backup and the
 same binlog byte ranges (``mbstream -x``, ``mariadb-backup --prepare``,
 ``--copy-back``, ``mariadb-binlog ... | mariadb`` in a shell) for comparison.
+Both restored servers run the same durable my.cnf; repman relaxes the per-commit
+fsync during its replay only (``innodb_flush_log_at_trx_commit=2``, ``sync_binlog=0``,
+restored afterwards), the raw pipeline keeps them as an operator would.
 
 Usage: .venv/bin/python bench/pitr.py [--size-mb 256] [--txns 20000]
 """

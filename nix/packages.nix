@@ -31,6 +31,7 @@ let
     ps.jinja2
     ps.pyyaml
     ps.cryptography
+    ps.croniter
   ];
   testDeps = ps: [ ps.pytest ps.pytest-timeout ];
 
