@@ -139,6 +139,8 @@ def _print_status(st: dict[str, Any]) -> None:
         print(f"  {st['decision']['sentence']}")
     if st.get("maintenance"):
         print(f"  in maintenance: {', '.join(st['maintenance'])}")
+    for run in st.get("jobs", [])[-3:]:
+        print(f"  job {run['kind']} {run['status']}: {run.get('sentence') or ''}".rstrip())
     print(f"  {'SERVER':<22} {'STATE':<11} {'RW':<3} {'GTID':<22} {'MASTER':<22} {'IO/SQL':<16} {'LAG':<6} ERROR")
     for s in st["servers"]:
         print(_server_line(s))

@@ -61,7 +61,11 @@ def test_backup_under_writes_archive_across_switchover_and_failover_then_pitr(cl
         w1 = c.writer("w1", pause=0.001).start()
         try:
             w1.wait_acks(300)
+            t0 = time.monotonic()
             backup = take_backup(c.cfg, "physical", log=events.append)
+            t1 = time.monotonic()
+            w1.wait_acks(20)
+            assert w1.gaps(t0, t1) < 1.0, f"writes stalled {w1.gaps(t0, t1):.2f}s during the backup"
             assert backup.status == "ok" and backup.gtid and backup.size > 0
             assert backup.server != s1.url, "the backup must come from a replica, not the primary"
             w1.wait_acks(200)

@@ -171,3 +171,29 @@ def test_retention_forgets_restic_snapshots_and_catalog_entries(cluster_factory,
     status = {r.id: r.status for r in Catalog.at(c.cfg.state_dir).load()}
     assert status == {ids[0]: "removed", ids[1]: "removed", ids[2]: "ok"}
     assert "no errors were found" in repo.check()
+
+
+@pytest.mark.skipif(shutil.which("mydumper") is None, reason="mydumper not installed")
+def test_mydumper_logical_backup_into_a_directory_and_one_backup_of_a_kind_at_a_time(cluster_factory, tmp_path):
+    c = cluster_factory(count=2)
+    _with_backup_keys(c, **{"backup-logical-type": "mydumper", "backup-dir": str(tmp_path / "dir"),
+                            "backup-keep-last": 5})
+    w = c.writer(pause=0.001).start()
+    try:
+        w.wait_acks(100)
+        record = take_backup(c.cfg, "logical")
+    finally:
+        w.stop()
+    assert record.status == "ok" and record.tool == "mydumper" and record.gtid and record.size > 0
+    files = {p.name for p in (tmp_path / "dir" / record.id).rglob("*")}
+    assert "metadata" in files and any(f.startswith("repman_test.writes") for f in files), files
+    # Another process holding the cluster's logical-backup lock: refused with one sentence.
+    import fcntl
+    fd = os.open(c.cfg.state_dir / "backup-logical.lock", os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        from repman.backup.take import BackupError
+        with pytest.raises(BackupError, match="already running"):
+            take_backup(c.cfg, "logical")
+    finally:
+        os.close(fd)

@@ -9,15 +9,17 @@ consistent with is recorded in the catalog (read from the tool's own output).
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import subprocess
 import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Callable
+from typing import IO, Callable, Iterator
 
 from repman.backup.catalog import BackupRecord, Catalog, new_backup_id
 from repman.backup.repository import Repository, open_repository
@@ -177,6 +179,26 @@ def take_backup(cfg, kind: str, log: Log = lambda m: None, source: ServerAddress
     if kind not in ("physical", "logical"):
         raise BackupError(f"backup type {kind!r} is not physical or logical")
     settings = settings or BackupSettings.from_cluster(cfg)
+    with _one_at_a_time(settings.state_dir, kind):
+        return _take(cfg, kind, log, source, settings)
+
+
+@contextmanager
+def _one_at_a_time(state_dir: Path, kind: str) -> Iterator[None]:
+    """One backup of a kind per cluster, across processes (watcher jobs and the CLI)."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(state_dir / f"backup-{kind}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BackupError(f"a {kind} backup of this cluster is already running") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def _take(cfg, kind: str, log: Log, source: ServerAddress | None, settings: BackupSettings) -> BackupRecord:
     repo = open_repository(settings)
     repo.init()
     catalog = Catalog.at(settings.state_dir)
