@@ -129,3 +129,50 @@ def test_job_cut_by_watcher_kill9_is_reported_interrupted_and_scheduling_resumes
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert any(j["status"] == "interrupted" for j in json.loads(out.stdout)["jobs"])
+
+
+def test_watcher_archives_binlogs_and_follows_a_switchover(cluster_factory):
+    from repman.backup.binlogs import BinlogArchive, sequence_problems
+    from repman.backup.settings import BackupSettings
+    from repman.watcher.switchover import switchover
+    from tests.test_backup_pitr import _wait_archived
+
+    c = cluster_factory(count=2, preferred=0)
+    cfg = load_cluster("test", raw_section(c, **{"monitoring-ticker": 0.2, "backup-binlogs": True}))
+    watcher = Watcher.for_clusters([cfg])
+    watcher.start()
+    try:
+        w = c.writer(pause=0.001).start()
+        try:
+            w.wait_acks(200)
+            res = switchover(c.cfg, c.store, c.log, to=c.servers[1])
+            assert res.ok, res.sentence
+            w.wait_acks(200)
+        finally:
+            w.stop()
+        archive = BinlogArchive(BackupSettings.from_cluster(cfg).binlogs_dir)
+        _wait_archived(archive, c.var(c.servers[1], "gtid_binlog_pos"))
+    finally:
+        watcher.stop()
+    segments = archive.segments()
+    assert [s.server for s in segments] == [c.servers[0].url, c.servers[1].url], segments
+    txns = [t for _, t in archive.transactions()]
+    assert txns[0].seq == 1 and sequence_problems(txns) == []
+    assert not any(p.name == "mariadb-binlog" for p in _children()), "the copier outlived the watcher"
+
+
+def _children():
+    """Processes whose parent is this test process."""
+    me = os.getpid()
+    out = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        name, rest = stat[stat.index("(") + 1: stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
+        if int(rest[1]) == me and rest[0] != "Z":
+            out.append(type("P", (), {"name": name, "pid": int(pid)}))
+    return out

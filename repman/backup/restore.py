@@ -128,22 +128,15 @@ def _run(cmd: list[str], what: str, **kw) -> None:
 
 
 def unpack_backup(settings: BackupSettings, record: BackupRecord, target_dir: Path) -> int:
-    """Stream the backup out of the repository into ``mbstream -x``; returns bytes read."""
+    """The backup stream straight into ``mbstream -x`` (its stdin is the file or restic's pipe:
+    no copy through Python); returns the backup's size."""
     repo = open_repository(settings)
     target_dir.mkdir(parents=True, exist_ok=True)
-    total = 0
     with repo.open_stream(record.location, record.name or PHYSICAL_NAME) as stream:
-        proc = subprocess.Popen(["mbstream", "-x", "-C", str(target_dir)], stdin=subprocess.PIPE,
-                                stderr=subprocess.PIPE)
-        assert proc.stdin is not None
-        while chunk := stream.read(1 << 20):
-            proc.stdin.write(chunk)
-            total += len(chunk)
-        proc.stdin.close()
-        err = proc.stderr.read() if proc.stderr else b""
-        if proc.wait() != 0:
-            raise RestoreError(f"restore failed at mbstream: {err.decode(errors='replace').strip()[-200:]}")
-    return total
+        done = subprocess.run(["mbstream", "-x", "-C", str(target_dir)], stdin=stream, capture_output=True)
+    if done.returncode != 0:
+        raise RestoreError(f"restore failed at mbstream: {done.stderr.decode(errors='replace').strip()[-200:]}")
+    return record.size
 
 
 def replay(pieces: list[Piece], address: ServerAddress, credential: Credential) -> int:
