@@ -19,6 +19,7 @@ from repman.gtid import GtidPosition
 from repman.local.mariadb import LocalServerPaths, stop_server
 from repman.local.ports import free_port_block
 from repman.watcher.failover import failover
+from repman.watcher.rejoin import rejoin
 from repman.watcher.switchover import switchover
 from tests.writer import TABLE, cluster_factory, needs_mariadb  # noqa: F401 - fixture
 
@@ -51,7 +52,7 @@ def _exact(c, address: ServerAddress, w) -> None:
     assert not unexpected, f"{w.name}: rows never acknowledged: {sorted(unexpected)[:10]}"
 
 
-def test_backup_under_writes_archive_across_switchover_and_failover_then_pitr(cluster_factory, tmp_path):
+def test_backup_under_writes_archive_across_a_switchover_and_two_failovers_then_pitr(cluster_factory, tmp_path):
     c = cluster_factory(semisync=True, tags=DURABLE_TAGS, preferred=0)
     s1, s2, s3 = c.servers
     events: list[str] = []
@@ -75,6 +76,18 @@ def test_backup_under_writes_archive_across_switchover_and_failover_then_pitr(cl
             c.bed.kill(s2)
             fo = failover(c.cfg, c.store, c.log)
             assert fo.ok, fo.sentence
+            w1.wait_acks(200)
+            # The killed server comes back as a replica, then the new primary dies too.
+            c.bed.start(s2)
+            back = rejoin(c.cfg, c.store, s2, c.log)
+            assert back.ok, back.sentence
+            w1.wait_acks(100)
+            c.wait_for(lambda: c.sql(s2, "SHOW SLAVE STATUS")[0]["Seconds_Behind_Master"] == 0,
+                       what=f"{s2} caught up after its rejoin")
+            second = c.primary()
+            c.bed.kill(second)
+            fo2 = failover(c.cfg, c.store, c.log)
+            assert fo2.ok, fo2.sentence
             w1.wait_acks(200)
         finally:
             w1.stop()
@@ -101,8 +114,8 @@ def test_backup_under_writes_archive_across_switchover_and_failover_then_pitr(cl
     try:
         archive = BinlogArchive(archiver.root)
         segments = archive.segments()
-        assert len(segments) >= 3, f"expected a segment per primary, got {segments} ({events})"
-        assert {seg.server for seg in segments} >= {s1.url, s2.url}
+        assert len(segments) >= 4, f"expected a segment per primary, got {segments} ({events})"
+        assert {seg.server for seg in segments} >= {s1.url, s2.url, second.url, primary.url}
         txns = [t for _, t in archive.transactions()]
         assert sequence_problems(txns) == [], sequence_problems(txns)[:5]
         assert txns[0].seq == 1 and str(GtidPosition.parse(txns[-1].gtid)) == str(GtidPosition.parse(end))
@@ -144,3 +157,49 @@ def test_backup_under_writes_archive_across_switchover_and_failover_then_pitr(cl
     finally:
         for folder in restored:
             stop_server(LocalServerPaths(folder))
+
+
+def test_archived_transactions_the_new_primary_never_had_are_moved_to_orphans(cluster_factory):
+    """Async replica cut off (IO thread stopped), the primary commits more, the archive copies it,
+    the primary dies: the promoted replica never had those transactions, so the archive gives them
+    up (orphans/) and goes on from the new primary's history with one contiguous GTID sequence."""
+    c = cluster_factory(count=2, tags=DURABLE_TAGS, preferred=0)
+    s1, s2 = c.servers
+    archiver = ArchiverThread(c.cfg, interval=0.1).start()
+    try:
+        w = c.writer("w", pause=0.001).start()
+        try:
+            w.wait_acks(100)
+        finally:
+            w.stop()
+        _wait_archived(archiver.archiver.archive, c.var(s1, "gtid_binlog_pos"))
+        c.sql(s2, "STOP SLAVE IO_THREAD")
+        kept_pos = c.var(s2, "gtid_current_pos")
+        c.sql(s1, f"INSERT INTO {TABLE} (id, writer, at) SELECT seq, 'lost', NOW(6) FROM mysql.seq_900000_to_900049")
+        for i in range(20):
+            c.sql(s1, f"INSERT INTO {TABLE} (id, writer, at) VALUES ({800000 + i}, 'lost', NOW(6))")
+        lost_end = c.var(s1, "gtid_binlog_pos")
+        _wait_archived(archiver.archiver.archive, lost_end)
+        c.bed.kill(s1)
+        c.sql(s2, "STOP SLAVE")
+        c.sql(s2, "RESET SLAVE ALL")
+        c.sql(s2, "SET GLOBAL read_only = 0")
+        w2 = c.writer("w2", pause=0.001).start(base=5_000_000)
+        try:
+            w2.wait_acks(100)
+        finally:
+            w2.stop()
+        _wait_archived(archiver.archiver.archive, c.var(s2, "gtid_binlog_pos"))
+    finally:
+        archiver.stop()
+    archive = BinlogArchive(archiver.root)
+    txns = [t for _, t in archive.transactions()]
+    assert sequence_problems(txns) == []
+    gtids = {t.gtid for t in txns}
+    kept = GtidPosition.parse(kept_pos)
+    only_dead = [t.gtid for t in txns if t.gtid.split("-")[1] == "1" and t.seq > kept.seq(0)]
+    assert not only_dead, f"transactions only the dead primary had stayed in the archive: {only_dead[:5]}"
+    assert str(GtidPosition.parse(txns[-1].gtid)) == str(GtidPosition.parse(c.var(s2, "gtid_binlog_pos")))
+    orphans = archive.root / "orphans"
+    assert orphans.is_dir() and any(orphans.rglob("*")), "the cut transactions were not kept aside"
+    assert len(gtids) == len(txns)
