@@ -103,3 +103,37 @@ def test_new_cluster_created_from_backup_and_archive_by_the_node_provider(cluste
         archiver.stop()
         for rid, outs in created:
             provider.delete(rid, outs)
+
+
+@pytest.mark.skipif(shutil.which("restic") is None, reason="restic not installed")
+def test_stack_backup_keys_reach_the_watcher_and_its_provider_initialises_restic(tmp_path):
+    """Stack keys -> watcher config (the restic password as a 0600 secret file, never in the YAML)
+    -> the real local watcher provider runs restic init."""
+    from components.providers.local_watcher import LocalWatcherProvider
+    from repman.local.watcher import WatcherFiles
+    from repman.spec import load_cluster_spec
+    from repman.watcher_yaml import dump, file_ref, render_watcher_config, secret_values
+
+    spec = load_cluster_spec({
+        "repman:db-servers-credential": "repman:b-admin-pw", "repman:replication-credential": "repl:b-repl-pw",
+        "repman:backup-restic": "true", "repman:backup-restic-repository": str(tmp_path / "repo"),
+        "repman:backup-restic-password": "b-restic-pw", "repman:monitoring-scheduler": "true",
+        "repman:scheduler-db-servers-physical-backup-cron": "0 0 3 * * *",
+    })
+    files = WatcherFiles(tmp_path / "w")
+    config = render_watcher_config(spec, [f"127.0.0.1:{free_port_block(1)}"], file_ref(files.secrets_dir),
+                                   state_dir=str(files.state_dir))
+    assert "b-restic-pw" not in dump(config)
+    assert secret_values(spec)["backup-restic-password"] == "b-restic-pw"
+    props = {"base_dir": str(files.base), "cluster": spec.name, "config": config, "secrets": secret_values(spec),
+             "api": {}, "provider_version": "1", "keep_state": False}
+    provider = LocalWatcherProvider()
+    created = provider.create(dict(props))
+    try:
+        assert (tmp_path / "repo" / "config").is_file()
+        assert "b-restic-pw" not in repr(created.outs)
+        ok = subprocess.run(["restic", "--repo", str(tmp_path / "repo"), "--password-file",
+                             str(files.secrets_dir / "backup-restic-password"), "cat", "config"], capture_output=True)
+        assert ok.returncode == 0, ok.stderr
+    finally:
+        provider.delete(created.id, created.outs)
