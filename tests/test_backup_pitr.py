@@ -149,6 +149,17 @@ def test_backup_under_writes_archive_across_a_switchover_and_two_failovers_then_
         _exact(c, addr, w2)
         assert not _ids(c, addr, "w3")
 
+        # Into a stopped member: its own my.cnf is kept, its old datadir moved aside.
+        member = next(a for a in c.servers if a != primary and c.bed.running(a))
+        node = c.bed.node(member)
+        stop_server(node.paths)
+        res = restore(c.cfg, member, Path(node.base_dir), to_gtid=end)
+        assert GtidPosition.parse(res.gtid) == GtidPosition.parse(end)
+        assert list(Path(node.base_dir).glob("data.before-restore-*")), "the old datadir was not kept aside"
+        assert c.var(member, "server_id") == str(node.server_id)
+        for w in (w1, w2, w3):
+            _exact(c, member, w)
+
         # Over a live member of the cluster: refused, nothing touched.
         with pytest.raises(OperationRefused, match="live member"):
             restore(c.cfg, primary, tmp_path / "never", to_gtid=end)
