@@ -71,6 +71,21 @@ def test_jobs_fire_on_time_one_at_a_time_and_ticks_go_on(cluster_factory):
     assert len(ends) > 40 and max(gaps) < 1.0, f"{len(ends)} ticks, longest gap {max(gaps):.2f}s"
     st = monitor.status()
     assert st["jobs"] and {j["kind"] for j in st["schedule"]} == {"physical-backup", "logical-backup"}
+    # The HTTP API serves the same history.
+    import urllib.request
+
+    from repman.api.server import ApiServer
+    from repman.local.ports import free_port_block
+    from repman.watcher.config import ApiConfig
+    api = ApiServer(ApiConfig(enabled=True, port=free_port_block(1), anonymous_read=True), watcher)
+    api.start()
+    try:
+        with urllib.request.urlopen(f"{api.url}/api/clusters/test", timeout=10) as resp:
+            served = json.loads(resp.read())
+    finally:
+        api.stop()
+    assert [r["id"] for r in served["jobs"]] == [r["id"] for r in runs[-20:]]
+    assert c.bed.admin.password not in json.dumps(served)
 
 
 def _watch(config: Path, log: Path) -> subprocess.Popen:
