@@ -65,3 +65,6 @@ def test_backup_then_catalog_then_restore_refused_over_a_live_member(cluster_fac
                                  "--datadir", str(tmp_path / "y")), 1)
     assert "ends before 0-1-999999" in line or "no good physical backup" in line, line
     assert not (tmp_path / "y").exists()
+    line = one_line_error(repman("--config", str(cfg), "restore", "--to-gtid", rec["gtid"], "--target",
+                                 "192.0.2.7:3306", "--datadir", str(tmp_path / "z")), 1)
+    assert "not an address of this machine" in line

@@ -58,8 +58,20 @@ def _answers(address: ServerAddress) -> bool:
         return s.connect_ex((address.host, address.port)) == 0
 
 
+def _local_address(host: str) -> bool:
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+            s.bind((host, 0))
+        return True
+    except OSError:
+        return False
+
+
 def refuse_live_target(cfg, target: ServerAddress, folder: Path) -> None:
     """One-line refusals for targets a restore must never overwrite."""
+    if not _local_address(target.host):
+        raise OperationRefused(f"restore refused: {target.host} is not an address of this machine "
+                               "(run the restore on the target's host)")
     if any(target == a for a in cfg.servers) and _answers(target):
         raise OperationRefused(f"restore refused: {target} is a live member of cluster {cfg.name}; "
                                "stop it (or pick a fresh --target and --datadir) first")
@@ -207,6 +219,16 @@ def _local_config(folder: Path, target: ServerAddress, server_id: int, plan: str
 def restore(cfg, target: ServerAddress, folder: Path, to_gtid: str | None = None, to_time: float | None = None,
             backup_id: str | None = None, server_id: int = 0, plan: str = "x1.tiny",
             log: Log = lambda m: None, settings: BackupSettings | None = None) -> RestoreResult:
+    """The physical backup, then the archive up to ``to_gtid`` or ``to_time``, into ``folder``."""
+    try:
+        return _restore(cfg, target, folder, to_gtid, to_time, backup_id, server_id, plan, log, settings)
+    except FileNotFoundError as exc:   # a tool is missing: say which, no traceback
+        raise RestoreError(f"restore failed: {exc.filename or exc} not found") from None
+
+
+def _restore(cfg, target: ServerAddress, folder: Path, to_gtid: str | None, to_time: float | None,
+             backup_id: str | None, server_id: int, plan: str, log: Log,
+             settings: BackupSettings | None) -> RestoreResult:
     if (to_gtid is None) == (to_time is None):
         raise RestoreError("give exactly one of --to-gtid and --to-time")
     settings = settings or BackupSettings.from_cluster(cfg)
