@@ -11,7 +11,7 @@ import pytest
 
 from repman.backup.binlogs import ArchiverThread, BinlogArchive, sequence_problems
 from repman.backup.catalog import Catalog
-from repman.backup.restore import restore
+from repman.backup.restore import plan_replay, restore
 from repman.backup.take import take_backup
 from repman.db import ServerAddress
 from repman.errors import OperationRefused
@@ -214,3 +214,9 @@ def test_archived_transactions_the_new_primary_never_had_are_moved_to_orphans(cl
     orphans = archive.root / "orphans"
     assert orphans.is_dir() and any(orphans.rglob("*")), "the cut transactions were not kept aside"
     assert len(gtids) == len(txns)
+    # Retention of the archive: files wholly before a kept point go, the rest still replays.
+    assert archive.prune_before(kept) >= 1
+    left = [t for _, t in archive.transactions()]
+    assert left and left[0].seq <= kept.seq(0) + 1 and sequence_problems(left) == []
+    pieces = plan_replay(archive, kept, GtidPosition.parse(c.var(s2, "gtid_binlog_pos")), None)
+    assert pieces and pieces[0].first.endswith(f"-{kept.seq(0) + 1}")

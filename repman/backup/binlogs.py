@@ -30,6 +30,7 @@ from repman.backup.binlogfile import Transaction, complete_end, transactions
 from repman.backup.secretfiles import client_options
 from repman.db import Credential, ServerAddress, connect, query
 from repman.errors import RepmanError
+from repman.gtid import GtidPosition
 
 Log = Callable[[str], None]
 
@@ -126,6 +127,23 @@ class BinlogArchive:
                             (orphans / f"{seg.folder}-{f.name}.tail").write_bytes(src.read())
                             src.truncate(keep[1].end)
         return moved
+
+    def prune_before(self, position: GtidPosition) -> int:
+        """Delete archived files holding only transactions at or before ``position`` (the oldest
+        backup kept): no restore can need them. The file being written is never touched."""
+        segments = self.segments()
+        last_file = self.files(segments[-1])[-1:] if segments else []
+        removed = 0
+        for seg in segments:
+            for f in self.files(seg):
+                if f in last_file:
+                    continue
+                txns = transactions(f)
+                if txns and all(t.seq <= position.seq(t.domain) and t.domain in position.by_domain
+                                for t in txns):
+                    f.unlink()
+                    removed += 1
+        return removed
 
     def pieces(self, after: dict[int, int], stop: Callable[[Transaction], bool]) -> list[Piece]:
         """Byte ranges to replay: transactions past ``after`` (domain -> seq), up to ``stop``

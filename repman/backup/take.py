@@ -247,4 +247,13 @@ def apply_retention(settings: BackupSettings, repo: Repository, catalog: Catalog
                 r.status = "removed"
     catalog.update(change)
     log(f"retention removed {len(drop)} {kind} backups")
+    if kind == "physical":
+        oldest = min((r for r in catalog.load() if r.type == "physical" and r.status == "ok" and r.gtid),
+                     key=lambda r: r.end, default=None)
+        if oldest is not None:
+            from repman.backup.binlogs import BinlogArchive
+            from repman.gtid import GtidPosition
+            pruned = BinlogArchive(settings.binlogs_dir).prune_before(GtidPosition.parse(oldest.gtid))
+            if pruned:
+                log(f"binlog archive: {pruned} files older than backup {oldest.id} removed")
     return sorted(drop)
