@@ -14,7 +14,6 @@ import os
 import re
 import subprocess
 import tempfile
-import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
