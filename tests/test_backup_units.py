@@ -74,3 +74,30 @@ def test_sequence_problems_find_gaps_and_overlaps():
     assert sequence_problems([_t("0-1-1"), _t("0-1-2"), _t("0-2-3"), _t("1-1-1"), _t("0-2-4")]) == []
     assert sequence_problems([_t("0-1-1"), _t("0-1-3")]) == ["gap: 0-1-1 followed by 0-1-3"]
     assert sequence_problems([_t("0-1-1"), _t("0-1-2"), _t("0-2-2")]) == ["overlap: 0-1-2 followed by 0-2-2"]
+
+
+class _ArchiveStandIn:
+    """Stands in for BinlogArchive.pieces (byte ranges are irrelevant to the join checks)."""
+
+    def __init__(self, pieces):
+        self._pieces = pieces
+
+    def pieces(self, after, stop):
+        return self._pieces
+
+
+def test_replay_plan_refuses_a_gap_and_an_archive_that_ends_too_early(tmp_path):
+    from repman.backup.binlogs import Piece
+    from repman.backup.restore import RestoreError, plan_replay
+    from repman.gtid import GtidPosition
+
+    p = tmp_path / "f"
+    good = [Piece(p, 4, 10, "0-1-6", "0-1-9"), Piece(p, 4, 10, "0-2-10", "0-2-12")]
+    assert plan_replay(_ArchiveStandIn(good), GtidPosition.parse("0-1-5"), GtidPosition.parse("0-2-12"), None) == good
+    gap = [Piece(p, 4, 10, "0-1-6", "0-1-9"), Piece(p, 4, 10, "0-2-11", "0-2-12")]
+    with pytest.raises(RestoreError, match="gap: after 0-\\?-9 the next archived transaction is 0-2-11"):
+        plan_replay(_ArchiveStandIn(gap), GtidPosition.parse("0-1-5"), GtidPosition.parse("0-2-12"), None)
+    with pytest.raises(RestoreError, match="gap"):
+        plan_replay(_ArchiveStandIn(good), GtidPosition.parse("0-1-3"), GtidPosition.parse("0-2-12"), None)
+    with pytest.raises(RestoreError, match="ends before 0-2-20"):
+        plan_replay(_ArchiveStandIn(good), GtidPosition.parse("0-1-5"), GtidPosition.parse("0-2-20"), None)
