@@ -178,27 +178,47 @@ def sequence_problems(txns: list[Transaction]) -> list[str]:
     return problems
 
 
-def master_transactions(address: ServerAddress, credential: Credential) -> tuple[dict[str, tuple[str, int]], str]:
-    """Every GTID in the server's binlogs -> (file, position after the transaction); and its first file."""
+def _file_transactions(conn, name: str) -> dict[str, tuple[str, int]]:
+    """GTID -> (file, position after the transaction) for one binlog file of a server."""
     out: dict[str, tuple[str, int]] = {}
+    current: tuple[str, bool] | None = None
+    for ev in query(conn, f"SHOW BINLOG EVENTS IN '{name}'"):
+        kind, info = ev["Event_type"], str(ev["Info"] or "")
+        if kind == "Gtid":
+            words = info.split()
+            current = (words[-1], words[0] == "BEGIN")
+            continue
+        if current is None:
+            continue
+        gtid, trans = current
+        if (not trans and kind == "Query") or kind == "Xid" or (
+                trans and kind == "Query" and info.strip().upper() in ("COMMIT", "ROLLBACK")):
+            out[gtid] = (name, int(ev["End_log_pos"]))
+            current = None
+    return out
+
+
+def resume_point(address: ServerAddress, credential: Credential, archived: list[tuple[Path, Transaction]]
+                 ) -> tuple[tuple[Path, Transaction] | None, str, int, str]:
+    """Where a copier on ``address`` continues the archive: (the newest archived transaction the
+    server also has, its binlog file, the position after it, the server's first binlog file).
+    Binlog files are read newest first and the scan stops at the first file that holds an
+    archived transaction, so a long binlog history is not read each time the primary changes."""
     with connect(address, credential, timeout=3, read_timeout=120) as conn:
         files = [r["Log_name"] for r in query(conn, "SHOW BINARY LOGS")]
-        for name in files:
-            current: tuple[str, bool] | None = None
-            for ev in query(conn, f"SHOW BINLOG EVENTS IN '{name}'"):
-                kind, info = ev["Event_type"], str(ev["Info"] or "")
-                if kind == "Gtid":
-                    words = info.split()
-                    current = (words[-1], words[0] == "BEGIN")
-                    continue
-                if current is None:
-                    continue
-                gtid, trans = current
-                if (not trans and kind == "Query") or kind == "Xid" or (
-                        trans and kind == "Query" and info.strip().upper() in ("COMMIT", "ROLLBACK")):
-                    out[gtid] = (name, int(ev["End_log_pos"]))
-                    current = None
-    return out, (files[0] if files else "")
+        if not files:
+            return None, "", 4, ""
+        if not archived:
+            return None, files[0], 4, files[0]
+        seen: dict[str, tuple[str, int]] = {}
+        newest_first = [item for item in reversed(archived)]
+        for name in reversed(files):
+            seen.update(_file_transactions(conn, name))
+            for item in newest_first:
+                if item[1].gtid in seen:
+                    where = seen[item[1].gtid]
+                    return item, where[0], where[1], files[0]
+    return None, files[0], 4, files[0]
 
 
 class BinlogArchiver:
@@ -255,25 +275,20 @@ class BinlogArchiver:
         self._server = None
 
     def _start(self, master: ServerAddress) -> None:
-        known, first_file = master_transactions(master, self.credential)
         archived = self.archive.transactions()
-        start_file, start_pos, gap = first_file, 4, False
-        keep = None
-        for path, txn in reversed(archived):
-            if txn.gtid in known:
-                keep = (path, txn)
-                break
+        keep, start_file, start_pos, first_file = resume_point(master, self.credential, archived)
+        gap = False
         if archived:
             moved = self.archive.cut_after(keep)
             if moved:
                 self.log(f"binlog archive: {moved} transactions the new primary {master} never had "
                          f"moved to {self.archive.root / 'orphans'}")
-            if keep is not None:
-                start_file, start_pos = known[keep[1].gtid]
-            else:
+            if keep is None:
                 gap = True
                 self.log(f"binlog archive: {master} no longer holds the binlogs following the archive; "
                          f"a gap starts at {archived[-1][1].gtid}")
+        else:
+            start_file, start_pos = first_file, 4
         if not start_file:
             raise RepmanError(f"binlog archive: {master} has no binary log (log_bin off?)")
         segments = self.archive.segments()
