@@ -232,6 +232,10 @@ def _restore(cfg, target: ServerAddress, folder: Path, to_gtid: str | None, to_t
         raise RestoreError("give exactly one of --to-gtid and --to-time")
     settings = settings or BackupSettings.from_cluster(cfg)
     folder = Path(folder).resolve()
+    socket_path = str(LocalServerPaths(folder).socket)
+    if len(socket_path) > 107:   # the kernel's limit for a unix socket path: mariadbd would not start
+        raise RestoreError(f"--datadir {folder} is too deep: its socket path would be {len(socket_path)} "
+                           "characters (at most 107)")
     refuse_live_target(cfg, target, folder)
     want = GtidPosition.parse(to_gtid) if to_gtid else None
     record = choose_backup(Catalog.at(settings.state_dir).load(), backup_id, want, to_time)
