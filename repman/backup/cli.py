@@ -108,7 +108,8 @@ def cmd_backups(args: argparse.Namespace) -> int:
         checks["repository"] = open_repository(settings).check()
         txns = [t for _, t in BinlogArchive(settings.binlogs_dir).transactions()]
         problems = sequence_problems(txns)
-        checks["binlog_archive"] = (f"{len(txns)} transactions, " +
+        span = f" from {txns[0].gtid} to {txns[-1].gtid}" if txns else ""
+        checks["binlog_archive"] = (f"{len(txns)} transactions{span}, " +
                                     ("contiguous" if not problems else "; ".join(problems[:5])))
     if args.json:
         print(json.dumps({"backups": records, **({"checks": checks} if checks else {})}, indent=2, sort_keys=True))
