@@ -69,7 +69,10 @@ def test_backup_under_writes_archive_across_a_switchover_and_two_failovers_then_
             assert w1.gaps(t0, t1) < 1.0, f"writes stalled {w1.gaps(t0, t1):.2f}s during the backup"
             assert backup.status == "ok" and backup.gtid and backup.size > 0
             assert backup.server != s1.url, "the backup must come from a replica, not the primary"
-            w1.wait_acks(200)
+            w1.wait_acks(100)
+            dump = take_backup(c.cfg, "logical")
+            assert dump.status == "ok" and dump.gtid and dump.server != s1.url
+            w1.wait_acks(100)
             sw = switchover(c.cfg, c.store, c.log, to=s2)
             assert sw.ok, sw.sentence
             w1.wait_acks(200)
@@ -148,6 +151,13 @@ def test_backup_under_writes_archive_across_a_switchover_and_two_failovers_then_
         _exact(c, addr, w1)
         _exact(c, addr, w2)
         assert not _ids(c, addr, "w3")
+
+        # From the logical backup (mariadb-dump loaded into a fresh server), then the archive.
+        addr, folder = target("from-dump")
+        res = restore(c.cfg, addr, folder, to_gtid=end, backup_id=dump.id)
+        assert GtidPosition.parse(res.gtid) == GtidPosition.parse(end) and "load" in res.seconds
+        for w in (w1, w2, w3):
+            _exact(c, addr, w)
 
         # Into a stopped member: its own my.cnf is kept, its old datadir moved aside.
         member = next(a for a in c.servers if a != primary and c.bed.running(a))

@@ -48,8 +48,9 @@ def add_commands(add: Callable[..., argparse.ArgumentParser]) -> None:
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--to-time", metavar="T")
     what.add_argument("--to-gtid", metavar="GTID")
-    p.add_argument("--backup", metavar="ID", help="the physical backup to start from (default: the latest "
-                                                   "good one before the point)")
+    p.add_argument("--backup", metavar="ID", help="the backup to start from: physical, or a mariadb-dump "
+                                                   "logical one (default: the latest good physical one "
+                                                   "before the point)")
     p.add_argument("--target", metavar="HOST:PORT", required=True)
     p.add_argument("--datadir", metavar="DIR", required=True, help="the server's folder (my.cnf, data/, run/)")
     p.add_argument("--server-id", type=int, default=0, help="server_id for a fresh server")

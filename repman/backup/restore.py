@@ -1,4 +1,5 @@
-"""Point-in-time restore: a physical backup, then archived binlogs up to a GTID or a time.
+"""Point-in-time restore: a physical backup (or a named mariadb-dump backup), then archived
+binlogs up to a GTID or a time.
 
 The target is a stopped local server (its folder holds my.cnf) or a fresh
 folder (a new server is configured there). A server that answers on the target
@@ -89,9 +90,10 @@ def choose_backup(records: list[BackupRecord], backup_id: str | None, to_gtid: G
         match = next((r for r in records if r.id == backup_id), None)
         if match is None:
             raise RestoreError(f"backup {backup_id} is not in the catalog (see repman backups)")
-        if match.type != "physical" or match.status != "ok":
-            raise RestoreError(f"backup {backup_id} is a {match.status} {match.type} backup; "
-                               "restore needs a good physical one")
+        if match.status != "ok":
+            raise RestoreError(f"backup {backup_id} is {match.status}; restore needs a good backup")
+        if not match.gtid:
+            raise RestoreError(f"backup {backup_id} has no recorded GTID position to replay from")
         return match
     if to_gtid is not None:
         good = [r for r in good if to_gtid.contains(GtidPosition.parse(r.gtid))]
@@ -225,6 +227,64 @@ def restore(cfg, target: ServerAddress, folder: Path, to_gtid: str | None = None
         raise RestoreError(f"restore failed: {exc.filename or exc} not found") from None
 
 
+def _move_aside(folder: Path, log: Log) -> None:
+    paths = LocalServerPaths(folder)
+    if paths.datadir.exists() and any(paths.datadir.iterdir()):
+        aside = folder / f"data.before-restore-{time.strftime('%Y%m%dT%H%M%S')}"
+        paths.datadir.rename(aside)
+        log(f"the stopped server's datadir was moved to {aside}")
+
+
+def _physical_into(settings: BackupSettings, record: BackupRecord, folder: Path, target: ServerAddress,
+                   server_id: int, plan: str, admin: Credential, times: dict[str, float], log: Log) -> int:
+    """mbstream, --prepare, --move-back, start: the server as it was at the backup's GTID."""
+    paths = LocalServerPaths(folder)
+    t0 = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="repman-restore-", dir=folder.parent) as tmp:
+        work = Path(tmp) / "backup"
+        size = unpack_backup(settings, record, work)
+        times["unpack"] = time.monotonic() - t0
+        t = time.monotonic()
+        _run(["mariadb-backup", "--prepare", f"--target-dir={work}"], "mariadb-backup --prepare")
+        times["prepare"] = time.monotonic() - t
+        t = time.monotonic()
+        _move_aside(folder, log)
+        _local_config(folder, target, server_id, plan, admin)
+        _run(["mariadb-backup", f"--defaults-file={paths.cnf}", "--move-back", f"--target-dir={work}",
+              f"--datadir={paths.datadir}"], "mariadb-backup --move-back")
+        times["move_back"] = time.monotonic() - t
+    t = time.monotonic()
+    start_server(paths, target.host, target.port)
+    times["start"] = time.monotonic() - t
+    return size
+
+
+def _logical_into(settings: BackupSettings, record: BackupRecord, folder: Path, target: ServerAddress,
+                  server_id: int, plan: str, admin: Credential, times: dict[str, float], log: Log) -> int:
+    """A fresh datadir, then the mariadb-dump file loaded over the unix socket (not binlogged)."""
+    from repman.local.mariadb import initialise_datadir
+    if record.tool != "mysqldump":
+        raise RestoreError(f"backup {record.id} was taken with {record.tool}; restore loads mariadb-dump "
+                           "backups (load a mydumper folder with myloader)")
+    paths = LocalServerPaths(folder)
+    _move_aside(folder, log)
+    _local_config(folder, target, server_id, plan, admin)
+    t = time.monotonic()
+    initialise_datadir(paths)
+    start_server(paths, target.host, target.port)
+    times["start"] = time.monotonic() - t
+    t = time.monotonic()
+    repo = open_repository(settings)
+    with repo.open_stream(record.location, record.name) as stream:
+        done = subprocess.run(["mariadb", f"--socket={paths.socket}", "--user=root", "--binary-mode",
+                               "--init-command=SET SESSION sql_log_bin=0"], stdin=stream, capture_output=True)
+    if done.returncode != 0:
+        stop_server(paths)
+        raise RestoreError(f"restore failed loading the dump: {done.stderr.decode(errors='replace').strip()[-200:]}")
+    times["load"] = time.monotonic() - t
+    return record.size
+
+
 def _restore(cfg, target: ServerAddress, folder: Path, to_gtid: str | None, to_time: float | None,
              backup_id: str | None, server_id: int, plan: str, log: Log,
              settings: BackupSettings | None) -> RestoreResult:
@@ -245,25 +305,11 @@ def _restore(cfg, target: ServerAddress, folder: Path, to_gtid: str | None, to_t
     paths = LocalServerPaths(folder)
     times: dict[str, float] = {}
     t0 = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="repman-restore-", dir=folder.parent) as tmp:
-        work = Path(tmp) / "backup"
-        size = unpack_backup(settings, record, work)
-        times["unpack"] = time.monotonic() - t0
-        t = time.monotonic()
-        _run(["mariadb-backup", "--prepare", f"--target-dir={work}"], "mariadb-backup --prepare")
-        times["prepare"] = time.monotonic() - t
-        t = time.monotonic()
-        if paths.datadir.exists() and any(paths.datadir.iterdir()):
-            aside = folder / f"data.before-restore-{time.strftime('%Y%m%dT%H%M%S')}"
-            paths.datadir.rename(aside)
-            log(f"the stopped server's datadir was moved to {aside}")
-        _local_config(folder, target, server_id or 9000 + target.port % 1000, plan, cfg.admin)
-        _run(["mariadb-backup", f"--defaults-file={paths.cnf}", "--move-back", f"--target-dir={work}",
-              f"--datadir={paths.datadir}"], "mariadb-backup --move-back")
-        times["move_back"] = time.monotonic() - t
-    t = time.monotonic()
-    start_server(paths, target.host, target.port)
-    times["start"] = time.monotonic() - t
+    sid = server_id or 9000 + target.port % 1000
+    if record.type == "physical":
+        size = _physical_into(settings, record, folder, target, sid, plan, cfg.admin, times, log)
+    else:
+        size = _logical_into(settings, record, folder, target, sid, plan, cfg.admin, times, log)
     try:
         with connect(target, cfg.admin, timeout=5) as conn:
             execute(conn, "SET GLOBAL read_only = 0")
