@@ -32,6 +32,7 @@ Log = Callable[[str], None]
 PHYSICAL_NAME = "backup.xbstream"
 LOGICAL_NAME = "dump.sql"
 _MB_GTID = re.compile(r"MySQL binlog position: filename '([^']*)', position '(\d+)', GTID of the last change '([^']*)'")
+_MB_SLAVE_GTID = re.compile(r"MySQL slave binlog position: gtid_slave_pos '([^']*)'")
 _DUMP_GTID = re.compile(rb"gtid_slave_pos\s*=\s*'([^']*)'")
 _DUMP_FILE = re.compile(rb"MASTER_LOG_FILE='([^']*)', MASTER_LOG_POS=(\d+)")
 
@@ -128,6 +129,11 @@ def physical(address: ServerAddress, credential: Credential, repo: Repository, r
     match = _MB_GTID.search(log_text)
     if match:
         record.binlog_file, record.binlog_pos, record.gtid = match.group(1), int(match.group(2)), match.group(3)
+    slave = _MB_SLAVE_GTID.search(log_text)
+    if slave and slave.group(1):
+        # On a replica what it applied from the primary is the cluster's position; its own binlog
+        # holds the same GTIDs only with log_slave_updates.
+        record.gtid = slave.group(1)
     record.location, record.size, record.name = location, size, PHYSICAL_NAME
 
 
