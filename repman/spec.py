@@ -300,6 +300,8 @@ def load_cluster_spec(raw: Mapping[str, Any], project_dir: Path | str | None = N
     monitoring = _credential(values, "monitoring-credential", required=False)
     if replication.user == admin.user:  # type: ignore[union-attr]
         raise ConfigError(_key("replication-credential"), "must use another user than db-servers-credential")
+    from repman.backup.provision import check_restore_keys
+    check_restore_keys(values, NAMESPACE)
     state_dir = Path(values["prov-state-dir"]).expanduser()
     if not state_dir.is_absolute():
         state_dir = Path(project_dir or Path.cwd()).resolve() / state_dir

@@ -101,3 +101,23 @@ def test_replay_plan_refuses_a_gap_and_an_archive_that_ends_too_early(tmp_path):
         plan_replay(_ArchiveStandIn(good), GtidPosition.parse("0-1-3"), GtidPosition.parse("0-2-12"), None)
     with pytest.raises(RestoreError, match="ends before 0-2-20"):
         plan_replay(_ArchiveStandIn(good), GtidPosition.parse("0-1-5"), GtidPosition.parse("0-2-20"), None)
+
+
+@pytest.mark.parametrize("extra,key,words", [
+    ({"prov-db-restore-to-time": "2026-12-01T04:50:00Z"}, "prov-db-restore-from", "is required"),
+    ({"prov-db-restore-from": "/x.yaml", "prov-db-restore-to-time": "noon"}, "prov-db-restore-to-time",
+     "ISO 8601"),
+    ({"prov-db-restore-from": "/x.yaml", "prov-db-restore-to-gtid": "0-1"}, "prov-db-restore-to-gtid",
+     "not a GTID"),
+    ({"prov-db-restore-from": "/x.yaml", "prov-db-restore-to-gtid": "0-1-5", "prov-db-restore-to-time": "@5"},
+     "prov-db-restore-to-time", "not both"),
+])
+def test_stack_restore_keys_are_checked_when_the_stack_loads(extra, key, words):
+    from repman.spec import load_cluster_spec
+    with pytest.raises(ConfigError) as err:
+        load_cluster_spec({"repman:db-servers-credential": "a:b", "repman:replication-credential": "r:s",
+                           **{f"repman:{k}": v for k, v in extra.items()}})
+    assert str(err.value).startswith(f"repman:{key}: ") and words in str(err.value)
+    spec = load_cluster_spec({"repman:db-servers-credential": "a:b", "repman:replication-credential": "r:s",
+                              "repman:prov-db-restore-from": "/x.yaml", "repman:prov-db-restore-to-gtid": "0-1-5"})
+    assert spec.values["prov-db-restore-to-gtid"] == "0-1-5"

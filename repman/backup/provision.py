@@ -30,6 +30,30 @@ def ensure_repositories(watcher_config: Any) -> list[str]:
     return created
 
 
+def check_restore_keys(values: Mapping[str, Any], namespace: str = "repman") -> None:
+    """prov-db-restore-*: checked when the stack config is loaded, not when a node is created."""
+    from repman.backup.cli import parse_time
+    source = values.get("prov-db-restore-from") or ""
+    to_time = values.get("prov-db-restore-to-time") or ""
+    to_gtid = values.get("prov-db-restore-to-gtid") or ""
+    if (to_time or to_gtid) and not source:
+        raise ConfigError(f"{namespace}:prov-db-restore-from", "is required with prov-db-restore-to-time/-to-gtid")
+    if to_time and to_gtid:
+        raise ConfigError(f"{namespace}:prov-db-restore-to-time", "give a time or a GTID, not both")
+    if to_time:
+        try:
+            parse_time(str(to_time))
+        except ConfigError as exc:
+            raise ConfigError(f"{namespace}:prov-db-restore-to-time", str(exc).split(": ", 1)[1]) from None
+    if to_gtid:
+        from repman.gtid import GtidPosition
+        try:
+            GtidPosition.parse(str(to_gtid))
+        except ValueError:
+            raise ConfigError(f"{namespace}:prov-db-restore-to-gtid", f"{to_gtid!r} is not a GTID list "
+                              "(domain-server-seq[,...])") from None
+
+
 def restore_node(spec: Any, restore: Mapping[str, Any]) -> int:
     """Create the local node ``spec`` (a ``LocalNodeSpec``) from a backup; returns its pid."""
     from repman.backup.cli import parse_time
