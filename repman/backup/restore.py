@@ -153,25 +153,32 @@ def unpack_backup(settings: BackupSettings, record: BackupRecord, target_dir: Pa
 
 
 def replay(pieces: list[Piece], address: ServerAddress, credential: Credential) -> int:
-    """``mariadb-binlog --start-position --stop-position FILE | mariadb`` for every piece, one session."""
+    """``mariadb-binlog --start-position --stop-position FILE | mariadb`` for every piece, one session.
+    Diagnostics go to files: a tool blocked on a full stderr pipe would stall the whole pipe."""
     if not pieces:
         return 0
     size = 0
-    with client_options(address, credential) as cnf:
+    with client_options(address, credential) as cnf, tempfile.TemporaryFile() as client_err, \
+            tempfile.TemporaryFile() as reader_err:
         client = subprocess.Popen(["mariadb", f"--defaults-extra-file={cnf}", "--binary-mode"],
-                                  stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                                  stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=client_err)
         assert client.stdin is not None
+        failed = ""
         try:
             for p in pieces:
                 size += p.end - p.start
                 reader = subprocess.Popen(["mariadb-binlog", f"--start-position={p.start}",
                                            f"--stop-position={p.end}", str(p.path)],
-                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                                          stdout=subprocess.PIPE, stderr=reader_err)
                 assert reader.stdout is not None
-                shutil.copyfileobj(reader.stdout, client.stdin, 1 << 20)
+                try:
+                    shutil.copyfileobj(reader.stdout, client.stdin, 1 << 20)
+                finally:
+                    reader.stdout.close()
                 if reader.wait() != 0:
-                    raise RestoreError(f"restore failed at mariadb-binlog {p.path.name}: "
-                                       f"{(reader.stderr.read() if reader.stderr else b'').decode()[-200:]}")
+                    reader_err.seek(0)
+                    failed = f"mariadb-binlog {p.path.name}: {reader_err.read().decode(errors='replace')[-200:]}"
+                    break
         except BrokenPipeError:
             pass
         finally:
@@ -179,10 +186,13 @@ def replay(pieces: list[Piece], address: ServerAddress, credential: Credential) 
                 client.stdin.close()
             except BrokenPipeError:
                 pass
-            err = client.stderr.read() if client.stderr else b""
             code = client.wait()
-    if code != 0:
-        raise RestoreError(f"restore failed replaying binlogs: {err.decode(errors='replace').strip()[-300:]}")
+        if failed:
+            raise RestoreError(f"restore failed at {failed}")
+        if code != 0:
+            client_err.seek(0)
+            text = client_err.read().decode(errors="replace").strip()
+            raise RestoreError(f"restore failed replaying binlogs: {text[-300:]}")
     return size
 
 

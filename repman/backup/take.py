@@ -12,6 +12,7 @@ from __future__ import annotations
 import fcntl
 import os
 import re
+import shutil
 import subprocess
 import tempfile
 import time
@@ -67,11 +68,14 @@ def choose_source(cfg, prefer: ServerAddress | None = None) -> Source:
 
 
 def _tail(path: Path, lines: int = 1) -> str:
+    """The tool's last error line (its last lines are often shutdown notes), else its last line."""
     try:
         text = path.read_text(errors="replace").strip().splitlines()
     except OSError:
         return "no output"
-    return " | ".join(text[-lines:]) or "no output"
+    errors = [l for l in text if "[ERROR]" in l or " Error " in l or l.startswith(("Error", "mariadb-backup: Error"))
+              or "failed" in l.lower()]
+    return " | ".join((errors or text)[-lines:]) or "no output"
 
 
 def _stream_into(repo: Repository, backup_id: str, name: str, cmd: list[str], stderr_path: Path,
@@ -213,26 +217,37 @@ def _take(cfg, kind: str, log: Log, source: ServerAddress | None, settings: Back
                           start=time.time(), repository=repo.description, pid=os.getpid())
     catalog.put(record)
     log(f"{kind} backup {record.id} from {src.role} {src.address} into {repo.description}")
-    try:
-        with tempfile.TemporaryDirectory(prefix="repman-backup-") as tmp:
-            work = Path(tmp)
+    with tempfile.TemporaryDirectory(prefix="repman-backup-") as tmp:
+        work = Path(tmp)
+        try:
             if kind == "physical":
                 physical(src.address, cfg.admin, repo, record, work)
             elif tool == "mydumper":
                 logical_mydumper(src.address, cfg.admin, repo, record, work)
             else:
                 logical_dump(src.address, cfg.admin, repo, record, work)
-    except BaseException as exc:
-        record.status, record.end, record.error = "failed", time.time(), str(exc) or type(exc).__name__
-        catalog.put(record)
-        if isinstance(exc, RepmanError):
-            raise
-        raise BackupError(f"{kind} backup of {src.address} failed: {exc}") from exc
+        except BaseException as exc:
+            record.status, record.end, record.error = "failed", time.time(), str(exc) or type(exc).__name__
+            catalog.put(record)
+            _keep_logs(work, settings.state_dir / "backup-logs", record.id)
+            if isinstance(exc, RepmanError):
+                raise
+            raise BackupError(f"{kind} backup of {src.address} failed: {exc}") from exc
     record.status, record.end = "ok", time.time()
     catalog.put(record)
     log(f"{kind} backup {record.id} done: {record.size} bytes, GTID {record.gtid or 'unknown'}")
     apply_retention(settings, repo, catalog, kind, log)
     return record
+
+
+def _keep_logs(work: Path, into: Path, backup_id: str) -> None:
+    """A failed backup's tool output, kept for the post-mortem (the work folder is removed)."""
+    try:
+        for log_file in work.glob("*.log"):
+            into.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(log_file, into / f"{backup_id}-{log_file.name}")
+    except OSError:
+        pass
 
 
 def apply_retention(settings: BackupSettings, repo: Repository, catalog: Catalog, kind: str,
