@@ -114,7 +114,11 @@ def test_job_cut_by_watcher_kill9_is_reported_interrupted_and_scheduling_resumes
     store = store_for(load_cluster("test", section))
     first = _watch(config, tmp_path / "watch.log")
     try:
-        runs = _wait_jobs(store, lambda rs: any(r["status"] == "running" for r in rs), 30, "a running job")
+        from repman.backup.catalog import Catalog
+        catalog = Catalog.at(store.dir)
+        # Kill while the backup itself runs (its catalog entry written, mariadb-backup streaming).
+        runs = _wait_jobs(store, lambda rs: any(r["status"] == "running" for r in rs)
+                          and any(b.status == "running" for b in catalog.load()), 30, "a running backup")
         victim = next(r for r in runs if r["status"] == "running")
         os.killpg(first.pid, signal.SIGKILL)              # the watcher and its mariadb-backup die together
         first.wait(10)
@@ -137,7 +141,6 @@ def test_job_cut_by_watcher_kill9_is_reported_interrupted_and_scheduling_resumes
     assert "watcher" in next(r for r in runs if r["id"] == victim["id"])["sentence"]
     assert "interrupted by a watcher restart" in (tmp_path / "watch.log").read_text()
     # The catalog tells the same story for the backup the dead watcher was taking.
-    from repman.backup.catalog import Catalog
     statuses = [b.status for b in Catalog.at(store.dir).load()]
     assert "interrupted" in statuses and "ok" in statuses, statuses
     out = subprocess.run([sys.executable, "-m", "repman.cli", "--config", str(config), "status", "--json"],
