@@ -41,7 +41,7 @@ let
   pluginsFrom = ps: [ ps.pulumi-python ]
     ++ lib.filter (p: p != null) (map (n: if nixpkgsProvider n then ps.${n} else null) (lib.attrNames versions.python));
 
-  runtimeDeps = ps: [ ps.fabric ps.pymysql ps.jinja2 ps.pyyaml ps.cryptography ];
+  runtimeDeps = ps: [ ps.fabric ps.pymysql ps.jinja2 ps.pyyaml ps.cryptography ps.croniter ];
   pulumiDeps = ps: [ ps.pulumi providers.pulumi-kubernetes providers.pulumi-docker ];
   # The opensvc extra (httpx with HTTP/2) and the test runner.
   extraDeps = ps: [ ps.httpx ps.h2 ];

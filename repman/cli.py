@@ -33,6 +33,9 @@ examples:
   repman --config repman.yaml reset-failover-counter  allow automatic failovers again
   repman --config repman.yaml maintenance on 127.0.0.1:3308   never elect it, no failover of it
   repman --config repman.yaml config check            validate the file, touch no server
+  repman --config repman.yaml backup --type logical   mariadb-dump from a replica into the repository
+  repman --config repman.yaml backups                 the backup catalog
+  repman --config repman.yaml restore --to-time 2026-12-01T04:50:00Z --target 127.0.0.1:3320 --datadir DIR
   repman keys                                         every configuration key, default and help
   echo -n 's3cret' | repman hash-password             a password-hash for the api-users section
   repman --config repman.yaml reseed 127.0.0.1:3312   rebuild a broken replica from a physical copy
@@ -109,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("rolling-restart", "restart every server, replicas first, the primary last after a switchover",
         "Each replica is restarted and back in sync before the next; then one planned switchover,\n"
         "then the old primary restarts as a replica. Writes pause once (one switchover).")
+    from repman.backup.cli import add_commands as add_backup_commands
+    add_backup_commands(add)
     return parser
 
 
@@ -147,6 +152,8 @@ def _print_status(st: dict[str, Any]) -> None:
         print(f"  {st['decision']['sentence']}")
     if st.get("maintenance"):
         print(f"  in maintenance: {', '.join(st['maintenance'])}")
+    for run in st.get("jobs", [])[-3:]:
+        print(f"  job {run['kind']} {run['status']}: {run.get('sentence') or ''}".rstrip())
     print(f"  {'SERVER':<22} {'STATE':<11} {'RW':<3} {'GTID':<22} {'MASTER':<22} {'IO/SQL':<16} {'LAG':<6} ERROR")
     for s in st["servers"]:
         print(_server_line(s))
@@ -326,6 +333,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "reset-failover-counter": cmd_reset, "maintenance": cmd_maintenance, "config": cmd_config, "keys": cmd_keys,
     "hash-password": cmd_hash_password, "reseed": cmd_reseed, "rolling-restart": cmd_rolling_restart,
 }
+from repman.backup.cli import COMMANDS as _BACKUP_COMMANDS  # noqa: E402 - backup, backups, restore
+COMMANDS.update(_BACKUP_COMMANDS)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from repman.api.keys import API_KEYS
+from repman.backup.keys import BACKUP_KEYS
 from repman.errors import RepmanError
 from repman.keys import Key
 from repman.mycnf import CONFLICTING_TAGS, known_tags
@@ -66,6 +67,7 @@ def nix_schema() -> dict[str, Any]:
         "stack": stack_entries(),
         "watcher": _entries(WATCHER_KEYS, WATCHER_REQUIRED),
         "routing": _entries(ROUTING_KEYS),
+        "backup": _entries(BACKUP_KEYS),
         "api": _entries(API_KEYS),
         "plans": {name: plan.as_dict() for name, plan in sorted(load_plans().items())},
         "tags": known_tags(),

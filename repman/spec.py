@@ -22,6 +22,7 @@ from repman.plans import ServicePlan, get_plan, load_plans
 from repman.api.keys import API_KEYS
 from repman.routing.keys import ROUTING_KEYS
 from repman.watcher.keys import WATCHER_KEYS
+from repman.backup.keys import BACKUP_KEYS
 
 NAMESPACE = "repman"
 ORCHESTRATORS = ("local", "onpremise", "kube", "docker", "opensvc", "slapos")
@@ -89,6 +90,12 @@ PROVISIONING_KEYS: dict[str, Key] = key_table(
     Key("slapos-computer-guids", "strlist", [], "slapos: computer of each database node (-sla-N-computer_guid)"),
     Key("slapos-databases", "strlist", [], "slapos: per-user databases as shared instances (db or db:user)"),
     Key("prov-watcher", "bool", True, "run the repman watcher for this cluster (local backend: detached)"),
+    # issue 11: a new cluster from a backup and a point in time (local backend)
+    Key("prov-db-restore-from", "path", "", "local: watcher config (YAML) of the cluster whose backups and "
+        "binlog archive the new cluster's nodes are restored from (empty: start empty)"),
+    Key("prov-db-restore-to-time", "str", "", "local: with prov-db-restore-from, restore to this time "
+        "(ISO 8601 or @EPOCH); empty with no GTID: the end of the binlog archive"),
+    Key("prov-db-restore-to-gtid", "str", "", "local: with prov-db-restore-from, restore to this GTID"),
 )
 REQUIRED_KEYS = ("db-servers-credential", "replication-credential")
 # Watcher keys the provisioner fills in itself from what it deployed.
@@ -98,7 +105,7 @@ DERIVED_WATCHER_KEYS = ("db-servers-hosts",)
 def watcher_passthrough_keys() -> dict[str, Key]:
     """Watcher and routing keys a stack may set; they go to the watcher config as given."""
     out: dict[str, Key] = {}
-    for table in (WATCHER_KEYS, ROUTING_KEYS):
+    for table in (WATCHER_KEYS, ROUTING_KEYS, BACKUP_KEYS):
         for name, key in table.items():
             if name not in PROVISIONING_KEYS and name not in DERIVED_WATCHER_KEYS:
                 out[name] = key
@@ -295,6 +302,8 @@ def load_cluster_spec(raw: Mapping[str, Any], project_dir: Path | str | None = N
     monitoring = _credential(values, "monitoring-credential", required=False)
     if replication.user == admin.user:  # type: ignore[union-attr]
         raise ConfigError(_key("replication-credential"), "must use another user than db-servers-credential")
+    from repman.backup.provision import check_restore_keys
+    check_restore_keys(values, NAMESPACE)
     state_dir = Path(values["prov-state-dir"]).expanduser()
     if not state_dir.is_absolute():
         state_dir = Path(project_dir or Path.cwd()).resolve() / state_dir

@@ -16,6 +16,7 @@ import pytest
 BINARIES = (
     "mariadbd", "mariadb-install-db", "mariadb-binlog", "mariadb-dump", "mariadb", "haproxy",
     "sysbench", "ip", "nix-instantiate", "chromium",
+    "mariadb-backup", "mbstream", "restic", "mydumper",  # backups and PITR (issue 11)
 )
 FILES = (
     "/usr/lib/mysql/plugin/ha_spider.so",

@@ -19,6 +19,7 @@ from repman.plans import load_plans
 from repman.routing.keys import ROUTING_KEYS
 from repman.spec import PROVISIONING_KEYS, PROXY_TAGS, load_cluster_spec, watcher_passthrough_keys
 from repman.watcher.keys import WATCHER_KEYS
+from repman.backup.keys import BACKUP_KEYS
 from tests.nix_support import NIX_DIR, needs_nix, nix_json
 
 
@@ -110,7 +111,7 @@ def is_secret(key: Key) -> bool:
 STACK_KEYS = {**PROVISIONING_KEYS, **watcher_passthrough_keys(), **API_KEYS}
 TABLES = {
     "stack": STACK_KEYS,
-    "watcher": {**WATCHER_KEYS, **ROUTING_KEYS},
+    "watcher": {**WATCHER_KEYS, **ROUTING_KEYS, **BACKUP_KEYS},
     "api": API_KEYS,
 }
 CHOICES = {  # string keys whose choices are checked by repman.spec, not by coerce

@@ -36,6 +36,7 @@ class LocalBackend(Backend):
                 keep_data=self.spec.keep_data_on_delete,
                 ca_dir=str(self.spec.state_dir / self.spec.name / "ca"),
                 defer_restart=True,  # the cluster's bootstrap resource restarts nodes in a rolling order
+                restore=restore_inputs(self.spec),
             ),
             pulumi.ResourceOptions(parent=parent, protect=bool(self.spec.values.get("prov-protect", True))),
         )
@@ -51,6 +52,15 @@ class LocalBackend(Backend):
         """The datadirs hold the binlogs and are on the watcher's host."""
         return {"failover-salvage-binlog-dirs": [
             f"{self.spec.db_host}:{n.port}={self.node_dir(n) / 'data'}" for n in self.spec.nodes]}
+
+
+def restore_inputs(spec: ClusterSpec) -> dict[str, str] | None:
+    """prov-db-restore-*: every node is restored to the same point, so they start identical."""
+    source = spec.values.get("prov-db-restore-from")
+    if not source:
+        return None
+    return {"from": str(source), "to_time": spec.values.get("prov-db-restore-to-time") or "",
+            "to_gtid": spec.values.get("prov-db-restore-to-gtid") or ""}
 
 
 def create_backend(spec: ClusterSpec) -> LocalBackend:

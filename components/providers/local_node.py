@@ -58,7 +58,11 @@ class LocalNodeProvider(ResourceProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
         spec = node_spec(props, str(props["admin_password"]))
         try:
-            pid = create_node(spec)
+            if props.get("restore"):   # prov-db-restore-from: born from a backup, not empty
+                from repman.backup.provision import restore_node
+                pid = restore_node(spec, props["restore"])
+            else:
+                pid = create_node(spec)
         except BaseException:
             delete_node(spec, keep_data=True)  # a failed create leaves no process behind
             raise
@@ -115,6 +119,7 @@ class LocalNodeArgs:
         admin_user: pulumi.Input[str], admin_password: pulumi.Input[str],
         max_connections: pulumi.Input[int] = 200, keep_data: pulumi.Input[bool] = True,
         ca_dir: pulumi.Input[str] = "", defer_restart: bool = False,
+        restore: pulumi.Input[dict] | None = None,
     ) -> None:
         self.base_dir = base_dir
         self.server_id = server_id
@@ -129,6 +134,7 @@ class LocalNodeArgs:
         self.ca_dir = ca_dir
         # Not an INPUT_KEY: who restarts the node, not what the node is.
         self.defer_restart = defer_restart
+        self.restore = restore   # {"from", "to_time", "to_gtid"}: used at create only
 
 
 class LocalNode(pulumi.dynamic.Resource, module="repman", name="LocalNode"):

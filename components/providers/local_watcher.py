@@ -57,7 +57,9 @@ def _write(props: dict[str, Any]) -> bool:
     if not files.config.exists() or files.config.read_text() != text:
         tmp = files.config.with_suffix(".tmp")
         tmp.write_text(text)
-        load_config(tmp)  # the watcher's own validation, before it replaces a working file
+        wc = load_config(tmp)  # the watcher's own validation, before it replaces a working file
+        from repman.backup.provision import ensure_repositories
+        ensure_repositories(wc)  # restic init: the first scheduled backup finds its repository
         tmp.replace(files.config)
         changed = True
     return changed

@@ -15,7 +15,7 @@ let
   credentialsDir = "/run/credentials/${unit}.service";
   configPath = "repman/watcher.json";
 
-  clusterEntries = schema.watcher ++ schema.routing;
+  clusterEntries = schema.watcher ++ schema.routing ++ (schema.backup or [ ]);
   secretKeys = map (e: e.name) (b.filter keyTypes.isSecret clusterEntries);
   isFileRef = v: b.isAttrs v && v ? file;
   isEnvRef = v: b.isAttrs v && v ? env;

@@ -24,8 +24,10 @@ from repman.watcher.election import same_server
 from repman.watcher.keys import WATCHER_KEYS
 
 from repman.routing.keys import ROUTING_KEYS
+from repman.backup.keys import BACKUP_KEYS
+from repman.backup.settings import check_backup_section
 
-CLUSTER_TABLES: tuple[Mapping[str, Key], ...] = (WATCHER_KEYS, ROUTING_KEYS)
+CLUSTER_TABLES: tuple[Mapping[str, Key], ...] = (WATCHER_KEYS, ROUTING_KEYS, BACKUP_KEYS)
 REQUIRED = ("db-servers-hosts", "db-servers-credential", "replication-credential")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -118,6 +120,7 @@ def load_cluster(name: Any, raw: Any) -> ClusterConfig:
                 raise ConfigError(f"{where}.{key}", f"unknown key (value {_shown(key, value)}){hint}")
     values = validate_section(raw, CLUSTER_TABLES, where=where, required=REQUIRED)
     _cross_checks(name, values)
+    check_backup_section(where, values)
     return ClusterConfig(name, values)
 
 

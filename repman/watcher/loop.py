@@ -15,6 +15,7 @@ from typing import Callable
 from repman.watcher.cluster_config import ClusterConfig
 from repman.watcher.config import WatcherConfig
 from repman.watcher.monitor import ClusterMonitor
+from repman.watcher.scheduler import scheduler_for
 
 logger = logging.getLogger("repman.watcher")
 
@@ -40,6 +41,8 @@ class MonitorThread:
             started = time.monotonic()
             try:
                 self.monitor.tick()
+                if self.monitor.scheduler is not None:
+                    self.monitor.scheduler.poll()   # starts due jobs on their own threads
             except Exception:  # noqa: BLE001 - keep monitoring whatever happened
                 self.errors += 1
                 logger.exception("%s: monitoring tick failed", self.monitor.name)
@@ -57,6 +60,9 @@ class Watcher:
         self.monitors: dict[str, ClusterMonitor] = {
             n: ClusterMonitor(config.cluster(n), log=log_factory(n), act=act) for n in names
         }
+        if act:
+            for m in self.monitors.values():
+                m.scheduler = scheduler_for(m)
         self.threads = [MonitorThread(m, self.stop_event) for m in self.monitors.values()]
 
     @classmethod
@@ -81,6 +87,10 @@ class Watcher:
         for m in self.monitors.values():
             m.wait_operation(max(0.1, deadline - time.monotonic()))
             m.close()
+            if m.scheduler is not None:
+                m.scheduler.close()
+            if m.binlog_archiver is not None:
+                m.binlog_archiver.stop()
 
     def wait(self, timeout: float | None = None) -> bool:
         return self.stop_event.wait(timeout)

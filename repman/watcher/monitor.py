@@ -188,6 +188,8 @@ class ClusterMonitor:
         self._retry_at: dict[tuple[str, str], float] = {}
         self._routing_busy = threading.Lock()
         self.closed = False
+        self.scheduler: Any = None          # repman.watcher.scheduler.Scheduler (watch mode)
+        self.binlog_archiver: Any = None    # repman.backup.binlogs.BinlogArchiver (backup-binlogs)
 
     # -- logging ------------------------------------------------------------------------
     def log(self, message: str) -> None:
@@ -633,6 +635,8 @@ class ClusterMonitor:
                 "operation": self.operation_running() or None,
                 "last_operation": self.last_result.as_dict() if self.last_result else None,
                 "ticks": self.ticks,
+                "jobs": persisted.jobs[-20:],
+                "schedule": self.scheduler.status()["jobs"] if self.scheduler is not None else [],
                 "servers": [server_status(self.states.get(a), self.labels.get(a, "Unknown"), a, self.master,
                                           self.last_seen.get(a), maintenance=a in self.server_maintenance)
                             for a in self.cfg.servers],

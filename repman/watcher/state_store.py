@@ -50,6 +50,7 @@ class ClusterState:
     # Replicas' Seconds_Behind_Master read while the master still answered (url -> [seconds, at]):
     # once the master is gone MariaDB reports NULL, yet failover-max-slave-delay must still hold.
     lag_seen: dict[str, list[float]] = field(default_factory=dict)
+    jobs: list[dict[str, Any]] = field(default_factory=list)    # scheduler runs, oldest first
 
 
 class StateStore:
@@ -74,6 +75,7 @@ class StateStore:
             master_event_scheduler=(None if raw.get("master_event_scheduler") is None
                                     else bool(raw["master_event_scheduler"])),
             lag_seen={str(u): [float(v[0]), float(v[1])] for u, v in (raw.get("lag_seen") or {}).items()},
+            jobs=[dict(j) for j in raw.get("jobs") or []],
         )
 
     @contextmanager

@@ -1,0 +1,190 @@
+"""Cron jobs of one cluster inside the watcher (``monitoring-scheduler``).
+
+``poll()`` is called after every monitoring tick and only compares clocks: a
+due job runs on the scheduler's own threads, so a backup never delays a tick.
+One job of a kind runs at a time per cluster (a due run while the previous one
+still runs is recorded as ``skipped``). Every run is written to the cluster's
+state store before it starts and when it ends; a run the store still shows as
+``running`` when a watcher starts belonged to a watcher that died, and is
+reported as ``interrupted`` instead of silently vanishing.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from croniter import croniter
+
+from repman.backup.settings import cron_expression
+from repman.watcher.state_store import ClusterState, StateStore
+
+Log = Callable[[str], None]
+HISTORY_KEEP = 100
+
+
+@dataclass
+class Job:
+    kind: str                         # "physical-backup", "logical-backup"
+    key: str                          # the cron key it comes from
+    cron: str                         # croniter expression (seconds last)
+    action: Callable[[], str]         # returns a one-line outcome; raises on failure
+    next_at: float = 0.0
+
+
+def backup_jobs(cfg) -> list[Job]:
+    """The scheduler-* jobs the cluster's keys ask for."""
+    from repman.backup.take import take_backup
+
+    def run(kind: str) -> Callable[[], str]:
+        def action() -> str:
+            r = take_backup(cfg, kind)
+            return f"{kind} backup {r.id} of {r.server}: {r.size} bytes at GTID {r.gtid or 'unknown'}"
+        return action
+
+    out = []
+    for kind in ("physical", "logical"):
+        key = f"scheduler-db-servers-{kind}-backup-cron"
+        out.append(Job(f"{kind}-backup", key, cron_expression(cfg[key], key), run(kind)))
+    return out
+
+
+class Scheduler:
+    def __init__(self, store: StateStore, jobs: list[Job], log: Log = lambda m: None,
+                 clock: Callable[[], float] = time.time, workers: int = 2,
+                 on_tick: Callable[[], None] | None = None) -> None:
+        self.store = store
+        self.jobs = {j.kind: j for j in jobs}
+        self.log = log
+        self.clock = clock
+        self.instance = uuid.uuid4().hex[:12]
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="scheduler")
+        self._side_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scheduler-side")
+        self._running: dict[str, Future] = {}
+        self._mutex = threading.Lock()
+        self._on_tick = on_tick          # e.g. binlog archiver following the primary
+        self._side: Future | None = None
+        now = clock()
+        for job in self.jobs.values():
+            job.next_at = self._next(job, now)
+        self._report_interrupted()
+
+    @staticmethod
+    def _next(job: Job, after: float) -> float:
+        return float(croniter(job.cron, after).get_next(float))
+
+    def _report_interrupted(self) -> None:
+        found: list[dict] = []
+
+        def change(state: ClusterState) -> None:
+            for run in state.jobs:
+                if run.get("status") == "running" and run.get("instance") != self.instance \
+                        and not _other_watcher_alive(run):
+                    run["status"] = "interrupted"
+                    run["ended_at"] = self.clock()
+                    run["sentence"] = (f"interrupted: the watcher (pid {run.get('pid')}) stopped while "
+                                       f"this {run.get('kind')} ran")
+                    found.append(run)
+        self.store.update(change)
+        for run in found:
+            self.log(f"[alert] scheduled {run['kind']} {run['id']} was interrupted by a watcher restart")
+
+    def _record(self, run: dict) -> None:
+        def change(state: ClusterState) -> None:
+            for i, r in enumerate(state.jobs):
+                if r.get("id") == run["id"]:
+                    state.jobs[i] = dict(run)
+                    break
+            else:
+                state.jobs.append(dict(run))
+            del state.jobs[:-HISTORY_KEEP]
+        self.store.update(change)
+
+    def poll(self) -> None:
+        """Start what is due; returns at once (called from the monitoring tick)."""
+        now = self.clock()
+        if self._on_tick is not None and (self._side is None or self._side.done()):
+            self._side = self._side_pool.submit(self._on_tick)
+        for job in self.jobs.values():
+            if now < job.next_at:
+                continue
+            due = job.next_at
+            job.next_at = self._next(job, now)
+            run = {"id": f"{job.kind}-{int(due)}-{self.instance[:4]}", "kind": job.kind, "scheduled_at": due,
+                   "started_at": now, "ended_at": None, "status": "running", "sentence": "",
+                   "pid": os.getpid(), "instance": self.instance}
+            with self._mutex:
+                busy = job.kind in self._running and not self._running[job.kind].done()
+                if busy:
+                    run.update(status="skipped", ended_at=now,
+                               sentence=f"skipped: the previous {job.kind} still runs")
+                    self._record(run)
+                    self.log(f"scheduled {job.kind} skipped: the previous one still runs")
+                    continue
+                self._record(run)
+                self._running[job.kind] = self._pool.submit(self._execute, job, run)
+
+    def _execute(self, job: Job, run: dict) -> None:
+        self.log(f"scheduled {job.kind} started")
+        try:
+            sentence = job.action()
+            run.update(status="ok", sentence=sentence)
+        except Exception as exc:  # noqa: BLE001 - a failed job is recorded, never fatal
+            run.update(status="failed", sentence=str(exc) or type(exc).__name__)
+        run["ended_at"] = self.clock()
+        self._record(run)
+        self.log(f"scheduled {job.kind} {run['status']}: {run['sentence']}")
+
+    def status(self) -> dict[str, Any]:
+        with self._mutex:
+            running = {k for k, f in self._running.items() if not f.done()}
+        return {"jobs": [{"kind": j.kind, "key": j.key, "next_at": j.next_at, "running": j.kind in running}
+                         for j in self.jobs.values()]}
+
+    def close(self, wait: bool = False) -> None:
+        self._pool.shutdown(wait=wait, cancel_futures=True)
+        self._side_pool.shutdown(wait=wait, cancel_futures=True)
+
+
+def _other_watcher_alive(run: dict) -> bool:
+    """A run still owned by another live process (two watchers in one host) is not interrupted."""
+    pid = int(run.get("pid") or 0)
+    if pid <= 0 or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def scheduler_for(monitor) -> Scheduler | None:
+    """The scheduler of a monitored cluster, or None when it has nothing to run."""
+    cfg = monitor.cfg
+    jobs = backup_jobs(cfg) if cfg.get("monitoring-scheduler") else []
+    on_tick = None
+    if cfg.get("backup-binlogs"):
+        from repman.backup.binlogs import BinlogArchiver
+        from repman.backup.settings import BackupSettings
+        archiver = BinlogArchiver(BackupSettings.from_cluster(cfg).binlogs_dir, cfg.admin, monitor.log)
+        monitor.binlog_archiver = archiver
+
+        def on_tick() -> None:
+            try:
+                archiver.follow(monitor.master)
+            except Exception as exc:  # noqa: BLE001 - retried next tick, and said
+                monitor.log(f"binlog archive: {exc}")
+    if not jobs and on_tick is None:
+        return None
+    return Scheduler(monitor.store, jobs, monitor.log, on_tick=on_tick)
