@@ -192,7 +192,7 @@ def test_haproxy_in_front_of_the_cluster(program):
     assert outputs["write_endpoint"] == "127.0.0.1:4306" and outputs["read_endpoint"] == "127.0.0.1:4307"
     section = next(r for r in rec.registered if r["type"].endswith(":LocalWatcher"))["inputs"]["config"]
     cluster = section["clusters"]["cluster1"]
-    assert cluster["haproxy"] is True and cluster["haproxy-servers"] == ["/x/haproxy.sock"]
+    assert cluster["haproxy"] is True and cluster["haproxy-runtime-api-servers"] == ["/x/haproxy.sock"]
     assert cluster["haproxy-write-port"] == 4306
 
 

@@ -12,7 +12,7 @@
       failover-falsepositive-ping-counter = 5;
       semisync = true;
       haproxy = true;
-      haproxy-servers = [ "/run/haproxy/admin.sock" ];
+      haproxy-runtime-api-servers = [ "/run/haproxy/admin.sock" ];
     };
     api = {
       enable = true;
