@@ -19,13 +19,14 @@ from repman.errors import ConfigError
 from repman.keys import Key, coerce, key_table
 from repman.mycnf import known_tags, validate_tags
 from repman.plans import ServicePlan, get_plan, load_plans
+from repman.tags import PROXY_CONTRADICTIONS, PROXY_EXCLUSIVE, PROXY_TAGS as PROXY_TAG_VOCABULARY, check_tags
 from repman.api.keys import API_KEYS
 from repman.routing.keys import ROUTING_KEYS
 from repman.watcher.keys import WATCHER_KEYS
 
 NAMESPACE = "repman"
 ORCHESTRATORS = ("local", "onpremise", "kube", "docker", "opensvc", "slapos")
-PROXY_TAGS = ("masterslave", "readwritesplit", "noreadwritesplit", "ssl")
+PROXY_TAGS = tuple(sorted(PROXY_TAG_VOCABULARY))
 DEFAULT_DB_TAGS = ("gtidstrict", "row", "readonly", "noquerycache", "innodb", "smallredolog")
 _CLUSTER_NAME = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
 
@@ -34,7 +35,8 @@ PROVISIONING_KEYS: dict[str, Key] = key_table(
     Key("prov-orchestrator", "enum", "local", "where database nodes run", choices=ORCHESTRATORS),
     Key("prov-service-plan", "str", "x3.tiny", "service plan: node count (digit after x) and resource tier"),
     Key("prov-db-tags", "strlist", list(DEFAULT_DB_TAGS), "my.cnf configurator tags of every database node"),
-    Key("prov-proxy-tags", "strlist", [], "proxy tags (masterslave, readwritesplit, noreadwritesplit, ssl)"),
+    Key("prov-proxy-tags", "strlist", [], "proxy tags, repman's vocabulary (masterslave, readwritesplit, "
+        "noreadwritesplit, readonmaster, ssl; platform hints docker, pkg, linux, ...)"),
     Key("prov-db-nodes", "int", None, "override the plan's database node count (at least 1)"),
     Key("db-servers-base-port", "int", 3310, "port of the first node; node i listens on base + i - 1",
         minimum=1, maximum=65535),
@@ -271,12 +273,8 @@ def load_cluster_spec(raw: Mapping[str, Any], project_dir: Path | str | None = N
                           "(up to 40, starting with a letter)")
     plan = get_plan(values["prov-service-plan"], key=_key("prov-service-plan"))
     db_tags = tuple(validate_tags(values["prov-db-tags"], key=_key("prov-db-tags")))
-    proxy_tags = tuple(dict.fromkeys(values["prov-proxy-tags"]))
-    for tag in proxy_tags:
-        if tag not in PROXY_TAGS:
-            raise ConfigError(_key("prov-proxy-tags"), f"unknown proxy tag {tag!r} (known: {', '.join(PROXY_TAGS)})")
-    if "readwritesplit" in proxy_tags and "noreadwritesplit" in proxy_tags:
-        raise ConfigError(_key("prov-proxy-tags"), "tags 'readwritesplit' and 'noreadwritesplit' contradict each other")
+    proxy_tags = tuple(check_tags(values["prov-proxy-tags"], PROXY_TAG_VOCABULARY, PROXY_CONTRADICTIONS,
+                                  PROXY_EXCLUSIVE, _key("prov-proxy-tags")))
     count = values["prov-db-nodes"]
     if count is None:
         count = plan.db_nodes
