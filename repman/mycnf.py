@@ -37,6 +37,8 @@ class NodeContext:
     user: str = ""
     max_connections: int = 200
     semisync_timeout_ms: int = 10000
+    expire_logs_days: int = 5         # prov-db-expire-log-days (repman's default)
+    gtid_domain_id: int = 0           # prov-db-domain
     extra: dict[str, str] = field(default_factory=dict)
 
 

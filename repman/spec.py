@@ -91,6 +91,24 @@ PROVISIONING_KEYS: dict[str, Key] = key_table(
     Key("slapos-computer-guids", "strlist", [], "slapos: computer of each database node (-sla-N-computer_guid)"),
     Key("slapos-databases", "strlist", [], "slapos: per-user databases as shared instances (db or db:user)"),
     Key("prov-watcher", "bool", True, "run the repman watcher for this cluster (local backend: detached)"),
+    # seed 004's provisioning details, repman's names and units (issue 16)
+    Key("prov-db-max-connections", "int", 200, "max_connections of every database node (repman's default: 1000)",
+        minimum=10, maximum=100000),
+    Key("prov-db-expire-log-days", "int", 5, "days binary logs are kept (expire_logs_days)", minimum=0, maximum=99),
+    Key("prov-db-domain", "int", 0, "GTID domain id of the cluster (gtid_domain_id)", minimum=0, maximum=4294967295),
+    Key("prov-db-apply-dynamic-config", "bool", True,
+        "apply a changed my.cnf live (SET GLOBAL) where the variable is dynamic; off: restart the node "
+        "(repman's default is off)"),
+    Key("prov-serialized", "bool", False, "provision database nodes one at a time, in order (else in parallel)"),
+    Key("prov-db-load-sql", "strlist", [], "SQL files run once on the primary after bootstrap, in order"),
+    Key("prov-db-load-csv", "strlist", [],
+        "CSV files loaded once into the primary after bootstrap; file name <schema>.<table>.csv"),
+    Key("prov-db-disk-temp-size", "int", 128, "temporary space of a node in MB (container backends)",
+        minimum=1),
+    Key("prov-db-docker-tmpfs-size", "str", "", "tmpfs size of a node's /tmp on container backends "
+        "(e.g. 256m; empty: no tmpfs)"),
+    Key("prov-service-plan-registry", "str", "",
+        "CSV file or http(s) URL of service plans in repman's registry format (empty: service_plans/)"),
 )
 REQUIRED_KEYS = ("db-servers-credential", "replication-credential")
 # Watcher keys the provisioner fills in itself from what it deployed.
@@ -158,6 +176,19 @@ class ClusterSpec:
     @property
     def node_count(self) -> int:
         return len(self.nodes)
+
+    def db_settings(self) -> dict[str, Any]:
+        """Node settings from the prov-db-* keys that differ from their defaults."""
+        wanted = {"max_connections": self.values.get("prov-db-max-connections", 200),
+                  "expire_logs_days": self.values.get("prov-db-expire-log-days", 5),
+                  "gtid_domain_id": self.values.get("prov-db-domain", 0),
+                  "apply_dynamic_config": self.values.get("prov-db-apply-dynamic-config", True)}
+        defaults = {"max_connections": 200, "expire_logs_days": 5, "gtid_domain_id": 0,
+                    "apply_dynamic_config": True}
+        out = {k: v for k, v in wanted.items() if v != defaults[k]}
+        if self.values.get("prov-service-plan-registry"):      # the node's plan lives in the registry
+            out["plan_registry"] = self.values["prov-service-plan-registry"]
+        return out
 
     def preferred_index(self) -> int | None:
         """The preferred master as a node index, when it names one of our nodes."""
@@ -271,7 +302,13 @@ def load_cluster_spec(raw: Mapping[str, Any], project_dir: Path | str | None = N
     if not _CLUSTER_NAME.match(name):
         raise ConfigError(_key("cluster-name"), f"{name!r} must be lowercase letters, digits and '-' "
                           "(up to 40, starting with a letter)")
-    plan = get_plan(values["prov-service-plan"], key=_key("prov-service-plan"))
+    try:
+        plan = get_plan(values["prov-service-plan"], key=_key("prov-service-plan"),
+                        registry=values["prov-service-plan-registry"])
+    except ConfigError as exc:
+        if str(exc).startswith("prov-service-plan-registry:"):
+            raise ConfigError(_key("prov-service-plan-registry"), str(exc).split(": ", 1)[1]) from None
+        raise
     db_tags = tuple(validate_tags(values["prov-db-tags"], key=_key("prov-db-tags")))
     proxy_tags = tuple(check_tags(values["prov-proxy-tags"], PROXY_TAG_VOCABULARY, PROXY_CONTRADICTIONS,
                                   PROXY_EXCLUSIVE, _key("prov-proxy-tags")))
@@ -293,6 +330,9 @@ def load_cluster_spec(raw: Mapping[str, Any], project_dir: Path | str | None = N
     monitoring = _credential(values, "monitoring-credential", required=False)
     if replication.user == admin.user:  # type: ignore[union-attr]
         raise ConfigError(_key("replication-credential"), "must use another user than db-servers-credential")
+    base = Path(project_dir or Path.cwd()).resolve()
+    for load_key in ("prov-db-load-sql", "prov-db-load-csv"):
+        values[load_key] = [str(base / Path(p).expanduser()) for p in values[load_key]]
     state_dir = Path(values["prov-state-dir"]).expanduser()
     if not state_dir.is_absolute():
         state_dir = Path(project_dir or Path.cwd()).resolve() / state_dir

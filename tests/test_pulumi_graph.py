@@ -61,6 +61,8 @@ class ParentMonitor(mocks.MockMonitor):
 
     def RegisterResource(self, request):  # noqa: N802 (gRPC name)
         self.parents[request.name] = request.parent.rsplit("::", 1)[-1] if request.parent else ""
+        self.deps = getattr(self, "deps", {})
+        self.deps[request.name] = sorted(u.rsplit("::", 1)[-1] for u in request.dependencies)
         return super().RegisterResource(request)
 
 
@@ -244,3 +246,12 @@ def test_missing_backend_module_is_a_config_error(monkeypatch):
     monkeypatch.setitem(backends.MODULES, "slapos", ("components.backends.not_there",))
     with pytest.raises(ConfigError, match="backend 'slapos' is not available"):
         backends.get_backend(spec)
+
+
+def test_prov_serialized_makes_each_node_wait_for_the_previous(program):
+    """repman's prov-serialized: node N+1's resources depend on node N's; default: in parallel."""
+    _, mon, _, _ = program({"repman:prov-serialized": "true", "repman:prov-watcher": "false"})
+    assert "cluster1-db1-process" in mon.deps["cluster1-db2-process"]
+    assert "cluster1-db2-process" in mon.deps["cluster1-db3-process"]
+    _, mon, _, _ = program({"repman:prov-watcher": "false"})
+    assert "cluster1-db1-process" not in mon.deps["cluster1-db2-process"]

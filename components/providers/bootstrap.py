@@ -27,7 +27,7 @@ PROVIDER_VERSION = "1"
 SECRET_KEYS = ("admin_password", "replication_password", "monitoring_password")
 INPUT_KEYS = (
     "servers", "members", "admin_user", "replication_user", "monitoring_user", "preferred_master",
-    "semisync", "sysbench_table_size", "readonly_replicas", "provider_version",
+    "semisync", "sysbench_table_size", "readonly_replicas", "provider_version", "load_sql", "load_csv",
 )
 OUTPUT_KEYS = ("primary", "replicas", "actions", "secret_digest")
 
@@ -47,6 +47,8 @@ def _request(props: dict[str, Any]) -> BootstrapRequest:
         semisync=bool(props.get("semisync")),
         readonly_replicas=bool(props.get("readonly_replicas", True)),
         sysbench_table_size=int(props.get("sysbench_table_size") or 0),
+        load_sql=[str(p) for p in props.get("load_sql") or []],
+        load_csv=[str(p) for p in props.get("load_csv") or []],
     )
 
 
@@ -128,6 +130,7 @@ class BootstrapArgs:
         monitoring_user: str | None = None, monitoring_password: pulumi.Input[str] | None = None,
         preferred_master: pulumi.Input[str] = "", semisync: bool = False,
         sysbench_table_size: int = 0, readonly_replicas: bool = True,
+        load_sql: list[str] | None = None, load_csv: list[str] | None = None,
     ) -> None:
         self.servers = servers
         self.members = members
@@ -141,6 +144,10 @@ class BootstrapArgs:
         self.semisync = semisync
         self.sysbench_table_size = sysbench_table_size
         self.readonly_replicas = readonly_replicas
+        if load_sql:                 # only when set: older states see no change
+            self.load_sql = load_sql
+        if load_csv:
+            self.load_csv = load_csv
 
 
 class Bootstrap(pulumi.dynamic.Resource, module="repman", name="Bootstrap"):
