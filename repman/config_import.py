@@ -364,3 +364,49 @@ def write_outputs(result: ImportResult, out_dir: Path | str, stacks_dir: Path | 
                         + yaml.safe_dump(doc, sort_keys=False, default_flow_style=False))
         written.append(path)
     return written
+
+
+# -- SlapOS requests (seed 003) ------------------------------------------------------------------
+
+#: parameters of repman's SlapOS software release that are not repman configuration keys
+SLAPOS_PARAMETERS = {
+    "database-amount": "prov-db-nodes", "tags": "prov-db-tags", "proxy-tags": "prov-proxy-tags",
+}
+SLAPOS_IGNORED = {
+    "innodb-file-per-table": "the innodb tag already sets innodb_file_per_table",
+    "use-ipv6": "addresses come from the SlapOS partitions",
+    "autoseed": "re-seeding is decided by autorejoin and its options",
+    "proxysql-user": "the SlapOS release's client-facing ProxySQL user; our proxysql-user is the admin user",
+}
+_SLA_GUID = re.compile(r"^-sla-(\d+)-computer_guid$")
+
+
+def import_slapos_request(parameters: Mapping[str, Any]) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """``repman-cluster-dict`` of a SlapOS request -> stack keys per cluster (without credentials,
+    which the SlapOS instance generates), and the warnings."""
+    clusters = parameters.get("repman-cluster-dict")
+    if not isinstance(clusters, Mapping) or not clusters:
+        raise ConfigError("repman-cluster-dict", "expected a mapping of cluster name -> parameters")
+    out: dict[str, dict[str, Any]] = {}
+    warnings: list[str] = []
+    for name, params in clusters.items():
+        where = f"[{name}]"
+        stack: dict[str, Any] = {"cluster-name": _stack_cluster_name(str(name)), "prov-orchestrator": "slapos"}
+        guids: dict[int, str] = {}
+        rest: dict[str, Any] = {}
+        for key, value in dict(params).items():
+            if key in SLAPOS_PARAMETERS:
+                stack[SLAPOS_PARAMETERS[key]] = value
+            elif _SLA_GUID.match(key):
+                guids[int(_SLA_GUID.match(key).group(1))] = str(value)
+            elif key in SLAPOS_IGNORED:
+                warnings.append(f"{where} {key}: ignored: {SLAPOS_IGNORED[key]}")
+            else:
+                rest[key] = value
+        if guids:
+            stack["slapos-computer-guids"] = [guids[i] for i in sorted(guids)]
+        converted = _convert(str(name), rest, where, warnings)
+        stack.update(converted.stack)
+        stack.update(converted.watcher)
+        out[str(name)] = stack
+    return out, list(dict.fromkeys(warnings))
