@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import combinations
 from typing import Sequence
 
 import jinja2
@@ -18,7 +19,7 @@ from repman.paths import templates_dir
 from repman.plans import ServicePlan
 from repman.tags import CLUSTER_CONTRADICTIONS, DB_EXCLUSIVE, DB_TAGS, MYCNF, OPTIMIZER_SWITCH, check_tags, optimizer_switch
 
-CONFLICTING_TAGS = tuple(pair for pair in DB_EXCLUSIVE if len(pair) == 2)
+CONFLICTING_TAGS = tuple(pair for group in DB_EXCLUSIVE for pair in combinations(group, 2))
 
 
 @dataclass(frozen=True)
