@@ -150,3 +150,42 @@ def test_apply_dynamic_config_live_or_by_restart(tmp_path):
             assert float(variable(conn, "expire_logs_days")) == 2
     finally:
         delete_node(node, keep_data=False)
+
+
+@needs_mariadb
+@pytest.mark.slow
+def test_config_drift_reports_a_variable_changed_by_hand(tmp_path):
+    """`repman config drift`: declared (stack: tags, plan, prov-db-*) against SHOW GLOBAL VARIABLES."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    from repman.local.testbed import DEFAULT_TAGS
+
+    bed = Testbed.create(tmp_path / "bed", 2, tags=DEFAULT_TAGS + ("innodb",), plan="x2.tiny")
+    try:
+        bed.bootstrap()
+        (tmp_path / "stacks").mkdir()
+        stack = tmp_path / "stacks" / "Pulumi.drift.yaml"
+        stack.write_text(yaml.safe_dump({"config": {
+            "repman:prov-service-plan": "x2.tiny", "repman:prov-db-tags": list(DEFAULT_TAGS) + ["innodb"],
+            "repman:db-servers-credential": f"{bed.admin.user}:{bed.admin.password}",
+            "repman:replication-credential": f"{bed.replication.user}:{bed.replication.password}"}}))
+        watcher = tmp_path / "repman.yaml"
+        watcher.write_text(yaml.safe_dump({"clusters": {"drift": {
+            "db-servers-hosts": [a.url for a in bed.addresses],
+            "db-servers-credential": f"{bed.admin.user}:{bed.admin.password}",
+            "replication-credential": f"{bed.replication.user}:{bed.replication.password}"}}}))
+        cmd = [sys.executable, "-m", "repman.cli", "--config", str(watcher), "config", "drift", "--stack", str(stack)]
+        clean = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        assert clean.returncode == 0, clean.stdout + clean.stderr
+        assert f"{bed.addresses[1].url}: " in clean.stdout and " declared settings as running" in clean.stdout
+        with bed.connect(bed.addresses[1]) as conn, conn.cursor() as cur:
+            cur.execute("SET GLOBAL expire_logs_days = 1")
+        drifted = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        assert drifted.returncode == 3, drifted.stdout + drifted.stderr
+        assert f"{bed.addresses[1].url} expire_logs_days: declared '5', running '1" in drifted.stdout
+        assert bed.addresses[0].url + " expire_logs_days" not in drifted.stdout
+    finally:
+        bed.destroy()
