@@ -273,3 +273,14 @@ def test_seed_003_request_validates_as_is():
     assert spec.setting("switchover-wait-kill") == 5000 and spec.setting("failover-mode") == "manual"
     assert sorted(w.split(":")[0] for w in warnings) == [
         "[cluster1] autoseed", "[cluster1] innodb-file-per-table", "[cluster1] proxysql-user", "[cluster1] use-ipv6"]
+
+
+def test_repman_keys_doc_is_current():
+    from repman.config_import import keys_markdown
+
+    assert (ROOT / "docs" / "REPMAN-KEYS.md").read_text() == keys_markdown(), (
+        "docs/REPMAN-KEYS.md is stale: run `python -m repman.config_import --write-doc` and commit it")
+    text = keys_markdown()
+    for line in ("| `switchover-wait-route-change` | float |", "| `replication-multi-tier-slave` |",
+                 "| `graphite-*` (other keys) |", "| `diskmonitor` | my.cnf:", "| `docker` | platform hint:"):
+        assert line in text, line
