@@ -45,7 +45,9 @@ PROVISIONING_KEYS: dict[str, Key] = key_table(
     Key("replication-credential", "credential", None, "replication user:password", secret=True),
     Key("monitoring-credential", "credential", None, "sponsor/monitoring user:password (optional)",
         secret=True),
-    Key("db-servers-prefered-master", "str", "", "node index (1-based) or host:port bootstrapped as primary"),
+    Key("db-servers-prefered-master", "str", "",
+        "node indexes (1-based) or host[:port], comma-separated as in repman: the first is bootstrapped as "
+        "primary, the watcher prefers them in order"),
     Key("prov-state-dir", "path", ".state", "folder for node datadirs, provider state and the watcher config"),
     Key("prov-keep-data-on-delete", "bool", True, "keep datadirs when a node is deleted"),
     Key("prov-protect", "bool", True, "protect stateful resources (nodes, volumes, StatefulSets): "
@@ -157,6 +159,8 @@ class ClusterSpec:
     db_image: str
     kube_namespace: str
     watcher: bool
+    #: every entry of db-servers-prefered-master, in order (repman's list); the first is preferred_master
+    preferred_masters: tuple[int | ServerAddress, ...] = ()
     values: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     #: watcher/routing keys the stack set (raw values, secrets possibly {env}/{file} references)
     watcher_settings: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
@@ -279,6 +283,11 @@ def _credential(values: dict[str, Any], name: str, required: bool) -> Credential
     return cred
 
 
+def _preferred_list(text: str, nodes: tuple[NodeSpec, ...]) -> list[int | ServerAddress]:
+    """repman's list: every entry checked; the first one is the bootstrap primary."""
+    return [p for p in (_preferred(t, nodes) for t in text.split(",")) if p is not None]
+
+
 def _preferred(text: str, nodes: tuple[NodeSpec, ...]) -> int | ServerAddress | None:
     text = text.strip()
     if not text:
@@ -289,7 +298,7 @@ def _preferred(text: str, nodes: tuple[NodeSpec, ...]) -> int | ServerAddress | 
             raise ConfigError(_key("db-servers-prefered-master"),
                               f"node index {index} is not between 1 and {len(nodes)}")
         return index
-    return ServerAddress.parse(text, _key("db-servers-prefered-master"))
+    return ServerAddress.parse(text, _key("db-servers-prefered-master"), default_port=3306)
 
 
 def load_cluster_spec(raw: Mapping[str, Any], project_dir: Path | str | None = None) -> ClusterSpec:
@@ -348,7 +357,8 @@ def load_cluster_spec(raw: Mapping[str, Any], project_dir: Path | str | None = N
         admin=admin,  # type: ignore[arg-type]
         replication=replication,  # type: ignore[arg-type]
         monitoring=monitoring,
-        preferred_master=_preferred(values["db-servers-prefered-master"], nodes),
+        preferred_master=next(iter(_preferred_list(values["db-servers-prefered-master"], nodes)), None),
+        preferred_masters=tuple(_preferred_list(values["db-servers-prefered-master"], nodes)),
         state_dir=state_dir,
         keep_data_on_delete=values["prov-keep-data-on-delete"],
         sysbench_table_size=values["prov-sysbench-table-size"],

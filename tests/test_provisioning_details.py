@@ -189,3 +189,15 @@ def test_config_drift_reports_a_variable_changed_by_hand(tmp_path):
         assert bed.addresses[0].url + " expire_logs_days" not in drifted.stdout
     finally:
         bed.destroy()
+
+
+def test_stack_prefered_master_is_a_list_as_in_repman(tmp_path):
+    from repman.watcher_yaml import preferred_master
+
+    s = spec(tmp_path, **{"db-servers-prefered-master": "2,1"})
+    assert s.preferred_master == 2 and s.preferred_masters == (2, 1)
+    servers = ["127.0.0.1:3310", "127.0.0.1:3311", "127.0.0.1:3312"]
+    assert preferred_master(s, servers) == "127.0.0.1:3311,127.0.0.1:3310"
+    assert preferred_master(spec(tmp_path), servers) == "127.0.0.1:3310"
+    with pytest.raises(ConfigError, match=r"^repman:db-servers-prefered-master: node index 9 is not between 1 and 3"):
+        spec(tmp_path, **{"db-servers-prefered-master": "1,9"})
