@@ -220,3 +220,12 @@ def test_repman_key_semantics_hosts_default_port_and_preferred_list():
     assert cfg["db-servers-prefered-master"] == [ServerAddress("db2", 3307), ServerAddress("db1", 3306)]
     assert cfg["switchover-wait-route-change"] == 2.0          # seconds, as repman
     assert cfg["switchover-wait-route-change-ms"] == 0
+
+
+def test_route_change_wait_is_seconds_or_the_ms_variant():
+    from repman.routing import route_change_wait
+    from repman.watcher.cluster_config import ClusterConfig
+
+    assert route_change_wait(ClusterConfig("c1", {})) == 0
+    assert route_change_wait(ClusterConfig("c1", {"switchover-wait-route-change": 2.0})) == 2.0
+    assert route_change_wait(ClusterConfig("c1", {"switchover-wait-route-change-ms": 250})) == 0.25
