@@ -201,3 +201,16 @@ def test_stack_prefered_master_is_a_list_as_in_repman(tmp_path):
     assert preferred_master(spec(tmp_path), servers) == "127.0.0.1:3310"
     with pytest.raises(ConfigError, match=r"^repman:db-servers-prefered-master: node index 9 is not between 1 and 3"):
         spec(tmp_path, **{"db-servers-prefered-master": "1,9"})
+
+
+def test_onpremise_nodes_render_the_prov_db_settings(tmp_path):
+    from repman.backends.onpremise import HostFacts, OnPremNodeSpec, render_node_config as render_onprem
+
+    node = OnPremNodeSpec(host="10.0.0.5", node_name="shop-db1", server_id=1, port=3306, plan="x1.tiny",
+                          tags=["row"], base_dir="/var/lib/repman/shop-db1", admin_user="repman",
+                          db_settings={"max_connections": 321, "expire_logs_days": 9, "gtid_domain_id": 4})
+    facts = HostFacts(os_id="debian", kernel="6", memory_mb=4096, cores=2, systemd=False, server="mariadbd",
+                      service_user="mysql")
+    text = render_onprem(node, facts)
+    for line in ("max_connections           = 321", "expire_logs_days          = 9", "gtid_domain_id            = 4"):
+        assert line in text

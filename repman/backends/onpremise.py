@@ -58,6 +58,8 @@ class OnPremNodeSpec:
     install_packages: bool = False
     check_resources: bool = True
     start_timeout: float = 120.0
+    #: non-default prov-db-* settings (``ClusterSpec.db_settings()``): max_connections, ...
+    db_settings: dict[str, Any] = field(default_factory=dict)
 
     @property
     def cnf(self) -> str:
@@ -169,7 +171,7 @@ def check_host(session: HostSession, spec: OnPremNodeSpec) -> HostFacts:
     except ValueError:
         raise HostStepError(session.host, "check-os", "cannot read memory or core count") from None
     systemd = lines[5].strip() == "systemd"
-    plan = get_plan(spec.plan)
+    plan = get_plan(spec.plan, registry=str(spec.db_settings.get("plan_registry", "")))
     if spec.check_resources:
         if cores < plan.cores:
             raise HostStepError(session.host, "check-resources",
@@ -234,8 +236,12 @@ def render_node_config(spec: OnPremNodeSpec, facts: HostFacts) -> str:
         run_dir=spec.run_dir, tmp_dir=f"{spec.base_dir}/tmp", report_host=spec.host,
         bind_address=spec.host, ssl_dir=f"{spec.base_dir}/ssl",
         user="" if facts.systemd else facts.service_user,
+        max_connections=int(spec.db_settings.get("max_connections", 200)),
+        expire_logs_days=int(spec.db_settings.get("expire_logs_days", 5)),
+        gtid_domain_id=int(spec.db_settings.get("gtid_domain_id", 0)),
     )
-    return render_mycnf(spec.tags, get_plan(spec.plan), ctx)
+    plan = get_plan(spec.plan, registry=str(spec.db_settings.get("plan_registry", "")))
+    return render_mycnf(spec.tags, plan, ctx)
 
 
 def _push_certificates(session: HostSession, spec: OnPremNodeSpec, user: str) -> None:
@@ -461,6 +467,6 @@ def node_specs_from_spec(spec: "ClusterSpec") -> list[OnPremNodeSpec]:
             plan=spec.plan.name, tags=list(spec.db_tags), base_dir=base.rstrip("/"),
             admin_user=spec.admin.user, admin_password=spec.admin.password,
             service_user=v["onpremise-db-user"], install_packages=v["onpremise-install-packages"],
-            check_resources=v["onpremise-check-resources"],
+            check_resources=v["onpremise-check-resources"], db_settings=spec.db_settings(),
         ))
     return out
