@@ -17,6 +17,7 @@ from typing import Iterable, Sequence
 from repman.errors import ConfigError
 
 MYCNF, SWITCH, PLATFORM, NOEFFECT = "my.cnf", "optimizer_switch", "platform hint", "no effect here"
+PROXYCONF = "proxy config"
 
 
 @dataclass(frozen=True)
@@ -122,10 +123,11 @@ DB_EXCLUSIVE: tuple[tuple[str, ...], ...] = (
 )
 
 PROXY_TAGS: dict[str, Tag] = {
-    **_t(MYCNF,
+    **_t(PROXYCONF,
          masterslave="writes to the primary, reads to the replicas",
          readwritesplit="split reads from writes", noreadwritesplit="no read/write split",
-         ssl="TLS on the proxy's client side", readonmaster="the primary also serves reads when no replica can"),
+         ssl="TLS on the proxy's client side",
+         readonmaster="the primary also serves reads when no replica can (sets haproxy-read-on-master)"),
     **_t(PLATFORM, docker="proxy in a container", pkg="proxy from packages", linux="Linux host",
          osx="macOS host", deb="Debian packages", rpm="RPM packages"),
     **_t(NOEFFECT, nonetworkcompress="no compression between proxy and backends is already the default",

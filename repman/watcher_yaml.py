@@ -81,6 +81,8 @@ def render_watcher_config(
     if state_dir:
         section["monitoring-datadir"] = state_dir
     section.update(dict(routing or {}))
+    if "readonmaster" in spec.proxy_tags:        # repman's proxy tag
+        section.setdefault("haproxy-read-on-master", True)
     keys = watcher_passthrough_keys()
     for name, value in spec.watcher_settings.items():
         if keys[name].secret or keys[name].kind == "credential":

@@ -214,3 +214,21 @@ def test_real_mariadbd_runs_repman_vocabulary(tmp_path: Path, tags: list[str]):
     import re
     for lib in re.findall(r"plugin_load_add\s*=\s*(\S+)", rendered):
         assert plugins.get(lib) == "ACTIVE", (lib, plugins.get(lib))
+
+
+def test_proxy_configs_accept_repman_proxy_tags_and_readonmaster_reaches_the_watcher(tmp_path):
+    """Seed 003's proxy tags render HAProxy and ProxySQL configs; readonmaster sets haproxy-read-on-master."""
+    from repman.routing.haproxy_config import HAProxyConfig, render_haproxy_config
+    from repman.spec import load_cluster_spec
+    from repman.watcher_yaml import render_watcher_config
+
+    conf = HAProxyConfig("c1", (ServerAddress("127.0.0.1", 3311),), "s", "t", tags=tuple(SEED_003_PROXY_TAGS))
+    assert "frontend" in render_haproxy_config(conf)
+    with pytest.raises(ConfigError, match="tag 'multimaster' contradicts this cluster"):
+        render_haproxy_config(HAProxyConfig("c1", (ServerAddress("127.0.0.1", 3311),), "s", "t",
+                                            tags=("multimaster",)))
+    spec = load_cluster_spec({"repman:db-servers-credential": "a:b", "repman:replication-credential": "r:s",
+                              "repman:prov-proxy-tags": ["masterslave", "readonmaster", "docker"]})
+    section = render_watcher_config(spec, ["127.0.0.1:3310"], lambda name: {"env": "X"})
+    section = section["clusters"][spec.name] if "clusters" in section else section
+    assert section["haproxy-read-on-master"] is True
