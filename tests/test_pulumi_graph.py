@@ -255,3 +255,17 @@ def test_prov_serialized_makes_each_node_wait_for_the_previous(program):
     assert "cluster1-db2-process" in mon.deps["cluster1-db3-process"]
     _, mon, _, _ = program({"repman:prov-watcher": "false"})
     assert "cluster1-db1-process" not in mon.deps["cluster1-db2-process"]
+
+
+def test_initial_data_and_db_settings_reach_bootstrap_and_nodes(program):
+    rec, _, _, _ = program({"repman:prov-db-load-sql": "init/schema.sql", "repman:prov-db-load-csv": "shop.items.csv",
+                            "repman:prov-db-expire-log-days": "3", "repman:prov-watcher": "false"})
+    boot = next(r for r in rec.registered if r["type"].endswith(":Bootstrap"))
+    assert [p.rsplit("/", 2)[-2:] for p in boot["inputs"]["load_sql"]] == [["init", "schema.sql"]]
+    assert boot["inputs"]["load_csv"][0].endswith("/shop.items.csv")
+    node = next(r for r in rec.registered if r["type"].endswith(":LocalNode"))
+    assert node["inputs"]["db_settings"] == {"expire_logs_days": 3}
+    plain, _, _, _ = program({"repman:prov-watcher": "false"})
+    boot = next(r for r in plain.registered if r["type"].endswith(":Bootstrap"))
+    node = next(r for r in plain.registered if r["type"].endswith(":LocalNode"))
+    assert "load_sql" not in boot["inputs"] and "db_settings" not in node["inputs"]   # older states unchanged
