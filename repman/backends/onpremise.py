@@ -394,8 +394,16 @@ def delete_node(state: NodeState, auth: SshAuth, keep_data: bool = True) -> None
             session.run("remove-data", f"rm -rf {_q(state.base_dir)}")
 
 
+def _live_statements(current: str, text: str) -> str | None:
+    """``SET GLOBAL`` statements for a my.cnf change that needs no restart, else None."""
+    from repman.local.node import dynamic_statements
+
+    return dynamic_statements(current, text)
+
+
 def update_node(old: OnPremNodeSpec, new: OnPremNodeSpec, state: NodeState, auth: SshAuth) -> str:
-    """Push a changed my.cnf; restart cleanly when it changed. Returns unchanged/restarted."""
+    """Push a changed my.cnf; apply it live (``prov-db-apply-dynamic-config``, every changed
+    variable dynamic) or restart cleanly. Returns unchanged/live/restarted."""
     facts = HostFacts(**state.facts)
     text = render_node_config(new, facts)
     with HostSession(new.host, auth) as session:
@@ -406,6 +414,17 @@ def update_node(old: OnPremNodeSpec, new: OnPremNodeSpec, state: NodeState, auth
         if "ssl" in new.tags:
             _push_certificates(session, new, state.service_user)
         session.write_file("push-config", new.cnf, text)
+        live = None
+        if current and current != text and running and new.db_settings.get("apply_dynamic_config", True):
+            live = _live_statements(current, text)
+        if live:
+            code, _, _ = session.run("apply-live", f"mariadb --no-defaults --socket={_q(new.socket)} -uroot",
+                                     stdin=live, check=False)
+            if code == 0:
+                session.run("create-admin", f"mariadb --no-defaults --socket={_q(new.socket)} -uroot",
+                            stdin=_admin_sql(new))
+                _reach_sql(new.host, new.port)
+                return "live"
         if current != text or not running:
             stop_service(session, state)
             _start(session, new, facts)

@@ -224,6 +224,17 @@ def update_node(old: LocalNodeSpec, new: LocalNodeSpec) -> str:
     return "restarted" if needs_restart else "live"
 
 
+def dynamic_statements(old_text: str, new_text: str) -> str | None:
+    """The ``SET GLOBAL`` statements that apply a my.cnf change live, or None when a changed
+    setting needs a restart (static or removed). Role variables are left to the watcher."""
+    changes, needs_restart = config_changes(old_text, new_text)
+    if needs_restart:
+        return None
+    lines = [f"SET GLOBAL {_VARIABLE_NAMES.get(k, k)} = {_sql_value(v)};" for k, v in changes.items()
+             if k not in _ROLE_MANAGED]
+    return "\n".join(lines) + "\n" if lines else None
+
+
 def _sql_value(value: str) -> str:
     if value.upper() in ("ON", "OFF") or value.lstrip("-").isdigit():
         return value
