@@ -214,3 +214,11 @@ def test_onpremise_nodes_render_the_prov_db_settings(tmp_path):
     text = render_onprem(node, facts)
     for line in ("max_connections           = 321", "expire_logs_days          = 9", "gtid_domain_id            = 4"):
         assert line in text
+
+
+def test_opensvc_config_object_renders_the_prov_db_settings():
+    from repman.backends.opensvc import node_config_keys
+    from repman.plans import get_plan
+
+    text = node_config_keys(["row"], get_plan("x1.tiny"), {"max_connections": 444, "gtid_domain_id": 2})["repman.cnf"]
+    assert "max_connections           = 444" in text and "gtid_domain_id            = 2" in text
