@@ -150,6 +150,8 @@ class ImportedCluster:
     watcher: dict[str, Any] = field(default_factory=dict)
     stack: dict[str, Any] = field(default_factory=dict)
     credentials: dict[str, str] = field(default_factory=dict, repr=False)
+    #: what the stack file stores (the replication user may be renamed, see _stack_credentials)
+    stack_credentials: dict[str, str] = field(default_factory=dict, repr=False)
 
 
 @dataclass
@@ -310,6 +312,29 @@ def _stack_config(cluster: ImportedCluster, warnings: list[str], where: str) -> 
     return stack
 
 
+def _stack_credentials(cluster: ImportedCluster, warnings: list[str], where: str) -> None:
+    """repman allows one account for both roles (its samples use root twice); a stack creates the
+    replication user itself and keeps it apart from the admin, so it gets its own name there."""
+    admin = cluster.credentials["db-servers-credential"].split(":", 1)[0]
+    user, _, password = cluster.credentials["replication-credential"].partition(":")
+    cluster.stack_credentials = dict(cluster.credentials)
+    if user == admin:
+        cluster.stack_credentials["replication-credential"] = f"repl:{password}"
+        warnings.append(f"{where} replication-credential: same user as db-servers-credential; the stack "
+                        "creates replication user 'repl' with that password (the watcher YAML keeps yours)")
+
+
+def _check_stack(cluster: ImportedCluster, where: str, base: Path) -> None:
+    """The stack must load as ``up`` will load it: errors now, naming the key, not at deploy time."""
+    from repman.spec import load_cluster_spec
+
+    raw = {**cluster.stack, **cluster.stack_credentials}
+    try:
+        load_cluster_spec({f"repman:{k}": v for k, v in raw.items()}, project_dir=base)
+    except ConfigError as exc:
+        raise ConfigError(f"{where} stack", str(exc)) from None
+
+
 def import_repman_config(path: Path | str) -> ImportResult:
     """Read and map a replication-manager configuration; nothing is written."""
     default, sections, _ = read_repman_config(path)
@@ -328,6 +353,8 @@ def import_repman_config(path: Path | str) -> ImportResult:
             if not cluster.credentials.get(required):
                 raise ConfigError(f"{where} {required}", "is required (user:password)")
         cluster.stack = _stack_config(cluster, warnings, where)
+        _stack_credentials(cluster, warnings, where)
+        _check_stack(cluster, where, Path(path).parent)
         clusters[name] = cluster
     # the same warning from [Default] repeats once per cluster: keep each line once
     return ImportResult(clusters, list(dict.fromkeys(warnings)))
@@ -363,7 +390,7 @@ def write_outputs(result: ImportResult, out_dir: Path | str, stacks_dir: Path | 
         salt, crypter = new_encryption_salt(passphrase)
         config = {f"repman:{k}": v for k, v in cluster.stack.items()}
         for key in _CREDENTIALS:
-            config[f"repman:{key}"] = {"secure": crypter.encrypt(cluster.credentials[key])}
+            config[f"repman:{key}"] = {"secure": crypter.encrypt(cluster.stack_credentials[key])}
         docs[stacks_dir / f"Pulumi.{cluster.stack['cluster-name']}.yaml"] = {"encryptionsalt": salt,
                                                                            "config": config}
     secrets_dir.mkdir(parents=True, exist_ok=True)

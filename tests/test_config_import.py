@@ -284,3 +284,28 @@ def test_repman_keys_doc_is_current():
     for line in ("| `switchover-wait-route-change` | float |", "| `replication-multi-tier-slave` |",
                  "| `graphite-*` (other keys) |", "| `diskmonitor` | my.cnf:", "| `docker` | platform hint:"):
         assert line in text, line
+
+
+def test_one_account_for_both_roles_as_in_repman_samples(tmp_path):
+    """repman's samples use root for admin and replication: the watcher keeps it, the stack gets 'repl'."""
+    path = tmp_path / "config.toml"
+    path.write_text('[Cluster_Haproxy_MasterSlaveSlave]\nprov-orchestrator = "local"\n'
+                    'db-servers-hosts = "127.0.0.1:3317,127.0.0.1:3318,127.0.0.1:3319"\n'
+                    'db-servers-prefered-master = "127.0.0.1:3317"\ndb-servers-credential = "root:test"\n'
+                    'replication-credential = "root:test"\nhaproxy = true\nhaproxy-write-port = 3307\n'
+                    'haproxy-read-port = 3306\n')
+    result = import_repman_config(path)
+    assert any("creates replication user 'repl'" in w for w in result.warnings)
+    write_outputs(result, tmp_path / "out", tmp_path / "proj" / "stacks", PASSPHRASE)
+    assert load_config(tmp_path / "out" / "repman.yaml").cluster().replication == Credential("root", "test")
+    spec = stack_valid(tmp_path / "proj", tmp_path / "proj/stacks/Pulumi.cluster-haproxy-masterslaveslave.yaml",
+                       "cluster-haproxy-masterslaveslave")["spec"]
+    assert spec.replication == Credential("repl", "test") and spec.node_count == 3
+
+
+def test_a_stack_that_would_fail_at_up_fails_the_import(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text('[c1]\ndb-servers-hosts = "h1"\ndb-servers-credential = "a:b"\nreplication-credential = "r:s"\n'
+                    'prov-db-tags = "row,statement"\n')
+    with pytest.raises(ConfigError, match=r"^\[c1\] stack: repman:prov-db-tags: tags 'row' and 'statement' contradict"):
+        import_repman_config(path)
