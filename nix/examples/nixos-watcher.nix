@@ -5,7 +5,7 @@
     enable = true;
     clusters.shop = {
       db-servers-hosts = [ "db1.internal:3306" "db2.internal:3306" "db3.internal:3306" ];
-      db-servers-prefered-master = "db1.internal:3306";
+      db-servers-prefered-master = [ "db1.internal:3306" ];
       db-servers-credential = { file = "/run/secrets/repman-admin"; };
       replication-credential = { file = "/run/secrets/repman-replication"; };
       failover-mode = "automatic";

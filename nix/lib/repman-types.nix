@@ -101,7 +101,7 @@ let
   };
 in
 {
-  inherit secretRef hostPort pathString isHostPort isSecret keyType;
+  inherit secretRef hostPort pathString isHostPort isHostOrHostPort isSecret keyType;
 
   # { name = option; } for a list of schema entries.
   keyOptions = args: entries: b.listToAttrs (map (e: { inherit (e) name; value = keyOption args e; }) entries);
