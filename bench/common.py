@@ -57,7 +57,7 @@ def write_config(cluster: HACluster, path: Path) -> Path:
         elif key in ("db-servers-hosts", "db-servers-ignored-hosts"):
             value = [a.url for a in value]
         elif key == "db-servers-prefered-master":
-            value = value.url
+            value = [a.url for a in value]
         section[key] = value
     path.write_text(yaml.safe_dump({"clusters": {cluster.cfg.name: section}}, sort_keys=True))
     return path

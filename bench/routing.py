@@ -102,7 +102,7 @@ def switchovers(bed: Testbed, proxy: LocalHAProxy, count: int, semisync: bool, s
         "db-servers-credential": f"{bed.admin.user}:{bed.admin.password}",
         "replication-credential": f"{bed.replication.user}:{bed.replication.password}",
         "monitoring-datadir": str(state), "semisync": semisync,
-        "haproxy": True, "haproxy-servers": [proxy.endpoint],
+        "haproxy": True, "haproxy-runtime-api-servers": [proxy.endpoint],
     })
     routers = build_routers(cfg)
     via_proxy = Writer(proxy.write, APP).start()

@@ -48,14 +48,15 @@ class Cluster(pulumi.ComponentResource):
         super().__init__("repman:cluster:Cluster", name, None, opts)
         spec, backend = args.spec, args.backend
         secrets = ClusterSecrets.from_spec(spec)
-        self.nodes = [
-            DatabaseService(
+        self.nodes: list[DatabaseService] = []
+        serialized = bool(spec.values.get("prov-serialized"))   # repman: one node at a time, in order
+        for node in spec.nodes:
+            after = list(self.nodes[-1].resources) if serialized and self.nodes else []
+            self.nodes.append(DatabaseService(
                 f"{name}-db{node.index}",
                 DatabaseServiceArgs(node=node, backend=backend, secrets=secrets),
-                pulumi.ResourceOptions(parent=self),
-            )
-            for node in spec.nodes
-        ]
+                pulumi.ResourceOptions(parent=self, transformations=[_after(after)] if after else None),
+            ))
         node_resources = [r for n in self.nodes for r in n.resources]
         self.extra = backend.create_cluster_resources(
             [_as_node_resources(n) for n in self.nodes], secrets, self,
@@ -81,6 +82,8 @@ class Cluster(pulumi.ComponentResource):
                     cluster_name=spec.name,
                     monitoring_datadir=(str(WatcherFiles(spec.state_dir / spec.name / "watcher").state_dir)
                                         if spec.watcher and backend.runs_local_watcher else ""),
+                    load_sql=list(spec.values.get("prov-db-load-sql") or []),
+                    load_csv=list(spec.values.get("prov-db-load-csv") or []),
                 ),
                 pulumi.ResourceOptions(parent=self, depends_on=node_resources + list(self.extra)),
             )
@@ -168,3 +171,13 @@ def _as_node_resources(service: DatabaseService):
 
     return NodeResources(host=service.host, port=service.port, instance=service.instance,
                          resources=list(service.resources))
+
+
+def _after(previous: list[pulumi.Resource]):
+    """A transformation (inherited by a node's children) making them wait for the previous node."""
+    def transform(args: pulumi.ResourceTransformationArgs) -> pulumi.ResourceTransformationResult:
+        deps = list(args.opts.depends_on or []) if isinstance(args.opts.depends_on, list) else \
+            ([args.opts.depends_on] if args.opts.depends_on else [])
+        opts = pulumi.ResourceOptions.merge(args.opts, pulumi.ResourceOptions(depends_on=deps + previous))
+        return pulumi.ResourceTransformationResult(args.props, opts)
+    return transform

@@ -4,7 +4,7 @@ On the local backend it is a real HAProxy process (``LocalHAProxy``): one write 
 primary, one read port over the replicas (unless ``noreadwritesplit``). Another backend may
 offer its own proxy through an optional ``create_proxy(args, parent)`` method returning the
 child resources and an outputs dict with the same keys. ``watcher_keys`` gives the routing
-keys the watcher config needs to drive this proxy (``haproxy``, ``haproxy-servers``, ports).
+keys the watcher config needs to drive this proxy (``haproxy``, ``haproxy-runtime-api-servers``, ports).
 """
 
 from __future__ import annotations
@@ -125,7 +125,7 @@ class ProxyService(pulumi.ComponentResource):
         self.read_address = pulumi.Output.from_input(outputs["read_address"])
         self.admin_socket = pulumi.Output.from_input(outputs["admin_socket"])
         self.watcher_keys = pulumi.Output.all(self.admin_socket, self.spider_address).apply(lambda v: {
-            "haproxy": bool(v[0]), "haproxy-servers": [v[0]] if v[0] else [],
+            "haproxy": bool(v[0]), "haproxy-runtime-api-servers": [v[0]] if v[0] else [],
             "haproxy-write-port": args.write_port, "haproxy-read-port": args.read_port,
             **({"mdbshardproxy": True, "mdbshardproxy-hosts": [v[1]]} if v[1] else {}),
         })

@@ -37,6 +37,8 @@ class BootstrapRequest:
     heartbeat_period: float = 1.0
     connect_retry: int = 1
     sysbench_table_size: int = 0
+    load_sql: Sequence[str] = ()      # prov-db-load-sql: run once on the primary after bootstrap
+    load_csv: Sequence[str] = ()      # prov-db-load-csv
     wait_timeout: float = 60.0
     progress: Progress = field(default=lambda msg: None)
     # Seed a joining node that cannot replicate from the primary's binlogs (purged,
@@ -268,5 +270,12 @@ def bootstrap(req: BootstrapRequest) -> BootstrapResult:
     if req.sysbench_table_size > 0:
         prepare_sysbench(req, primary, actions)
         wait_replicas(req, primary, others)
+    if req.load_sql or req.load_csv:
+        from repman.initial_data import load_initial_data
+
+        loaded = load_initial_data(primary, req.admin, req.load_sql, req.load_csv, req.progress)
+        if loaded:
+            actions += loaded
+            wait_replicas(req, primary, others)
     req.progress(f"bootstrap done in {time.monotonic() - started:.1f}s ({len(actions)} changes)")
     return BootstrapResult(primary=primary, replicas=others, actions=actions)

@@ -97,7 +97,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("state", choices=["on", "off"], help="on: take it out of the cluster's decisions; off: back")
     p.add_argument("server", metavar="HOST:PORT", help="a server of the cluster")
     p = add("config", "configuration tools")
-    p.add_argument("action", choices=["check"], help="check: validate the file without touching servers")
+    p.add_argument("action", choices=["check", "import", "drift"],
+                   help="check: validate the file without touching servers; import: convert a "
+                        "replication-manager config.toml into a watcher YAML and stack files; drift: "
+                        "compare the stack's declared my.cnf with the servers' running variables (exit 3 on drift)")
+    p.add_argument("--stack", metavar="PULUMI.STACK.YAML", help="drift: the stack file that declares the cluster")
+    p.add_argument("source", nargs="?", metavar="CONFIG.TOML", help="import: replication-manager's configuration")
+    p.add_argument("--out-dir", default=".", help="import: folder of repman.yaml and its secrets/ (default .)")
+    p.add_argument("--stacks-dir", default="stacks", help="import: folder of the Pulumi.<cluster>.yaml files")
     p = add("keys", "list every configuration key with its type, default and help")
     p.add_argument("--json", action="store_true", help="machine-readable list")
     add("hash-password", "read a password on stdin, print a salted hash for api-users")
@@ -251,7 +258,53 @@ def cmd_maintenance(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_config_import(args: argparse.Namespace) -> int:
+    from repman.config_import import import_repman_config, write_outputs
+    from repman.pulumisecrets import read_passphrase
+
+    if not args.source:
+        raise ConfigError("config import", "name the replication-manager configuration (config.toml)")
+    result = import_repman_config(args.source)
+    for line in result.warnings:
+        print(f"warning: {line}", file=sys.stderr)
+    try:
+        passphrase = read_passphrase()
+    except RepmanError:
+        passphrase = ""
+    for path in write_outputs(result, args.out_dir, args.stacks_dir, passphrase):
+        if "secrets" not in path.parts:
+            print(f"wrote {path}")
+    print(f"imported {len(result.clusters)} cluster(s) with {len(result.warnings)} warning(s)")
+    return 0
+
+
+def cmd_config_drift(args: argparse.Namespace) -> int:
+    from repman.drift import compare, declared_settings, load_stack_file, running_variables
+    from repman.pulumisecrets import read_passphrase
+
+    if not args.stack:
+        raise ConfigError("--stack", "config drift needs the stack file that declares the cluster")
+    cfg = _load(args).cluster(args.cluster)
+    try:
+        passphrase = read_passphrase()
+    except RepmanError:
+        passphrase = ""
+    declared = declared_settings(load_stack_file(args.stack, passphrase))
+    drifts = []
+    for server in cfg.servers:
+        found = compare(server.url, declared, running_variables(server, cfg.admin))
+        drifts += found
+        print(f"{server.url}: {len(declared) - len(found)} of {len(declared)} declared settings as running")
+    for d in drifts:
+        print(d.sentence())
+    return 3 if drifts else 0
+
+
 def cmd_config(args: argparse.Namespace) -> int:
+    if args.action == "import":
+        return cmd_config_import(args)
+    if args.action == "drift":
+        return cmd_config_drift(args)
     wc = _load(args)
     for name, cfg in wc.clusters.items():
         routing = [k for k in ("haproxy", "proxysql", "maxscale", "registry-consul", "mdbshardproxy")

@@ -17,6 +17,7 @@ import pymysql.cursors
 from repman.errors import ConfigError
 
 _HOSTPORT = re.compile(r"^(?:\[(?P<v6>[0-9a-fA-F:.]+)\]|(?P<host>[A-Za-z0-9_.-]+)):(?P<port>\d{1,5})$")
+_HOST_ONLY = re.compile(r"^(?:\[(?P<v6>[0-9a-fA-F:.]+)\]|(?P<host>[A-Za-z0-9_.-]+))$")
 
 
 @dataclass(frozen=True, order=True)
@@ -32,10 +33,16 @@ class ServerAddress:
         return self.url
 
     @classmethod
-    def parse(cls, text: Any, key: str = "db-servers-hosts") -> "ServerAddress":
+    def parse(cls, text: Any, key: str = "db-servers-hosts", default_port: int | None = None) -> "ServerAddress":
+        """``host:port`` or ``[v6]:port``; a bare host takes ``default_port`` when one is given
+        (repman's ``db-servers-hosts`` defaults to 3306)."""
         if not isinstance(text, str):
             raise ConfigError(key, f"expected host:port, got {text!r}")
         match = _HOSTPORT.match(text.strip())
+        if not match and default_port is not None:
+            bare = _HOST_ONLY.match(text.strip())
+            if bare:
+                return cls(bare.group("v6") or bare.group("host"), default_port)
         if not match:
             raise ConfigError(key, f"bad host:port {text!r}")
         port = int(match.group("port"))

@@ -28,6 +28,8 @@ class Key:
     minimum: float | None = None
     maximum: float | None = None
     secret: bool = False
+    #: hostport(s) keys: the port a bare host gets (repman: 3306 for database servers)
+    default_port: int | None = None
 
     def __post_init__(self) -> None:
         assert self.kind in KINDS, self.kind
@@ -81,7 +83,8 @@ def _hostports(value: Any, key: Key) -> list[ServerAddress]:
         value = [v for v in value.split(",") if v.strip()]
     if not isinstance(value, list):
         raise ConfigError(key.name, f"expected a list of host:port, got {value!r}")
-    out = [ServerAddress.parse(v, key.name) for v in value]
+    out = [ServerAddress.parse(v.strip() if isinstance(v, str) else v, key.name, key.default_port)
+           for v in value]
     if len(set(out)) != len(out):
         raise ConfigError(key.name, "a server is listed twice")
     return out
@@ -117,7 +120,7 @@ def coerce(key: Key, value: Any) -> Any:
             raise ConfigError(key.name, f"{value!r} is not one of {', '.join(key.choices)}")
         out = value
     elif kind == "hostport":
-        out = None if value == "" else ServerAddress.parse(value, key.name)
+        out = None if value == "" else ServerAddress.parse(value, key.name, key.default_port)
     elif kind == "hostports":
         out = _hostports(value, key)
     elif kind == "credential":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import combinations
 from typing import Sequence
 
 import jinja2
@@ -16,8 +17,9 @@ import jinja2
 from repman.errors import ConfigError
 from repman.paths import templates_dir
 from repman.plans import ServicePlan
+from repman.tags import CLUSTER_CONTRADICTIONS, DB_EXCLUSIVE, DB_TAGS, MYCNF, OPTIMIZER_SWITCH, check_tags, optimizer_switch
 
-CONFLICTING_TAGS = (("durable", "nodurable"),)
+CONFLICTING_TAGS = tuple(pair for group in DB_EXCLUSIVE for pair in combinations(group, 2))
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,8 @@ class NodeContext:
     user: str = ""
     max_connections: int = 200
     semisync_timeout_ms: int = 10000
+    expire_logs_days: int = 5         # prov-db-expire-log-days (repman's default)
+    gtid_domain_id: int = 0           # prov-db-domain
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -50,24 +54,20 @@ def _environment() -> jinja2.Environment:
     )
 
 
-def known_tags() -> list[str]:
+def fragment_tags() -> list[str]:
+    """Tags with a my.cnf fragment file."""
     tag_dir = templates_dir() / "mycnf" / "tags"
     return sorted(p.name.removesuffix(".cnf.j2") for p in tag_dir.glob("*.cnf.j2"))
 
 
+def known_tags() -> list[str]:
+    """Every database tag accepted: repman's configurator vocabulary (see ``repman.tags``)."""
+    return sorted(DB_TAGS)
+
+
 def validate_tags(tags: Sequence[str], key: str = "prov-db-tags") -> list[str]:
     """Return the tags de-duplicated in order, or raise naming the first bad one."""
-    known = set(known_tags())
-    seen: list[str] = []
-    for tag in tags:
-        if not isinstance(tag, str) or tag not in known:
-            raise ConfigError(key, f"unknown tag {tag!r} (known: {', '.join(sorted(known))})")
-        if tag not in seen:
-            seen.append(tag)
-    for a, b in CONFLICTING_TAGS:
-        if a in seen and b in seen:
-            raise ConfigError(key, f"tags {a!r} and {b!r} contradict each other")
-    return seen
+    return check_tags(tags, DB_TAGS, CLUSTER_CONTRADICTIONS, DB_EXCLUSIVE, key)
 
 
 def render_mycnf(tags: Sequence[str], plan: ServicePlan, node: NodeContext) -> str:
@@ -76,4 +76,7 @@ def render_mycnf(tags: Sequence[str], plan: ServicePlan, node: NodeContext) -> s
     if "ssl" in clean and not node.ssl_dir:
         raise ConfigError("prov-db-tags", "tag 'ssl' needs a certificate directory for the node")
     template = _environment().get_template("mycnf/base.cnf.j2")
-    return template.render(tags=clean, plan=plan, node=node)
+    fragments = [t for t in clean if DB_TAGS[t].kind == MYCNF]
+    return template.render(tags=clean, fragments=fragments, plan=plan, node=node,
+                           optimizer_switch=optimizer_switch(clean),
+                           switch_tags=[t for t in clean if t in OPTIMIZER_SWITCH])

@@ -39,6 +39,8 @@ def key_entry(key: Key, required: Iterable[str] = ()) -> dict[str, Any]:
         entry["minimum"] = key.minimum
     if key.maximum is not None:
         entry["maximum"] = key.maximum
+    if key.default_port is not None:
+        entry["defaultPort"] = key.default_port
     return entry
 
 

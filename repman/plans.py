@@ -79,8 +79,59 @@ def load_plans(directory: Path | None = None) -> dict[str, ServicePlan]:
     return plans
 
 
-def get_plan(name: str, key: str = "prov-service-plan") -> ServicePlan:
-    plans = load_plans()
+#: repman's registry columns (``prov-service-plan-registry``); dbcpufreq and id are not used here
+REGISTRY_COLUMNS = ("plan", "dbmemory", "dbcores", "dbdatasize", "dbsystemsize", "dbiops", "prxcores",
+                    "prxdatasize")
+REGISTRY_KEY = "prov-service-plan-registry"
+
+
+def _registry_text(source: str) -> str:
+    if source.startswith(("http://", "https://")):
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(source, timeout=10) as answer:   # noqa: S310 (http(s) only)
+                return answer.read().decode("utf-8")
+        except OSError as exc:
+            raise ConfigError(REGISTRY_KEY, f"cannot read {source}: {exc}") from None
+    try:
+        return Path(source).expanduser().read_text()
+    except OSError as exc:
+        raise ConfigError(REGISTRY_KEY, f"cannot read {source}: {exc.strerror}") from None
+
+
+def load_registry(source: str) -> dict[str, ServicePlan]:
+    """Plans from a CSV in repman's registry format (a file or an http(s) URL)."""
+    import csv
+    import io
+
+    rows = list(csv.DictReader(io.StringIO(_registry_text(source))))
+    missing = [c for c in REGISTRY_COLUMNS if rows and c not in rows[0]]
+    if not rows or missing:
+        raise ConfigError(REGISTRY_KEY, f"{source}: expected a CSV header with {', '.join(REGISTRY_COLUMNS)}"
+                          + (f" (missing {', '.join(missing)})" if missing else ""))
+    plans: dict[str, ServicePlan] = {}
+    for number, row in enumerate(rows, start=2):
+        name = (row.get("plan") or "").strip()
+        match = _NAME_RE.match(name)
+        if not match:
+            raise ConfigError(REGISTRY_KEY, f"{source} line {number}: plan name {name!r} must look like x<nodes>.<tier>")
+        try:
+            nums = {c: int(str(row[c]).strip() or 0) for c in REGISTRY_COLUMNS[1:]}
+        except ValueError:
+            raise ConfigError(REGISTRY_KEY, f"{source} line {number}: plan {name}: numbers expected") from None
+        plans[name] = ServicePlan(
+            name=name, db_nodes=int(match.group(1)), memory_mb=nums["dbmemory"], cores=nums["dbcores"],
+            data_size_gb=nums["dbdatasize"], system_size_gb=nums["dbsystemsize"], iops=nums["dbiops"],
+            proxy_cores=nums["prxcores"], proxy_data_size_gb=nums["prxdatasize"])
+        if plans[name].db_nodes < 1:
+            raise ConfigError(REGISTRY_KEY, f"{source} line {number}: plan {name} has no database node")
+    return plans
+
+
+def get_plan(name: str, key: str = "prov-service-plan", registry: str = "") -> ServicePlan:
+    """A plan by name, from ``service_plans/`` or from repman's registry CSV when one is given."""
+    plans = load_registry(registry) if registry else load_plans()
     if name not in plans:
         raise ConfigError(key, f"unknown service plan {name!r} (known: {', '.join(sorted(plans))})")
     return plans[name]

@@ -19,6 +19,7 @@ from repman.errors import ConfigError
 from repman.keys import Key, coerce, key_table
 from repman.mycnf import known_tags, validate_tags
 from repman.plans import ServicePlan, get_plan, load_plans
+from repman.tags import PROXY_CONTRADICTIONS, PROXY_EXCLUSIVE, PROXY_TAGS as PROXY_TAG_VOCABULARY, check_tags
 from repman.api.keys import API_KEYS
 from repman.routing.keys import ROUTING_KEYS
 from repman.watcher.keys import WATCHER_KEYS
@@ -26,7 +27,7 @@ from repman.backup.keys import BACKUP_KEYS
 
 NAMESPACE = "repman"
 ORCHESTRATORS = ("local", "onpremise", "kube", "docker", "opensvc", "slapos")
-PROXY_TAGS = ("masterslave", "readwritesplit", "noreadwritesplit", "ssl")
+PROXY_TAGS = tuple(sorted(PROXY_TAG_VOCABULARY))
 DEFAULT_DB_TAGS = ("gtidstrict", "row", "readonly", "noquerycache", "innodb", "smallredolog")
 _CLUSTER_NAME = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
 
@@ -35,7 +36,8 @@ PROVISIONING_KEYS: dict[str, Key] = key_table(
     Key("prov-orchestrator", "enum", "local", "where database nodes run", choices=ORCHESTRATORS),
     Key("prov-service-plan", "str", "x3.tiny", "service plan: node count (digit after x) and resource tier"),
     Key("prov-db-tags", "strlist", list(DEFAULT_DB_TAGS), "my.cnf configurator tags of every database node"),
-    Key("prov-proxy-tags", "strlist", [], "proxy tags (masterslave, readwritesplit, noreadwritesplit, ssl)"),
+    Key("prov-proxy-tags", "strlist", [], "proxy tags, repman's vocabulary (masterslave, readwritesplit, "
+        "noreadwritesplit, readonmaster, ssl; platform hints docker, pkg, linux, ...)"),
     Key("prov-db-nodes", "int", None, "override the plan's database node count (at least 1)"),
     Key("db-servers-base-port", "int", 3310, "port of the first node; node i listens on base + i - 1",
         minimum=1, maximum=65535),
@@ -44,7 +46,9 @@ PROVISIONING_KEYS: dict[str, Key] = key_table(
     Key("replication-credential", "credential", None, "replication user:password", secret=True),
     Key("monitoring-credential", "credential", None, "sponsor/monitoring user:password (optional)",
         secret=True),
-    Key("db-servers-prefered-master", "str", "", "node index (1-based) or host:port bootstrapped as primary"),
+    Key("db-servers-prefered-master", "str", "",
+        "node indexes (1-based) or host[:port], comma-separated as in repman: the first is bootstrapped as "
+        "primary, the watcher prefers them in order"),
     Key("prov-state-dir", "path", ".state", "folder for node datadirs, provider state and the watcher config"),
     Key("prov-keep-data-on-delete", "bool", True, "keep datadirs when a node is deleted"),
     Key("prov-protect", "bool", True, "protect stateful resources (nodes, volumes, StatefulSets): "
@@ -96,6 +100,24 @@ PROVISIONING_KEYS: dict[str, Key] = key_table(
     Key("prov-db-restore-to-time", "str", "", "local: with prov-db-restore-from, restore to this time "
         "(ISO 8601 or @EPOCH); empty with no GTID: the end of the binlog archive"),
     Key("prov-db-restore-to-gtid", "str", "", "local: with prov-db-restore-from, restore to this GTID"),
+    # seed 004's provisioning details, repman's names and units (issue 16)
+    Key("prov-db-max-connections", "int", 200, "max_connections of every database node (repman's default: 1000)",
+        minimum=10, maximum=100000),
+    Key("prov-db-expire-log-days", "int", 5, "days binary logs are kept (expire_logs_days)", minimum=0, maximum=99),
+    Key("prov-db-domain", "int", 0, "GTID domain id of the cluster (gtid_domain_id)", minimum=0, maximum=4294967295),
+    Key("prov-db-apply-dynamic-config", "bool", True,
+        "apply a changed my.cnf live (SET GLOBAL) where the variable is dynamic; off: restart the node "
+        "(repman's default is off)"),
+    Key("prov-serialized", "bool", False, "provision database nodes one at a time, in order (else in parallel)"),
+    Key("prov-db-load-sql", "strlist", [], "SQL files run once on the primary after bootstrap, in order"),
+    Key("prov-db-load-csv", "strlist", [],
+        "CSV files loaded once into the primary after bootstrap; file name <schema>.<table>.csv"),
+    Key("prov-db-disk-temp-size", "int", 128, "temporary space of a node in MB (container backends)",
+        minimum=1),
+    Key("prov-db-docker-tmpfs-size", "str", "", "tmpfs size of a node's /tmp on container backends "
+        "(e.g. 256m; empty: no tmpfs)"),
+    Key("prov-service-plan-registry", "str", "",
+        "CSV file or http(s) URL of service plans in repman's registry format (empty: service_plans/)"),
 )
 REQUIRED_KEYS = ("db-servers-credential", "replication-credential")
 # Watcher keys the provisioner fills in itself from what it deployed.
@@ -144,6 +166,8 @@ class ClusterSpec:
     db_image: str
     kube_namespace: str
     watcher: bool
+    #: every entry of db-servers-prefered-master, in order (repman's list); the first is preferred_master
+    preferred_masters: tuple[int | ServerAddress, ...] = ()
     values: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     #: watcher/routing keys the stack set (raw values, secrets possibly {env}/{file} references)
     watcher_settings: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
@@ -163,6 +187,19 @@ class ClusterSpec:
     @property
     def node_count(self) -> int:
         return len(self.nodes)
+
+    def db_settings(self) -> dict[str, Any]:
+        """Node settings from the prov-db-* keys that differ from their defaults."""
+        wanted = {"max_connections": self.values.get("prov-db-max-connections", 200),
+                  "expire_logs_days": self.values.get("prov-db-expire-log-days", 5),
+                  "gtid_domain_id": self.values.get("prov-db-domain", 0),
+                  "apply_dynamic_config": self.values.get("prov-db-apply-dynamic-config", True)}
+        defaults = {"max_connections": 200, "expire_logs_days": 5, "gtid_domain_id": 0,
+                    "apply_dynamic_config": True}
+        out = {k: v for k, v in wanted.items() if v != defaults[k]}
+        if self.values.get("prov-service-plan-registry"):      # the node's plan lives in the registry
+            out["plan_registry"] = self.values["prov-service-plan-registry"]
+        return out
 
     def preferred_index(self) -> int | None:
         """The preferred master as a node index, when it names one of our nodes."""
@@ -253,6 +290,11 @@ def _credential(values: dict[str, Any], name: str, required: bool) -> Credential
     return cred
 
 
+def _preferred_list(text: str, nodes: tuple[NodeSpec, ...]) -> list[int | ServerAddress]:
+    """repman's list: every entry checked; the first one is the bootstrap primary."""
+    return [p for p in (_preferred(t, nodes) for t in text.split(",")) if p is not None]
+
+
 def _preferred(text: str, nodes: tuple[NodeSpec, ...]) -> int | ServerAddress | None:
     text = text.strip()
     if not text:
@@ -263,7 +305,7 @@ def _preferred(text: str, nodes: tuple[NodeSpec, ...]) -> int | ServerAddress | 
             raise ConfigError(_key("db-servers-prefered-master"),
                               f"node index {index} is not between 1 and {len(nodes)}")
         return index
-    return ServerAddress.parse(text, _key("db-servers-prefered-master"))
+    return ServerAddress.parse(text, _key("db-servers-prefered-master"), default_port=3306)
 
 
 def load_cluster_spec(raw: Mapping[str, Any], project_dir: Path | str | None = None) -> ClusterSpec:
@@ -276,14 +318,16 @@ def load_cluster_spec(raw: Mapping[str, Any], project_dir: Path | str | None = N
     if not _CLUSTER_NAME.match(name):
         raise ConfigError(_key("cluster-name"), f"{name!r} must be lowercase letters, digits and '-' "
                           "(up to 40, starting with a letter)")
-    plan = get_plan(values["prov-service-plan"], key=_key("prov-service-plan"))
+    try:
+        plan = get_plan(values["prov-service-plan"], key=_key("prov-service-plan"),
+                        registry=values["prov-service-plan-registry"])
+    except ConfigError as exc:
+        if str(exc).startswith("prov-service-plan-registry:"):
+            raise ConfigError(_key("prov-service-plan-registry"), str(exc).split(": ", 1)[1]) from None
+        raise
     db_tags = tuple(validate_tags(values["prov-db-tags"], key=_key("prov-db-tags")))
-    proxy_tags = tuple(dict.fromkeys(values["prov-proxy-tags"]))
-    for tag in proxy_tags:
-        if tag not in PROXY_TAGS:
-            raise ConfigError(_key("prov-proxy-tags"), f"unknown proxy tag {tag!r} (known: {', '.join(PROXY_TAGS)})")
-    if "readwritesplit" in proxy_tags and "noreadwritesplit" in proxy_tags:
-        raise ConfigError(_key("prov-proxy-tags"), "tags 'readwritesplit' and 'noreadwritesplit' contradict each other")
+    proxy_tags = tuple(check_tags(values["prov-proxy-tags"], PROXY_TAG_VOCABULARY, PROXY_CONTRADICTIONS,
+                                  PROXY_EXCLUSIVE, _key("prov-proxy-tags")))
     count = values["prov-db-nodes"]
     if count is None:
         count = plan.db_nodes
@@ -304,6 +348,9 @@ def load_cluster_spec(raw: Mapping[str, Any], project_dir: Path | str | None = N
         raise ConfigError(_key("replication-credential"), "must use another user than db-servers-credential")
     from repman.backup.provision import check_restore_keys
     check_restore_keys(values, NAMESPACE)
+    base = Path(project_dir or Path.cwd()).resolve()
+    for load_key in ("prov-db-load-sql", "prov-db-load-csv"):
+        values[load_key] = [str(base / Path(p).expanduser()) for p in values[load_key]]
     state_dir = Path(values["prov-state-dir"]).expanduser()
     if not state_dir.is_absolute():
         state_dir = Path(project_dir or Path.cwd()).resolve() / state_dir
@@ -319,7 +366,8 @@ def load_cluster_spec(raw: Mapping[str, Any], project_dir: Path | str | None = N
         admin=admin,  # type: ignore[arg-type]
         replication=replication,  # type: ignore[arg-type]
         monitoring=monitoring,
-        preferred_master=_preferred(values["db-servers-prefered-master"], nodes),
+        preferred_master=next(iter(_preferred_list(values["db-servers-prefered-master"], nodes)), None),
+        preferred_masters=tuple(_preferred_list(values["db-servers-prefered-master"], nodes)),
         state_dir=state_dir,
         keep_data_on_delete=values["prov-keep-data-on-delete"],
         sysbench_table_size=values["prov-sysbench-table-size"],

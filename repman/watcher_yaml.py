@@ -56,11 +56,14 @@ def secret_values(spec: ClusterSpec) -> dict[str, str]:
 
 
 def preferred_master(spec: ClusterSpec, servers: list[str]) -> str:
-    pm = spec.preferred_master
-    if isinstance(pm, ServerAddress):
-        return pm.url
-    index = pm if isinstance(pm, int) else 1
-    return servers[index - 1] if 0 < index <= len(servers) else ""
+    """repman's comma-separated list, node indexes resolved to the deployed servers."""
+    def one(pm: int | ServerAddress | None) -> str:
+        if isinstance(pm, ServerAddress):
+            return pm.url
+        index = pm if isinstance(pm, int) else 1
+        return servers[index - 1] if 0 < index <= len(servers) else ""
+    entries = list(spec.preferred_masters) or [spec.preferred_master]
+    return ",".join(dict.fromkeys(u for u in (one(pm) for pm in entries) if u))
 
 
 def render_watcher_config(
@@ -78,6 +81,8 @@ def render_watcher_config(
     if state_dir:
         section["monitoring-datadir"] = state_dir
     section.update(dict(routing or {}))
+    if "readonmaster" in spec.proxy_tags:        # repman's proxy tag
+        section.setdefault("haproxy-read-on-master", True)
     keys = watcher_passthrough_keys()
     for name, value in spec.watcher_settings.items():
         if keys[name].secret or keys[name].kind == "credential":

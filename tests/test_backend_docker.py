@@ -84,3 +84,15 @@ def test_plan_and_image_follow_the_config(docker_program):
     assert unwrap(program.one(":RemoteImage")["inputs"])["name"] == "mariadb:11.4"
     assert unwrap(program.one(":Network")["inputs"])["name"] == "lab"
     assert "dev-watcher" not in {r["name"] for r in program.of_type(":Container")}
+
+
+def test_seed_004_tmpfs_and_settings_on_containers(docker_program):
+    program = docker_program(**{"prov-db-docker-tmpfs-size": "256m", "prov-db-max-connections": 650,
+                                "prov-watcher": "false"})
+    container = unwrap([r for r in program.of_type(":Container") if r["name"].endswith("-container")][0]["inputs"])
+    assert container["tmpfs"] == {"/tmp": "rw,size=256m"}
+    cnf = [u for u in container["uploads"] if u["file"].endswith("repman.cnf")][0]["content"]
+    assert "max_connections           = 650" in cnf
+    plain = docker_program(**{"prov-watcher": "false"})
+    container = unwrap([r for r in plain.of_type(":Container") if r["name"].endswith("-container")][0]["inputs"])
+    assert "tmpfs" not in container or not container["tmpfs"]

@@ -203,7 +203,8 @@ def test_stack_file_is_a_valid_kube_cluster():
 
 
 def test_every_manifest_passes_kubernetes_validate_strict(kube, tmp_path: Path):
-    program = kube(**{"prov-db-tags": ["gtidstrict", "row", "readonly", "semisync", "ssl"]})
+    program = kube(**{"prov-db-tags": ["gtidstrict", "row", "readonly", "semisync", "ssl"],
+                      "prov-db-docker-tmpfs-size": "256m"})
     docs = manifests(program)
     kinds = sorted(d["kind"] for d in docs)
     assert kinds == sorted([
@@ -536,3 +537,20 @@ def test_label_router_outside_a_pod_is_a_clear_error(monkeypatch, tmp_path: Path
         "replication-credential": "repl:y", "kube-role-labels": True}}}))
     with pytest.raises(RepmanError, match="not running in a Kubernetes pod"):
         build_routers(load_config(config).clusters["shop"])
+
+
+def test_seed_004_settings_reach_the_pods(kube):
+    """prov-db-* values in the shared my.cnf; /tmp sized by prov-db-disk-temp-size, in memory with
+    prov-db-docker-tmpfs-size."""
+    program = kube(**{"prov-db-max-connections": 700, "prov-db-expire-log-days": 2, "prov-db-domain": 3,
+                      "prov-db-disk-temp-size": 512})
+    text = {r["name"]: unwrap(r["inputs"]) for r in program.of_type(":ConfigMap")}["shop-mycnf"]["data"]["repman.cnf"]
+    for line in ("max_connections           = 700", "expire_logs_days          = 2", "gtid_domain_id            = 3"):
+        assert line in text
+    spec = unwrap(program.one(":StatefulSet")["inputs"])["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert volumes["tmp"]["emptyDir"] == {"sizeLimit": "512Mi"}
+    assert {"name": "tmp", "mountPath": "/tmp"} in spec["containers"][0]["volumeMounts"]
+    in_memory = unwrap(kube(**{"prov-db-docker-tmpfs-size": "256m"}).one(":StatefulSet")["inputs"])
+    tmp = {v["name"]: v for v in in_memory["spec"]["template"]["spec"]["volumes"]}["tmp"]
+    assert tmp["emptyDir"] == {"medium": "Memory", "sizeLimit": "256Mi"}

@@ -366,3 +366,32 @@ def test_onpremise_scale_out_after_purge_seeds_over_ssh(lab: NetnsLab, base_root
         assert ADMIN.password not in state and "PRIVATE KEY" not in state
     finally:
         engine("down", overrides=overrides)
+
+
+def test_dynamic_config_applied_live_over_ssh_or_by_restart(lab: NetnsLab, base_root: Path) -> None:
+    """prov-db-apply-dynamic-config over SSH: a dynamic change is SET GLOBAL on the same process;
+    with the key off, or for a static variable, the node restarts."""
+    from repman.backends.onpremise import delete_node, update_node
+
+    auth = auth_for(lab)
+    spec = node(lab, 3, base_root, port=3397)
+    state = create_node(spec, auth)
+    try:
+        address = ServerAddress(spec.host, spec.port)
+        with HostSession(spec.host, auth) as session:
+            pid = server_pid(session, state)
+        live = replace(spec, db_settings={"expire_logs_days": 3, "max_connections": 150})
+        assert update_node(spec, live, state, auth) == "live"
+        with HostSession(spec.host, auth) as session:
+            assert server_pid(session, state) == pid
+        with connect(address, ADMIN) as conn:
+            row = query(conn, "SELECT @@expire_logs_days AS e, @@max_connections AS m")[0]
+        assert float(row["e"]) == 3 and int(row["m"]) == 150
+        off = replace(live, db_settings={"expire_logs_days": 2, "apply_dynamic_config": False})
+        assert update_node(live, off, state, auth) == "restarted"
+        with HostSession(spec.host, auth) as session:
+            assert server_pid(session, state) != pid
+        with connect(address, ADMIN) as conn:
+            assert float(query(conn, "SELECT @@expire_logs_days AS e")[0]["e"]) == 2
+    finally:
+        delete_node(state, auth, keep_data=False)

@@ -77,7 +77,7 @@ BASE = {"db-servers-hosts": ["127.0.0.1:3306", "127.0.0.1:3307"], "db-servers-cr
     ({"failover-mode": "sometimes"}, "repman: clusters.c1.failover-mode: 'sometimes' is not one of manual, automatic"),
     ({"monitoring-tickr": 1}, "repman: clusters.c1.monitoring-tickr: unknown key (value 1); did you mean monitoring-ticker?"),
     ({"monitoring-ticker": "soon"}, "repman: clusters.c1.monitoring-ticker: expected a number, got 'soon'"),
-    ({"db-servers-hosts": ["db1"]}, "repman: clusters.c1.db-servers-hosts: bad host:port 'db1'"),
+    ({"db-servers-hosts": ["db 1"]}, "repman: clusters.c1.db-servers-hosts: bad host:port 'db 1'"),
     ({"db-servers-hosts": []}, "repman: clusters.c1.db-servers-hosts: is required"),
     ({"db-servers-credential": "justuser"},
      "repman: clusters.c1.db-servers-credential: expected user:password, got a value without ':' "

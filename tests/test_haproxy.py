@@ -181,7 +181,7 @@ def test_reload_keeps_the_runtime_routing(proxy, nodes):
 def test_dead_proxy_is_reported_never_raised_and_retried(tmp_path, nodes):
     a, b, c = nodes.addresses
     files = HAProxyFiles(tmp_path / "later")
-    cfg = ClusterConfig("c1", {"haproxy": True, "haproxy-servers": [str(files.socket)], "proxy-timeout": 0.5})
+    cfg = ClusterConfig("c1", {"haproxy": True, "haproxy-runtime-api-servers": [str(files.socket)], "proxy-timeout": 0.5})
     routers = build_routers(cfg)
     assert [r.name for r in routers] == [f"haproxy:{files.socket}"]
     lines: list[str] = []
@@ -250,7 +250,7 @@ def test_runtime_api_over_tcp(tmp_path, nodes):
     (api_port,) = free_ports(1)
     hp = LocalHAProxy(tmp_path / "hp", [a, b, c], a, stats_tcp=ServerAddress("127.0.0.1", api_port))
     try:
-        cfg = ClusterConfig("c1", {"haproxy": True, "haproxy-servers": [f"127.0.0.1:{api_port}"]})
+        cfg = ClusterConfig("c1", {"haproxy": True, "haproxy-runtime-api-servers": [f"127.0.0.1:{api_port}"]})
         (router,) = build_routers(cfg)
         assert notify([router], topo(c, [a, b], servers=[a, b, c], reason="switchover")) == {
             f"haproxy:127.0.0.1:{api_port}": "ok"}

@@ -38,7 +38,7 @@ def stack(tmp_path):
             "monitoring-datadir": str(tmp_path / "state"), "semisync": True,
             "failover-mode": "automatic", "failover-falsepositive-heartbeat": False,
             "switchover-wait-kill": 1000,
-            "haproxy": True, "haproxy-servers": [proxy.endpoint],
+            "haproxy": True, "haproxy-runtime-api-servers": [proxy.endpoint],
         })
         yield bed, proxy, cfg, primary
     finally:

@@ -159,7 +159,7 @@ def test_proxy_service_on_local_backend_plans_one_haproxy():
     assert hp["base_dir"] == "/var/tmp/st/shop-haproxy" and hp["nbthread"] == plan.proxy_cores
     assert hp["tags"] == ["masterslave", "readwritesplit"] and hp["primary"] == "127.0.0.1:3310"
     assert seen["write"] == "127.0.0.1:3306" and seen["read"] == "127.0.0.1:3307"
-    assert seen["keys"] == {"haproxy": True, "haproxy-servers": ["/var/tmp/st/shop-haproxy/admin.sock"],
+    assert seen["keys"] == {"haproxy": True, "haproxy-runtime-api-servers": ["/var/tmp/st/shop-haproxy/admin.sock"],
                             "haproxy-write-port": 3306, "haproxy-read-port": 3307}
 
 
@@ -167,7 +167,7 @@ def test_proxy_service_without_a_backend_proxy_registers_no_process():
     rec, seen = run_under_mocks(lambda: ProxyService("p", ProxyServiceArgs(
         cluster="c", backend=SimpleNamespace(name="kube"), servers=["10.0.0.1:3306"], state_dir="/tmp")))
     assert [r["type"] for r in rec.registered] == ["repman:proxy:ProxyService"]
-    assert seen["keys"]["haproxy"] is False and seen["keys"]["haproxy-servers"] == []
+    assert seen["keys"]["haproxy"] is False and seen["keys"]["haproxy-runtime-api-servers"] == []
 
 
 @pytest.mark.parametrize("kw,key", [

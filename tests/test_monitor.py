@@ -103,7 +103,7 @@ def test_healthy_cluster_states_and_status_without_secrets(bed, tmp_path):
 def test_dead_master_goes_suspect_then_failed_alerts_in_manual_mode_then_recovers(bed, tmp_path):
     alerts = tmp_path / "alerts.log"
     script = tmp_path / "alert.sh"
-    script.write_text(f"#!/bin/sh\necho \"$1|$2\" >> {alerts}\n")
+    script.write_text(f"#!/bin/sh\necho \"$1|$2|$3|$4|$5\" >> {alerts}\n")
     script.chmod(script.stat().st_mode | stat.S_IEXEC)
     cfg = cluster_config(bed, tmp_path / "state", failover_mode="manual", alert_script=str(script),
                          failover_falsepositive_heartbeat_timeout=0.5)
@@ -123,7 +123,9 @@ def test_dead_master_goes_suspect_then_failed_alerts_in_manual_mode_then_recover
         assert mon.labels[master] == "Failed"
         assert decision.target in bed.addresses[1:]
         wait_until(lambda: alerts.exists() and "alerting only" in alerts.read_text(), 30, "alert script")
-        assert alerts.read_text().startswith("c1|master ")
+        # repman's arguments (cluster host previousState state) on a state change, our sentence fifth
+        wait_until(lambda: f"c1|{master}|Master|Suspect|" in alerts.read_text(), 30, "state-change alert")
+        assert any(line.startswith("c1|||Alert|master ") for line in alerts.read_text().splitlines())
         assert any(line.startswith("ALERT ") for line in lines)
         # manual mode: nothing moved
         for r in bed.addresses[1:]:

@@ -130,6 +130,8 @@ BOTH_REJECT = [
      "node index 4 is not between 1 and 3"),
     ('db-servers-prefered-master = "db one";', {"db-servers-prefered-master": "db one"},
      "db-servers-prefered-master"),
+    ('db-servers-prefered-master = "2,9";', {"db-servers-prefered-master": "2,9"},   # repman's list
+     "node index 9 is not between 1 and 3"),
     ('cluster-name = "Bad_Name";', {"cluster-name": "Bad_Name"},
      "must be lowercase letters, digits and '-' (up to 40, starting with a letter)"),
     ('sysbench = true;', {"sysbench": True}, "sysbench"),

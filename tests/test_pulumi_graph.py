@@ -61,6 +61,8 @@ class ParentMonitor(mocks.MockMonitor):
 
     def RegisterResource(self, request):  # noqa: N802 (gRPC name)
         self.parents[request.name] = request.parent.rsplit("::", 1)[-1] if request.parent else ""
+        self.deps = getattr(self, "deps", {})
+        self.deps[request.name] = sorted(u.rsplit("::", 1)[-1] for u in request.dependencies)
         return super().RegisterResource(request)
 
 
@@ -193,7 +195,7 @@ def test_haproxy_in_front_of_the_cluster(program):
     assert outputs["write_endpoint"] == "127.0.0.1:4306" and outputs["read_endpoint"] == "127.0.0.1:4307"
     section = next(r for r in rec.registered if r["type"].endswith(":LocalWatcher"))["inputs"]["config"]
     cluster = section["clusters"]["cluster1"]
-    assert cluster["haproxy"] is True and cluster["haproxy-servers"] == ["/x/haproxy.sock"]
+    assert cluster["haproxy"] is True and cluster["haproxy-runtime-api-servers"] == ["/x/haproxy.sock"]
     assert cluster["haproxy-write-port"] == 4306
 
 
@@ -245,3 +247,26 @@ def test_missing_backend_module_is_a_config_error(monkeypatch):
     monkeypatch.setitem(backends.MODULES, "slapos", ("components.backends.not_there",))
     with pytest.raises(ConfigError, match="backend 'slapos' is not available"):
         backends.get_backend(spec)
+
+
+def test_prov_serialized_makes_each_node_wait_for_the_previous(program):
+    """repman's prov-serialized: node N+1's resources depend on node N's; default: in parallel."""
+    _, mon, _, _ = program({"repman:prov-serialized": "true", "repman:prov-watcher": "false"})
+    assert "cluster1-db1-process" in mon.deps["cluster1-db2-process"]
+    assert "cluster1-db2-process" in mon.deps["cluster1-db3-process"]
+    _, mon, _, _ = program({"repman:prov-watcher": "false"})
+    assert "cluster1-db1-process" not in mon.deps["cluster1-db2-process"]
+
+
+def test_initial_data_and_db_settings_reach_bootstrap_and_nodes(program):
+    rec, _, _, _ = program({"repman:prov-db-load-sql": "init/schema.sql", "repman:prov-db-load-csv": "shop.items.csv",
+                            "repman:prov-db-expire-log-days": "3", "repman:prov-watcher": "false"})
+    boot = next(r for r in rec.registered if r["type"].endswith(":Bootstrap"))
+    assert [p.rsplit("/", 2)[-2:] for p in boot["inputs"]["load_sql"]] == [["init", "schema.sql"]]
+    assert boot["inputs"]["load_csv"][0].endswith("/shop.items.csv")
+    node = next(r for r in rec.registered if r["type"].endswith(":LocalNode"))
+    assert node["inputs"]["db_settings"] == {"expire_logs_days": 3}
+    plain, _, _, _ = program({"repman:prov-watcher": "false"})
+    boot = next(r for r in plain.registered if r["type"].endswith(":Bootstrap"))
+    node = next(r for r in plain.registered if r["type"].endswith(":LocalNode"))
+    assert "load_sql" not in boot["inputs"] and "db_settings" not in node["inputs"]   # older states unchanged

@@ -79,7 +79,8 @@ def test_unchanged_routing_is_not_pushed_until_resync_and_failures_retry():
 def test_build_routers_per_enabled_kind_and_none_by_default(tmp_path):
     assert build_routers(ClusterConfig("c1", {})) == []
     cfg = ClusterConfig("c1", {
-        "haproxy": True, "haproxy-servers": ["/run/h1.sock", "10.0.0.5:9999"],
+        "haproxy": True, "haproxy-servers": ["10.0.0.7"],
+        "haproxy-runtime-api-servers": ["/run/h1.sock", "10.0.0.5:9999"],
         "proxysql": True, "proxysql-servers": ["px"],
         "maxscale": True, "maxscale-servers": ["mx:8990"],
         "registry-consul": True, "registry-servers": ["consul"],
@@ -87,7 +88,7 @@ def test_build_routers_per_enabled_kind_and_none_by_default(tmp_path):
     })
     routers = build_routers(cfg)
     assert [r.name for r in routers] == [
-        "haproxy:/run/h1.sock", "haproxy:10.0.0.5:9999", "proxysql:px:6032", "maxscale:mx:8990",
+        "haproxy:10.0.0.7:1999", "haproxy:/run/h1.sock", "haproxy:10.0.0.5:9999", "proxysql:px:6032", "maxscale:mx:8990",
         "consul:consul:8500", "failover-vip-script"]
     assert all(r.resync_interval == 7.0 for r in routers)
 

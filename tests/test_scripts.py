@@ -103,8 +103,13 @@ def test_state_change_and_alert_arguments(tmp_path):
     cfg = ClusterConfig("c1", {"db-servers-state-change-script": recorder(tmp_path, "state", log),
                                "alert-script": recorder(tmp_path, "alert", log)})
     run_state_change_script(cfg, OLD, "Suspect", "Master")
+    run_alert_script(cfg, "10.0.0.1:3306 Master -> Suspect", host="10.0.0.1:3306", prev_state="Master",
+                     state="Suspect")
     run_alert_script(cfg, "master 10.0.0.1:3306 failed")
-    assert lines(log) == ["state c1 10.0.0.1 3306 Suspect Master", "alert c1 master 10.0.0.1:3306 failed"]
+    # repman passes cluster, server URL, previous state, state; our sentence follows as $5
+    assert lines(log) == ["state c1 10.0.0.1 3306 Suspect Master",
+                          "alert c1 10.0.0.1:3306 Master Suspect 10.0.0.1:3306 Master -> Suspect",
+                          "alert c1   Alert master 10.0.0.1:3306 failed"]
 
 
 def test_scripts_see_cluster_and_operation_in_their_environment(tmp_path):

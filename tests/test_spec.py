@@ -79,7 +79,7 @@ def test_conflicting_tags():
 
 
 def test_unknown_proxy_tag():
-    assert error(**{"prov-proxy-tags": ["fast"]}).startswith("repman:prov-proxy-tags: unknown proxy tag 'fast'")
+    assert error(**{"prov-proxy-tags": ["fast"]}).startswith("repman:prov-proxy-tags: unknown tag 'fast'")
 
 
 def test_unknown_backend():

@@ -78,8 +78,8 @@ def test_credentials_from_env_and_file(tmp_path, monkeypatch):
     ({"failover-limit": 2.5}, "clusters.c1.failover-limit: expected an integer, got 2.5"),
     ({"failover-falsepositive-heartbeat": "maybe"},
      "clusters.c1.failover-falsepositive-heartbeat: expected true or false, got 'maybe'"),
-    ({"db-servers-hosts": ["127.0.0.1:3306", "nohostport"]},
-     "clusters.c1.db-servers-hosts: bad host:port 'nohostport'"),
+    ({"db-servers-hosts": ["127.0.0.1:3306", "no host port"]},
+     "clusters.c1.db-servers-hosts: bad host:port 'no host port'"),
     ({"db-servers-hosts": ["127.0.0.1:99999"]}, "clusters.c1.db-servers-hosts: port out of range"),
     ({"db-servers-hosts": []}, "clusters.c1.db-servers-hosts: is required"),
     ({"db-servers-hosts": ["127.0.0.1:3306", "127.0.0.1:3306"]},
@@ -95,7 +95,12 @@ def test_credentials_from_env_and_file(tmp_path, monkeypatch):
      "clusters.c1.db-servers-credential: a reference must be {env: NAME} or {file: PATH}"),
     ({"db-servers-prefered-master": "127.0.0.1:4000"},
      "clusters.c1.db-servers-prefered-master: 127.0.0.1:4000 is not in db-servers-hosts"),
-    ({"db-servers-prefered-master": "bad"}, "clusters.c1.db-servers-prefered-master: bad host:port 'bad'"),
+    ({"db-servers-prefered-master": "bad host"},
+     "clusters.c1.db-servers-prefered-master: bad host:port 'bad host'"),
+    ({"db-servers-prefered-master": "10.9.9.9"},
+     "clusters.c1.db-servers-prefered-master: 10.9.9.9:3306 is not in db-servers-hosts"),
+    ({"switchover-wait-route-change": 2, "switchover-wait-route-change-ms": 300},
+     "clusters.c1.switchover-wait-route-change-ms: set either switchover-wait-route-change (seconds)"),
     ({"db-servers-ignored-hosts": ["127.0.0.1:3306"], "db-servers-prefered-master": "127.0.0.1:3306"},
      "clusters.c1.db-servers-ignored-hosts: 127.0.0.1:3306 is also db-servers-prefered-master"),
     ({"failover-pre-script": "/nonexistent/pre.sh"},
@@ -146,8 +151,17 @@ def test_file_errors(tmp_path):
 
 
 def test_routing_keys_are_accepted():
-    cfg = parse_config(one(**{"haproxy": True, "haproxy-servers": ["/tmp/x.sock"]})).cluster()
+    cfg = parse_config(one(**{"haproxy": True, "haproxy-runtime-api-servers": ["/tmp/x.sock"]})).cluster()
     assert cfg["haproxy"] is True
+
+
+def test_haproxy_servers_are_hosts_as_in_repman():
+    """repman's haproxy-servers lists hosts; a socket path there is refused with the new key named."""
+    cfg = parse_config(one(**{"haproxy": True, "haproxy-servers": "10.0.0.1,proxy2"})).cluster()
+    assert cfg["haproxy-servers"] == ["10.0.0.1", "proxy2"] and cfg["haproxy-api-port"] == 1999
+    with pytest.raises(ConfigError, match=r"clusters.c1.haproxy-servers: '/tmp/x.sock' is not a host.*"
+                                          r"haproxy-runtime-api-servers"):
+        parse_config(one(**{"haproxy": True, "haproxy-servers": ["/tmp/x.sock"]}))
 
 
 def test_api_section(tmp_path, monkeypatch):
@@ -193,3 +207,25 @@ def test_password_hash_roundtrip():
     assert verify_password("s3cret", h)
     assert not verify_password("s3cret!", h)
     assert hash_password("s3cret") != h        # salted
+
+
+def test_repman_key_semantics_hosts_default_port_and_preferred_list():
+    """Same key, same meaning as repman: 3306 when no port, prefered-master a list, seconds."""
+    cfg = parse_config({"clusters": {"c1": {
+        "db-servers-hosts": "db1,db2:3307,[::1]", "db-servers-credential": "repman:secret",
+        "replication-credential": "repl:rsecret",
+        "db-servers-prefered-master": "db2:3307,db1", "switchover-wait-route-change": 2,
+    }}}).cluster()
+    assert cfg.servers == [ServerAddress("db1", 3306), ServerAddress("db2", 3307), ServerAddress("::1", 3306)]
+    assert cfg["db-servers-prefered-master"] == [ServerAddress("db2", 3307), ServerAddress("db1", 3306)]
+    assert cfg["switchover-wait-route-change"] == 2.0          # seconds, as repman
+    assert cfg["switchover-wait-route-change-ms"] == 0
+
+
+def test_route_change_wait_is_seconds_or_the_ms_variant():
+    from repman.routing import route_change_wait
+    from repman.watcher.cluster_config import ClusterConfig
+
+    assert route_change_wait(ClusterConfig("c1", {})) == 0
+    assert route_change_wait(ClusterConfig("c1", {"switchover-wait-route-change": 2.0})) == 2.0
+    assert route_change_wait(ClusterConfig("c1", {"switchover-wait-route-change-ms": 250})) == 0.25

@@ -73,11 +73,14 @@ class DockerBackend(Backend):
             volumes=[docker.ContainerVolumeArgs(volume_name=volume.name, container_path="/var/lib/mysql")],
             uploads=[
                 docker.ContainerUploadArgs(file="/etc/mysql/conf.d/repman.cnf",
-                                           content=container_mycnf(spec.db_tags, plan)),
+                                           content=container_mycnf(spec.db_tags, plan, spec.db_settings())),
                 docker.ContainerUploadArgs(file="/docker-entrypoint-initdb.d/10-repman-admin.sh",
                                            content=admin_init_script()),
             ],
             memory=plan.memory_mb, cpus=str(plan.cores), restart="unless-stopped",
+            # repman's prov-db-docker-tmpfs-size: /tmp in memory (mariadbd's tmpdir)
+            tmpfs={"/tmp": f"rw,size={spec.values['prov-db-docker-tmpfs-size']}"}
+            if spec.values.get("prov-db-docker-tmpfs-size") else None,
             healthcheck=docker.ContainerHealthcheckArgs(
                 tests=["CMD", "healthcheck.sh", "--connect", "--innodb_initialized"],
                 interval="5s", timeout="5s", retries=20, start_period="10s"),

@@ -66,7 +66,7 @@ class KubeBackend(Backend):
         mycnf = core.ConfigMap(
             f"{cname}-mycnf",  # no metadata.name: auto-named, so a new my.cnf rolls the pods
             metadata=self._meta(),
-            data={"repman.cnf": ks.container_mycnf(spec.db_tags, spec.plan)},
+            data={"repman.cnf": ks.container_mycnf(spec.db_tags, spec.plan, spec.db_settings())},
             opts=opts,
         )
         initdb = core.ConfigMap(
@@ -153,11 +153,14 @@ class KubeBackend(Backend):
             core.VolumeMountArgs(name="mycnf", mount_path=ks.CONF_DIR, read_only=True),
             core.VolumeMountArgs(name="initdb", mount_path=ks.INITDB_DIR, read_only=True),
             core.VolumeMountArgs(name="run", mount_path=ks.RUN_DIR),
+            core.VolumeMountArgs(name="tmp", mount_path="/tmp"),
         ]
         volumes = [
             core.VolumeArgs(name="mycnf", config_map=core.ConfigMapVolumeSourceArgs(name=mycnf.metadata.name)),
             core.VolumeArgs(name="initdb", config_map=core.ConfigMapVolumeSourceArgs(name=initdb.metadata.name)),
             core.VolumeArgs(name="run", empty_dir=core.EmptyDirVolumeSourceArgs()),
+            # repman's prov-db-disk-temp-size (MB); in memory when prov-db-docker-tmpfs-size is set
+            core.VolumeArgs(name="tmp", empty_dir=core.EmptyDirVolumeSourceArgs(**ks.temp_volume(spec.values))),
         ]
         if tls is not None:
             mounts.append(core.VolumeMountArgs(name="tls", mount_path=ks.SSL_DIR, read_only=True))

@@ -37,6 +37,7 @@ class LocalBackend(Backend):
                 ca_dir=str(self.spec.state_dir / self.spec.name / "ca"),
                 defer_restart=True,  # the cluster's bootstrap resource restarts nodes in a rolling order
                 restore=restore_inputs(self.spec),
+                db_settings=self.spec.db_settings(),
             ),
             pulumi.ResourceOptions(parent=parent, protect=bool(self.spec.values.get("prov-protect", True))),
         )

@@ -38,7 +38,7 @@ class OnPremiseBackend(Backend):
                 known_hosts=self.auth.known_hosts, strict_host_key_checking=self.auth.strict_host_key_checking,
                 connect_timeout=self.auth.connect_timeout, service_user=s.service_user,
                 install_packages=s.install_packages, check_resources=s.check_resources,
-                keep_data=self.spec.keep_data_on_delete,
+                keep_data=self.spec.keep_data_on_delete, db_settings=s.db_settings or None,
             ),
             pulumi.ResourceOptions(parent=parent, protect=bool(self.spec.values.get("prov-protect", True))),
         )

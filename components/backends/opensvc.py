@@ -39,6 +39,7 @@ class OpenSvcBackend(Backend):
                 server_id=node.server_id, plan=spec.plan.name, tags=list(spec.db_tags), image=spec.db_image,
                 network=s.network, nodes=preferred, ca_file=s.ca_file, keep_data=spec.keep_data_on_delete,
                 admin_user=secrets.admin_user, admin_password=secrets.admin_password,
+                db_settings=spec.db_settings() or None,
             ),
             pulumi.ResourceOptions(parent=parent, protect=bool(spec.values.get("prov-protect", True))),
         )

@@ -29,7 +29,7 @@ PROVIDER_VERSION = "1"
 SECRET_KEYS = ("admin_password", "replication_password", "monitoring_password")
 INPUT_KEYS = (
     "servers", "members", "admin_user", "replication_user", "monitoring_user", "preferred_master",
-    "semisync", "sysbench_table_size", "readonly_replicas", "provider_version",
+    "semisync", "sysbench_table_size", "readonly_replicas", "provider_version", "load_sql", "load_csv",
 )
 OUTPUT_KEYS = ("primary", "replicas", "actions", "secret_digest")
 
@@ -80,6 +80,8 @@ def _request(props: dict[str, Any], ssh_secrets: dict[str, str] | None = None) -
         cluster_name=str(props.get("cluster_name") or "bootstrap"),
         monitoring_datadir=str(props.get("monitoring_datadir") or ""),
         seeder=_ssh_seeder(props, ssh_secrets),
+        load_sql=[str(p) for p in props.get("load_sql") or []],
+        load_csv=[str(p) for p in props.get("load_csv") or []],
     )
 
 
@@ -203,6 +205,7 @@ class BootstrapArgs:
         preferred_master: pulumi.Input[str] = "", semisync: bool = False,
         sysbench_table_size: int = 0, readonly_replicas: bool = True, seed_local: bool = False,
         cluster_name: str = "", monitoring_datadir: str = "", ssh_seed_nodes: pulumi.Input[list] = (),
+        load_sql: list[str] | None = None, load_csv: list[str] | None = None,
     ) -> None:
         self.servers = servers
         self.members = members
@@ -222,6 +225,10 @@ class BootstrapArgs:
         self.cluster_name = cluster_name
         self.monitoring_datadir = monitoring_datadir
         self.ssh_seed_nodes = ssh_seed_nodes if ssh_seed_nodes else []
+        if load_sql:                 # only when set: older states see no change
+            self.load_sql = load_sql
+        if load_csv:
+            self.load_csv = load_csv
 
 
 class Bootstrap(pulumi.dynamic.Resource, module="repman", name="Bootstrap"):

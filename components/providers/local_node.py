@@ -26,7 +26,7 @@ SECRET_KEYS = ("admin_password",)
 REPLACE_KEYS = ("base_dir", "server_id")
 INPUT_KEYS = (
     "base_dir", "server_id", "port", "host", "plan", "tags", "admin_user", "max_connections",
-    "keep_data", "ca_dir", "provider_version",
+    "keep_data", "ca_dir", "provider_version", "db_settings",
 )
 OUTPUT_KEYS = ("pid", "address", "instance", "cnf_path", "error_log", "secret_digest", "observed")
 
@@ -37,6 +37,7 @@ def node_spec(props: dict[str, Any], password: str = "") -> LocalNodeSpec:
         plan=str(props["plan"]), tags=list(props.get("tags") or []), host=str(props["host"]),
         admin_user=str(props["admin_user"]), admin_password=password,
         max_connections=int(props.get("max_connections") or 200), ca_dir=str(props.get("ca_dir") or ""),
+        db_settings={k: v for k, v in dict(props.get("db_settings") or {}).items()},
     )
 
 
@@ -120,6 +121,7 @@ class LocalNodeArgs:
         max_connections: pulumi.Input[int] = 200, keep_data: pulumi.Input[bool] = True,
         ca_dir: pulumi.Input[str] = "", defer_restart: bool = False,
         restore: pulumi.Input[dict] | None = None,
+        db_settings: pulumi.Input[dict] | None = None,
     ) -> None:
         self.base_dir = base_dir
         self.server_id = server_id
@@ -135,6 +137,8 @@ class LocalNodeArgs:
         # Not an INPUT_KEY: who restarts the node, not what the node is.
         self.defer_restart = defer_restart
         self.restore = restore   # {"from", "to_time", "to_gtid"}: used at create only
+        if db_settings:              # only non-default settings: older states see no change
+            self.db_settings = db_settings
 
 
 class LocalNode(pulumi.dynamic.Resource, module="repman", name="LocalNode"):

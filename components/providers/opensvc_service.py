@@ -35,7 +35,7 @@ PROVIDER_VERSION = "1"
 SECRET_KEYS = ("admin_password",)
 REPLACE_KEYS = ("api_url", "namespace", "node_name")
 INPUT_KEYS = ("cluster", "server_id", "plan", "tags", "image", "network", "nodes", "ca_file", "keep_data",
-              "admin_user", "provider_version")
+              "admin_user", "provider_version", "db_settings")
 
 
 def api_credential_from_config(config: Any) -> Credential | None:
@@ -48,9 +48,14 @@ def api_credential_from_config(config: Any) -> Credential | None:
     return coerce(PROVISIONING_KEYS["opensvc-credential"], raw)
 
 
+def _plan(props: dict[str, Any]):
+    """The node's plan, from prov-service-plan-registry when the stack names one."""
+    return get_plan(str(props["plan"]), registry=str(dict(props.get("db_settings") or {}).get("plan_registry", "")))
+
+
 def _service_text(props: dict[str, Any]) -> str:
     return render_service(cluster=str(props["cluster"]), node_name=str(props["node_name"]),
-                          server_id=int(props["server_id"]), plan=get_plan(str(props["plan"])),
+                          server_id=int(props["server_id"]), plan=_plan(props),
                           image=str(props["image"]), network=str(props["network"]),
                           nodes=tuple(props.get("nodes") or ()))
 
@@ -71,7 +76,8 @@ class OpenSvcServiceProvider(ResourceProvider):
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         names = ServiceNames(str(props["namespace"]), str(props["node_name"]))
-        keys = node_config_keys(list(props.get("tags") or []), get_plan(str(props["plan"])))
+        keys = node_config_keys(list(props.get("tags") or []), _plan(props),
+                                dict(props.get("db_settings") or {}))
         admin = Credential(str(props["admin_user"]), str(props["admin_password"]))
         with self.client(props) as client:
             made = provision_node(client, names, _service_text(props), keys, admin)
@@ -90,7 +96,8 @@ class OpenSvcServiceProvider(ResourceProvider):
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         names = ServiceNames(str(news["namespace"]), str(news["node_name"]))
-        keys = node_config_keys(list(news.get("tags") or []), get_plan(str(news["plan"])))
+        keys = node_config_keys(list(news.get("tags") or []), _plan(news),
+                                dict(news.get("db_settings") or {}))
         with self.client(news) as client:
             update_node(client, names, _service_text(news), keys)
             if not digest_matches(olds.get("secret_digest"), news, SECRET_KEYS):
@@ -127,8 +134,10 @@ class OpenSvcServiceArgs:
         tags: pulumi.Input[list[str]], image: pulumi.Input[str], network: pulumi.Input[str],
         admin_user: pulumi.Input[str], admin_password: pulumi.Input[str],
         nodes: pulumi.Input[list[str]] | None = None, ca_file: pulumi.Input[str] = "",
-        keep_data: pulumi.Input[bool] = True,
+        keep_data: pulumi.Input[bool] = True, db_settings: pulumi.Input[dict] | None = None,
     ) -> None:
+        if db_settings:              # only non-default prov-db-* settings: older states see no change
+            self.db_settings = db_settings
         self.api_url = api_url
         self.namespace = namespace
         self.cluster = cluster

@@ -40,7 +40,7 @@ REPLACE_KEYS = ("host", "base_dir", "node_name", "server_id")
 INPUT_KEYS = (
     "host", "node_name", "server_id", "port", "plan", "tags", "base_dir", "admin_user", "service_user",
     "install_packages", "check_resources", "keep_data", "ssh_user", "ssh_port", "known_hosts",
-    "strict_host_key_checking", "connect_timeout", "provider_version",
+    "strict_host_key_checking", "connect_timeout", "provider_version", "db_settings",
 )
 OUTPUT_KEYS = ("address", "instance", "state", "secret_digest", "observed")
 
@@ -53,6 +53,7 @@ def node_spec(props: dict[str, Any], password: str = "") -> OnPremNodeSpec:
         service_user=str(props.get("service_user") or ""),
         install_packages=bool(props.get("install_packages")),
         check_resources=bool(props.get("check_resources", True)),
+        db_settings=dict(props.get("db_settings") or {}),
     )
 
 
@@ -166,7 +167,7 @@ class SshNodeArgs:
         known_hosts: pulumi.Input[str] = "", strict_host_key_checking: pulumi.Input[bool] = True,
         connect_timeout: pulumi.Input[float] = 10, service_user: pulumi.Input[str] = "",
         install_packages: pulumi.Input[bool] = False, check_resources: pulumi.Input[bool] = True,
-        keep_data: pulumi.Input[bool] = True,
+        keep_data: pulumi.Input[bool] = True, db_settings: pulumi.Input[dict] | None = None,
     ) -> None:
         self.host = host
         self.node_name = node_name
@@ -186,6 +187,8 @@ class SshNodeArgs:
         self.install_packages = install_packages
         self.check_resources = check_resources
         self.keep_data = keep_data
+        if db_settings:              # only non-default settings: older states see no change
+            self.db_settings = db_settings
 
 
 class SshNode(pulumi.dynamic.Resource, module="repman", name="SshNode"):

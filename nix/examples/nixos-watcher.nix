@@ -5,14 +5,14 @@
     enable = true;
     clusters.shop = {
       db-servers-hosts = [ "db1.internal:3306" "db2.internal:3306" "db3.internal:3306" ];
-      db-servers-prefered-master = "db1.internal:3306";
+      db-servers-prefered-master = [ "db1.internal:3306" ];
       db-servers-credential = { file = "/run/secrets/repman-admin"; };
       replication-credential = { file = "/run/secrets/repman-replication"; };
       failover-mode = "automatic";
       failover-falsepositive-ping-counter = 5;
       semisync = true;
       haproxy = true;
-      haproxy-servers = [ "/run/haproxy/admin.sock" ];
+      haproxy-runtime-api-servers = [ "/run/haproxy/admin.sock" ];
     };
     api = {
       enable = true;

@@ -10,6 +10,7 @@ let
   inStore = s: b.substring 0 11 s == "/nix/store/";
 
   hostPortRe = "(\\[[0-9a-fA-F:.]+]|[A-Za-z0-9_.-]+):([0-9]{1,5})";
+  hostOnlyRe = "(\\[[0-9a-fA-F:.]+]|[A-Za-z0-9_.-]+)";
   isHostPort = v:
     let m = if b.isString v then b.match hostPortRe v else null;
     in m != null && (
@@ -34,6 +35,12 @@ let
 
   hostPort = types.addCheck types.str isHostPort // {
     description = "host:port (port 1-65535, IPv6 hosts in brackets)";
+  };
+
+  # repman's db-servers-* keys: a bare host takes the key's defaultPort (3306).
+  isHostOrHostPort = v: isHostPort v || (b.isString v && b.match hostOnlyRe v != null);
+  hostOrHostPort = types.addCheck types.str isHostOrHostPort // {
+    description = "host or host:port (port 3306 when omitted; IPv6 hosts in brackets)";
   };
 
   # Paths are strings: a Nix path literal would be copied into the world-readable store.
@@ -76,8 +83,8 @@ let
     else if k == "int" then ranged types.int "an integer" e
     else if k == "float" then ranged types.number "a number" e
     else if k == "bool" then types.bool
-    else if k == "hostport" then hostPort
-    else if k == "hostports" then types.listOf hostPort
+    else if k == "hostport" then (if e ? defaultPort then hostOrHostPort else hostPort)
+    else if k == "hostports" then types.listOf (if e ? defaultPort then hostOrHostPort else hostPort)
     else if k == "strlist" then types.listOf (if choices != null then types.enum choices else types.str)
     else throw "repman-types: unknown key kind ${k} of ${e.name}";
 
@@ -94,7 +101,7 @@ let
   };
 in
 {
-  inherit secretRef hostPort pathString isHostPort isSecret keyType;
+  inherit secretRef hostPort pathString isHostPort isHostOrHostPort isSecret keyType;
 
   # { name = option; } for a list of schema entries.
   keyOptions = args: entries: b.listToAttrs (map (e: { inherit (e) name; value = keyOption args e; }) entries);

@@ -15,7 +15,13 @@ let
     else if plan != null then plan.db-nodes
     else 0;
   preferred = cfg.db-servers-prefered-master;
-  preferredIndex = if b.match "[0-9]+" preferred != null then b.fromJSON (b.head (b.match "0*([0-9]+)" preferred)) else null;
+  # repman's comma-separated list: each entry a node index or host[:port]; the first is the primary
+  preferredEntries = b.filter (s: s != "") (map (s: let m = b.match " *([^ ]*) *" s; in if m == null then s else b.head m)
+    (b.filter b.isString (b.split "," preferred)));
+  indexOf = s: if b.match "[0-9]+" s != null then b.fromJSON (b.head (b.match "0*([0-9]+)" s)) else null;
+  badIndex = b.filter (s: indexOf s != null && (indexOf s < 1 || indexOf s > nodeCount)) preferredEntries;
+  badEntry = b.filter (s: indexOf s == null && !(keyTypes.isHostOrHostPort s)) preferredEntries;
+  preferredIndex = if badIndex == [ ] then null else indexOf (b.head badIndex);
   has = tag: b.elem tag cfg.prov-db-tags;
   show = b.toJSON;
 
@@ -52,8 +58,8 @@ in
         message = "repman.db-servers-prefered-master: node index ${toString preferredIndex} is not between 1 and ${toString nodeCount}";
       }
       {
-        assertion = preferred == "" || preferredIndex != null || keyTypes.isHostPort preferred;
-        message = "repman.db-servers-prefered-master: ${show preferred} is neither a node index nor host:port";
+        assertion = badEntry == [ ];
+        message = "repman.db-servers-prefered-master: ${show (if badEntry == [ ] then preferred else b.head badEntry)} is neither a node index nor host:port";
       }
       {
         assertion = !(b.elem "readwritesplit" cfg.prov-proxy-tags && b.elem "noreadwritesplit" cfg.prov-proxy-tags);

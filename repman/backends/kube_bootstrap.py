@@ -18,6 +18,7 @@ from typing import Sequence
 from repman.backends.kube_labels import KubeApi, KubeLabelRouter
 from repman.backends.kube_spec import KubeNames
 from repman.bootstrap import BootstrapRequest, BootstrapResult, bootstrap
+from repman.watcher.election import preferred_masters
 from repman.errors import RepmanError
 from repman.routing.base import Topology
 from repman.topology import read_state
@@ -44,7 +45,7 @@ def run(config_path: str, cluster: str | None, namespace_names: KubeNames | None
     section = cfg.clusters[name]
     request = BootstrapRequest(
         servers=section.servers, admin=section.admin, replication=section.replication,
-        preferred_master=section.get("db-servers-prefered-master"), semisync=bool(section.get("semisync")),
+        preferred_master=next(iter(preferred_masters(section)), None), semisync=bool(section.get("semisync")),
         progress=lambda m: print(m, flush=True),
     )
     wait_reachable(request, timeout)

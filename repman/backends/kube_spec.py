@@ -7,6 +7,8 @@ labels, so the ``-primary``/``-replicas`` Services always select what they flip.
 
 from __future__ import annotations
 
+from typing import Any, Mapping
+
 from dataclasses import dataclass
 
 from repman.mycnf import NodeContext, render_mycnf
@@ -100,11 +102,17 @@ def storage_quantity(plan: ServicePlan) -> str:
     return f"{plan.data_size_gb}Gi"
 
 
-def container_mycnf(tags: list[str] | tuple[str, ...], plan: ServicePlan) -> str:
-    """my.cnf shared by every pod; server_id and report_host come from the start command."""
+def container_mycnf(tags: list[str] | tuple[str, ...], plan: ServicePlan,
+                    settings: Mapping[str, Any] | None = None) -> str:
+    """my.cnf shared by every pod; server_id and report_host come from the start command.
+    ``settings``: the stack's non-default prov-db-* values (``ClusterSpec.db_settings()``)."""
+    settings = settings or {}
     ctx = NodeContext(
         server_id=1, port=DB_PORT, datadir=DATA_DIR, socket=f"{RUN_DIR}/mysqld.sock", run_dir=RUN_DIR,
         tmp_dir="/tmp", report_host="pod", bind_address="0.0.0.0", ssl_dir=SSL_DIR, user="",
+        max_connections=int(settings.get("max_connections", 200)),
+        expire_logs_days=int(settings.get("expire_logs_days", 5)),
+        gtid_domain_id=int(settings.get("gtid_domain_id", 0)),
     )
     return render_mycnf(list(tags), plan, ctx)
 
@@ -127,3 +135,14 @@ def admin_init_script() -> str:
 def readiness_command() -> list[str]:
     """The image's own health check: connects and sees InnoDB initialised."""
     return ["healthcheck.sh", "--connect", "--innodb_initialized"]
+
+
+def temp_volume(values: Mapping[str, Any]) -> dict[str, str]:
+    """emptyDir fields of a pod's /tmp: ``prov-db-docker-tmpfs-size`` (memory) wins over
+    ``prov-db-disk-temp-size`` (MB of node disk)."""
+    tmpfs = str(values.get("prov-db-docker-tmpfs-size") or "").strip()
+    if tmpfs:
+        size = tmpfs.upper().rstrip("B")
+        unit = {"K": "Ki", "M": "Mi", "G": "Gi"}.get(size[-1:], "")
+        return {"medium": "Memory", "size_limit": (size[:-1] + unit) if unit else size}
+    return {"size_limit": f"{int(values.get('prov-db-disk-temp-size') or 128)}Mi"}

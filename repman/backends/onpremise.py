@@ -58,6 +58,8 @@ class OnPremNodeSpec:
     install_packages: bool = False
     check_resources: bool = True
     start_timeout: float = 120.0
+    #: non-default prov-db-* settings (``ClusterSpec.db_settings()``): max_connections, ...
+    db_settings: dict[str, Any] = field(default_factory=dict)
 
     @property
     def cnf(self) -> str:
@@ -169,7 +171,7 @@ def check_host(session: HostSession, spec: OnPremNodeSpec) -> HostFacts:
     except ValueError:
         raise HostStepError(session.host, "check-os", "cannot read memory or core count") from None
     systemd = lines[5].strip() == "systemd"
-    plan = get_plan(spec.plan)
+    plan = get_plan(spec.plan, registry=str(spec.db_settings.get("plan_registry", "")))
     if spec.check_resources:
         if cores < plan.cores:
             raise HostStepError(session.host, "check-resources",
@@ -253,8 +255,12 @@ def render_node_config(spec: OnPremNodeSpec, facts: HostFacts) -> str:
         run_dir=spec.run_dir, tmp_dir=f"{spec.base_dir}/tmp", report_host=spec.host,
         bind_address=spec.host, ssl_dir=f"{spec.base_dir}/ssl",
         user="" if facts.systemd else facts.service_user,
+        max_connections=int(spec.db_settings.get("max_connections", 200)),
+        expire_logs_days=int(spec.db_settings.get("expire_logs_days", 5)),
+        gtid_domain_id=int(spec.db_settings.get("gtid_domain_id", 0)),
     )
-    return render_mycnf(spec.tags, get_plan(spec.plan), ctx)
+    plan = get_plan(spec.plan, registry=str(spec.db_settings.get("plan_registry", "")))
+    return render_mycnf(spec.tags, plan, ctx)
 
 
 def _push_certificates(session: HostSession, spec: OnPremNodeSpec, user: str) -> None:
@@ -407,8 +413,16 @@ def delete_node(state: NodeState, auth: SshAuth, keep_data: bool = True) -> None
             session.run("remove-data", f"rm -rf {_q(state.base_dir)}")
 
 
+def _live_statements(current: str, text: str) -> str | None:
+    """``SET GLOBAL`` statements for a my.cnf change that needs no restart, else None."""
+    from repman.local.node import dynamic_statements
+
+    return dynamic_statements(current, text)
+
+
 def update_node(old: OnPremNodeSpec, new: OnPremNodeSpec, state: NodeState, auth: SshAuth) -> str:
-    """Push a changed my.cnf; restart cleanly when it changed. Returns unchanged/restarted."""
+    """Push a changed my.cnf; apply it live (``prov-db-apply-dynamic-config``, every changed
+    variable dynamic) or restart cleanly. Returns unchanged/live/restarted."""
     facts = HostFacts(**state.facts)
     text = render_node_config(new, facts)
     with HostSession(new.host, auth) as session:
@@ -421,6 +435,17 @@ def update_node(old: OnPremNodeSpec, new: OnPremNodeSpec, state: NodeState, auth
         if "ssl" in new.tags:
             _push_certificates(session, new, state.service_user)
         session.write_file("push-config", new.cnf, text)
+        live = None
+        if current and current != text and running and new.db_settings.get("apply_dynamic_config", True):
+            live = _live_statements(current, text)
+        if live:
+            code, _, _ = session.run("apply-live", f"mariadb --no-defaults --socket={_q(new.socket)} -uroot",
+                                     stdin=live, check=False)
+            if code == 0:
+                session.run("create-admin", f"mariadb --no-defaults --socket={_q(new.socket)} -uroot",
+                            stdin=_admin_sql(new))
+                _reach_sql(new.host, new.port)
+                return "live"
         if current != text or not running:
             stop_service(session, state)
             _start(session, new, facts)
@@ -482,6 +507,6 @@ def node_specs_from_spec(spec: "ClusterSpec") -> list[OnPremNodeSpec]:
             plan=spec.plan.name, tags=list(spec.db_tags), base_dir=base.rstrip("/"),
             admin_user=spec.admin.user, admin_password=spec.admin.password,
             service_user=v["onpremise-db-user"], install_packages=v["onpremise-install-packages"],
-            check_resources=v["onpremise-check-resources"],
+            check_resources=v["onpremise-check-resources"], db_settings=spec.db_settings(),
         ))
     return out

@@ -107,9 +107,10 @@ def parse_service(text: str) -> dict[str, dict[str, str]]:
     return {section: dict(parser[section]) for section in parser.sections()}
 
 
-def node_config_keys(tags: tuple[str, ...] | list[str], plan: ServicePlan) -> dict[str, str]:
-    """cfg object keys installed into the config volume."""
-    return {"repman.cnf": container_mycnf(list(tags), plan), "admin-init.sh": admin_init_script()}
+def node_config_keys(tags: tuple[str, ...] | list[str], plan: ServicePlan,
+                     settings: dict[str, Any] | None = None) -> dict[str, str]:
+    """cfg object keys installed into the config volume (``settings``: non-default prov-db-*)."""
+    return {"repman.cnf": container_mycnf(list(tags), plan, settings), "admin-init.sh": admin_init_script()}
 
 
 class OpenSvcClient:

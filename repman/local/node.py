@@ -51,6 +51,9 @@ class LocalNodeSpec:
     admin_password: str = ""
     max_connections: int = 200
     ca_dir: str = ""  # the cluster CA for the ssl tag (empty: a CA of the node's own)
+    #: provisioning settings that differ from their defaults (``db_settings`` of ``repman.spec``):
+    #: max_connections, expire_logs_days, gtid_domain_id, apply_dynamic_config
+    db_settings: dict[str, Any] = field(default_factory=dict)
 
     @property
     def paths(self) -> LocalServerPaths:
@@ -78,12 +81,15 @@ def node_context(spec: LocalNodeSpec) -> NodeContext:
         bind_address=spec.host,
         ssl_dir=str(paths.base / "ssl"),
         user="root" if os.geteuid() == 0 else "",
-        max_connections=spec.max_connections,
+        max_connections=int(spec.db_settings.get("max_connections", spec.max_connections)),
+        expire_logs_days=int(spec.db_settings.get("expire_logs_days", 5)),
+        gtid_domain_id=int(spec.db_settings.get("gtid_domain_id", 0)),
     )
 
 
 def render_node_config(spec: LocalNodeSpec, plan: ServicePlan | None = None) -> str:
-    return render_mycnf(spec.tags, plan or get_plan(spec.plan), node_context(spec))
+    plan = plan or get_plan(spec.plan, registry=str(spec.db_settings.get("plan_registry", "")))
+    return render_mycnf(spec.tags, plan, node_context(spec))
 
 
 def _socket_session(spec: LocalNodeSpec, timeout: float = 10.0) -> pymysql.connections.Connection:
@@ -203,6 +209,8 @@ def update_node(old: LocalNodeSpec, new: LocalNodeSpec, defer_restart: bool = Fa
         return "recreated" if recreated else "restarted"
     if not changes and old.admin_password == new.admin_password:
         return "unchanged"
+    if not new.db_settings.get("apply_dynamic_config", True):
+        needs_restart = True          # prov-db-apply-dynamic-config off: every change by a restart
     if needs_restart and defer_restart:
         from repman.rolling_restart import mark_restart_pending
         mark_restart_pending(paths, sorted(changes))
@@ -231,6 +239,17 @@ def update_node(old: LocalNodeSpec, new: LocalNodeSpec, defer_restart: bool = Fa
             _restart_keeping_role(new)
     _ensure_admin_user(new)
     return "restarted" if needs_restart else "live"
+
+
+def dynamic_statements(old_text: str, new_text: str) -> str | None:
+    """The ``SET GLOBAL`` statements that apply a my.cnf change live, or None when a changed
+    setting needs a restart (static or removed). Role variables are left to the watcher."""
+    changes, needs_restart = config_changes(old_text, new_text)
+    if needs_restart:
+        return None
+    lines = [f"SET GLOBAL {_VARIABLE_NAMES.get(k, k)} = {_sql_value(v)};" for k, v in changes.items()
+             if k not in _ROLE_MANAGED]
+    return "\n".join(lines) + "\n" if lines else None
 
 
 def _sql_value(value: str) -> str:

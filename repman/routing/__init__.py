@@ -23,12 +23,27 @@ OK = "ok"
 UNCHANGED = "unchanged"
 
 
+def route_change_wait(cfg: Any) -> float:
+    """Seconds to wait after the routers were told: ``switchover-wait-route-change`` (seconds, as
+    repman) or ``switchover-wait-route-change-ms`` (our sub-second variant)."""
+    seconds = float(setting(cfg, "switchover-wait-route-change") or 0.0)
+    return seconds or int(setting(cfg, "switchover-wait-route-change-ms") or 0) / 1000.0
+
+
+def haproxy_endpoints(cfg: Any) -> list[str]:
+    """Runtime API endpoints: repman's ``haproxy-servers`` hosts at ``haproxy-api-port``, then
+    the endpoints given directly in ``haproxy-runtime-api-servers``."""
+    port = setting(cfg, "haproxy-api-port")
+    derived = [f"[{h}]:{port}" if ":" in h else f"{h}:{port}" for h in setting(cfg, "haproxy-servers")]
+    return list(dict.fromkeys(derived + list(setting(cfg, "haproxy-runtime-api-servers"))))
+
+
 def build_routers(cfg: Any) -> list[Router]:
     """One router per enabled proxy kind, from a validated ``ClusterConfig``."""
     routers: list[Router] = []
     if setting(cfg, "haproxy"):
         from repman.routing.haproxy import HAProxyRouter
-        routers += [HAProxyRouter.from_config(cfg, endpoint) for endpoint in setting(cfg, "haproxy-servers")]
+        routers += [HAProxyRouter.from_config(cfg, endpoint) for endpoint in haproxy_endpoints(cfg)]
     if setting(cfg, "proxysql"):
         from repman.routing.proxysql import ProxySQLRouter
         routers += [ProxySQLRouter.from_config(cfg, host) for host in setting(cfg, "proxysql-servers")]

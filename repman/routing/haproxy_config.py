@@ -25,14 +25,10 @@ BALANCES = ("leastconn", "roundrobin", "first", "source")
 
 
 def validate_proxy_tags(tags: Sequence[str], key: str = "prov-proxy-tags") -> list[str]:
-    """Known proxy tags only, and not both read/write split and no split."""
-    out = list(tags)
-    for tag in out:
-        if tag not in PROXY_TAGS:
-            raise ConfigError(key, f"unknown proxy tag {tag!r} (known: {', '.join(PROXY_TAGS)})")
-    if "readwritesplit" in out and "noreadwritesplit" in out:
-        raise ConfigError(key, "readwritesplit and noreadwritesplit exclude each other")
-    return out
+    """repman's proxy tag vocabulary (platform hints included); contradictions are errors."""
+    from repman.tags import PROXY_CONTRADICTIONS, PROXY_EXCLUSIVE, PROXY_TAGS as VOCABULARY, check_tags
+
+    return check_tags(tags, VOCABULARY, PROXY_CONTRADICTIONS, PROXY_EXCLUSIVE, key)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,12 @@ ROUTING_KEYS = key_table(
     # HAProxy, driven through its runtime API (stats socket, level admin).
     Key("haproxy", "bool", False, "route through HAProxy, updated by its runtime API"),
     Key("haproxy-servers", "strlist", [],
-        "HAProxy runtime API endpoints: unix socket paths or host:port of `stats socket ... level admin`"),
+        "HAProxy hosts, as in repman: each is driven through its runtime API at host:haproxy-api-port"),
+    Key("haproxy-api-port", "int", 1999, "HAProxy runtime API TCP port on each haproxy-servers host (repman's 1999)",
+        minimum=1, maximum=65535),
+    Key("haproxy-runtime-api-servers", "strlist", [],
+        "HAProxy runtime API endpoints given directly: unix socket paths or host:port of "
+        "`stats socket ... level admin` (ours; added to those derived from haproxy-servers)"),
     Key("haproxy-write-port", "int", 3306, "HAProxy frontend port for writes (to the leader)",
         minimum=1, maximum=65535),
     Key("haproxy-read-port", "int", 3307, "HAProxy frontend port for reads (balanced over replicas)",

@@ -157,10 +157,12 @@ def run_state_change_script(cfg: Any, server: ServerAddress, new_state: str, old
                       _env(cfg, "state-change"))
 
 
-def run_alert_script(cfg: Any, message: str, log: Log = None) -> ScriptResult | None:
-    """Run ``alert-script``: ``cluster message``."""
+def run_alert_script(cfg: Any, message: str, log: Log = None, *, host: str = "", prev_state: str = "",
+                     state: str = "Alert") -> ScriptResult | None:
+    """Run ``alert-script`` with repman's arguments ``cluster host previousState state``, then
+    our sentence as a fifth argument (repman scripts read $1..$4 and are not disturbed)."""
     path = _cfg_get(cfg, "alert-script", "")
     if not path:
         return None
-    return run_script("alert-script", path, [str(getattr(cfg, "name", "")), message], _timeout(cfg), log,
-                      _env(cfg, "alert"))
+    args = [str(getattr(cfg, "name", "")), host, prev_state, state, message]
+    return run_script("alert-script", path, args, _timeout(cfg), log, _env(cfg, "alert"))

@@ -30,6 +30,7 @@ from repman.backup.settings import check_backup_section
 CLUSTER_TABLES: tuple[Mapping[str, Key], ...] = (WATCHER_KEYS, ROUTING_KEYS, BACKUP_KEYS)
 REQUIRED = ("db-servers-hosts", "db-servers-credential", "replication-credential")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_HAPROXY_HOST = re.compile(r"^(?:\[[0-9a-fA-F:.]+\]|[0-9a-fA-F:]*:[0-9a-fA-F:.]+|[A-Za-z0-9_.-]+)$")
 
 
 @dataclass
@@ -79,16 +80,25 @@ def all_cluster_keys() -> dict[str, Key]:
 def _cross_checks(name: str, values: dict[str, Any]) -> None:
     where = f"clusters.{name}"
     hosts = values["db-servers-hosts"]
-    preferred = values.get("db-servers-prefered-master")
-    if preferred is not None and not any(same_server(preferred, h) for h in hosts):
-        raise ConfigError(f"{where}.db-servers-prefered-master",
-                          f"{preferred.url} is not in db-servers-hosts")
+    preferred_list = values.get("db-servers-prefered-master") or []
+    for preferred in preferred_list:
+        if not any(same_server(preferred, h) for h in hosts):
+            raise ConfigError(f"{where}.db-servers-prefered-master",
+                              f"{preferred.url} is not in db-servers-hosts")
     for ignored in values.get("db-servers-ignored-hosts") or []:
         if not any(same_server(ignored, h) for h in hosts):
             raise ConfigError(f"{where}.db-servers-ignored-hosts", f"{ignored.url} is not in db-servers-hosts")
-        if same_server(ignored, preferred):
+        if any(same_server(ignored, p) for p in preferred_list):
             raise ConfigError(f"{where}.db-servers-ignored-hosts",
                               f"{ignored.url} is also db-servers-prefered-master")
+    for host in values.get("haproxy-servers") or []:
+        if "/" in host or not _HAPROXY_HOST.match(host):
+            raise ConfigError(f"{where}.haproxy-servers",
+                              f"{host!r} is not a host name or address (haproxy-servers holds hosts as in "
+                              "repman; a socket path or host:port goes into haproxy-runtime-api-servers)")
+    if values.get("switchover-wait-route-change") and values.get("switchover-wait-route-change-ms"):
+        raise ConfigError(f"{where}.switchover-wait-route-change-ms",
+                          "set either switchover-wait-route-change (seconds) or this key (milliseconds)")
     for script_key in ("failover-pre-script", "failover-post-script", "alert-script",
                        "db-servers-state-change-script"):
         script = values.get(script_key)

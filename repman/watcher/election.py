@@ -8,7 +8,7 @@ the CLI and the HA operations.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Collection, Literal
+from typing import Any, Collection, Literal
 
 from repman.db import ServerAddress
 from repman.gtid import GtidPosition
@@ -141,6 +141,14 @@ def _rank(state: ServerState) -> tuple[int, int]:
     return (io_position(state).total(), state.current_pos.total())
 
 
+def preferred_masters(cfg: Any) -> list[ServerAddress]:
+    """``db-servers-prefered-master`` as a list (repman's type); a single address is accepted too."""
+    value = cfg.get("db-servers-prefered-master")
+    if value is None or value == "":
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
 def elect(
     cfg: ClusterConfig,
     states: dict[ServerAddress, ServerState],
@@ -186,20 +194,22 @@ def elect(
 
     if not electable:
         return Election(purpose, None, reasons)
-    preferred = cfg.get("db-servers-prefered-master")
+    preferred_list = preferred_masters(cfg)
     order = {a: i for i, a in enumerate(cfg.servers)}
     best = max(electable, key=lambda s: (_rank(s), -order.get(s.address, 0)))
     pos = io_position(best)
     note = ""
-    for s in electable:
-        if not same_server(s.address, preferred):
-            continue
-        # A switchover lets every replica catch up with the frozen master first. A failover
-        # cannot: a preferred master that received less would lose acknowledged writes.
-        if purpose == "switchover" or io_position(s).total() >= pos.total():
-            return Election(purpose, s.address, reasons, why="preferred master")
-        note = f"; preferred master {s.address.url} received less ({io_position(s) or 'nothing'})"
+    for preferred in preferred_list:      # repman's list: the first electable one wins
+        for s in electable:
+            if not same_server(s.address, preferred):
+                continue
+            # A switchover lets every replica catch up with the frozen master first. A failover
+            # cannot: a preferred master that received less would lose acknowledged writes.
+            if purpose == "switchover" or io_position(s).total() >= pos.total():
+                return Election(purpose, s.address, reasons, why="preferred master")
+            note += f"; preferred master {s.address.url} received less ({io_position(s) or 'nothing'})"
     why = f"most advanced, received {pos or 'nothing'}{note}"
-    if preferred is not None and preferred.url in reasons:
-        why += f"; preferred master {preferred.url} {reasons[preferred.url]}"
+    for preferred in preferred_list:
+        if preferred.url in reasons:
+            why += f"; preferred master {preferred.url} {reasons[preferred.url]}"
     return Election(purpose, best.address, reasons, why=why)

@@ -8,11 +8,14 @@ from __future__ import annotations
 from repman.keys import Key, key_table
 
 WATCHER_KEYS = key_table(
-    Key("db-servers-hosts", "hostports", [], "database servers of the cluster, host:port"),
+    Key("db-servers-hosts", "hostports", [], "database servers of the cluster, host[:port] (port 3306 when omitted)",
+        default_port=3306),
     Key("db-servers-credential", "credential", None, "admin user:password used by the watcher", secret=True),
     Key("replication-credential", "credential", None, "replication user:password", secret=True),
-    Key("db-servers-prefered-master", "hostport", None, "server elected first when electable"),
-    Key("db-servers-ignored-hosts", "hostports", [], "servers never elected master"),
+    Key("db-servers-prefered-master", "hostports", [],
+        "servers elected first when electable, in order (a list as in repman; port 3306 when omitted)",
+        default_port=3306),
+    Key("db-servers-ignored-hosts", "hostports", [], "servers never elected master", default_port=3306),
     Key("failover-mode", "enum", "manual", "automatic fails over by itself; manual only alerts",
         choices=("manual", "automatic")),
     Key("monitoring-ticker", "float", 2.0, "seconds between two monitoring ticks", minimum=0.05, maximum=3600),
@@ -57,8 +60,9 @@ WATCHER_KEYS = key_table(
     Key("switchover-slave-wait-catch", "bool", True, "wait for every replica to catch up before re-pointing it"),
     Key("switchover-decrease-max-conn", "bool", True, "lower max_connections on the old master while frozen"),
     Key("switchover-decrease-max-conn-value", "int", 10, "max_connections while frozen", minimum=1),
-    Key("switchover-wait-route-change", "int", 0,
-        "milliseconds to wait after telling proxies (repman waits 2000; ours confirm synchronously)", minimum=0),
+    Key("switchover-wait-route-change", "float", 0.0,
+        "seconds to wait after telling proxies, as in repman (repman's default is 2; ours confirm "
+        "synchronously, so 0)", minimum=0, maximum=3600),
     Key("autorejoin", "bool", True, "rejoin a returning old master as a replica"),
     Key("autorejoin-flashback", "bool", True, "undo an old master's extra transactions with mariadb-binlog --flashback"),
     Key("autorejoin-mysqldump", "bool", False, "re-seed an old master from a dump when flashback is impossible"),
@@ -71,7 +75,13 @@ WATCHER_KEYS = key_table(
         minimum=0.001, maximum=4294967),
     Key("semisync", "bool", False, "manage semi-sync roles: master side on the primary only"),
     Key("db-servers-state-change-script", "path", "", "script called on every server state change"),
-    Key("alert-script", "path", "", "script called with every alert"),
+    Key("alert-script", "path", "",
+        "script called on every server state change and alert: cluster host:port previousState state "
+        "(repman's arguments), then our alert sentence as a fifth argument"),
     Key("monitoring-datadir", "path", "", "state folder (failover counters, crash records); default ~/.repman"),
     Key("crash-records-keep", "int", 20, "crash records kept per cluster", minimum=1),
+    # Our variants of repman keys, under new names (issue 16): the repman key keeps its meaning.
+    Key("switchover-wait-route-change-ms", "int", 0,
+        "milliseconds to wait after telling proxies (sub-second variant of switchover-wait-route-change; "
+        "set one of the two)", minimum=0, maximum=3600000),
 )

@@ -471,6 +471,13 @@ class ClusterMonitor:
             return
         if kind == "state-change":
             fn, call_args = scripts.run_state_change_script, (self.cfg, *args, self.log)
+            addr, new, old = args
+            if self.cfg.get("alert-script") and not self.closed:   # repman alerts on state changes
+                try:
+                    self._background.submit(scripts.run_alert_script, self.cfg, f"{addr} {old} -> {new}",
+                                            self.log, host=str(addr), prev_state=old, state=new)
+                except RuntimeError:
+                    pass
         else:
             fn, call_args = scripts.run_alert_script, (self.cfg, args[0], self.log)
         path = self.cfg.get("db-servers-state-change-script" if kind == "state-change" else "alert-script")

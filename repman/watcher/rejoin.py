@@ -247,7 +247,7 @@ def _final_check(cfg: ClusterConfig, store: StateStore, op: OpLog, addr: ServerA
 def _quarantine(cfg: ClusterConfig, store: StateStore, op: OpLog, addr: ServerAddress, reason: str) -> OperationResult:
     store.quarantine(addr.url, reason)
     message = f"ALERT: {addr.url} is quarantined (read-only, not replicating): {reason}"
-    run_alert_script(cfg, message, op.say)
+    run_alert_script(cfg, message, op.say, host=addr.url, state="Quarantined")
     return op.result(False, message)
 
 

@@ -19,7 +19,7 @@ import pymysql
 
 from repman.db import ServerAddress, connect, execute
 from repman.errors import OperationRefused
-from repman.routing import Topology, notify
+from repman.routing import Topology, notify, route_change_wait
 from repman.routing.scripts import run_post_script, run_pre_script
 from repman.watcher import crash
 from repman.watcher.checks import find_master, flush_tables, in_maintenance, long_writes, read_states, replicas_of
@@ -187,6 +187,10 @@ def _finish(cfg: ClusterConfig, store: StateStore, op: OpLog, frozen: Frozen,
             notify(routers, Topology(cluster=cfg.name, primary=cand, replicas=tuple([master, *others]),
                                      old_primary=master, reason="switchover", servers=tuple(cfg.servers)),
                    op.say)
+            route_wait = route_change_wait(cfg)
+            if route_wait > 0:     # proxies repman does not drive discover the change by themselves
+                op.say(f"waiting {route_wait:g} s for unmanaged proxies (switchover-wait-route-change)")
+                time.sleep(route_wait)
         problems: list[str] = []
         with op.step("demote"):
             try:
