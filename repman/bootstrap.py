@@ -16,8 +16,9 @@ from typing import Callable, Sequence
 
 import pymysql
 
-from repman.db import Credential, ServerAddress, connect, execute, query, session
+from repman.db import Credential, ServerAddress, connect, execute, execute_unlogged, query, session
 from repman.errors import BootstrapError
+from repman.password_hash import native_password_hash
 from repman.topology import ServerState, read_state
 
 Progress = Callable[[str], None]
@@ -113,8 +114,11 @@ def ensure_users(req: BootstrapRequest, primary: ServerAddress, actions: list[st
             exists = query(conn, "SELECT 1 FROM mysql.user WHERE User=%s AND Host='%%'", (cred.user,))
             if exists and _can_login(primary, cred):
                 continue
-            execute(conn, "CREATE USER IF NOT EXISTS %s@'%%' IDENTIFIED BY %s", (cred.user, cred.password))
-            execute(conn, "ALTER USER %s@'%%' IDENTIFIED BY %s", (cred.user, cred.password))
+            # Only the hash travels: the statement is binlogged so every replica (a future
+            # primary) has the user, and the binlog must not hold the clear password.
+            hashed = native_password_hash(cred.password)
+            execute(conn, "CREATE USER IF NOT EXISTS %s@'%%' IDENTIFIED BY PASSWORD %s", (cred.user, hashed))
+            execute(conn, "ALTER USER %s@'%%' IDENTIFIED BY PASSWORD %s", (cred.user, hashed))
             execute(conn, f"GRANT {', '.join(dict.fromkeys(privileges))} ON *.* TO %s@'%%'", (cred.user,))
             actions.append(f"created user {cred.user} on {primary.url}")
             changed.add(cred.user)
@@ -144,7 +148,7 @@ def attach_replica(
             # Its own history is a prefix of the primary's: resume after it.
             execute(conn, "SET GLOBAL gtid_slave_pos = @@GLOBAL.gtid_binlog_pos")
         sql, args = change_master_sql(master, req.replication, req.heartbeat_period, req.connect_retry)
-        execute(conn, sql, args)
+        execute_unlogged(conn, sql, args)
         _set_semisync(conn, master=False, slave=req.semisync)
         if req.readonly_replicas:
             execute(conn, "SET GLOBAL read_only = ON")

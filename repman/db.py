@@ -132,6 +132,17 @@ def execute(conn: pymysql.connections.Connection, sql: str, args: Any = None) ->
         return cur.execute(sql, args)
 
 
+def execute_unlogged(conn: pymysql.connections.Connection, sql: str, args: Any = None) -> int:
+    """Run a statement carrying a clear password (CHANGE MASTER ... MASTER_PASSWORD) with this
+    session's general and slow query logs off, so the password never reaches either file.
+    (CHANGE MASTER is never binlogged.) Needs SUPER, which the admin account has."""
+    execute(conn, "SET SESSION sql_log_off = 1, SESSION slow_query_log = 0")
+    try:
+        return execute(conn, sql, args)
+    finally:
+        execute(conn, "SET SESSION sql_log_off = 0, SESSION slow_query_log = @@GLOBAL.slow_query_log")
+
+
 def variable(conn: pymysql.connections.Connection, name: str) -> str | None:
     rows = query(conn, "SELECT @@GLOBAL." + re.sub(r"[^a-z0-9_]", "", name.lower()) + " AS v")
     value = rows[0]["v"] if rows else None
