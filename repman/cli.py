@@ -96,6 +96,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("keys", "list every configuration key with its type, default and help")
     p.add_argument("--json", action="store_true", help="machine-readable list")
     add("hash-password", "read a password on stdin, print a salted hash for api-users")
+    p = add("password", "secrets at rest: make a key file, encrypt a value for the config",
+            "keygen: write a new key file (mode 600, never overwritten).\n"
+            "encrypt: read a secret on stdin, print {encrypted: ...} for any secret key of the\n"
+            "watcher config or the stack; the loader decrypts it in memory with monitoring-key-path.\n"
+            "example: echo -n 'repl:s3cret' | repman password encrypt --key-path /etc/repman/key")
+    p.add_argument("action", choices=["keygen", "encrypt"])
+    p.add_argument("--key-path", metavar="FILE", default=None,
+                   help="the key file (default $REPMAN_MONITORING_KEY_PATH)")
     return parser
 
 
@@ -285,11 +293,35 @@ def cmd_hash_password(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_password(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from repman.secret_store import KEY_PATH_ENV, encrypt, generate_key_file, read_key
+    path = args.key_path or os.environ.get(KEY_PATH_ENV)
+    if not path:
+        raise ConfigError("--key-path", f"name the key file (--key-path FILE or ${KEY_PATH_ENV})")
+    if args.action == "keygen":
+        try:
+            generate_key_file(Path(path))
+        except FileExistsError:
+            raise ConfigError("--key-path", f"{path} exists: a key file is never overwritten") from None
+        except OSError as exc:
+            raise ConfigError("--key-path", f"cannot create {path}: {exc.strerror}") from None
+        print(f"wrote {path}")
+        return 0
+    key = read_key(path, "--key-path")
+    secret = getpass.getpass("secret: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
+    if not secret:
+        raise ConfigError("secret", "empty value on stdin")
+    print(f"{{encrypted: '{encrypt(secret, key)}'}}")
+    return 0
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "status": cmd_status, "switchover": lambda a: _operation(a, "switchover"),
     "failover": lambda a: _operation(a, "failover"), "watch": cmd_watch,
     "reset-failover-counter": cmd_reset, "maintenance": cmd_maintenance, "config": cmd_config, "keys": cmd_keys,
-    "hash-password": cmd_hash_password,
+    "hash-password": cmd_hash_password, "password": cmd_password,
 }
 
 

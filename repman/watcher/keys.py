@@ -61,5 +61,7 @@ WATCHER_KEYS = key_table(
     Key("db-servers-state-change-script", "path", "", "script called on every server state change"),
     Key("alert-script", "path", "", "script called with every alert"),
     Key("monitoring-datadir", "path", "", "state folder (failover counters, crash records); default ~/.repman"),
+    Key("monitoring-key-path", "path", "",
+        "key file (64 hex digits, mode 600) decrypting {encrypted: ...} values; `repman password keygen`"),
     Key("crash-records-keep", "int", 20, "crash records kept per cluster", minimum=1),
 )
