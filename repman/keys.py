@@ -54,7 +54,8 @@ def resolve_secret_reference(value: Any, key: str) -> Any:
     if set(value) == {"vault"}:
         from repman.secret_store import resolve_vault
         return resolve_vault(value["vault"], key).strip()
-    raise ConfigError(key, "a reference must be {env: NAME}, {file: PATH}, {encrypted: TOKEN} or {vault: MOUNT/PATH#FIELD}")
+    raise ConfigError(key, "a reference must be {env: NAME} or {file: PATH} "
+                           "(or {encrypted: TOKEN}, {vault: MOUNT/PATH#FIELD})")
 
 
 def _int(value: Any, key: Key) -> int:
