@@ -42,6 +42,12 @@ class ApiConfig:
     anonymous_read: bool = False
     anonymous_health: bool = True
     users: dict[str, ApiUser] = field(default_factory=dict)
+    tls_client_ca: str = ""
+    jwt_secret: str = field(default="", repr=False)
+    jwt_ttl: float = 900.0
+    login_max_failures: int = 5
+    login_window: float = 60.0
+    audit_log: str = ""
 
     @property
     def tls(self) -> bool:
@@ -132,14 +138,18 @@ def load_api(raw: Any) -> ApiConfig:
     if bool(values["api-tls-cert"]) != bool(values["api-tls-key"]):
         raise ConfigError("api.api-tls-key" if values["api-tls-cert"] else "api.api-tls-cert",
                           "api-tls-cert and api-tls-key go together")
-    for key in ("api-tls-cert", "api-tls-key"):
+    if values["api-tls-client-ca"] and not values["api-tls-cert"]:
+        raise ConfigError("api.api-tls-client-ca", "mutual TLS needs api-tls-cert and api-tls-key")
+    for key in ("api-tls-cert", "api-tls-key", "api-tls-client-ca"):
         if values[key] and not Path(values[key]).is_file():
             raise ConfigError(f"api.{key}", f"{values[key]!r} is not a readable file")
     return ApiConfig(
         enabled=True, bind=values["api-bind"], port=values["api-port"],
         tls_cert=values["api-tls-cert"], tls_key=values["api-tls-key"],
         anonymous_read=values["api-anonymous-read"], anonymous_health=values["api-anonymous-health"],
-        users=users,
+        users=users, tls_client_ca=values["api-tls-client-ca"], jwt_secret=values["api-jwt-secret"],
+        jwt_ttl=values["api-jwt-ttl"], login_max_failures=values["api-login-max-failures"],
+        login_window=values["api-login-window"], audit_log=values["api-audit-log"],
     )
 
 
