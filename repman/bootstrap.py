@@ -33,6 +33,7 @@ class BootstrapRequest:
     preferred_master: ServerAddress | None = None
     semisync: bool = False
     readonly_replicas: bool = True
+    replication_ssl: bool = False  # replication-use-ssl: verified TLS between replicas and the primary
     heartbeat_period: float = 1.0
     connect_retry: int = 1
     sysbench_table_size: int = 0
@@ -130,13 +131,26 @@ def _set_semisync(conn: pymysql.connections.Connection, master: bool, slave: boo
     execute(conn, f"SET GLOBAL rpl_semi_sync_slave_enabled = {'ON' if slave else 'OFF'}")
 
 
-def change_master_sql(master: ServerAddress, repl: Credential, heartbeat: float, retry: int) -> tuple[str, tuple]:
+def change_master_sql(master: ServerAddress, repl: Credential, heartbeat: float, retry: int,
+                      tls_ca: str = "") -> tuple[str, tuple]:
+    """With ``tls_ca`` (a path on the replica) the replica verifies the master's certificate and host."""
+    tls = ", MASTER_SSL=1, MASTER_SSL_CA=%s, MASTER_SSL_VERIFY_SERVER_CERT=1" if tls_ca else ""
     return (
         "CHANGE MASTER TO MASTER_HOST=%s, MASTER_PORT=%s, MASTER_USER=%s, MASTER_PASSWORD=%s, "
         f"MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY={int(retry)}, "
-        f"MASTER_HEARTBEAT_PERIOD={float(heartbeat)}",
-        (master.host, master.port, repl.user, repl.password),
+        f"MASTER_HEARTBEAT_PERIOD={float(heartbeat)}" + tls,
+        (master.host, master.port, repl.user, repl.password) + ((tls_ca,) if tls_ca else ()),
     )
+
+
+def replica_tls_ca(conn: pymysql.connections.Connection, wanted: bool) -> str:
+    """The replica's own ``ssl_ca`` (the cluster CA, ssl tag) when replication over TLS is wanted."""
+    if not wanted:
+        return ""
+    ca = query(conn, "SELECT @@GLOBAL.ssl_ca AS ca")[0]["ca"]
+    if not ca:
+        raise BootstrapError("replication-use-ssl is on but the replica has no ssl_ca (the ssl tag sets it)")
+    return str(ca)
 
 
 def attach_replica(
@@ -147,7 +161,8 @@ def attach_replica(
         if not state.gtid_slave_pos and state.gtid_binlog_pos:
             # Its own history is a prefix of the primary's: resume after it.
             execute(conn, "SET GLOBAL gtid_slave_pos = @@GLOBAL.gtid_binlog_pos")
-        sql, args = change_master_sql(master, req.replication, req.heartbeat_period, req.connect_retry)
+        sql, args = change_master_sql(master, req.replication, req.heartbeat_period, req.connect_retry,
+                                      replica_tls_ca(conn, req.replication_ssl))
         execute_unlogged(conn, sql, args)
         _set_semisync(conn, master=False, slave=req.semisync)
         if req.readonly_replicas:

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 import pymysql
 import pymysql.cursors
 
+from repman.db_tls import tls_arguments
 from repman.errors import ConfigError
 
 _HOSTPORT = re.compile(r"^(?:\[(?P<v6>[0-9a-fA-F:.]+)\]|(?P<host>[A-Za-z0-9_.-]+)):(?P<port>\d{1,5})$")
@@ -101,6 +102,7 @@ def connect(
         autocommit=autocommit,
         cursorclass=pymysql.cursors.DictCursor,
         charset="utf8mb4",
+        **tls_arguments(address),  # verified TLS for clusters with db-servers-tls-ca-cert
     )
 
 

@@ -124,6 +124,11 @@ def load_cluster(name: Any, raw: Any) -> ClusterConfig:
                 raise ConfigError(f"{where}.{key}", f"unknown key (value {_shown(key, value)}){hint}")
     values = validate_section(raw, CLUSTER_TABLES, where=where, required=REQUIRED)
     _cross_checks(name, values)
+    ca = values.get("db-servers-tls-ca-cert") or ""
+    if ca and not Path(ca).is_file():
+        raise ConfigError(f"{where}.db-servers-tls-ca-cert", f"{ca!r} is not a readable file")
+    from repman.db_tls import register
+    register(values["db-servers-hosts"], ca)
     return ClusterConfig(name, values)
 
 

@@ -61,6 +61,11 @@ WATCHER_KEYS = key_table(
     Key("db-servers-state-change-script", "path", "", "script called on every server state change"),
     Key("alert-script", "path", "", "script called with every alert"),
     Key("monitoring-datadir", "path", "", "state folder (failover counters, crash records); default ~/.repman"),
+    Key("db-servers-tls-ca-cert", "path", "",
+        "CA of the servers' certificates: the watcher then connects over TLS, verifying the certificate "
+        "and the host name"),
+    Key("replication-use-ssl", "bool", False,
+        "replicas connect with MASTER_SSL=1 and MASTER_SSL_VERIFY_SERVER_CERT=1, trusting their own ssl_ca"),
     Key("monitoring-key-path", "path", "",
         "key file (64 hex digits, mode 600) decrypting {encrypted: ...} values; `repman password keygen`"),
     Key("crash-records-keep", "int", 20, "crash records kept per cluster", minimum=1),
