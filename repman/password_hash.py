@@ -13,6 +13,6 @@ import hashlib
 
 def native_password_hash(password: str) -> str:
     """``*`` + upper-case hex of SHA1(SHA1(password)), as MariaDB's PASSWORD() returns."""
-    inner = hashlib.sha1(password.encode("utf-8")).digest()  # nosec B324 - the server's own scheme
-    return "*" + hashlib.sha1(inner).hexdigest().upper()  # nosec B324
+    inner = hashlib.sha1(password.encode("utf-8")).digest()
+    return "*" + hashlib.sha1(inner).hexdigest().upper()
 
