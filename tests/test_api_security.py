@@ -243,3 +243,16 @@ def test_mutual_tls_refuses_clients_without_a_certificate_of_the_client_ca(tmp_p
         assert api.call("/api/clusters", context=ctx)[0] == 401  # the certificate admits; the user still logs in
     finally:
         api.close()
+
+
+@pytest.mark.parametrize("spec, message", [
+    ({"grants": ["cluster-nuke"]}, "api.api-users.bob.grants: unknown grant 'cluster-nuke'"),
+    ({"clusters": [""]}, "api.api-users.bob.clusters: expected a list of names"),
+    ({"clusters": 5}, "api.api-users.bob.clusters: expected a list of names"),
+])
+def test_bad_grants_and_clusters_are_one_line_errors(spec, message):
+    from repman.api.auth import parse_users
+    from repman.errors import ConfigError
+    with pytest.raises(ConfigError) as err:
+        parse_users({"bob": {"role": "viewer", "password-hash": hash_password("b"), **spec}})
+    assert str(err.value).startswith(message) and "\n" not in str(err.value)

@@ -171,8 +171,8 @@ def test_api_section(tmp_path, monkeypatch):
 @pytest.mark.parametrize("api, message", [
     ({"api-port": "http"}, "api.api-port: expected an integer"),
     ({"api-listen": 1}, "api.api-listen: unknown key"),
-    ({"api-users": {"bob": {"role": "admin", "password-hash": "x"}}},
-     "api.api-users.bob.role: 'admin' is not one of viewer, operator"),
+    ({"api-users": {"bob": {"role": "root", "password-hash": "x"}}},
+     "api.api-users.bob.role: 'root' is not one of viewer, operator, auditor, admin"),
     ({"api-users": {"bob": {"password": "clear"}}}, "api.api-users.bob.password: inline passwords are refused"),
     ({"api-users": {"bob": {"password-hash": "md5$abc"}}}, "api.api-users.bob.password-hash: not a pbkdf2-sha256"),
     ({"api-users": {"bob": {"role": "viewer"}}}, "api.api-users.bob: give exactly one of"),
