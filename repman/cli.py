@@ -96,6 +96,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("keys", "list every configuration key with its type, default and help")
     p.add_argument("--json", action="store_true", help="machine-readable list")
     add("hash-password", "read a password on stdin, print a salted hash for api-users")
+    p = add("rotate-passwords", "new replication (and monitoring) passwords on a live cluster",
+            "The primary gets ALTER USER (a hash only), every replica is re-pointed one at a time with\n"
+            "the new password (no write stops), then the secret file behind replication-credential\n"
+            "({file: PATH}, as the stack renders it) is replaced; a running watcher re-reads it.\n"
+            "example: repman --config repman.yaml rotate-passwords --monitoring-user monitor \\\n"
+            "           --monitoring-secret-file .state/secrets/monitoring-credential")
+    p.add_argument("--monitoring-user", metavar="USER", help="also rotate this account (bootstrap's monitoring user)")
+    p.add_argument("--monitoring-secret-file", metavar="FILE", help="where its new user:password is written (0600)")
+    p.add_argument("--json", action="store_true", help="print what was rotated as JSON (never a password)")
     p = add("password", "secrets at rest: make a key file, encrypt a value for the config",
             "keygen: write a new key file (mode 600, never overwritten).\n"
             "encrypt: read a secret on stdin, print {encrypted: ...} for any secret key of the\n"
@@ -293,6 +302,30 @@ def cmd_hash_password(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rotate_passwords(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from repman.rotation import rotate_replication, rotate_user
+    cfg = _load(args).cluster(args.cluster)
+    if bool(args.monitoring_user) != bool(args.monitoring_secret_file):
+        raise ConfigError("--monitoring-user", "give --monitoring-user and --monitoring-secret-file together")
+    secret = cfg.secret_files.get("replication-credential")
+    if not secret:
+        raise ConfigError(f"clusters.{cfg.name}.replication-credential",
+                          "rotation rewrites the secret file: the value must be a {file: PATH} reference")
+    done = rotate_replication(cfg, Path(secret))
+    if args.monitoring_user:
+        done.rotated += rotate_user(cfg, args.monitoring_user, Path(args.monitoring_secret_file)).rotated
+    summary = {"cluster": cfg.name, "primary": done.primary.url, "rotated": done.rotated,
+               "repointed": [r.url for r in done.repointed]}
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"rotated {', '.join(done.rotated)} on {cfg.name}: primary {done.primary.url}, "
+              f"replicas re-pointed: {', '.join(summary['repointed']) or 'none'}")
+    return 0
+
+
 def cmd_password(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -321,7 +354,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "status": cmd_status, "switchover": lambda a: _operation(a, "switchover"),
     "failover": lambda a: _operation(a, "failover"), "watch": cmd_watch,
     "reset-failover-counter": cmd_reset, "maintenance": cmd_maintenance, "config": cmd_config, "keys": cmd_keys,
-    "hash-password": cmd_hash_password, "password": cmd_password,
+    "hash-password": cmd_hash_password, "password": cmd_password, "rotate-passwords": cmd_rotate_passwords,
 }
 
 

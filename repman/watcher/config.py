@@ -129,7 +129,9 @@ def load_cluster(name: Any, raw: Any) -> ClusterConfig:
         raise ConfigError(f"{where}.db-servers-tls-ca-cert", f"{ca!r} is not a readable file")
     from repman.db_tls import register
     register(values["db-servers-hosts"], ca)
-    return ClusterConfig(name, values)
+    files = {k: str(v["file"]) for k, v in raw.items()
+             if k == "replication-credential" and isinstance(v, Mapping) and set(v) == {"file"}}
+    return ClusterConfig(name, values, secret_files=files)
 
 
 def load_api(raw: Any) -> ApiConfig:
