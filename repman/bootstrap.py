@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
@@ -189,12 +190,16 @@ def prepare_sysbench(req: BootstrapRequest, primary: ServerAddress, actions: lis
             return
     if shutil.which("sysbench") is None:
         raise BootstrapError("sysbench table requested but the sysbench command is not installed")
-    cmd = [
-        "sysbench", "oltp_read_write", f"--mysql-host={primary.host}", f"--mysql-port={primary.port}",
-        f"--mysql-user={req.admin.user}", f"--mysql-password={req.admin.password}", "--mysql-db=sbtest",
-        "--tables=1", f"--table-size={req.sysbench_table_size}", "prepare",
-    ]
-    done = subprocess.run(cmd, capture_output=True, text=True)
+    # The password goes through a 0600 options file, never the command line (/proc/<pid>/cmdline).
+    with tempfile.NamedTemporaryFile("w", prefix="repman-sysbench-", suffix=".cfg") as opts:
+        opts.write(f"mysql-password={req.admin.password}\n")
+        opts.flush()
+        cmd = [
+            "sysbench", "oltp_read_write", f"--config-file={opts.name}", f"--mysql-host={primary.host}",
+            f"--mysql-port={primary.port}", f"--mysql-user={req.admin.user}", "--mysql-db=sbtest",
+            "--tables=1", f"--table-size={req.sysbench_table_size}", "prepare",
+        ]
+        done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
         raise BootstrapError(f"sysbench prepare failed: {(done.stderr or done.stdout).strip().splitlines()[-1:]}")
     actions.append(f"sysbench table sbtest1 ({req.sysbench_table_size} rows) on {primary.url}")

@@ -17,6 +17,7 @@ from typing import Any, Mapping
 from repman.db import Credential, ServerAddress
 from repman.errors import ConfigError
 from repman.keys import Key, coerce, key_table
+from repman.secret_store import key_path_in_effect
 from repman.mycnf import known_tags, validate_tags
 from repman.plans import ServicePlan, get_plan, load_plans
 from repman.api.keys import API_KEYS
@@ -261,8 +262,11 @@ def load_cluster_spec(raw: Mapping[str, Any], project_dir: Path | str | None = N
     """Validate stack config (``repman:``-namespaced or bare keys) into a ``ClusterSpec``."""
     if not isinstance(raw, Mapping):
         raise ConfigError(NAMESPACE, f"expected a mapping of config keys, got {type(raw).__name__}")
-    prov_raw, watcher_settings, api_settings = _split(_strip_namespace(raw))
-    values = _coerce_all(prov_raw)
+    stripped = _strip_namespace(raw)
+    key_path = stripped.get("monitoring-key-path")
+    with key_path_in_effect(key_path if isinstance(key_path, str) else ""):  # for {encrypted: ...} values
+        prov_raw, watcher_settings, api_settings = _split(stripped)
+        values = _coerce_all(prov_raw)
     name = values["cluster-name"]
     if not _CLUSTER_NAME.match(name):
         raise ConfigError(_key("cluster-name"), f"{name!r} must be lowercase letters, digits and '-' "

@@ -92,3 +92,17 @@ def test_vault_reference_reads_kv_v2_through_hvac_from_a_recording_stand_in(tmp_
             load_config(_config(tmp_path, {"vault": "no-field"}))
     finally:
         vault.close()
+
+
+def test_the_stack_accepts_encrypted_credentials_with_monitoring_key_path(tmp_path):
+    from repman.spec import load_cluster_spec
+    key = tmp_path / "key"
+    generate_key_file(key)
+    token = encrypt("repman:stack-admin-pw", read_key(key))
+    spec = load_cluster_spec({"repman:db-servers-credential": {"encrypted": token},
+                              "repman:replication-credential": "repl:repl-pw",
+                              "repman:monitoring-key-path": str(key)}, project_dir=str(tmp_path))
+    assert spec.admin.password == "stack-admin-pw"
+    with pytest.raises(ConfigError, match="repman:db-servers-credential: an encrypted value needs"):
+        load_cluster_spec({"repman:db-servers-credential": {"encrypted": token},
+                           "repman:replication-credential": "repl:repl-pw"}, project_dir=str(tmp_path))
