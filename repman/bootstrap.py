@@ -213,6 +213,9 @@ def bootstrap(req: BootstrapRequest) -> BootstrapResult:
     states = _states(req)
     primary, live = choose_primary(req, states)
     others = [a for a in req.servers if a != primary]
+    # Read the primary again, after its replicas: under live writes a replica read later than
+    # the primary would otherwise look ahead of it (a false divergence).
+    states[primary] = read_state(primary, req.admin, timeout=3)
     check_divergence(states[primary], [states[a] for a in others])
     actions: list[str] = []
     req.progress(f"primary {primary.url} ({'kept: cluster is live' if live else 'chosen'})")

@@ -117,3 +117,29 @@ def test_rotate_passwords_refuses_an_inline_secret_and_changes_nothing(cluster_f
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "replication-credential" in done.stderr and "Traceback" not in done.stderr
     assert _logs_in(c, c.primary(), c.bed.replication)
+
+
+def test_the_stack_changing_the_replication_credential_repoints_replicas_under_writes(cluster_factory):
+    """What the Pulumi layer runs when replication-credential changes in the stack: bootstrap again."""
+    from repman.bootstrap import BootstrapRequest, bootstrap
+    c = cluster_factory()
+    new = Credential(c.bed.replication.user, "stack-rotated-pw")
+    w = c.writer(pause=0.002)
+    w.start()
+    try:
+        w.wait_acks(100)
+        started = time.monotonic()
+        result = bootstrap(BootstrapRequest(servers=c.servers, admin=c.bed.admin, replication=new,
+                                            monitoring=c.bed.monitoring))
+        ended = time.monotonic()
+        w.wait_acks(100)
+    finally:
+        w.stop()
+    assert f"created user {new.user} on {result.primary.url}" in result.actions
+    assert sorted(a for a in result.actions if a.startswith("attached")) == sorted(
+        f"attached {r.url} to {result.primary.url}" for r in result.replicas)
+    c.assert_converged()
+    for addr in c.servers:
+        assert w.verify(addr) == (set(), set())
+        assert _logs_in(c, addr, new) and not _logs_in(c, addr, c.bed.replication)
+    assert w.gaps(started, ended) < 1.0
