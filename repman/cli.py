@@ -105,6 +105,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--monitoring-user", metavar="USER", help="also rotate this account (bootstrap's monitoring user)")
     p.add_argument("--monitoring-secret-file", metavar="FILE", help="where its new user:password is written (0600)")
     p.add_argument("--json", action="store_true", help="print what was rotated as JSON (never a password)")
+    p = add("certificates", "TLS certificates of the cluster",
+            "rotate: a new cluster CA and new server certificates on a live cluster, without stopping\n"
+            "replication or writes: both CAs are trusted (FLUSH SSL) before the server certificates\n"
+            "change, and the old CA is dropped last. Runs where the servers' ssl files are writable.\n"
+            "example: repman --config repman.yaml certificates rotate --ca-dir .state/ca")
+    p.add_argument("action", choices=["rotate"])
+    p.add_argument("--ca-dir", metavar="DIR", required=True, help="the cluster CA (ca.pem, ca-key.pem); replaced")
     p = add("password", "secrets at rest: make a key file, encrypt a value for the config",
             "keygen: write a new key file (mode 600, never overwritten).\n"
             "encrypt: read a secret on stdin, print {encrypted: ...} for any secret key of the\n"
@@ -326,6 +333,17 @@ def cmd_rotate_passwords(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_certificates(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from repman.cert_rotation import rotate_certificates
+    cfg = _load(args).cluster(args.cluster)
+    done = rotate_certificates(cfg, Path(args.ca_dir), _stderr_log(args.verbose))
+    print(f"{cfg.name}: new CA {done.new_ca_subject}; certificates replaced on "
+          f"{', '.join(a.url for a in done.servers)}")
+    return 0
+
+
 def cmd_password(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -355,6 +373,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "failover": lambda a: _operation(a, "failover"), "watch": cmd_watch,
     "reset-failover-counter": cmd_reset, "maintenance": cmd_maintenance, "config": cmd_config, "keys": cmd_keys,
     "hash-password": cmd_hash_password, "password": cmd_password, "rotate-passwords": cmd_rotate_passwords,
+    "certificates": cmd_certificates,
 }
 
 

@@ -8,6 +8,7 @@ and its host name (an IP address must be in the certificate's SAN).
 
 from __future__ import annotations
 
+import os
 import ssl
 import threading
 from typing import TYPE_CHECKING, Any, Iterable
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
 
 _lock = threading.Lock()
 _ca_of: dict[tuple[str, int], str] = {}
-_contexts: dict[str, ssl.SSLContext] = {}
+_contexts: dict[tuple[str, int], ssl.SSLContext] = {}
 
 
 def register(servers: Iterable["ServerAddress"], ca_file: str) -> None:
@@ -28,18 +29,24 @@ def register(servers: Iterable["ServerAddress"], ca_file: str) -> None:
                 _ca_of[(s.host, s.port)] = ca_file
             else:
                 _ca_of.pop((s.host, s.port), None)
-        _contexts.pop(ca_file, None)  # re-read a CA file that may have been rotated
 
 
 def context_for(ca_file: str) -> ssl.SSLContext:
-    """One verifying context per CA file (building one costs ~1 ms, a connect should not)."""
+    """One verifying context per CA file version (building one costs ~1 ms, a connect should
+    not); a rewritten file (``repman certificates rotate``) gives a new context."""
+    try:
+        version = os.stat(ca_file).st_mtime_ns
+    except OSError:
+        version = 0
     with _lock:
-        ctx = _contexts.get(ca_file)
+        ctx = _contexts.get((ca_file, version))
         if ctx is None:
             ctx = ssl.create_default_context(cafile=ca_file)
             ctx.check_hostname = True
             ctx.verify_mode = ssl.CERT_REQUIRED
-            _contexts[ca_file] = ctx
+            for stale in [k for k in _contexts if k[0] == ca_file]:
+                del _contexts[stale]
+            _contexts[(ca_file, version)] = ctx
         return ctx
 
 
