@@ -1,4 +1,4 @@
-"""No clear password in any binlog, log file, rendered config or state file (issue 15, point 1).
+"""No clear password in any binlog, log file, rendered config, state file, API answer or /proc (issue 15).
 
 Real mariadbd nodes with the general and slow query logs on (every statement,
 ``long_query_time = 0``), a full bootstrap, a failover and a rejoin; then every
@@ -8,17 +8,25 @@ directories is read, looking for each password of the cluster.
 
 from __future__ import annotations
 
+import base64
 import shutil
 import subprocess
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
 
+from repman.api.auth import hash_password
+from repman.api.server import ApiServer
 from repman.db import connect
+from repman.local.mariadb import read_pid
 from repman.local.node import _ensure_admin_user
 from repman.local.testbed import Testbed
 from repman.watcher.cluster_config import ClusterConfig  # noqa: F401 - type of c.cfg
-from repman.watcher.config import load_cluster
+from repman.watcher.config import load_cluster, parse_config
+from repman.watcher.loop import Watcher
 from repman.watcher.failover import failover
 from repman.watcher.rejoin import rejoin
 from repman.watcher.state_store import StateStore
@@ -44,6 +52,36 @@ def _logs_on(bed: Testbed) -> None:
             cur.execute("SET GLOBAL long_query_time = 0")
             cur.execute("SET GLOBAL slow_query_log = ON")
         _ensure_admin_user(node)  # the admin account statements run again, now logged
+
+
+def _api_answers(cluster_raw: dict, tmp_path: Path) -> str:
+    """Every JSON/HTML answer of the API over this cluster, after a few monitoring ticks."""
+    wc = parse_config({"clusters": {"sec": {**cluster_raw, "monitoring-ticker": 0.2}},
+                       "api": {"api-port": 0, "api-audit-log": str(tmp_path / "audit.log"),
+                               "api-users": {"ops": {"role": "admin", "password-hash": hash_password("ops-pw")}}}})
+    watcher = Watcher(wc)
+    api = ApiServer(wc.api, watcher)
+    watcher.start()
+    api.start()
+    try:
+        mon = watcher.monitors["sec"]
+        deadline = time.monotonic() + 30
+        while mon.ticks < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        auth = {"Authorization": "Basic " + base64.b64encode(b"ops:ops-pw").decode()}
+        out = []
+        for path in ("/api/clusters", "/api/clusters/sec", "/", "/api/audit", "/health",
+                     f"/primary?server={mon.cfg.servers[0]}"):
+            req = urllib.request.Request(api.url + path, headers=auth)
+            try:
+                with urllib.request.urlopen(req, timeout=30) as resp:
+                    out.append(resp.read().decode())
+            except urllib.error.HTTPError as exc:
+                out.append(exc.read().decode())
+        return "\n".join(out)
+    finally:
+        api.stop()
+        watcher.stop()
 
 
 def _binlog_text(bed: Testbed) -> str:
@@ -102,7 +140,14 @@ def test_no_password_in_binlogs_logs_or_files_after_bootstrap_failover_rejoin(tm
         # It was on while replicas were re-pointed; the CHANGE MASTER itself ran with the log off.
         assert "STOP SLAVE" in general and "CREATE USER" in general, "the general log must have seen the DDL"
         assert "MASTER_PASSWORD" not in general
-        assert _hits(tmp_path, secrets) == []
         assert [s for s in secrets if s in "\n".join(c.lines)] == []
+        answers = _api_answers(raw, tmp_path)
+        assert "sec" in answers and [s for s in secrets if s in answers] == []
+        for addr in bed.addresses:  # what `ps` and /proc show of every mariadbd started
+            pid = read_pid(bed.node(addr).paths)
+            assert pid is not None
+            shown = Path(f"/proc/{pid}/environ").read_bytes() + Path(f"/proc/{pid}/cmdline").read_bytes()
+            assert [s for s in secrets if s.encode() in shown] == []
+        assert _hits(tmp_path, secrets) == []  # last: the watcher state and the audit log are written by now
     finally:
         bed.destroy()
