@@ -75,6 +75,7 @@ class Cluster(pulumi.ComponentResource):
                     semisync=spec.semisync,
                     sysbench_table_size=spec.sysbench_table_size,
                     readonly_replicas=True,
+                    replication_ssl=bool(spec.setting("replication-use-ssl")),
                 ),
                 pulumi.ResourceOptions(parent=self, depends_on=node_resources + list(self.extra)),
             )

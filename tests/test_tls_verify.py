@@ -21,13 +21,15 @@ from repman.watcher.failover import failover
 from repman.watcher.state_store import StateStore
 from tests.writer import HACluster, needs_mariadb
 
-pytestmark = [needs_mariadb, pytest.mark.slow]
+
 
 
 def _slave(c: HACluster, addr: ServerAddress) -> dict:
     return c.sql(addr, "SHOW SLAVE STATUS")[0]
 
 
+@needs_mariadb
+@pytest.mark.slow
 def test_replication_and_watcher_connections_verify_certificates_and_host_names(tmp_path):
     ca_dir = tmp_path / "ca"
     bed = Testbed.create(tmp_path / "db", count=3, tags=[*DEFAULT_TAGS, "ssl"], ca_dir=ca_dir)
@@ -85,3 +87,21 @@ def test_replication_and_watcher_connections_verify_certificates_and_host_names(
     finally:
         register(bed.addresses, "")
         bed.destroy()
+
+
+def test_the_stack_passes_replication_use_ssl_to_its_bootstrap():
+    """The Pulumi bootstrap resource turns the stack's replication-use-ssl into the request's flag."""
+    pytest.importorskip("pulumi")
+    from components.providers.bootstrap import BootstrapArgs, _request
+    from repman.spec import load_cluster_spec
+    spec = load_cluster_spec({"repman:db-servers-credential": "repman:a", "repman:replication-credential": "repl:r",
+                              "repman:prov-db-tags": ["ssl", "gtidstrict"], "repman:replication-use-ssl": True},
+                             project_dir="/srv/p")
+    assert spec.setting("replication-use-ssl") is True
+    props = {"servers": ["127.0.0.1:3310"], "admin_user": "a", "admin_password": "x", "replication_user": "r",
+             "replication_password": "y"}
+    assert _request({**props, "replication_ssl": True}).replication_ssl is True
+    assert _request(props).replication_ssl is False
+    off = BootstrapArgs(servers=[], members=[], admin_user="a", admin_password="x", replication_user="r",
+                        replication_password="y")
+    assert "replication_ssl" not in vars(off)  # existing stacks get no new input (no spurious update)

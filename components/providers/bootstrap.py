@@ -25,7 +25,7 @@ PROVIDER_VERSION = "1"
 SECRET_KEYS = ("admin_password", "replication_password", "monitoring_password")
 INPUT_KEYS = (
     "servers", "members", "admin_user", "replication_user", "monitoring_user", "preferred_master",
-    "semisync", "sysbench_table_size", "readonly_replicas", "provider_version",
+    "semisync", "sysbench_table_size", "readonly_replicas", "provider_version", "replication_ssl",
 )
 OUTPUT_KEYS = ("primary", "replicas", "actions", "secret_digest")
 
@@ -45,6 +45,7 @@ def _request(props: dict[str, Any]) -> BootstrapRequest:
         semisync=bool(props.get("semisync")),
         readonly_replicas=bool(props.get("readonly_replicas", True)),
         sysbench_table_size=int(props.get("sysbench_table_size") or 0),
+        replication_ssl=bool(props.get("replication_ssl")),
     )
 
 
@@ -106,7 +107,7 @@ class BootstrapArgs:
         replication_user: str, replication_password: pulumi.Input[str],
         monitoring_user: str | None = None, monitoring_password: pulumi.Input[str] | None = None,
         preferred_master: pulumi.Input[str] = "", semisync: bool = False,
-        sysbench_table_size: int = 0, readonly_replicas: bool = True,
+        sysbench_table_size: int = 0, readonly_replicas: bool = True, replication_ssl: bool = False,
     ) -> None:
         self.servers = servers
         self.members = members
@@ -120,6 +121,8 @@ class BootstrapArgs:
         self.semisync = semisync
         self.sysbench_table_size = sysbench_table_size
         self.readonly_replicas = readonly_replicas
+        if replication_ssl:  # only when on: existing stacks see no new input, hence no diff
+            self.replication_ssl = True
 
 
 class Bootstrap(pulumi.dynamic.Resource, module="repman", name="Bootstrap"):
