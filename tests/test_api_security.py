@@ -45,13 +45,14 @@ class Api:
         first = free_port_block(4)
         clusters = {name: {"db-servers-hosts": [f"127.0.0.1:{first + 2 * i}", f"127.0.0.1:{first + 2 * i + 1}"],
                            "db-servers-credential": "admin:db-admin-pw", "replication-credential": "repl:db-repl-pw",
-                           "monitoring-datadir": str(tmp_path / "state" / name)}
+                           "monitoring-datadir": str(tmp_path / "state" / name), "monitoring-ticker": 0.2}
                     for i, name in enumerate(("alpha", "beta"))}
         self.config = parse_config({"clusters": clusters, "api": {"api-port": 0, "api-users": USERS,
                                                                  "api-audit-log": str(tmp_path / "audit.log"),
                                                                  **api}})
         self.watcher = Watcher(self.config)
         self.server = ApiServer(self.config.api, self.watcher)
+        self.watcher.start()  # monitors tick against refused connections all along
         self.server.start()
 
     def close(self) -> None:
@@ -225,6 +226,13 @@ def test_hostile_input_gets_4xx_without_traceback_and_the_api_survives(api):
         assert b"Traceback" not in answer
     assert api.call("/health")[0] == 200
     assert api.call("/api/clusters", user="ops")[0] == 200
+    # the watcher survives: every monitor thread alive and still ticking
+    ticks = {n: m.ticks for n, m in api.watcher.monitors.items()}
+    deadline = time.monotonic() + 20
+    while any(m.ticks <= ticks[n] for n, m in api.watcher.monitors.items()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert all(t.thread.is_alive() for t in api.watcher.threads)
+    assert all(m.ticks > ticks[n] for n, m in api.watcher.monitors.items())
 
 
 def test_mutual_tls_refuses_clients_without_a_certificate_of_the_client_ca(tmp_path):
