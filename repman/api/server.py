@@ -270,8 +270,11 @@ class _Handler(BaseHTTPRequestHandler):
         finally:
             path = urlsplit(self.path).path
             if not path.startswith(("/primary", "/master", "/replica", "/read-only", "/health")):
-                self.app.audit.record(self._who, self.client_address[0], self.command, path, self._status,
-                                      self._cluster)
+                try:
+                    self.app.audit.record(self._who, self.client_address[0], self.command, path, self._status,
+                                          self._cluster)
+                except OSError as exc:  # a full disk must not take the API down; say it in the log
+                    logger.error("audit log %s: %s", self.app.api.audit_log, exc.strerror)
 
     def _dispatch_inner(self) -> None:
         try:
