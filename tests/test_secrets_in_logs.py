@@ -16,12 +16,14 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pymysql
 import pytest
 
 from repman.api.auth import hash_password
 from repman.api.server import ApiServer
 from repman.db import connect
 from repman.local.mariadb import read_pid
+from repman.password_hash import native_password_hash
 from repman.local.node import _ensure_admin_user
 from repman.local.testbed import Testbed
 from repman.watcher.cluster_config import ClusterConfig  # noqa: F401 - type of c.cfg
@@ -149,5 +151,29 @@ def test_no_password_in_binlogs_logs_or_files_after_bootstrap_failover_rejoin(tm
             shown = Path(f"/proc/{pid}/environ").read_bytes() + Path(f"/proc/{pid}/cmdline").read_bytes()
             assert [s for s in secrets if s.encode() in shown] == []
         assert _hits(tmp_path, secrets) == []  # last: the watcher state and the audit log are written by now
+    finally:
+        bed.destroy()
+
+
+def test_unlogged_statement_still_runs_for_an_account_without_super(tmp_path):
+    """A watcher account holding only what a re-point needs cannot switch its logs off: the
+    statement must still run (a failed re-point is worse than a logged one)."""
+    from repman.db import Credential, execute, execute_unlogged, query
+    bed = Testbed.create(tmp_path / "db", count=1)
+    try:
+        addr = bed.addresses[0]
+        with connect(addr, bed.admin) as conn:
+            execute(conn, "CREATE USER 'lesser'@'%%' IDENTIFIED BY PASSWORD %s",
+                    (native_password_hash("lesser-pw"),))
+            execute(conn, "GRANT REPLICATION SLAVE ADMIN, SLAVE MONITOR ON *.* TO 'lesser'@'%'")
+        with connect(addr, Credential("lesser", "lesser-pw")) as conn:
+            with pytest.raises(pymysql.err.OperationalError) as denied:
+                execute(conn, "SET SESSION sql_log_off = 1")
+            assert denied.value.args[0] == 1227  # the fallback below is really taken
+            execute_unlogged(conn, "STOP SLAVE")
+            assert query(conn, "SELECT @@SESSION.sql_log_off AS v")[0]["v"] == 0
+        with connect(addr, bed.admin) as conn:
+            execute_unlogged(conn, "SELECT 1")
+            assert query(conn, "SELECT @@SESSION.sql_log_off AS v")[0]["v"] == 0  # restored after
     finally:
         bed.destroy()
