@@ -130,7 +130,8 @@ def _load(args: argparse.Namespace):
     path = args.config or os.environ.get("REPMAN_CONFIG")
     if not path:
         raise ConfigError("--config", "no configuration file given (use --config FILE or $REPMAN_CONFIG)")
-    return load_config(path)
+    args._loaded = load_config(path)  # for the audit record of an operation (main)
+    return args._loaded
 
 
 def _stderr_log(verbose: bool) -> Callable[[str], None]:
@@ -377,8 +378,39 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 }
 
 
+AUDITED = ("switchover", "failover", "maintenance", "reset-failover-counter", "rotate-passwords", "certificates")
+
+
+def _audit(args: argparse.Namespace, code: int) -> None:
+    """Operations run from the shell go to the API's audit log too (api-audit-log), as user (cli)."""
+    wc = getattr(args, "_loaded", None)
+    if args.command not in AUDITED or wc is None or not wc.api.audit_log:
+        return
+    from repman.api.audit import AuditLog
+    what = " ".join([args.command] + [str(getattr(args, a)) for a in ("state", "server", "to", "action")
+                                      if getattr(args, a, None)])
+    try:
+        cluster = wc.cluster(args.cluster).name
+    except ConfigError:
+        cluster = None
+    try:
+        AuditLog(wc.api.audit_log).record(f"{getpass.getuser()} (cli)", "cli", "CLI", what,
+                                         {0: 200, 1: 409}.get(code, 400), cluster)
+    except OSError as exc:
+        print(f"repman: audit log {wc.api.audit_log}: {exc.strerror}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    code = 2
+    try:
+        code = _main(args)
+        return code
+    finally:
+        _audit(args, code)
+
+
+def _main(args: argparse.Namespace) -> int:
     try:
         return COMMANDS[args.command](args)
     except ConfigError as exc:

@@ -264,3 +264,28 @@ def test_bad_grants_and_clusters_are_one_line_errors(spec, message):
     with pytest.raises(ConfigError) as err:
         parse_users({"bob": {"role": "viewer", "password-hash": hash_password("b"), **spec}})
     assert str(err.value).startswith(message) and "\n" not in str(err.value)
+
+
+def test_operations_from_the_shell_are_audited_too(tmp_path):
+    import subprocess
+    import sys
+
+    import yaml
+    port = free_port_block(2)
+    audit = tmp_path / "audit.log"
+    config = tmp_path / "repman.yaml"
+    config.write_text(yaml.safe_dump({
+        "clusters": {"alpha": {"db-servers-hosts": [f"127.0.0.1:{port}", f"127.0.0.1:{port + 1}"],
+                               "db-servers-credential": "admin:db-admin-pw", "replication-credential": "r:db-repl-pw",
+                               "monitoring-datadir": str(tmp_path / "state")}},
+        "api": {"api-audit-log": str(audit)}}))
+    for args, code in ((["maintenance", "on", f"127.0.0.1:{port + 1}"], 0),
+                       (["maintenance", "on", "127.0.0.1:1"], 2)):
+        done = subprocess.run([sys.executable, "-m", "repman.cli", "--config", str(config), *args],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == code, done.stderr
+    entries = [json.loads(line) for line in audit.read_text().splitlines()]
+    assert [(e["path"], e["status"], e["from"], e["cluster"]) for e in entries] == [
+        (f"maintenance on 127.0.0.1:{port + 1}", 200, "cli", "alpha"), ("maintenance on 127.0.0.1:1", 400, "cli", "alpha")]
+    assert all(e["user"].endswith("(cli)") for e in entries)
+    assert "db-admin-pw" not in audit.read_text()
