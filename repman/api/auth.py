@@ -83,9 +83,11 @@ class ApiUser:
 
     def may(self, grant: str, cluster: str | None = None) -> bool:
         """Holds ``grant`` (its role's or its own), on ``cluster`` when one is named."""
-        if grant in ROLE_GRANTS:  # a role name: every grant of that role (the old viewer/operator check)
-            return ROLE_GRANTS[grant] <= self.grants and (cluster is None or self.sees(cluster))
-        return grant in self.grants and (cluster is None or self.sees(cluster))
+        if cluster is not None and not self.sees(cluster):
+            return False
+        if grant not in GRANTS and grant in ROLE_GRANTS:  # a role name: every grant of it (viewer/operator)
+            return ROLE_GRANTS[grant] <= self.grants
+        return grant in self.grants
 
 
 def _names(raw: Any, key: str, allowed: Mapping[str, str] | None = None) -> frozenset[str]:
