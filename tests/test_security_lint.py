@@ -34,6 +34,7 @@ EXPLAINED_IN_FILE = {
     ("B104", "repman/routing/maxscale_config.py"): "a proxy's default bind address for clients (a config key)",
     ("B104", "repman/routing/proxysql_config.py"): "a proxy's default bind address for clients (a config key)",
     ("B105", "repman/api/server.py"): "'token_type': 'Bearer' is the OAuth token type name, not a secret",
+    ("B105", "repman/pulumisecrets.py"): "error messages naming PULUMI_CONFIG_PASSPHRASE, not passwords",
     ("B107", "repman/db.py"): "unix-socket root login of a freshly initialised datadir has no password by design",
     ("B107", "repman/routing/consul.py"): "an empty Consul ACL token means 'no token', not a hard-coded secret",
     ("B108", "repman/backends/kube_spec.py"): "paths inside the container image's filesystem, not the host's /tmp",
