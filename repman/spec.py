@@ -279,6 +279,8 @@ def load_cluster_spec(raw: Mapping[str, Any], project_dir: Path | str | None = N
             raise ConfigError(_key("prov-proxy-tags"), f"unknown proxy tag {tag!r} (known: {', '.join(PROXY_TAGS)})")
     if "readwritesplit" in proxy_tags and "noreadwritesplit" in proxy_tags:
         raise ConfigError(_key("prov-proxy-tags"), "tags 'readwritesplit' and 'noreadwritesplit' contradict each other")
+    if watcher_settings.get("replication-use-ssl") in (True, "true", "on", "yes") and "ssl" not in db_tags:
+        raise ConfigError(_key("replication-use-ssl"), "needs the ssl tag in prov-db-tags (the nodes' certificates)")
     count = values["prov-db-nodes"]
     if count is None:
         count = plan.db_nodes

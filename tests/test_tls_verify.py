@@ -105,3 +105,12 @@ def test_the_stack_passes_replication_use_ssl_to_its_bootstrap():
     off = BootstrapArgs(servers=[], members=[], admin_user="a", admin_password="x", replication_user="r",
                         replication_password="y")
     assert "replication_ssl" not in vars(off)  # existing stacks get no new input (no spurious update)
+
+
+def test_replication_use_ssl_without_the_ssl_tag_is_refused_before_anything_is_created():
+    from repman.errors import ConfigError
+    from repman.spec import load_cluster_spec
+    with pytest.raises(ConfigError, match=r"^repman:replication-use-ssl: needs the ssl tag in prov-db-tags"):
+        load_cluster_spec({"repman:db-servers-credential": "repman:a", "repman:replication-credential": "repl:r",
+                           "repman:prov-db-tags": ["gtidstrict"], "repman:replication-use-ssl": True},
+                          project_dir="/srv/p")
