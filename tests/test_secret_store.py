@@ -106,3 +106,16 @@ def test_the_stack_accepts_encrypted_credentials_with_monitoring_key_path(tmp_pa
     with pytest.raises(ConfigError, match="repman:db-servers-credential: an encrypted value needs"):
         load_cluster_spec({"repman:db-servers-credential": {"encrypted": token},
                            "repman:replication-credential": "repl:repl-pw"}, project_dir=str(tmp_path))
+
+
+def test_api_user_passwords_can_be_encrypted_with_the_clusters_key(tmp_path):
+    from repman.api.auth import verify_password
+    key = tmp_path / "key"
+    generate_key_file(key)
+    path = _config(tmp_path, "repl:pw", **{"monitoring-key-path": str(key)})
+    raw = yaml.safe_load(path.read_text())
+    raw["api"] = {"api-users": {"bob": {"role": "viewer",
+                                        "password": {"encrypted": encrypt("bob-at-rest-pw", read_key(key))}}}}
+    path.write_text(yaml.safe_dump(raw))
+    bob = load_config(path).api.users["bob"]
+    assert verify_password("bob-at-rest-pw", bob.password_hash)

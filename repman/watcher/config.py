@@ -170,7 +170,12 @@ def parse_config(raw: Any, path: Path | str = "<config>") -> WatcherConfig:
     if not isinstance(clusters_raw, Mapping) or not clusters_raw:
         raise ConfigError("clusters", f"expected at least one cluster section, got {clusters_raw!r}")
     clusters = {str(name): load_cluster(name, section) for name, section in clusters_raw.items()}
-    return WatcherConfig(Path(path), clusters, load_api(raw.get("api")))
+    from repman.secret_store import key_path_in_effect
+    # {encrypted: ...} api-users passwords use the (first) cluster's monitoring-key-path, as repman's one key
+    key_path = next((c["monitoring-key-path"] for c in clusters.values() if c.get("monitoring-key-path")), "")
+    with key_path_in_effect(key_path):
+        api = load_api(raw.get("api"))
+    return WatcherConfig(Path(path), clusters, api)
 
 
 def load_config(path: str | Path) -> WatcherConfig:
