@@ -62,6 +62,7 @@ class Cluster(pulumi.ComponentResource):
         )
         self.servers = pulumi.Output.all(*[n.address for n in self.nodes]).apply(list)
         self.bootstrap: Bootstrap | None = None
+        tls = backend.verified_tls_settings()  # ssl tag with a shared CA: verified TLS unless the stack says no
         if backend.bootstraps_from_deployer:
             self.bootstrap = Bootstrap(
                 f"{name}-bootstrap",
@@ -75,7 +76,9 @@ class Cluster(pulumi.ComponentResource):
                     semisync=spec.semisync,
                     sysbench_table_size=spec.sysbench_table_size,
                     readonly_replicas=True,
-                    replication_ssl=bool(spec.setting("replication-use-ssl")),
+                    replication_ssl=bool(spec.setting("replication-use-ssl")
+                                         if "replication-use-ssl" in spec.watcher_settings
+                                         else tls.get("replication-use-ssl", False)),
                 ),
                 pulumi.ResourceOptions(parent=self, depends_on=node_resources + list(self.extra)),
             )
@@ -92,6 +95,8 @@ class Cluster(pulumi.ComponentResource):
         after_bootstrap: list[pulumi.Resource] = [self.bootstrap] if self.bootstrap is not None else node_resources
         self.proxy = self._proxy(name, spec, backend, after_bootstrap)
         routing: pulumi.Input[dict] = self.proxy.watcher_keys if self.proxy is not None else {}
+        if tls:
+            routing = pulumi.Output.from_input(routing).apply(lambda r: {**tls, **dict(r or {})})
         # The watcher config for any backend, secrets as {env: ...} references (run it anywhere).
         self.watcher_config = pulumi.Output.all(self.servers, routing).apply(
             lambda sr: dump(render_watcher_config(spec, sr[0], env_ref, routing=sr[1])))

@@ -114,3 +114,54 @@ def test_replication_use_ssl_without_the_ssl_tag_is_refused_before_anything_is_c
         load_cluster_spec({"repman:db-servers-credential": "repman:a", "repman:replication-credential": "repl:r",
                            "repman:prov-db-tags": ["gtidstrict"], "repman:replication-use-ssl": True},
                           project_dir="/srv/p")
+
+
+@needs_mariadb
+@pytest.mark.slow
+def test_local_stack_with_the_ssl_tag_verifies_replication_and_the_watcher(tmp_path):
+    """`up` of stacks/Pulumi.local.yaml with the ssl tag added: nothing else to set."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    import yaml
+
+    from tests.conftest import free_port_block
+    root = Path(__file__).resolve().parent.parent
+    base = Path(tempfile.mkdtemp(prefix="repman-tls-"))  # short: HAProxy's socket path must fit
+    tags = yaml.safe_load((root / "stacks" / "Pulumi.local.yaml").read_text())["config"]["repman:prov-db-tags"]
+    proxy = free_port_block(2)
+    overrides = [f"repman:db-servers-base-port={free_port_block(3)}", f"repman:prov-state-dir={base / 'state'}",
+                 f"repman:haproxy-write-port={proxy}", f"repman:haproxy-read-port={proxy + 1}",
+                 f"repman:api-port={free_port_block(1)}", "repman:prov-db-tags=" + json.dumps([*tags, "ssl"])]
+
+    def engine(*args: str) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "components.embedded_engine", *args, "--stack", "local"]
+        for item in overrides:
+            cmd += ["-c", item]
+        return subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=300)
+
+    try:
+        up = engine("up", "--json")
+        assert up.returncode == 0, up.stderr[-2000:]
+        outs = json.loads(up.stdout)["outputs"]
+        config = yaml.safe_load(Path(outs["watcher_config_path"]).read_text())
+        section = next(iter(config["clusters"].values()))
+        assert section["replication-use-ssl"] is True
+        assert section["db-servers-tls-ca-cert"] == str(base / "state" / "cluster1" / "ca" / "ca.pem")
+        admin = load_cluster("x", {**section, "db-servers-credential": Path(
+            section["db-servers-credential"]["file"]).read_text().strip()}).admin
+        for replica in outs["replica_endpoints"]:
+            with connect(ServerAddress.parse(replica), admin) as conn:
+                st = query(conn, "SHOW SLAVE STATUS")[0]
+                assert (st["Master_SSL_Allowed"], st["Master_SSL_Verify_Server_Cert"]) == ("Yes", "Yes")
+                assert st["Slave_IO_Running"] == "Yes"
+                assert query(conn, "SHOW SESSION STATUS LIKE 'Ssl_version'")[0]["Value"].startswith("TLS")
+    finally:
+        down = engine("down")
+        register([ServerAddress.parse(s) for s in json.loads(up.stdout)["outputs"]["servers"]], "") \
+            if up.returncode == 0 else None
+        shutil.rmtree(base, ignore_errors=True)
+        assert down.returncode == 0, down.stderr[-2000:]

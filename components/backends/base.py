@@ -90,3 +90,8 @@ class Backend(ABC):
     def describe(self) -> dict[str, Any]:
         """Backend facts exported as stack outputs (never secrets)."""
         return {"orchestrator": self.name}
+
+    def verified_tls_settings(self) -> dict[str, Any]:
+        """Watcher keys turning on verified TLS when one cluster CA signs every node (ssl tag);
+        none by default: a backend without a shared CA cannot verify replication."""
+        return {}
