@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -28,7 +29,7 @@ from tests.conftest import free_port_block  # noqa: E402
 
 
 def engine(command: str, stack: str, overrides: list[str]) -> dict:
-    cmd = [sys.executable, "-m", "components.embedded_engine", command, "--stack", stack, "--json"]
+    cmd = [sys.executable, "-m", "components.embedded_engine", command, "--yes", "--stack", stack, "--json"]
     for item in overrides:
         cmd += ["-c", item]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
@@ -60,9 +61,12 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--stack", default="local")
     args = parser.parse_args()
-    import yaml
+    from components.pulumi_config import load_stack_config
 
-    cfg = yaml.safe_load((ROOT / "stacks" / f"Pulumi.{args.stack}.yaml").read_text())["config"]
+    # The committed stacks' secure values open with the README's example passphrase.
+    if "PULUMI_CONFIG_PASSPHRASE" not in os.environ and not os.environ.get("PULUMI_CONFIG_PASSPHRASE_FILE"):
+        os.environ["PULUMI_CONFIG_PASSPHRASE"] = "repman-example"
+    cfg = load_stack_config(ROOT, args.stack)
     admin = Credential(*cfg["repman:db-servers-credential"].split(":", 1))
     ups, downs = [], []
     for run in range(1, args.runs + 1):

@@ -79,6 +79,12 @@ class Cluster(pulumi.ComponentResource):
                     replication_ssl=bool(spec.setting("replication-use-ssl")
                                          if "replication-use-ssl" in spec.watcher_settings
                                          else tls.get("replication-use-ssl", False)),
+                    seed_local=backend.seeds_local_nodes,
+                    ssh_seed_nodes=pulumi.Output.all(*[n.seed_info for n in self.nodes if n.seed_info is not None]
+                                                     ).apply(list),
+                    cluster_name=spec.name,
+                    monitoring_datadir=(str(WatcherFiles(spec.state_dir / spec.name / "watcher").state_dir)
+                                        if spec.watcher and backend.runs_local_watcher else ""),
                 ),
                 pulumi.ResourceOptions(parent=self, depends_on=node_resources + list(self.extra)),
             )

@@ -38,6 +38,7 @@ class DatabaseService(pulumi.ComponentResource):
         self.instance = pulumi.Output.from_input(made.instance)
         self.address = pulumi.Output.all(self.host, self.port).apply(lambda hp: ServerAddress(hp[0], int(hp[1])).url)
         self.server_id = args.node.server_id
+        self.seed_info = made.outputs.get("seed")  # how bootstrap seeds it, when the backend can
         self.register_outputs({
             "host": self.host, "port": self.port, "address": self.address, "instance": self.instance,
             "server_id": args.node.server_id, **made.outputs,

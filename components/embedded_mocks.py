@@ -42,19 +42,40 @@ class EngineMonitor(mocks.MockMonitor):
         self.engine = engine
 
     def RegisterResource(self, request: Any) -> Any:
-        urn = self.make_urn(request.parent, request.type, request.name)
+        urn = self.engine.urn(request.parent, request.type, request.name)
         if request.type == "pulumi:pulumi:Stack":
             return resource_pb2.RegisterResourceResponse(urn=urn)
         _ensure_event_loop()
-        raw = rpc.deserialize_properties(request.object)
-        secret_keys = {k for k, v in raw.items() if rpc.is_rpc_secret(v)}
+        raw = rpc.deserialize_properties(request.object, keep_unknowns=self.engine.preview)
+        secret_keys = {k for k, v in raw.items() if _holds_secret(v)}
         inputs = _unwrap(raw)
         id_, state = self.engine.register(
             urn, request.type, request.name, inputs, bool(request.custom), secret_keys,
+            protect=bool(request.protect), delete_before_replace=bool(request.deleteBeforeReplace),
+            secret_outputs=list(request.additionalSecretOutputs),
+            parent=request.parent, dependencies=list(request.dependencies),
         )
-        obj = _sync_await(rpc.serialize_properties(state, {}))
+        # As the engine answers: outputs the resource declares secret come back marked secret.
+        marked = {k: (_as_secret(v) if k in request.additionalSecretOutputs and v is not None else v)
+                  for k, v in state.items()}
+        obj = _sync_await(rpc.serialize_properties(marked, {}))
         self.resources[urn] = mocks.MockMonitor.ResourceRegistration(urn, id_, state)
         return resource_pb2.RegisterResourceResponse(urn=urn, id=id_, object=obj)
+
+
+def _as_secret(value: Any) -> dict[str, Any]:
+    return {rpc._special_sig_key: rpc._special_secret_sig, "value": value}
+
+
+def _holds_secret(value: Any) -> bool:
+    """A secret anywhere inside (a dict of credentials): the whole input is kept out of state."""
+    if rpc.is_rpc_secret(value):
+        return True
+    if isinstance(value, dict):
+        return any(_holds_secret(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_holds_secret(v) for v in value)
+    return False
 
 
 def _unwrap(value: Any) -> Any:
@@ -82,15 +103,15 @@ def run_program(engine: "Engine") -> tuple[dict[str, Any], set[str]]:
     from components.embedded_engine import config_env
 
     env = config_env(engine.config)
-    saved_env = os.environ.get("PULUMI_CONFIG")
     saved_cwd = os.getcwd()
-    os.environ["PULUMI_CONFIG"] = env
+    # The SDK's config store only: not PULUMI_CONFIG in os.environ, where every child process
+    # (mariadb-install-db, haproxy -c, ssh...) would inherit the stack's credentials.
     runtime_config.set_all_config(json.loads(env), [])
     sys.path.insert(0, str(engine.project_dir))
     try:
         os.chdir(engine.project_dir)
-        settings.reset_options(project=engine.project, stack=engine.stack, preview=False)
-        mocks.set_mocks(_NoMocks(), project=engine.project, stack=engine.stack, preview=False,
+        settings.reset_options(project=engine.project, stack=engine.stack, preview=engine.preview)
+        mocks.set_mocks(_NoMocks(), project=engine.project, stack=engine.stack, preview=engine.preview,
                         monitor=EngineMonitor(engine))
         settings.SETTINGS.rpc_manager.clear()
         try:
@@ -112,10 +133,6 @@ def run_program(engine: "Engine") -> tuple[dict[str, Any], set[str]]:
         return _sync_await(_resolve(dict(getattr(root, "outputs", {}) or {})))
     finally:
         os.chdir(saved_cwd)
-        if saved_env is None:
-            os.environ.pop("PULUMI_CONFIG", None)
-        else:
-            os.environ["PULUMI_CONFIG"] = saved_env
         try:
             sys.path.remove(str(engine.project_dir))
         except ValueError:

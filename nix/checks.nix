@@ -10,7 +10,8 @@ let
     (repmanNix.evalCluster (examples + "/invalid-port-overflow.nix")).stackConfig true);
 
   # Tests that run with neither root, network namespaces nor long-lived servers.
-  pureTests = [ "tests/test_spec.py" "tests/test_nix_eval.py" "tests/test_nix_schema.py" "tests/test_nix_flake.py" "tests/test_nix_nixos.py" ];
+  pureTests = [ "tests/test_spec.py" "tests/test_nix_eval.py" "tests/test_nix_schema.py" "tests/test_nix_flake.py" "tests/test_nix_nixos.py"
+    "tests/test_pulumi_project.py" "tests/test_pulumi_secrets.py" ];
 in
 {
   package = packages.repman;

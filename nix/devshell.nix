@@ -1,6 +1,7 @@
-# `nix develop`: the Pulumi CLI with its Python language host, the project's Python
-# environment, and the servers the tests and the local backend start (mariadb, haproxy,
-# sysbench, sshd). The checkout is importable as is (PYTHONPATH), no pip install needed.
+# `nix develop`: the Pulumi CLI with its Python language host (and nixpkgs' provider plugins),
+# the project's Python environment, and the servers the tests and the local backend start
+# (MariaDB 10.11, haproxy, sysbench, sshd; iproute2 for the network-namespace tests on Linux
+# only). The checkout is importable as is (PYTHONPATH), no pip install needed.
 { pkgs, packages }:
 let
   repmanDev = pkgs.writeShellScriptBin "repman" ''
@@ -12,13 +13,12 @@ pkgs.mkShell {
     packages.pulumi
     packages.pythonEnv
     repmanDev
-    pkgs.mariadb
+    packages.mariadb
     pkgs.haproxy
     pkgs.sysbench
     pkgs.openssh
-    pkgs.iproute2
     pkgs.nix
-  ];
+  ] ++ pkgs.lib.optionals pkgs.stdenv.hostPlatform.isLinux [ pkgs.iproute2 ];
   PULUMI_SKIP_UPDATE_CHECK = "1";
   shellHook = ''
     export PYTHONPATH="$PWD''${PYTHONPATH:+:$PYTHONPATH}"
@@ -26,6 +26,6 @@ pkgs.mkShell {
     if [ ! -x .venv/bin/python ]; then
       ${packages.pythonEnv}/bin/python -m venv --system-site-packages .venv
     fi
-    echo "repman dev shell: pulumi $(pulumi version 2>/dev/null), $(python --version), mariadb, haproxy, sysbench"
+    echo "repman dev shell: pulumi $(pulumi version 2>/dev/null), $(python --version), MariaDB 10.11, haproxy, sysbench"
   '';
 }

@@ -20,6 +20,8 @@ import pymysql
 from repman.db import Credential, ServerAddress, connect, execute, execute_unlogged, query, session
 from repman.errors import BootstrapError
 from repman.password_hash import native_password_hash
+from repman.resize import hand_over, leaving_primary
+from repman.seeding import SeedRequest, needs_seed, oldest_binlog_gtids, seed_node
 from repman.topology import ServerState, read_state
 
 Progress = Callable[[str], None]
@@ -40,6 +42,15 @@ class BootstrapRequest:
     sysbench_table_size: int = 0
     wait_timeout: float = 60.0
     progress: Progress = field(default=lambda msg: None)
+    # Seed a joining node that cannot replicate from the primary's binlogs (purged,
+    # error 1236) with a physical copy (repman.seeding); only where nodes are local.
+    seed_local: bool = False
+    # Or any other way to seed one node (SSH hosts: repman.backends.ssh_seed); tried first.
+    seeder: Callable[[SeedRequest], object] | None = None
+    # The watcher's cluster name and monitoring-datadir: the switchovers bootstrap runs (scale-in,
+    # rolling restart) then take the watcher's operation lock and land in its crash records.
+    cluster_name: str = "bootstrap"
+    monitoring_datadir: str = ""
 
 
 @dataclass
@@ -205,19 +216,44 @@ def prepare_sysbench(req: BootstrapRequest, primary: ServerAddress, actions: lis
     actions.append(f"sysbench table sbtest1 ({req.sysbench_table_size} rows) on {primary.url}")
 
 
+def seed_joining_node(req: BootstrapRequest, primary: ServerAddress, node: ServerAddress,
+                      reason: str, actions: list[str]) -> None:
+    """Seed a node the primary's binlogs cannot bring up to date, or say why it cannot be."""
+    if not req.seed_local and req.seeder is None:
+        raise BootstrapError(f"{node.url} cannot replicate from {primary.url}: {reason}; "
+                             "seeding it needs a physical copy, not available on this backend")
+    req.progress(f"{node.url} cannot replicate from binlogs ({reason}): seeding it")
+    result = (req.seeder or seed_node)(SeedRequest(
+        target=node, primary=primary, members=req.servers, admin=req.admin, replication=req.replication,
+        semisync=req.semisync, heartbeat_period=req.heartbeat_period, connect_retry=req.connect_retry,
+        wait_timeout=req.wait_timeout, progress=req.progress, replication_ssl=req.replication_ssl,
+    ))
+    actions.append(f"seeded {node.url} from {result.source.url} at {result.gtid} "
+                   f"({result.bytes_copied / 2**20:.0f} MiB)")
+
+
 def bootstrap(req: BootstrapRequest) -> BootstrapResult:
     """Wire the cluster; returns what was done (empty when it was already wired)."""
     if not req.servers:
         raise BootstrapError("no servers to bootstrap")
     started = time.monotonic()
     states = _states(req)
+    leaving = leaving_primary(states, req.admin)
+    handed: list[str] = []
+    if leaving is not None:
+        req.progress(f"the primary {leaving.url} leaves the cluster: switching over first")
+        moved = hand_over(leaving, req.servers, req.admin, req.replication, req.semisync,
+                          req.preferred_master, req.progress, req.cluster_name, req.monitoring_datadir)
+        req.progress(f"switched over from {leaving.url} to {moved.url}")
+        handed.append(f"switched the primary over from leaving {leaving.url} to {moved.url}")
+        states = _states(req)
     primary, live = choose_primary(req, states)
     others = [a for a in req.servers if a != primary]
-    # Read the primary again, after its replicas: under live writes a replica read later than
-    # the primary would otherwise look ahead of it (a false divergence).
-    states[primary] = read_state(primary, req.admin, timeout=3)
-    check_divergence(states[primary], [states[a] for a in others])
-    actions: list[str] = []
+    # Read the primary again after the others: a replica read after an earlier primary
+    # read may be ahead of it while writes flow, which is not divergence.
+    fresh = read_state(primary, req.admin, timeout=3)
+    check_divergence(fresh if fresh.reachable else states[primary], [states[a] for a in others])
+    actions: list[str] = handed
     req.progress(f"primary {primary.url} ({'kept: cluster is live' if live else 'chosen'})")
     changed_users = ensure_users(req, primary, actions)
     with session(primary, req.admin) as conn:
@@ -230,6 +266,8 @@ def bootstrap(req: BootstrapRequest) -> BootstrapResult:
             actions.append(f"opened {primary.url} for writes")
         if states[primary].semisync_master != req.semisync or states[primary].semisync_slave:
             _set_semisync(conn, master=req.semisync, slave=False)
+    oldest = oldest_binlog_gtids(primary, req.admin)
+    to_seed: list[tuple[ServerAddress, str]] = []
     for a in others:
         s = states[a]
         wired = (s.replica is not None and s.replica.master == primary and s.replica.healthy
@@ -240,9 +278,15 @@ def bootstrap(req: BootstrapRequest) -> BootstrapResult:
                     execute(conn, "SET GLOBAL read_only = ON")
                 actions.append(f"set {a.url} read-only")
             continue
+        reason = needs_seed(s, oldest)
+        if reason:
+            to_seed.append((a, reason))
+            continue
         req.progress(f"attaching {a.url} to {primary.url}")
         attach_replica(a, s, primary, req)
         actions.append(f"attached {a.url} to {primary.url}")
+    for a, reason in to_seed:
+        seed_joining_node(req, primary, a, reason, actions)
     req.progress("waiting for replicas to catch up")
     wait_replicas(req, primary, others)
     if req.sysbench_table_size > 0:

@@ -35,6 +35,8 @@ examples:
   repman --config repman.yaml config check            validate the file, touch no server
   repman keys                                         every configuration key, default and help
   echo -n 's3cret' | repman hash-password             a password-hash for the api-users section
+  repman --config repman.yaml reseed 127.0.0.1:3312   rebuild a broken replica from a physical copy
+  repman --config repman.yaml rolling-restart         restart all, one switchover, no write lost
 
 exit status: 0 success; 1 operation refused or failed; 2 bad configuration or usage.
 The config file defaults to $REPMAN_CONFIG.
@@ -120,6 +122,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["keygen", "encrypt"])
     p.add_argument("--key-path", metavar="FILE", default=None,
                    help="the key file (default $REPMAN_MONITORING_KEY_PATH)")
+    p = add("reseed", "rebuild a replica from a physical copy of a healthy member (local nodes)",
+            "Stream mariadb-backup from a healthy replica (or the primary) into a fresh datadir,\n"
+            "prepare it, swap it in, set gtid_slave_pos from the backup and replicate. The old\n"
+            "datadir stays in place if any step fails. Never the primary.\n"
+            "example: repman --config repman.yaml reseed 127.0.0.1:3312")
+    p.add_argument("server", metavar="HOST:PORT", help="the replica to rebuild")
+    p.add_argument("--from", dest="source", metavar="HOST:PORT", help="copy from this member (default: a healthy replica)")
+    p.add_argument("--base-dir", metavar="DIR", help="the node's directory (my.cnf, data/) when it is down")
+    add("rolling-restart", "restart every server, replicas first, the primary last after a switchover",
+        "Each replica is restarted and back in sync before the next; then one planned switchover,\n"
+        "then the old primary restarts as a replica. Writes pause once (one switchover).")
     return parser
 
 
@@ -369,16 +382,40 @@ def cmd_password(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_reseed(args: argparse.Namespace) -> int:
+    from repman.seeding import reseed_member
+    cfg = _load(args).cluster(args.cluster)
+    source = ServerAddress.parse(args.source, "--from") if args.source else None
+    from pathlib import Path
+    result = reseed_member(cfg, ServerAddress.parse(args.server, "server"), source,
+                           progress=lambda m: print(m, file=sys.stderr, flush=True),
+                           base_dir=Path(args.base_dir) if args.base_dir else None)
+    print(f"reseeded {result.target.url} from {result.source.url} at GTID {result.gtid} "
+          f"({result.bytes_copied / 2**20:.0f} MiB): replicating")
+    return 0
+
+
+def cmd_rolling_restart(args: argparse.Namespace) -> int:
+    from repman.rolling_restart import rolling_restart
+    from repman.watcher.operations import build_routers
+    cfg = _load(args).cluster(args.cluster)
+    log = _stderr_log(True)
+    print(rolling_restart(cfg, log, build_routers(cfg, log)).sentence)
+    return 0
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "status": cmd_status, "switchover": lambda a: _operation(a, "switchover"),
     "failover": lambda a: _operation(a, "failover"), "watch": cmd_watch,
     "reset-failover-counter": cmd_reset, "maintenance": cmd_maintenance, "config": cmd_config, "keys": cmd_keys,
     "hash-password": cmd_hash_password, "password": cmd_password, "rotate-passwords": cmd_rotate_passwords,
     "certificates": cmd_certificates,
+    "reseed": cmd_reseed, "rolling-restart": cmd_rolling_restart,
 }
 
 
-AUDITED = ("switchover", "failover", "maintenance", "reset-failover-counter", "rotate-passwords", "certificates")
+AUDITED = ("switchover", "failover", "maintenance", "reset-failover-counter", "rotate-passwords", "certificates",
+           "reseed", "rolling-restart")
 
 
 def _audit(args: argparse.Namespace, code: int) -> None:

@@ -27,7 +27,7 @@ import yaml
 
 from repman.errors import ConfigError, RepmanError
 from repman.paths import data_dir
-from repman.spec import NAMESPACE, PROVISIONING_KEYS, ClusterSpec, load_cluster_spec
+from repman.spec import NAMESPACE, PROVISIONING_KEYS, REQUIRED_KEYS, ClusterSpec, load_cluster_spec
 
 NIX_TIMEOUT = 300.0
 _STACK_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -133,12 +133,23 @@ class StackWrite:
     dropped_plaintext: list[str]
 
 
-def write_stack(evaluation: NixEvaluation, stack: str, stacks_dir: Path | str = "stacks") -> StackWrite:
+def secret_references(evaluation: NixEvaluation) -> list[str]:
+    """Keys ``Pulumi.yaml`` declares ``secret: true`` (the required credentials) that the
+    declaration gives as ``{file}``/``{env}`` references: the Pulumi CLI accepts them only as
+    ``secure:`` values, so they are written encrypted (the reference text, not a password)."""
+    return [name for name, value in evaluation.config.items()
+            if name.partition(":")[2] in REQUIRED_KEYS and isinstance(value, Mapping)]
+
+
+def write_stack(evaluation: NixEvaluation, stack: str, stacks_dir: Path | str = "stacks",
+                passphrase: str | None = None) -> StackWrite:
     """Replace the ``repman:*`` keys of ``Pulumi.<stack>.yaml``; keep everything else.
 
     Other namespaces, ``encryptionsalt``/``secretsprovider`` and the encrypted values of
     keys the declaration keeps as Pulumi secrets stay untouched. A plaintext value for
-    such a key is dropped rather than carried along.
+    such a key is dropped rather than carried along. References of secret-declared keys
+    are encrypted with ``passphrase`` (the stack's passphrase provider); without one they
+    are refused before anything is written.
     """
     if not _STACK_NAME.match(stack):
         raise ConfigError("--stack", f"{stack!r} is not a stack name (letters, digits, '.', '_', '-')")
@@ -166,6 +177,19 @@ def write_stack(evaluation: NixEvaluation, stack: str, stacks_dir: Path | str = 
             kept.append(name)
         else:
             (dropped if value is not None else missing).append(name)
+    encrypted = secret_references(evaluation)
+    if encrypted:
+        from repman.pulumisecrets import crypter_from_salt, new_encryption_salt
+
+        if passphrase is None:
+            raise ConfigError(encrypted[0], "Pulumi.yaml declares it secret: set PULUMI_CONFIG_PASSPHRASE (or "
+                              "_FILE) to store the reference encrypted, or declare it pulumiSecret = true")
+        if doc.get("encryptionsalt"):
+            crypter = crypter_from_salt(passphrase, str(doc["encryptionsalt"]))
+        else:
+            doc["encryptionsalt"], crypter = new_encryption_salt(passphrase)
+        for name in encrypted:
+            config[name] = {"secure": crypter.encrypt(config[name])}
     doc["config"] = config
     path.parent.mkdir(parents=True, exist_ok=True)
     header = STACK_HEADER.format(ns=NAMESPACE, source=_shown_path(evaluation.declaration))
@@ -229,7 +253,12 @@ def run(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(evaluation.config, indent=2))
         _hint_secrets(evaluation.pulumi_secrets, None)
         return 0
-    result = write_stack(evaluation, args.stack, args.stacks_dir)
+    passphrase = None
+    if secret_references(evaluation):
+        from repman.pulumisecrets import read_passphrase
+
+        passphrase = read_passphrase()
+    result = write_stack(evaluation, args.stack, args.stacks_dir, passphrase)
     print(f"wrote {result.path}: cluster {spec.name}, {spec.orchestrator} backend, "
           f"{spec.node_count} nodes ({spec.plan.name})")
     for name in result.dropped_plaintext:

@@ -47,6 +47,8 @@ PROVISIONING_KEYS: dict[str, Key] = key_table(
     Key("db-servers-prefered-master", "str", "", "node index (1-based) or host:port bootstrapped as primary"),
     Key("prov-state-dir", "path", ".state", "folder for node datadirs, provider state and the watcher config"),
     Key("prov-keep-data-on-delete", "bool", True, "keep datadirs when a node is deleted"),
+    Key("prov-protect", "bool", True, "protect stateful resources (nodes, volumes, StatefulSets): "
+        "the engine refuses to delete or replace them"),
     Key("prov-sysbench-table-size", "int", 0, "rows of an sbtest1 table created at bootstrap (0: none)",
         minimum=0),
     Key("prov-db-image", "str", "mariadb:10.11", "container image of database nodes (docker, kube)"),

@@ -25,7 +25,12 @@ echo "==> pip install -e .[test]"
 "$VENV/bin/pip" install -q -e ".[test]"
 case "${1:-}" in
   --test) shift; exec "$VENV/bin/python" -m pytest "$@" ;;
-  --up) shift; exec "$VENV/bin/python" -m components.embedded_engine up --stack local "$@" ;;
+  --up) shift
+    # The local example's credentials are secure values under the documented example passphrase.
+    if [ -z "${PULUMI_CONFIG_PASSPHRASE+x}" ] && [ -z "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]; then
+      export PULUMI_CONFIG_PASSPHRASE=repman-example
+    fi
+    exec "$VENV/bin/python" -m components.embedded_engine up --yes --refresh --stack local "$@" ;;
   "") echo "==> ready: source $VENV/bin/activate" ;;
   *) echo "unknown option ${1}: use --test or --up" >&2; exit 2 ;;
 esac

@@ -121,6 +121,7 @@ class NetnsLab:
         _ip("link", "add", self.bridge, "type", "bridge")
         _ip("addr", "add", f"{self.gateway}/24", "dev", self.bridge)
         _ip("link", "set", self.bridge, "up")
+        self._allow_bridged(True)
         for i in range(1, count + 1):
             netns = f"rmh{self.tag}-{i}"
             veth_root, veth_ns = f"rmv{self.tag}{i}", f"rmp{self.tag}{i}"
@@ -220,7 +221,24 @@ class NetnsLab:
             _ip("link", "del", host.veth_root, check=False)
             _ip("netns", "del", host.netns, check=False)
         if self.bridge:
+            self._allow_bridged(False)
             _ip("link", "del", self.bridge, check=False)
+
+    def _allow_bridged(self, on: bool) -> None:
+        """Let the hosts talk across our bridge whatever the FORWARD policy.
+
+        Once dockerd has run on the machine, br_netfilter sends bridged frames through
+        iptables' FORWARD chain and dockerd sets its policy to DROP: without this rule
+        the hosts could no longer reach each other (tests that cut the network add
+        their own rules in front of it)."""
+        if shutil.which("iptables") is None:
+            return
+        rule = ["FORWARD", "-i", self.bridge, "-o", self.bridge, "-j", "ACCEPT"]
+        if on:
+            subprocess.run(["iptables", "-I", *rule], capture_output=True)
+        else:
+            while subprocess.run(["iptables", "-D", *rule], capture_output=True).returncode == 0:
+                pass
 
 
 def _port_open(host: str, port: int) -> bool:

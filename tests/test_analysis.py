@@ -140,6 +140,10 @@ CASES = [
      "127.0.0.1:3308 is quarantined (diverged: 0-3-12 cannot be undone): re-seed it, then release it", None),
     ("broken replica", replace(HEALTHY, broken_replicas=((B, "SQL thread stopped: 1062 Duplicate entry"),)),
      Action.ALERT, "replica 127.0.0.1:3308 is broken: SQL thread stopped: 1062 Duplicate entry", None),
+    ("replica needing binlogs the master purged, autoseed on",
+     replace(HEALTHY, autoseed=True, broken_replicas=((B, "IO thread stopped: Got fatal error 1236"),)),
+     Action.SEED, "replica 127.0.0.1:3308 cannot continue (IO thread stopped: Got fatal error 1236): "
+     "autoseed re-seeds it from a physical copy", B),
     ("master read-only", replace(HEALTHY, master_read_only=True), Action.ALERT,
      "master 127.0.0.1:3306 is read-only: writes are refused until an operator clears read_only", None),
     ("two writable masters", replace(HEALTHY, other_writable=(B,)), Action.ALERT,

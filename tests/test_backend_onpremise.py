@@ -90,7 +90,7 @@ def wait_for(predicate, timeout: float = 60, what: str = "condition"):
 
 def engine(*args: str, overrides: dict, timeout: float = 600) -> dict:
     """The real program of stacks/Pulumi.onpremise.yaml under the embedded engine (as ``pulumi up``)."""
-    cmd = [sys.executable, "-m", "components.embedded_engine", *args, "--stack", "onpremise", "--json"]
+    cmd = [sys.executable, "-m", "components.embedded_engine", *args, "--yes", "--stack", "onpremise", "--json"]
     for key, value in overrides.items():
         cmd += ["-c", f"{key}={value if isinstance(value, str) else json.dumps(value)}"]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
@@ -115,6 +115,7 @@ def test_onpremise_stack_up_replicates_supervises_and_goes_down(
         "repman:db-servers-base-port": "3310",
         "repman:prov-state-dir": str(tmp_path / "state"),
         "repman:prov-keep-data-on-delete": "false",
+        "repman:prov-protect": "false",  # down at the end deletes the nodes
         "repman:db-servers-credential": f"{ADMIN.user}:{ADMIN.password}",
         "repman:replication-credential": f"{REPL.user}:{REPL.password}",
     }
@@ -252,3 +253,116 @@ def test_failed_start_rolls_back_what_the_step_created(lab: NetnsLab, base_root:
     finally:
         squatter.kill()
         squatter.wait(timeout=10)
+
+
+def test_disk_check_refuses_a_plan_whose_data_the_host_cannot_hold(lab: NetnsLab, base_root: Path) -> None:
+    """Over real SSH: free space (plus what the datadir holds) against the plan's data size;
+    also run by update_node before a plan change touches anything."""
+    from repman.backends.onpremise import check_disk
+
+    free_gb = shutil.disk_usage(base_root).free / 2**30
+    if not 10 <= free_gb < 700:
+        pytest.skip(f"{free_gb:.0f} GB free here: the check needs between 10 (x3.tiny) and 700 (x3.large)")
+    with HostSession(lab.hosts[0].address, auth_for(lab)) as session:
+        check_disk(session, node(lab, 1, base_root, plan="x3.tiny"))
+        with pytest.raises(HostStepError, match=r"step check-disk: \d+ GB usable under .* but plan x3.large "
+                                                r"\(prov-service-plan\) needs 700 GB of data"):
+            check_disk(session, node(lab, 1, base_root, plan="x3.large"))
+    assert not Path(f"{base_root}/op-db1").exists()
+
+
+@pytest.mark.slow
+def test_seeding_over_ssh_after_purged_binlogs(lab: NetnsLab, base_root: Path) -> None:
+    """Three hosts; the third joins after the primary purged its binlogs: a physical copy
+    streamed from host2's mariadb-backup through SSH into host3's mbstream, then replication."""
+    from repman.backends.onpremise import delete_node
+    from repman.bootstrap import BootstrapRequest, bootstrap
+    from repman.backends.ssh_seed import seed_ssh_node
+    from repman.seeding import SeedRequest, purge_binlogs
+
+    if shutil.which("mariadb-backup") is None:
+        pytest.skip("mariadb-backup not installed")
+    auth = auth_for(lab)
+    specs = [node(lab, i, base_root) for i in (1, 2, 3)]
+    states = []
+    try:
+        for spec in specs:
+            states.append(create_node(spec, auth))
+        addresses = [ServerAddress(s.host, s.port) for s in specs]
+        bootstrap(BootstrapRequest(servers=addresses[:2], admin=ADMIN, replication=REPL))
+        with connect(addresses[0], ADMIN) as conn:
+            execute(conn, "CREATE DATABASE shop")
+            execute(conn, "CREATE TABLE shop.orders (id INT PRIMARY KEY, item VARCHAR(20))")
+            for i in range(300):
+                execute(conn, "INSERT INTO shop.orders VALUES (%s, 'x')", (i,))
+            purge_binlogs(conn)
+        with pytest.raises(Exception, match="binlogs start after"):
+            bootstrap(BootstrapRequest(servers=addresses, admin=ADMIN, replication=REPL))
+        lines: list[str] = []
+        req = SeedRequest(target=addresses[2], primary=addresses[0], members=addresses, admin=ADMIN,
+                          replication=REPL, progress=lines.append)
+        result = seed_ssh_node(req, specs[2], states[2], specs[1], auth)
+        assert result.source == addresses[1] and result.bytes_copied > 0
+        assert any("MiB copied" in line for line in lines)
+        with connect(addresses[0], ADMIN) as conn:
+            execute(conn, "INSERT INTO shop.orders VALUES (1000, 'after')")
+            target = query(conn, "SELECT @@gtid_binlog_pos AS p")[0]["p"]
+        with connect(addresses[2], ADMIN, read_timeout=90) as conn:
+            assert query(conn, "SELECT MASTER_GTID_WAIT(%s, 60) AS w", (target,))[0]["w"] == 0
+            assert query(conn, "SELECT COUNT(*) AS n FROM shop.orders")[0]["n"] == 301
+        assert _replicating(addresses[2])
+        with HostSession(specs[2].host, auth) as session:  # under its supervision, as before
+            assert node_running(session, states[2])
+        assert not Path(f"{specs[2].base_dir}/seed").exists()
+        assert not list(Path(specs[1].base_dir).glob("tmp/seed-options.cnf"))  # no password left behind
+    finally:
+        for state in states:
+            delete_node(state, auth, keep_data=False)
+
+
+@pytest.mark.slow
+def test_onpremise_scale_out_after_purge_seeds_over_ssh(lab: NetnsLab, base_root: Path, tmp_path: Path) -> None:
+    """The stack on x2.tiny, binlogs purged, then x3.tiny: ``up`` seeds the third host's node over SSH."""
+    if shutil.which("mariadb-backup") is None:
+        pytest.skip("mariadb-backup not installed")
+    hosts = [h.address for h in lab.hosts[:3]]
+    overrides = {
+        "repman:onpremise-hosts": hosts[:2],
+        "repman:onpremise-ssh-user": "root",
+        "repman:onpremise-ssh-key": {"file": str(lab.make_client_key())},
+        "repman:onpremise-known-hosts": str(lab.known_hosts()),
+        "repman:onpremise-base-dir": f"{base_root}/{{node}}",
+        "repman:onpremise-install-packages": "false",
+        "repman:prov-service-plan": "x2.tiny",
+        "repman:prov-db-tags": TAGS,
+        "repman:db-servers-base-port": "3310",
+        "repman:prov-state-dir": str(tmp_path / "state"),
+        "repman:prov-keep-data-on-delete": "false",
+        "repman:prov-protect": "false",  # down at the end deletes the nodes
+        "repman:db-servers-credential": f"{ADMIN.user}:{ADMIN.password}",
+        "repman:replication-credential": f"{REPL.user}:{REPL.password}",
+    }
+    try:
+        engine("up", overrides=overrides)
+        primary = ServerAddress(hosts[0], 3310)
+        with connect(primary, ADMIN) as conn:
+            execute(conn, "CREATE DATABASE shop")
+            execute(conn, "CREATE TABLE shop.orders (id INT PRIMARY KEY)")
+            for i in range(200):
+                execute(conn, "INSERT INTO shop.orders VALUES (%s)", (i,))
+            from repman.seeding import purge_binlogs
+            purge_binlogs(conn)
+        overrides.update({"repman:onpremise-hosts": hosts, "repman:prov-service-plan": "x3.tiny"})
+        outs = engine("up", overrides=overrides)["outputs"]
+        third = ServerAddress(hosts[2], 3312)
+        assert outs["servers"][-1] == third.url
+        with connect(primary, ADMIN) as conn:
+            target = query(conn, "SELECT @@gtid_binlog_pos AS p")[0]["p"]
+        with connect(third, ADMIN, read_timeout=90) as conn:
+            assert query(conn, "SELECT MASTER_GTID_WAIT(%s, 60) AS w", (target,))[0]["w"] == 0
+            assert query(conn, "SELECT COUNT(*) AS n FROM shop.orders")[0]["n"] == 200
+        assert _replicating(third)
+        state = (tmp_path / "state" / "embedded-engine.onpremise.json").read_text()
+        assert ADMIN.password not in state and "PRIVATE KEY" not in state
+    finally:
+        engine("down", overrides=overrides)

@@ -162,6 +162,9 @@ def test_provider_reads_the_api_credential_from_config_and_keeps_no_secret(agent
     assert created.id == "databases/svc/ha1-db3" and outs["address"].startswith("10.38.0.")
     assert ADMIN.password not in json.dumps(outs) and API_PASSWORD not in json.dumps(outs)
     assert provider.diff(created.id, outs, dict(props)).changes is False
+    read = provider.read(created.id, outs)          # refresh: the agent's view of the service
+    assert read.id == created.id and read.outs["address"] == outs["address"]
+    assert read.outs["observed"]["provisioned"] is True
     changed = {**props, "tags": ["gtidstrict", "row", "slow"], "admin_password": "rotated-pw"}
     diff = provider.diff(created.id, outs, changed)
     assert diff.changes and not diff.replaces
@@ -175,6 +178,7 @@ def test_provider_reads_the_api_credential_from_config_and_keeps_no_secret(agent
     assert provider.diff(created.id, outs, {**props, "node_name": "ha1-db9"}).replaces == ["node_name"]
     _fast(mod, lambda: provider.delete(created.id, updated.outs))
     assert agent.objects == {}      # keep_data: the service is deleted (volumes stay with the agent)
+    assert provider.read(created.id, updated.outs).id == ""      # refresh drops a service the agent lost
     assert agent.requests[-3].body["global_expect"] == "deleted"
 
 

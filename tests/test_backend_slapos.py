@@ -310,6 +310,7 @@ def test_slapos_stack_up_and_down_through_the_program(proxy: SlapProxy, tmp_path
     """The program of stacks/Pulumi.slapos.yaml under the embedded engine, against slapproxy."""
     overrides = {k: v for k, v in proxy_stack(proxy).items() if k.startswith("repman:slapos")}
     overrides["repman:prov-state-dir"] = str(tmp_path / "state")
+    overrides["repman:prov-protect"] = "false"          # down at the end destroys the instance tree
     overrides.update(SECRETS)
     up = _engine("up", overrides)
     assert up["changes"]["created"] == 3    # the root request and two shared databases
@@ -336,10 +337,48 @@ def _slave_list(xml: str | None) -> str:
 
 
 def _engine(command: str, overrides: dict[str, Any]) -> dict[str, Any]:
-    cmd = [sys.executable, "-m", "components.embedded_engine", command, "--stack", "slapos", "--json"]
+    cmd = [sys.executable, "-m", "components.embedded_engine", command, "--yes", "--stack", "slapos", "--json"]
     for key, value in overrides.items():
         cmd += ["-c", f"{key}={value if isinstance(value, str) else json.dumps(value)}"]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout)
 
+
+
+def test_slapos_request_provider_through_the_sdk_provider_host(proxy: SlapProxy):
+    """SlapOSRequest's check/diff/create/read/update/delete over gRPC, as the Pulumi CLI drives it."""
+    from pulumi.dynamic.dynamic import serialize_provider
+    from pulumi.runtime.proto import provider_pb2
+
+    from components.providers.slapos_request import PROVIDER_VERSION, SlapOSRequestProvider
+    from tests.test_provider_host import Host, plain, struct, urn
+
+    host = Host(ROOT)
+    try:
+        spec = load_cluster_spec(proxy_stack(proxy))
+        settings = settings_from_spec(spec)
+        news = {"__provider": serialize_provider(SlapOSRequestProvider()), "master_url": proxy.url,
+                "software_release": settings.software_release, "software_type": "default",
+                "computer_guid": "COMP-REPMAN", "title": "repman-cluster1", "cluster": "cluster1",
+                "parameters": json.dumps(cluster_parameters(spec, settings)), "shared": False, "database": {},
+                "key_file": "", "cert_file": "", "provider_version": PROVIDER_VERSION}
+        u = urn("SlapOSRequest", "cluster1-root")
+        id_, outs = host.create(u, host.check(u, {}, news))
+        assert id_ == f"{settings.software_release}#repman-cluster1" and outs["allocated_computer"] == "COMP-REPMAN"
+        olds = plain(struct(outs))
+        assert host.diff(u, id_, olds, news).changes == provider_pb2.DiffResponse.DIFF_NONE
+        rid, read = host.read(u, id_, olds)
+        assert rid == id_ and read["partition"] == outs["partition"]     # same allocation, nothing re-created
+        busy = [r for r in proxy.rows("partition") if r["slap_state"] == "busy"]
+        assert [r["partition_reference"] for r in busy] == ["repman-cluster1"]
+        changed = {**news, "parameters": json.dumps({**cluster_parameters(spec, settings), "failover-limit": 9})}
+        assert host.diff(u, id_, read, changed).changes == provider_pb2.DiffResponse.DIFF_SOME
+        outs = host.update(u, id_, read, changed)
+        root = [r for r in proxy.rows("partition") if r["partition_reference"] == "repman-cluster1"][0]
+        assert json.loads(_xml_param(root["xml"]))["failover-limit"] == 9
+        host.delete(u, id_, outs)
+        root = [r for r in proxy.rows("partition") if r["partition_reference"] == "repman-cluster1"][0]
+        assert root["requested_state"] == "destroyed"
+    finally:
+        host.close()

@@ -81,13 +81,15 @@ def test_provider_create_update_delete_with_real_haproxy(props, nodes):
     deadline = time.monotonic() + 10      # SIGKILL is asynchronous: on a loaded machine the
     while any(pid_alive(p) for p in killed) and time.monotonic() < deadline:   # exit can lag
         time.sleep(0.02)
+    assert provider.diff(created.id, updated, changed).changes is False   # pure: state says running
+    updated = provider.read(created.id, updated).outs                        # refresh records the death
     assert provider.diff(created.id, updated, changed).changes is True
     again = provider.update(created.id, updated, changed).outs
     assert pid_alive(again["pid"])
 
     # A hand-edited config is a change too (it would not match the rendering).
     files.config.write_text(files.config.read_text() + "\n# edited\n")
-    assert provider.diff(created.id, again, changed).changes is True
+    assert provider.diff(created.id, provider.read(created.id, again).outs, changed).changes is True
     assert provider.diff(created.id, again, dict(changed, base_dir=props["base_dir"] + "2")).replaces == ["base_dir"]
 
     provider.delete(created.id, changed)

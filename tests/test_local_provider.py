@@ -144,9 +144,13 @@ def test_dead_server_is_restarted_by_the_next_update(node):
     from repman.local.node import crash_node
 
     crash_node(spec)
-    diff = provider.diff(st["id"], st["outs"], dict(st["news"]))
+    # diff is a pure comparison with state: the crash is seen once read() (refresh) recorded it.
+    assert provider.diff(st["id"], st["outs"], dict(st["news"])).changes is False
+    read = provider.read(st["id"], st["outs"])
+    assert read.outs["observed"]["running"] is False and read.outs["pid"] == 0
+    diff = provider.diff(st["id"], read.outs, dict(st["news"]))
     assert diff.changes and not diff.replaces
-    result = provider.update(st["id"], st["outs"], dict(st["news"]))
+    result = provider.update(st["id"], read.outs, dict(st["news"]))
     st["outs"] = result.outs
     admin(result.outs).close()
 

@@ -86,6 +86,8 @@ def test_local_watcher_lifecycle(testbed):
         deadline = time.monotonic() + 10
         while pid_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.05)
+        assert provider.diff(created.id, outs, dict(props)).changes is False  # pure: state says running
+        outs = provider.read(created.id, outs).outs                             # refresh records the death
         assert provider.diff(created.id, outs, dict(props)).changes is True
         outs = provider.update(created.id, outs, dict(props)).outs
         second = running_pid(files)

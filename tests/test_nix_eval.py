@@ -4,6 +4,7 @@ at evaluation time with the same complaint as the Python validator."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -279,19 +280,26 @@ PULUMI_TYPES = {"string": str, "integer": int, "boolean": bool, "array": list}
 
 
 def test_written_stack_matches_pulumi_yaml_types_and_validates(tmp_path: Path, monkeypatch):
-    project = yaml.safe_load((REPO / "Pulumi.yaml").read_text())["config"]
+    from components.pulumi_config import merge_stack_config
+
+    project_doc = yaml.safe_load((REPO / "Pulumi.yaml").read_text())
+    project = project_doc["config"]
     evaluation = evaluate(EXAMPLES / "kube.nix")
-    result = write_stack(evaluation, "kube", tmp_path)
-    config = yaml.safe_load(result.path.read_text())["config"]
+    result = write_stack(evaluation, "kube", tmp_path, passphrase="nix-phrase")
+    doc = yaml.safe_load(result.path.read_text())
+    config = doc["config"]
     for key, value in config.items():
         declared = project.get(key.partition(":")[2], {}).get("type")
-        if declared:  # Pulumi checks the types of declared keys only
+        if declared and not project[key.partition(":")[2]].get("secret"):  # Pulumi checks declared keys
             assert isinstance(value, PULUMI_TYPES[declared]), (key, value, declared)
-    assert config["repman:db-servers-credential"] == '{"env":"REPMAN_DB_CREDENTIAL"}'
+    # Secret-declared credentials: the {env} reference is stored as a secure value.
+    assert set(config["repman:db-servers-credential"]) == {"secure"} and "REPMAN_DB" not in result.path.read_text()
+    merged = merge_stack_config(project_doc, "kube", doc, env={"PULUMI_CONFIG_PASSPHRASE": "nix-phrase"})
+    assert merged["repman:db-servers-credential"] == '{"env":"REPMAN_DB_CREDENTIAL"}'
     monkeypatch.setenv("REPMAN_DB_CREDENTIAL", "admin:a")
     monkeypatch.setenv("REPMAN_REPLICATION_CREDENTIAL", "repl:r")
     monkeypatch.setenv("REPMAN_MONITORING_CREDENTIAL", "mon:m")
-    spec = load_cluster_spec(pulumi_program_view(config))
+    spec = load_cluster_spec(pulumi_program_view(merged))
     assert spec.name == "orders" and spec.admin.user == "admin" and spec.db_tags[-1] == "utctime"
 
 
@@ -306,3 +314,15 @@ def test_bad_stack_name_is_refused():
     evaluation = evaluate(EXAMPLES / "local-3node.nix")
     with pytest.raises(RepmanError, match="--stack"):
         write_stack(evaluation, "../etc/passwd")
+
+
+def test_secret_references_need_the_stack_passphrase(tmp_path: Path):
+    """Pulumi.yaml declares the credentials secret: without a passphrase nothing is written."""
+    stacks = tmp_path / "stacks"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PULUMI_CONFIG_PASSPHRASE")}
+    proc = subprocess.run([sys.executable, "-m", "repman.nixeval", str(EXAMPLES / "kube.nix"), "--stack", "kube",
+                           "--stacks-dir", str(stacks)], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.startswith("error: passphrase must be set with PULUMI_CONFIG_PASSPHRASE")
+    assert not (stacks / "Pulumi.kube.yaml").exists()
+    with pytest.raises(ConfigError, match="repman:db-servers-credential: Pulumi.yaml declares it secret"):
+        write_stack(evaluate(EXAMPLES / "kube.nix"), "kube", stacks)

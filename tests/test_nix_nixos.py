@@ -154,3 +154,31 @@ def test_a_module_file_can_set_scripts_and_groups(tmp_path: Path):
     assert out["unit"]["serviceConfig"]["SupplementaryGroups"] == ["haproxy"]
     assert out["unit"]["serviceConfig"]["ExecStart"].endswith("--config /etc/repman/watcher.json watch --no-api")
     assert out["watcherConfig"]["clusters"]["c1"]["failover-pre-script"] == "/etc/repman/pre.sh"
+
+
+def test_vip_capabilities_are_granted_only_when_asked():
+    plain = eval_nixos(cluster())["unit"]["serviceConfig"]
+    assert plain["CapabilityBoundingSet"] == plain["AmbientCapabilities"] == ""
+    assert plain["RestrictAddressFamilies"] == ["AF_INET", "AF_INET6", "AF_UNIX"]
+    vip = eval_nixos(cluster('capabilities = [ "CAP_NET_ADMIN" "CAP_NET_RAW" ];'))["unit"]["serviceConfig"]
+    assert vip["CapabilityBoundingSet"] == vip["AmbientCapabilities"] == "CAP_NET_ADMIN CAP_NET_RAW"
+    assert vip["RestrictAddressFamilies"][-2:] == ["AF_NETLINK", "AF_PACKET"]
+    assert vip["NoNewPrivileges"] is True and vip["DynamicUser"] is True
+    err = nix_error([str(HARNESS), "--arg", "configuration", cluster('capabilities = [ "CAP_SYS_ADMIN" ];')])
+    assert "services.repman.capabilities" in err
+
+
+def test_the_vm_test_watcher_machine_evaluates_and_its_config_parses(tmp_path: Path):
+    """The watcher node of nix/nixos/test.nix (runNixOSTest, never run here): valid, and the file
+    its unit reads is accepted by the real parser."""
+    out = eval_nixos(NIX_DIR / "nixos" / "test-watcher.nix")
+    assert out["failedAssertions"] == []
+    config = out["watcherConfig"]
+    creds = tmp_path / "credentials"
+    creds.mkdir()
+    (creds / "vmtest.db-servers-credential").write_text("repman:test-admin-pw\n")
+    (creds / "vmtest.replication-credential").write_text("repl:test-repl-pw\n")
+    parsed = parse_config(json.loads(json.dumps(config).replace(CREDS, str(creds))), "watcher.json")
+    vmtest = parsed.cluster("vmtest")
+    assert [s.url for s in vmtest.servers] == ["db1:3306", "db2:3306"] and vmtest["failover-mode"] == "automatic"
+    assert out["unit"]["path"] == ["/nix/store/00000000000000000000000000000000-mariadb-server-10.11"]

@@ -39,6 +39,7 @@ EXPLAINED_IN_FILE = {
     ("B107", "repman/routing/consul.py"): "an empty Consul ACL token means 'no token', not a hard-coded secret",
     ("B108", "repman/backends/kube_spec.py"): "paths inside the container image's filesystem, not the host's /tmp",
     ("B108", "repman/backends/onpremise.py"): "a node's own tmpdir under its base_dir on the remote host",
+    ("B108", "repman/backends/ssh_seed.py"): "the node's own tmp folder under its base_dir on the remote host",
     ("B310", "repman/backends/kube_labels.py"): "the URL is the configured Kubernetes API (https), not user input",
     ("B310", "repman/routing/http.py"): "the URL is a configured proxy/registry API base, not user input",
     ("B311", "repman/local/ports.py"): "random start of a free-port search for tests; not a secret",
@@ -48,6 +49,7 @@ EXPLAINED_IN_FILE = {
     ("B507", "repman/backends/ssh.py"): "AutoAddPolicy only when onpremise-ssh-strict-host-key-checking is off "
                                          "(explicit opt-out); RejectPolicy otherwise",
     ("B601", "repman/backends/ssh.py"): "remote commands are built with shlex.quote for every value",
+    ("B601", "repman/backends/ssh_seed.py"): "the streamed commands quote every value with shlex.quote (_q)",
     ("B608", "repman/routing/proxysql.py"): "ProxySQL's admin interface takes no bind parameters: integers are "
                                             "formatted as ints and every string goes through sql_text quoting",
 }

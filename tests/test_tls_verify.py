@@ -143,8 +143,11 @@ def test_local_stack_with_the_ssl_tag_verifies_replication_and_the_watcher(tmp_p
             cmd += ["-c", item]
         return subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=300)
 
+    # Engines with a confirmation step want --yes when not interactive.
+    help_text = subprocess.run([sys.executable, "-m", "components.embedded_engine", "--help"], cwd=root,
+                               capture_output=True, text=True, timeout=60).stdout
     try:
-        up = engine("up", "--json")
+        up = engine("up", "--json", *(["--yes"] if "--yes" in help_text else []))
         assert up.returncode == 0, up.stderr[-2000:]
         outs = json.loads(up.stdout)["outputs"]
         config = yaml.safe_load(Path(outs["watcher_config_path"]).read_text())

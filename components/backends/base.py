@@ -71,6 +71,8 @@ class Backend(ABC):
     bootstraps_from_deployer: ClassVar[bool] = True
     #: True when the backend can start the watcher next to the deployer (local processes).
     runs_local_watcher: ClassVar[bool] = False
+    #: True when joining nodes can be seeded with a physical copy on the deployer (repman.seeding).
+    seeds_local_nodes: ClassVar[bool] = False
 
     def __init__(self, spec: ClusterSpec) -> None:
         self.spec = spec

@@ -58,7 +58,7 @@ class DockerBackend(Backend):
             f"{node.name}-data", name=f"{node.name}-data",
             labels=[docker.VolumeLabelArgs(label="repman.cluster", value=spec.name)],
             opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(
-                retain_on_delete=spec.keep_data_on_delete)),
+                retain_on_delete=spec.keep_data_on_delete, protect=bool(spec.values.get("prov-protect", True)))),
         )
         container = docker.Container(
             f"{node.name}-container",

@@ -216,6 +216,7 @@ class KubeBackend(Backend):
             ),
             opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(
                 ignore_changes=["spec.volumeClaimTemplates"],   # immutable: resize goes through PVC patches
+                protect=bool(spec.values.get("prov-protect", True)),
             )),
         )
 

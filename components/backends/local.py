@@ -19,6 +19,7 @@ from components.providers.local_node import LocalNode, LocalNodeArgs
 class LocalBackend(Backend):
     name = "local"
     runs_local_watcher = True
+    seeds_local_nodes = True
 
     def node_dir(self, node: NodeSpec) -> Path:
         return self.spec.state_dir / self.spec.name / f"db{node.index}"
@@ -41,8 +42,9 @@ class LocalBackend(Backend):
                 admin_user=secrets.admin_user, admin_password=secrets.admin_password,
                 keep_data=self.spec.keep_data_on_delete,
                 ca_dir=str(self.spec.state_dir / self.spec.name / "ca"),
+                defer_restart=True,  # the cluster's bootstrap resource restarts nodes in a rolling order
             ),
-            pulumi.ResourceOptions(parent=parent),
+            pulumi.ResourceOptions(parent=parent, protect=bool(self.spec.values.get("prov-protect", True))),
         )
         return NodeResources(
             host=res.host, port=res.port, instance=res.instance, resources=[res],

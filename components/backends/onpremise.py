@@ -40,10 +40,17 @@ class OnPremiseBackend(Backend):
                 install_packages=s.install_packages, check_resources=s.check_resources,
                 keep_data=self.spec.keep_data_on_delete,
             ),
-            pulumi.ResourceOptions(parent=parent),
+            pulumi.ResourceOptions(parent=parent, protect=bool(self.spec.values.get("prov-protect", True))),
         )
+        # What bootstrap needs to seed this node (or copy from it) over SSH; no secret in it.
+        spec_fields = {k: v for k, v in s.as_dict().items() if k != "admin_password"}
+        seed = pulumi.Output.all(res.state).apply(lambda st: {
+            "address": f"{s.host}:{s.port}", "spec": spec_fields, "state": st[0],
+            "ssh": {"ssh_user": self.auth.user, "ssh_port": self.auth.port, "known_hosts": self.auth.known_hosts,
+                    "strict_host_key_checking": self.auth.strict_host_key_checking,
+                    "connect_timeout": self.auth.connect_timeout}})
         return NodeResources(host=s.host, port=s.port, instance=res.instance, resources=[res],
-                             outputs={"ssh_host": s.host, "base_dir": s.base_dir})
+                             outputs={"ssh_host": s.host, "base_dir": s.base_dir, "seed": seed})
 
     def describe(self) -> dict[str, object]:
         return {"orchestrator": self.name, "hosts": [n.host for n in self.node_specs.values()],

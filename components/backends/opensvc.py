@@ -40,7 +40,7 @@ class OpenSvcBackend(Backend):
                 network=s.network, nodes=preferred, ca_file=s.ca_file, keep_data=spec.keep_data_on_delete,
                 admin_user=secrets.admin_user, admin_password=secrets.admin_password,
             ),
-            pulumi.ResourceOptions(parent=parent),
+            pulumi.ResourceOptions(parent=parent, protect=bool(spec.values.get("prov-protect", True))),
         )
         return NodeResources(host=res.address, port=DB_PORT, instance=res.instance, resources=[res],
                              outputs={"opensvc_path": res.path})

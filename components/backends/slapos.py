@@ -56,7 +56,8 @@ class SlapOSBackend(Backend):
         cname = self.spec.name
         params = json.dumps(cluster_parameters(self.spec, self.settings), sort_keys=True)
         root = SlapOSRequest(f"{cname}-slapos-cluster", self._args(root_title(cname), parameters=params),
-                             pulumi.ResourceOptions(parent=parent))
+                             pulumi.ResourceOptions(parent=parent,     # the cluster's instance tree: its data
+                                                    protect=bool(self.spec.values.get("prov-protect", True))))
         made: list[pulumi.Resource] = [root]
         for db in self.databases:
             # One at a time: shared requests all rewrite the root's list of hosted instances

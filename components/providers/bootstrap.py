@@ -8,15 +8,19 @@ delete leaves replication as it is: the nodes go away on their own.
 
 from __future__ import annotations
 
+import sys
 import uuid
 from typing import Any, Optional
 
 import pulumi
-from pulumi.dynamic import CreateResult, DiffResult, ResourceProvider, UpdateResult
+from pulumi.dynamic import ConfigureRequest, CreateResult, DiffResult, ReadResult, ResourceProvider, UpdateResult
 
 from repman.bootstrap import BootstrapRequest, bootstrap, current_primary
 from repman.db import Credential, ServerAddress
 from repman.errors import RepmanError
+from repman.keys import coerce
+from repman.spec import NAMESPACE, PROVISIONING_KEYS
+from repman.rolling_restart import pending_local_nodes, restart_pending_nodes
 from repman.topology import read_state
 
 from components.providers.secret_digest import digest_matches, has_unknowns, make_digest, without
@@ -30,7 +34,33 @@ INPUT_KEYS = (
 OUTPUT_KEYS = ("primary", "replicas", "actions", "secret_digest")
 
 
-def _request(props: dict[str, Any]) -> BootstrapRequest:
+def _ssh_seeder(props: dict[str, Any], secrets: dict[str, str] | None):
+    """Seeding between SSH hosts (onpremise backend), when the cluster says how to reach them."""
+    nodes = {str(n["address"]): n for n in (props.get("ssh_seed_nodes") or [])}
+    if not nodes:
+        return None
+
+    def seed(req):
+        from repman.backends.onpremise import NodeState, OnPremNodeSpec
+        from repman.backends.ssh_seed import seed_ssh_node
+        from repman.seeding import choose_source
+        from components.providers.ssh_node import ssh_auth
+
+        source = choose_source(req)
+        if req.target.url not in nodes or source.url not in nodes:
+            raise RepmanError(f"seeding {req.target.url}: no SSH access to it or to {source.url}")
+        target, origin = nodes[req.target.url], nodes[source.url]
+        req.source = source
+
+        def spec(raw: dict) -> OnPremNodeSpec:  # numbers come back from state as floats
+            return OnPremNodeSpec.from_dict({**raw, "server_id": int(raw["server_id"]), "port": int(raw["port"])})
+        state = NodeState(**{**target["state"], "port": int(target["state"]["port"])})
+        return seed_ssh_node(req, spec(target["spec"]), state, spec(origin["spec"]),
+                             ssh_auth(target["ssh"], secrets or {}))
+    return seed
+
+
+def _request(props: dict[str, Any], ssh_secrets: dict[str, str] | None = None) -> BootstrapRequest:
     servers = [ServerAddress.parse(s, "servers") for s in props["servers"]]
     monitoring = None
     if props.get("monitoring_user"):
@@ -46,25 +76,49 @@ def _request(props: dict[str, Any]) -> BootstrapRequest:
         readonly_replicas=bool(props.get("readonly_replicas", True)),
         sysbench_table_size=int(props.get("sysbench_table_size") or 0),
         replication_ssl=bool(props.get("replication_ssl")),
+        seed_local=bool(props.get("seed_local")),
+        progress=_progress,
+        cluster_name=str(props.get("cluster_name") or "bootstrap"),
+        monitoring_datadir=str(props.get("monitoring_datadir") or ""),
+        seeder=_ssh_seeder(props, ssh_secrets),
     )
 
 
-def _run(props: dict[str, Any], digest: str | None = None) -> dict[str, Any]:
-    result = bootstrap(_request(props))
+def _progress(message: str) -> None:
+    """Long steps (seeding: bytes copied, rate) reach the user while ``up`` runs."""
+    print(f"    {message}", file=sys.stderr, flush=True)
+
+
+def _run(props: dict[str, Any], digest: str | None = None,
+         ssh_secrets: dict[str, str] | None = None) -> dict[str, Any]:
+    req = _request(props, ssh_secrets)
+    result = bootstrap(req)
+    actions = list(result.actions)
+    primary, replicas = result.primary.url, [r.url for r in result.replicas]
+    if req.seed_local:
+        restarted = restart_pending_nodes(req.servers, req.admin, req.replication, req.semisync,
+                                          req.preferred_master, req.progress, req.cluster_name,
+                                          req.monitoring_datadir)
+        if restarted:
+            actions += restarted
+            now = live_primary(props)
+            if now is not None and now != primary:
+                primary, replicas = now, [s.url for s in req.servers if s.url != now]
     return {
         **without(props, SECRET_KEYS),
-        "primary": result.primary.url,
-        "replicas": [r.url for r in result.replicas],
-        "actions": list(result.actions),
+        "primary": primary,
+        "replicas": replicas,
+        "actions": actions,
         "secret_digest": digest or make_digest(props, SECRET_KEYS),
     }
 
 
-def live_primary(props: dict[str, Any]) -> str | None:
+def live_primary(props: dict[str, Any], admin: Credential | None = None) -> str | None:
     """The primary the servers replicate from right now, or None when unknown."""
     try:
-        req = _request(props)
-        states = {a: read_state(a, req.admin, timeout=2) for a in req.servers}
+        admin = admin or _request(props).admin
+        servers = [ServerAddress.parse(s, "servers") for s in props["servers"]]
+        states = {a: read_state(a, admin, timeout=2) for a in servers}
         if not all(s.reachable for s in states.values()):
             return None
         found = current_primary(states)
@@ -73,9 +127,50 @@ def live_primary(props: dict[str, Any]) -> str | None:
     return found.url if found else None
 
 
+def admin_from_config(config: Any) -> Credential | None:
+    """``repman:db-servers-credential`` from stack config: ``read`` gets no secret inputs from state."""
+    raw = config.get(f"{NAMESPACE}:db-servers-credential")
+    try:
+        value = coerce(PROVISIONING_KEYS["db-servers-credential"], raw)
+    except RepmanError:
+        return None
+    return value if isinstance(value, Credential) and value.password else None
+
+
+def _restarts_pending(props: dict[str, Any]) -> bool:
+    """A local node's my.cnf changed in a way only a restart applies (repman.rolling_restart).
+
+    The one look outside the inputs that ``diff`` takes: the node's update (earlier in the same
+    ``up``) leaves the marker, and only a rolling restart by this resource clears it. It reads and
+    changes nothing, so a preview stays side-effect free."""
+    try:
+        req = _request(props)
+        return bool(pending_local_nodes(req.servers, req.admin))
+    except (RepmanError, KeyError, ValueError):
+        return False
+
+
 class BootstrapProvider(ResourceProvider):
+    admin: Credential | None = None
+    ssh_secrets: dict[str, str] = {}
+
+    def configure(self, req: ConfigureRequest) -> None:
+        """The admin credential (for ``read``) and the SSH key or password of onpremise hosts
+        (seeding), from stack config as SshNode does."""
+        self.admin = admin_from_config(req.config)
+        try:
+            from components.providers.ssh_node import ssh_secrets_from_config
+            self.ssh_secrets = ssh_secrets_from_config(req.config)
+        except RepmanError:
+            self.ssh_secrets = {}
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        """Which server is primary now (a failover since the last up shows as drift)."""
+        live = live_primary(props, self.admin) if self.admin else None
+        return ReadResult(id_=id_, outs={**props, "observed_primary": live or props.get("primary")})
+
     def create(self, props: dict[str, Any]) -> CreateResult:
-        outs = _run(props)
+        outs = _run(props, ssh_secrets=self.ssh_secrets)
         return CreateResult(id_=f"bootstrap-{uuid.uuid4().hex[:12]}", outs=outs)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
@@ -84,15 +179,15 @@ class BootstrapProvider(ResourceProvider):
             changed.append("unknown")
         elif not digest_matches(olds.get("secret_digest"), news, SECRET_KEYS):
             changed.append("credentials")
-        elif not changed:
-            live = live_primary(news)
-            if live is not None and live != olds.get("primary"):
-                changed.append("primary")
+        elif not changed and olds.get("observed_primary") not in (None, olds.get("primary")):
+            changed.append("primary")         # read() saw another primary (a failover since)
+        elif not changed and news.get("seed_local") and _restarts_pending(news):
+            changed.append("rolling restart")
         return DiffResult(changes=bool(changed), replaces=[], stables=[], delete_before_replace=False)
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         same = digest_matches(olds.get("secret_digest"), news, SECRET_KEYS)
-        return UpdateResult(outs=_run(news, olds.get("secret_digest") if same else None))
+        return UpdateResult(outs=_run(news, olds.get("secret_digest") if same else None, self.ssh_secrets))
 
     def delete(self, _id: str, _props: dict[str, Any]) -> None:
         return None
@@ -107,7 +202,9 @@ class BootstrapArgs:
         replication_user: str, replication_password: pulumi.Input[str],
         monitoring_user: str | None = None, monitoring_password: pulumi.Input[str] | None = None,
         preferred_master: pulumi.Input[str] = "", semisync: bool = False,
-        sysbench_table_size: int = 0, readonly_replicas: bool = True, replication_ssl: bool = False,
+        sysbench_table_size: int = 0, readonly_replicas: bool = True, seed_local: bool = False,
+        replication_ssl: bool = False,
+        cluster_name: str = "", monitoring_datadir: str = "", ssh_seed_nodes: pulumi.Input[list] = (),
     ) -> None:
         self.servers = servers
         self.members = members
@@ -123,6 +220,12 @@ class BootstrapArgs:
         self.readonly_replicas = readonly_replicas
         if replication_ssl:  # only when on: existing stacks see no new input, hence no diff
             self.replication_ssl = True
+        # Not an INPUT_KEY: how a joining node gets its data, not what the cluster is.
+        self.seed_local = seed_local
+        # Not INPUT_KEYS either: where the watcher keeps its operation lock and crash records.
+        self.cluster_name = cluster_name
+        self.monitoring_datadir = monitoring_datadir
+        self.ssh_seed_nodes = ssh_seed_nodes if ssh_seed_nodes else []
 
 
 class Bootstrap(pulumi.dynamic.Resource, module="repman", name="Bootstrap"):

@@ -13,11 +13,12 @@ import uuid
 from typing import Any, Optional
 
 import pulumi
-from pulumi.dynamic import CreateResult, DiffResult, ResourceProvider, UpdateResult
+from pulumi.dynamic import CreateResult, DiffResult, ReadResult, ResourceProvider, UpdateResult
 
-from repman.local.node import LocalNodeSpec, create_node, delete_node, node_running, render_node_config, update_node
+from repman.local.node import LocalNodeSpec, create_node, delete_node, render_node_config, update_node
 from repman.local.mariadb import read_pid
 
+from components.providers.observed import KEY as OBSERVED, drift, observed
 from components.providers.secret_digest import digest_matches, has_unknowns, make_digest, without
 
 PROVIDER_VERSION = "1"
@@ -27,7 +28,7 @@ INPUT_KEYS = (
     "base_dir", "server_id", "port", "host", "plan", "tags", "admin_user", "max_connections",
     "keep_data", "ca_dir", "provider_version",
 )
-OUTPUT_KEYS = ("pid", "address", "instance", "cnf_path", "error_log", "secret_digest")
+OUTPUT_KEYS = ("pid", "address", "instance", "cnf_path", "error_log", "secret_digest", "observed")
 
 
 def node_spec(props: dict[str, Any], password: str = "") -> LocalNodeSpec:
@@ -49,6 +50,7 @@ def _outs(props: dict[str, Any], spec: LocalNodeSpec, instance: str, pid: int | 
         "cnf_path": str(spec.paths.cnf),
         "error_log": str(spec.paths.error_log),
         "secret_digest": digest or make_digest(props, SECRET_KEYS),
+        OBSERVED: observed(bool(pid), render_node_config(spec)),
     }
 
 
@@ -68,14 +70,10 @@ class LocalNodeProvider(ResourceProvider):
         changed = [k for k in INPUT_KEYS if olds.get(k) != news.get(k)]
         if not digest_matches(olds.get("secret_digest"), news, SECRET_KEYS):
             changed.append("admin_password")
-        if not changed and not has_unknowns(news):
-            spec = node_spec(news)
-            if not node_running(spec):
-                changed.append("pid")
-            elif not spec.paths.cnf.exists() or spec.paths.cnf.read_text() != render_node_config(spec):
-                changed.append("my.cnf")
-        elif has_unknowns(news):
+        if has_unknowns(news):
             changed.append("unknown")
+        elif not changed and not replaces:
+            changed += drift(olds, render_node_config(node_spec(news)))
         return DiffResult(
             changes=bool(changed or replaces), replaces=replaces,
             stables=["instance"], delete_before_replace=True,
@@ -86,10 +84,23 @@ class LocalNodeProvider(ResourceProvider):
         same_password = digest_matches(olds.get("secret_digest"), news, SECRET_KEYS)
         old_spec = node_spec(olds, password if same_password else "")
         new_spec = node_spec(news, password)
-        update_node(old_spec, new_spec)
+        # In a cluster, a restart is left to its rolling restart (the bootstrap resource):
+        # never the primary first, never two nodes at once.
+        done = update_node(old_spec, new_spec, defer_restart=bool(news.get("defer_restart")))
         digest = olds.get("secret_digest") if same_password else None
-        return UpdateResult(outs=_outs(news, new_spec, str(olds.get("instance") or _id),
-                                       read_pid(new_spec.paths), digest))
+        instance = str(olds.get("instance") or _id)
+        if done == "recreated":  # new, empty data: bootstrap must re-attach (or seed) it
+            instance = f"{new_spec.host}:{new_spec.port}/{new_spec.server_id}/{uuid.uuid4().hex[:12]}"
+        return UpdateResult(outs=_outs(news, new_spec, instance, read_pid(new_spec.paths), digest))
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        """The live node: its process and the my.cnf on disk (gone: no datadir and no process)."""
+        spec = node_spec(props)
+        pid = read_pid(spec.paths)
+        if pid is None and not spec.paths.cnf.exists():
+            return ReadResult(id_="", outs={})
+        cnf = spec.paths.cnf.read_text() if spec.paths.cnf.exists() else None
+        return ReadResult(id_=id_, outs={**props, "pid": pid or 0, OBSERVED: observed(pid is not None, cnf)})
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         delete_node(node_spec(props), keep_data=bool(props.get("keep_data", True)))
@@ -103,7 +114,7 @@ class LocalNodeArgs:
         host: pulumi.Input[str], plan: pulumi.Input[str], tags: pulumi.Input[list[str]],
         admin_user: pulumi.Input[str], admin_password: pulumi.Input[str],
         max_connections: pulumi.Input[int] = 200, keep_data: pulumi.Input[bool] = True,
-        ca_dir: pulumi.Input[str] = "",
+        ca_dir: pulumi.Input[str] = "", defer_restart: bool = False,
     ) -> None:
         self.base_dir = base_dir
         self.server_id = server_id
@@ -116,6 +127,8 @@ class LocalNodeArgs:
         self.max_connections = max_connections
         self.keep_data = keep_data
         self.ca_dir = ca_dir
+        # Not an INPUT_KEY: who restarts the node, not what the node is.
+        self.defer_restart = defer_restart
 
 
 class LocalNode(pulumi.dynamic.Resource, module="repman", name="LocalNode"):

@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Any, Optional
 
 import pulumi
-from pulumi.dynamic import CreateResult, DiffResult, ResourceProvider, UpdateResult
+from pulumi.dynamic import CreateResult, DiffResult, ReadResult, ResourceProvider, UpdateResult
 
 from repman.db import ServerAddress
 from repman.routing.haproxy_config import HAProxyConfig, render_haproxy_config
 from repman.routing.haproxy_process import HAProxyFiles, read_pid, reload, start, stop, write_config
 
+from components.providers.observed import KEY as OBSERVED, drift, observed
 from components.providers.secret_digest import has_unknowns
 
 PROVIDER_VERSION = "1"
@@ -30,7 +31,7 @@ INPUT_KEYS = (
     "base_dir", "cluster", "servers", "primary", "write_port", "read_port", "bind_address", "tags",
     "nbthread", "check", "watcher", "provider_version",
 )
-OUTPUT_KEYS = ("pid", "admin_socket", "config_path", "write_address", "read_address", "instance")
+OUTPUT_KEYS = ("pid", "admin_socket", "config_path", "write_address", "read_address", "instance", "observed")
 
 
 def haproxy_config(props: dict[str, Any]) -> tuple[HAProxyFiles, HAProxyConfig]:
@@ -60,6 +61,7 @@ def _outs(props: dict[str, Any], files: HAProxyFiles, conf: HAProxyConfig, pid: 
         "write_address": ServerAddress(conf.bind_address, conf.write_port).url,
         "read_address": ServerAddress(conf.bind_address, conf.read_port).url if conf.read_split else "",
         "instance": instance,
+        OBSERVED: observed(bool(pid), render_haproxy_config(conf)),
     }
 
 
@@ -88,18 +90,23 @@ class LocalHAProxyProvider(ResourceProvider):
         changed = [k for k in INPUT_KEYS if olds.get(k) != news.get(k)]
         if has_unknowns(news):
             changed.append("unknown")
-        elif not changed:
-            files, conf = haproxy_config(news)
-            if read_pid(files) is None:
-                changed.append("pid")
-            elif not files.config.exists() or files.config.read_text() != render_haproxy_config(conf):
-                changed.append("config")
+        elif not changed and not replaces:
+            changed += drift(olds, render_haproxy_config(haproxy_config(news)[1]))
         return DiffResult(changes=bool(changed or replaces), replaces=replaces, stables=["instance"],
                           delete_before_replace=True)
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         files, conf, pid = _ensure(news)
         return UpdateResult(outs=_outs(news, files, conf, pid, str(olds.get("instance") or _id)))
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        """The live proxy: its process and the config on disk (gone: neither)."""
+        files = HAProxyFiles(Path(str(props["base_dir"])))
+        pid = read_pid(files)
+        if pid is None and not files.config.exists():
+            return ReadResult(id_="", outs={})
+        text = files.config.read_text() if files.config.exists() else None
+        return ReadResult(id_=id_, outs={**props, "pid": pid or 0, OBSERVED: observed(pid is not None, text)})
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         stop(HAProxyFiles(Path(str(props["base_dir"]))))

@@ -15,17 +15,18 @@ from pathlib import Path
 from typing import Any, Optional
 
 import pulumi
-from pulumi.dynamic import CreateResult, DiffResult, ResourceProvider, UpdateResult
+from pulumi.dynamic import CreateResult, DiffResult, ReadResult, ResourceProvider, UpdateResult
 
 from repman.local.watcher import WatcherFiles, running_pid, start_watcher, stop_watcher
 from repman.watcher_yaml import dump, write_secret_files
 
+from components.providers.observed import KEY as OBSERVED, drift, integral, observed
 from components.providers.secret_digest import digest_matches, has_unknowns, make_digest, without
 
 PROVIDER_VERSION = "1"
 SECRET_KEYS = ("secrets",)
 INPUT_KEYS = ("base_dir", "cluster", "config", "api", "keep_state", "provider_version")
-OUTPUT_KEYS = ("pid", "config_path", "log_path", "api_url", "instance", "secret_digest")
+OUTPUT_KEYS = ("pid", "config_path", "log_path", "api_url", "instance", "secret_digest", "observed")
 
 
 def _files(props: dict[str, Any]) -> WatcherFiles:
@@ -40,6 +41,11 @@ def _api(props: dict[str, Any]) -> tuple[str, int] | None:
     return ("127.0.0.1" if host in ("0.0.0.0", "::") else host), int(api.get("api-port") or 10005)
 
 
+def _config_text(props: dict[str, Any]) -> str:
+    """The YAML the watcher reads; numbers as ints again after the engine's float wire."""
+    return dump(integral(props["config"]))
+
+
 def _write(props: dict[str, Any]) -> bool:
     """Write secrets and config; True when anything the running watcher read changed."""
     from repman.watcher.config import load_config
@@ -47,7 +53,7 @@ def _write(props: dict[str, Any]) -> bool:
     files = _files(props)
     files.base.mkdir(parents=True, exist_ok=True)
     changed = write_secret_files(files.secrets_dir, dict(props.get("secrets") or {}))
-    text = dump(props["config"])
+    text = _config_text(props)
     if not files.config.exists() or files.config.read_text() != text:
         tmp = files.config.with_suffix(".tmp")
         tmp.write_text(text)
@@ -68,6 +74,7 @@ def _outs(props: dict[str, Any], pid: int, instance: str, digest: str | None = N
         "api_url": f"http://{api[0]}:{api[1]}" if api else "",
         "instance": instance,
         "secret_digest": digest or make_digest(props, SECRET_KEYS),
+        OBSERVED: observed(bool(pid), _config_text(props)),
     }
 
 
@@ -87,11 +94,7 @@ class LocalWatcherProvider(ResourceProvider):
         elif not digest_matches(olds.get("secret_digest"), news, SECRET_KEYS):
             changed.append("secrets")
         elif not changed:
-            files = _files(news)
-            if running_pid(files) is None:
-                changed.append("pid")
-            elif not files.config.exists() or files.config.read_text() != dump(news["config"]):
-                changed.append("config")
+            changed += drift(olds, _config_text(news))
         return DiffResult(changes=bool(changed), replaces=[], stables=["instance"], delete_before_replace=True)
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
@@ -104,6 +107,15 @@ class LocalWatcherProvider(ResourceProvider):
         same = digest_matches(olds.get("secret_digest"), news, SECRET_KEYS)
         return UpdateResult(outs=_outs(news, pid, str(olds.get("instance") or _id),
                                        olds.get("secret_digest") if same else None))
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        """The live watcher: its process and the config on disk (gone: neither)."""
+        files = _files(props)
+        pid = running_pid(files)
+        if pid is None and not files.config.exists():
+            return ReadResult(id_="", outs={})
+        text = files.config.read_text() if files.config.exists() else None
+        return ReadResult(id_=id_, outs={**props, "pid": pid or 0, OBSERVED: observed(pid is not None, text)})
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         """Stop it and remove its secret files; its state (failover counter, crash records) goes

@@ -17,11 +17,11 @@ import uuid
 from typing import Any, Optional
 
 import pulumi
-from pulumi.dynamic import ConfigureRequest, CreateResult, DiffResult, ResourceProvider, UpdateResult
+from pulumi.dynamic import ConfigureRequest, CreateResult, DiffResult, ReadResult, ResourceProvider, UpdateResult
 
 from repman.backends.opensvc import (
     OpenSvcClient, OpenSvcSettings, ServiceNames, node_config_keys, provision_node, purge_node, render_service,
-    update_node,
+    service_address, update_node,
 )
 from repman.db import Credential
 from repman.errors import ConfigError
@@ -99,6 +99,18 @@ class OpenSvcServiceProvider(ResourceProvider):
             **without(news, SECRET_KEYS), "path": olds.get("path"), "address": olds.get("address"),
             "instance": olds.get("instance"), "definition": _service_text(news),
             "secret_digest": make_digest(news, SECRET_KEYS)})
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        """The service as the agent reports it: gone when the agent has no such object."""
+        names = ServiceNames(str(props["namespace"]), str(props["node_name"]))
+        with self.client(props) as client:
+            status = client.status(names.svc)
+        obj = status.get("object") or {}
+        if not obj:
+            return ReadResult(id_="", outs={})
+        return ReadResult(id_=id_, outs={**props, "address": service_address(status) or props.get("address"),
+                                         "observed": {"avail": obj.get("avail"),
+                                                      "provisioned": obj.get("provisioned")}})
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         names = ServiceNames(str(props["namespace"]), str(props["node_name"]))

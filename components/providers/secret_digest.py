@@ -45,6 +45,8 @@ def without(props: Mapping[str, Any], keys: Sequence[str]) -> dict[str, Any]:
 
 def has_unknowns(props: Mapping[str, Any]) -> bool:
     def walk(v: Any) -> bool:
+        if type(v).__name__ == "Unknown":  # pulumi.output.Unknown: what the provider host hands over
+            return True
         if isinstance(v, str):
             return v == UNKNOWN
         if isinstance(v, Mapping):

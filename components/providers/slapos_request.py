@@ -5,6 +5,12 @@ create/update: request the instance (root cluster instance or shared database) w
 diff:          any input change is an update (a SlapOS request is idempotent by title);
                a new title or software release replaces.
 delete:        the same request with state "destroyed".
+read:          the same request again with the recorded inputs: a SlapOS request is
+               declarative and idempotent by title, and it is the only query a requester
+               has on a plain master or slapproxy (``getInformation`` needs the HATEOAS API),
+               so ``refresh`` sees where the instance is allocated now and its connection
+               parameters. It cannot see an instance destroyed behind our back: the request
+               asks for it again, as the next ``up`` would.
 
 Client key/certificate paths come from inputs; nothing secret is sent by the deployer
 (database passwords are made by the cluster and published to each requester only).
@@ -16,7 +22,7 @@ import json
 from typing import Any, Optional
 
 import pulumi
-from pulumi.dynamic import CreateResult, DiffResult, ResourceProvider, UpdateResult
+from pulumi.dynamic import CreateResult, DiffResult, ReadResult, ResourceProvider, UpdateResult
 
 from repman.backends.slapos import SharedDatabase, SlapOSClient, SlapOSSettings
 
@@ -59,6 +65,9 @@ class SlapOSRequestProvider(ResourceProvider):
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         return UpdateResult(outs={**news, **_request(news, "started")})
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        return ReadResult(id_=id_, outs={**props, **_request(props, "started")})
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         _request(props, "destroyed")

@@ -19,7 +19,7 @@ import uuid
 from typing import Any, Optional
 
 import pulumi
-from pulumi.dynamic import ConfigureRequest, CreateResult, DiffResult, ResourceProvider, UpdateResult
+from pulumi.dynamic import ConfigureRequest, CreateResult, DiffResult, ReadResult, ResourceProvider, UpdateResult
 
 from repman.backends.onpremise import (
     HostFacts, NodeState, OnPremNodeSpec, create_node, delete_node, node_running, render_node_config,
@@ -30,6 +30,7 @@ from repman.errors import RepmanError
 from repman.keys import coerce
 from repman.spec import NAMESPACE, PROVISIONING_KEYS
 
+from components.providers.observed import KEY as OBSERVED, drift, integral, observed
 from components.providers.secret_digest import digest_matches, has_unknowns, make_digest, without
 
 PROVIDER_VERSION = "1"
@@ -41,7 +42,7 @@ INPUT_KEYS = (
     "install_packages", "check_resources", "keep_data", "ssh_user", "ssh_port", "known_hosts",
     "strict_host_key_checking", "connect_timeout", "provider_version",
 )
-OUTPUT_KEYS = ("address", "instance", "state", "secret_digest")
+OUTPUT_KEYS = ("address", "instance", "state", "secret_digest", "observed")
 
 
 def node_spec(props: dict[str, Any], password: str = "") -> OnPremNodeSpec:
@@ -82,12 +83,14 @@ def ssh_secrets_from_config(config: Any) -> dict[str, str]:
 
 
 def _outs(props: dict[str, Any], state: NodeState, instance: str, digest: str | None = None) -> dict[str, Any]:
+    spec = node_spec(props)
     return {
         **without(props, SECRET_KEYS),
-        "address": f"{state.host}:{state.port}",
+        "address": f"{state.host}:{int(state.port)}",
         "instance": instance,
         "state": state.as_dict(),
         "secret_digest": digest or make_digest(props, SECRET_KEYS),
+        OBSERVED: observed(True, render_node_config(spec, HostFacts(**state.facts))),
     }
 
 
@@ -113,37 +116,43 @@ class SshNodeProvider(ResourceProvider):
             changed.append("admin_password")
         if has_unknowns(news):
             changed.append("unknown")
-        elif not changed and olds.get("state"):
-            changed += _drift(olds, news, self.auth(news))
+        elif not changed and not replaces and olds.get("state"):
+            state = NodeState(**integral(olds["state"]))
+            changed += drift(olds, render_node_config(node_spec(news), HostFacts(**state.facts)))
         return DiffResult(changes=bool(changed or replaces), replaces=replaces,
                           stables=["instance"], delete_before_replace=True)
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         password = str(news["admin_password"])
         same_password = digest_matches(olds.get("secret_digest"), news, SECRET_KEYS)
-        state = NodeState(**olds["state"])
+        state = NodeState(**integral(olds["state"]))   # through the engine's wire every number is a float
         update_node(node_spec(olds, password if same_password else ""), node_spec(news, password),
                     state, self.auth(news))
         digest = olds.get("secret_digest") if same_password else None
         return UpdateResult(outs=_outs(news, state, str(olds.get("instance") or _id), digest))
 
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        """The server on its host (running, my.cnf), recorded for ``diff`` to compare."""
+        if not props.get("state"):
+            return ReadResult(id_=id_, outs=props)
+        return ReadResult(id_=id_, outs={**props, OBSERVED: _observe(props, self.auth(props))})
+
     def delete(self, _id: str, props: dict[str, Any]) -> None:
-        delete_node(NodeState(**props["state"]), self.auth(props), keep_data=bool(props.get("keep_data", True)))
+        delete_node(NodeState(**integral(props["state"])), self.auth(props), keep_data=bool(props.get("keep_data", True)))
 
 
-def _drift(olds: dict[str, Any], news: dict[str, Any], auth: SshAuth) -> list[str]:
-    """Compare the host with what state says: a stopped server or a hand-edited my.cnf."""
-    state = NodeState(**olds["state"])
-    spec = node_spec(news)
+def _observe(props: dict[str, Any], auth: SshAuth) -> dict[str, Any]:
+    """The host as it is: is the server running, what my.cnf does it have (unreachable: not running)."""
+    state = NodeState(**integral(props["state"]))
+    spec = node_spec(props)
     try:
         with HostSession(spec.host, auth) as session:
             if not node_running(session, state):
-                return ["server not running"]
-            current = session.read_file("diff", spec.cnf)
+                return observed(False, None)
+            return observed(True, session.read_file("read", spec.cnf))
     except RepmanError as exc:
         pulumi.log.warn(f"{spec.node_name}: {exc}")
-        return ["host unreachable"]
-    return [] if current == render_node_config(spec, HostFacts(**state.facts)) else ["my.cnf"]
+        return observed(False, None)
 
 
 class SshNodeArgs:

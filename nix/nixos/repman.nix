@@ -78,7 +78,7 @@ in
 
     path = lib.mkOption {
       type = lib.types.listOf lib.types.package;
-      default = [ pkgs.mariadb ];
+      default = [ pkgs.mariadb_1011 ];
       description = "Packages on the service's PATH (mariadb-binlog for flashback rejoin, mariadb-dump).";
     };
 
@@ -114,6 +114,18 @@ in
       default = [ ];
       example = [ "haproxy" ];
       description = "Groups of the dynamic user, e.g. to reach a proxy's admin socket.";
+    };
+
+    capabilities = lib.mkOption {
+      type = lib.types.listOf (lib.types.enum [ "CAP_NET_ADMIN" "CAP_NET_RAW" ]);
+      default = [ ];
+      example = [ "CAP_NET_ADMIN" "CAP_NET_RAW" ];
+      description = ''
+        Capabilities the watcher keeps for a failover script that moves a virtual IP
+        (failover-post-script): CAP_NET_ADMIN for `ip addr add/del`, CAP_NET_RAW for a
+        gratuitous `arping`. Each also opens the socket family it needs (netlink, packet);
+        put iproute2 / iputils in `path`. Empty (the default): no capability at all.
+      '';
     };
 
     extraArgs = lib.mkOption {
@@ -197,7 +209,9 @@ in
         ProtectHostname = true;
         ProtectProc = "invisible";
         ProcSubset = "pid";
-        RestrictAddressFamilies = [ "AF_INET" "AF_INET6" "AF_UNIX" ];
+        RestrictAddressFamilies = [ "AF_INET" "AF_INET6" "AF_UNIX" ]
+          ++ lib.optional (b.elem "CAP_NET_ADMIN" cfg.capabilities) "AF_NETLINK"
+          ++ lib.optional (b.elem "CAP_NET_RAW" cfg.capabilities) "AF_PACKET";
         RestrictNamespaces = true;
         RestrictRealtime = true;
         RestrictSUIDSGID = true;
@@ -206,8 +220,8 @@ in
         RemoveIPC = true;
         SystemCallArchitectures = "native";
         SystemCallFilter = [ "@system-service" "~@privileged" "~@resources" ];
-        CapabilityBoundingSet = "";
-        AmbientCapabilities = "";
+        CapabilityBoundingSet = lib.concatStringsSep " " cfg.capabilities;
+        AmbientCapabilities = lib.concatStringsSep " " cfg.capabilities;
       } // lib.optionalAttrs (cfg.environmentFile != null) { EnvironmentFile = cfg.environmentFile; };
     };
   };

@@ -10,7 +10,7 @@ let
     outPath = "/nix/store/00000000000000000000000000000000-${name}";
   };
   pyNames = [ "pulumi" "parver" "semver" "requests" "typing-extensions" "setuptools" "hatchling"
-    "fabric" "pymysql" "jinja2" "pyyaml" "cryptography" "pytest" "pytest-timeout" "pip" ];
+    "fabric" "pymysql" "jinja2" "pyyaml" "cryptography" "httpx" "h2" "pytest" "pytest-timeout" "pip" ];
   pyPkgs = baseLib.genAttrs pyNames (n: drv "python3-${n}" { pname = n; }) // {
     buildPythonPackage = a: drv "python3-${a.pname}-${a.version}" (a // { builder = "buildPythonPackage"; });
     buildPythonApplication = a: drv "${a.pname}-${a.version}" (a // { builder = "buildPythonApplication"; });
@@ -23,24 +23,33 @@ let
     cleanSourceWith = { src, filter ? null, ... }: toString src;
     makeBinPath = ps: b.concatStringsSep ":" (map (p: "${p}/bin") ps);
   };
-  pkgs = {
-    inherit lib;
+  # nixpkgs' Pulumi plugins: the Python language host, and a provider packaged with its SDK.
+  pulumiPackages = {
+    pulumi-python = drv "pulumi-python" { };
+    pulumi-kubernetes = drv "pulumi-kubernetes-4.25.0" {
+      sdks.python = drv "python3-pulumi-kubernetes-4.25.0" { pname = "pulumi-kubernetes"; version = "4.25.0"; };
+    };
+  };
+  pkgsFor = system: {
+    inherit lib pulumiPackages;
     python3 = drv "python3" {
       pkgs = pyPkgs;
       withPackages = f: drv "python3-env" { packages = f pyPkgs; };
     };
     pulumi = drv "pulumi" {
-      withPackages = f: drv "pulumi-with-plugins" { plugins = f { pulumi-language-python = drv "pulumi-language-python" { }; }; };
+      withPackages = f: drv "pulumi-with-plugins" { plugins = f pulumiPackages; };
     };
-    stdenv.hostPlatform.system = "x86_64-linux";
+    stdenv.hostPlatform = { inherit system; isLinux = lib.hasSuffix "-linux" system; };
+    # The VM test is returned as defined (nothing runs here).
+    testers.runNixOSTest = test: drv "vm-test-run-${test.name}" { inherit test; };
     writeText = name: text: drv name { inherit text; };
     writeShellScript = name: text: drv name { inherit text; };
     writeShellScriptBin = name: text: drv name { inherit text; };
     runCommand = name: env: script: drv name (env // { inherit script; });
     mkShell = a: drv "nix-shell" a;
-  } // baseLib.genAttrs [ "mariadb" "haproxy" "sysbench" "openssh" "iproute2" "nix" "nixpkgs-fmt" ] (n: drv n { });
+  } // baseLib.genAttrs [ "mariadb" "mariadb_1011" "haproxy" "sysbench" "openssh" "iproute2" "nix" "nixpkgs-fmt" ] (n: drv n { });
 in
 {
   inherit lib;
-  legacyPackages = lib.genAttrs [ "x86_64-linux" "aarch64-linux" "x86_64-darwin" "aarch64-darwin" ] (_: pkgs);
+  legacyPackages = lib.genAttrs [ "x86_64-linux" "aarch64-linux" "x86_64-darwin" "aarch64-darwin" ] pkgsFor;
 }

@@ -9,5 +9,6 @@ let
 in
 {
   mariadb = fake "mariadb-10.11";
+  mariadb_1011 = fake "mariadb-server-10.11";
   repman = fake "repman-0.1.0";
 }

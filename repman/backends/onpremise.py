@@ -178,6 +178,7 @@ def check_host(session: HostSession, spec: OnPremNodeSpec) -> HostFacts:
         if memory_mb < plan.memory_mb * MEMORY_SLACK:
             raise HostStepError(session.host, "check-resources",
                                 f"{memory_mb} MB of memory but plan {plan.name} needs {plan.memory_mb} MB")
+        check_disk(session, spec)
     facts = HostFacts(os_id=os_id, kernel=kernel, memory_mb=memory_mb, cores=cores, systemd=systemd,
                       server="", service_user="")
     facts.server = _find_server(session)
@@ -202,6 +203,24 @@ def check_host(session: HostSession, spec: OnPremNodeSpec) -> HostFacts:
     if code != 0:
         raise HostStepError(session.host, "check-user", f"account {facts.service_user!r} does not exist")
     return facts
+
+
+def check_disk(session: HostSession, spec: OnPremNodeSpec) -> None:
+    """The plan's data size must fit where the datadir lives: free space plus what the
+    datadir already holds (a resize to a bigger plan is refused before anything changes)."""
+    plan = get_plan(spec.plan)
+    probe = (f"d={_q(spec.base_dir)}; while [ ! -d \"$d\" ]; do d=$(dirname \"$d\"); done; "
+             "df -Pk \"$d\" | awk 'NR==2 {print $4}'; "
+             f"du -sk {_q(spec.datadir)} 2>/dev/null | cut -f1 || true")
+    _, out, _ = session.run("check-disk", probe, privileged=False)
+    numbers = [int(x) for x in out.split() if x.isdigit()]
+    if not numbers:
+        raise HostStepError(session.host, "check-disk", f"cannot read the free space under {spec.base_dir}")
+    usable_gb = (numbers[0] + (numbers[1] if len(numbers) > 1 else 0)) / 2**20
+    if usable_gb < plan.data_size_gb:
+        raise HostStepError(session.host, "check-disk",
+                            f"{usable_gb:.0f} GB usable under {spec.base_dir} but plan {plan.name} "
+                            f"(prov-service-plan) needs {plan.data_size_gb} GB of data")
 
 
 def _find_server(session: HostSession) -> str:
@@ -394,6 +413,8 @@ def update_node(old: OnPremNodeSpec, new: OnPremNodeSpec, state: NodeState, auth
     facts = HostFacts(**state.facts)
     text = render_node_config(new, facts)
     with HostSession(new.host, auth) as session:
+        if new.check_resources and new.plan != old.plan:
+            check_disk(session, new)
         current = session.read_file("push-config", new.cnf)
         running = node_running(session, state)
         if current == text and running and old.admin_password == new.admin_password:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from repman.errors import RepmanError
+from repman.local.daemon_env import daemon_environment
 
 INSTALL_DB = "mariadb-install-db"
 SERVER = "mariadbd"
@@ -128,7 +129,7 @@ def start_server(paths: LocalServerPaths, host: str, port: int, timeout: float =
     proc = subprocess.Popen(
         [SERVER, f"--defaults-file={paths.cnf}"],
         stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-        start_new_session=True, close_fds=True,
+        start_new_session=True, close_fds=True, env=daemon_environment(),
     )
     log.close()
     deadline = time.monotonic() + timeout

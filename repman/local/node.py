@@ -87,9 +87,22 @@ def render_node_config(spec: LocalNodeSpec, plan: ServicePlan | None = None) -> 
     return render_mycnf(spec.tags, plan or get_plan(spec.plan), node_context(spec))
 
 
+def _socket_session(spec: LocalNodeSpec, timeout: float = 10.0) -> pymysql.connections.Connection:
+    """Root over the unix socket; a server just restarted after a crash may still reset the
+    first handshakes while it finishes recovery, so retry briefly instead of failing the update."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return connect_socket(str(spec.paths.socket))
+        except pymysql.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 def _ensure_admin_user(spec: LocalNodeSpec) -> None:
     """Create the admin account locally (not binlogged: every node gets its own copy)."""
-    conn = connect_socket(str(spec.paths.socket))
+    conn = _socket_session(spec)
     try:
         execute(conn, "SET SESSION sql_log_bin = 0")
         for host in ("%", "localhost"):
@@ -167,10 +180,13 @@ def _restart_keeping_role(spec: LocalNodeSpec) -> None:
         conn.close()
 
 
-def update_node(old: LocalNodeSpec, new: LocalNodeSpec) -> str:
+def update_node(old: LocalNodeSpec, new: LocalNodeSpec, defer_restart: bool = False) -> str:
     """Apply a changed config: live ``SET GLOBAL`` when possible, otherwise a clean restart.
 
-    Returns ``"unchanged"``, ``"live"`` or ``"restarted"``.
+    With ``defer_restart`` a needed restart is only marked (``repman.rolling_restart``
+    then restarts the cluster's nodes in a safe order). Returns ``"unchanged"``,
+    ``"live"``, ``"restarted"``, ``"recreated"`` (the datadir was lost and made again, empty)
+    or ``"pending"``.
     """
     paths = new.paths
     new_text = render_node_config(new)
@@ -179,11 +195,20 @@ def update_node(old: LocalNodeSpec, new: LocalNodeSpec) -> str:
     _ensure_certificates(new)
     paths.cnf.write_text(new_text)
     if read_pid(paths) is None:
+        # A lost datadir (a replaced disk) comes back empty; bootstrap then re-attaches or
+        # seeds it because the provider gives it a new instance.
+        recreated = not (paths.datadir / "mysql").is_dir()
+        initialise_datadir(paths)
         start_server(paths, new.host, new.port)
         _ensure_admin_user(new)
-        return "restarted"
+        return "recreated" if recreated else "restarted"
     if not changes and old.admin_password == new.admin_password:
         return "unchanged"
+    if needs_restart and defer_restart:
+        from repman.rolling_restart import mark_restart_pending
+        mark_restart_pending(paths, sorted(changes))
+        _ensure_admin_user(new)
+        return "pending"
     if needs_restart:
         _restart_keeping_role(new)
     else:
@@ -198,6 +223,11 @@ def update_node(old: LocalNodeSpec, new: LocalNodeSpec) -> str:
                     needs_restart = True
         finally:
             conn.close()
+        if needs_restart and defer_restart:
+            from repman.rolling_restart import mark_restart_pending
+            mark_restart_pending(paths, sorted(changes))
+            _ensure_admin_user(new)
+            return "pending"
         if needs_restart:
             _restart_keeping_role(new)
     _ensure_admin_user(new)

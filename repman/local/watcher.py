@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from repman.errors import RepmanError
+from repman.local.daemon_env import daemon_environment
 from repman.local.mariadb import pid_alive
 
 
@@ -90,7 +91,7 @@ def start_watcher(files: WatcherFiles, api: tuple[str, int] | None = None, settl
         return pid
     files.base.mkdir(parents=True, exist_ok=True)
     log = open(files.log, "ab")
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env = daemon_environment({"PYTHONUNBUFFERED": "1"})
     proc = subprocess.Popen(command(files), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                             start_new_session=True, close_fds=True, cwd=str(files.base), env=env)
     log.close()

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from repman.local.daemon_env import daemon_environment
 from repman.local.mariadb import pid_alive  # one liveness check for every local process
 from repman.errors import RepmanError
 from repman.routing.haproxy_runtime import RuntimeAPI
@@ -119,7 +120,7 @@ def start(files: HAProxyFiles, timeout: float = 15.0) -> int:
     with open(files.log, "ab") as log:
         proc = subprocess.run(
             [_binary(), "-D", "-f", str(files.config), "-p", str(files.pidfile)],
-            stdout=log, stderr=log, stdin=subprocess.DEVNULL, timeout=timeout,
+            stdout=log, stderr=log, stdin=subprocess.DEVNULL, timeout=timeout, env=daemon_environment(),
         )
     if proc.returncode != 0:
         raise HAProxyError(f"haproxy exited {proc.returncode} at start (see {files.log})")
@@ -142,7 +143,7 @@ def reload(files: HAProxyFiles, timeout: float = 15.0) -> int:
         proc = subprocess.run(
             [_binary(), "-D", "-f", str(files.config), "-p", str(files.pidfile),
              "-x", str(files.socket), "-sf", str(old)],
-            stdout=log, stderr=log, stdin=subprocess.DEVNULL, timeout=timeout,
+            stdout=log, stderr=log, stdin=subprocess.DEVNULL, timeout=timeout, env=daemon_environment(),
         )
     if proc.returncode != 0:
         raise HAProxyError(f"haproxy reload exited {proc.returncode} (see {files.log})")

@@ -32,6 +32,7 @@ class Action(str, enum.Enum):
     REJOIN = "rejoin"
     REFUSE = "refuse"
     FENCE = "fence"
+    SEED = "autoseed"
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,7 @@ class Facts:
     broken_replicas: tuple[tuple[ServerAddress, str], ...] = ()  # replica, error text
     unreachable_replicas: tuple[ServerAddress, ...] = ()
     servers: int = 0                            # servers in the config
+    autoseed: bool = False                      # re-seed replicas stopped by error 1236
 
 
 @dataclass(frozen=True)
@@ -85,6 +87,11 @@ class Decision:
     sentence: str
     rule: str
     target: ServerAddress | None = None
+
+
+def _unrecoverable(f: Facts) -> list[tuple[ServerAddress, str]]:
+    """Broken replicas the master's binlogs can no longer feed (error 1236)."""
+    return [(a, why) for a, why in f.broken_replicas if "1236" in why]
 
 
 def _pings(f: Facts) -> str:
@@ -185,6 +192,10 @@ RULES: list[Rule] = [
     ("quarantined", lambda f: f.master_reachable and bool(f.quarantined), Action.ALERT,
      lambda f: (f"{f.quarantined[0][0]} is quarantined ({f.quarantined[0][1]}): "
                 "re-seed it, then release it"), _none),
+    ("autoseed", lambda f: f.master_reachable and f.autoseed and bool(_unrecoverable(f)), Action.SEED,
+     lambda f: (f"replica {_unrecoverable(f)[0][0]} cannot continue ({_unrecoverable(f)[0][1]}): "
+                "autoseed re-seeds it from a physical copy"),
+     lambda f: _unrecoverable(f)[0][0]),
     ("broken-replica", lambda f: f.master_reachable and bool(f.broken_replicas), Action.ALERT,
      lambda f: f"replica {f.broken_replicas[0][0]} is broken: {f.broken_replicas[0][1]}", _none),
     ("healthy", lambda f: f.master_reachable, Action.NOTHING,

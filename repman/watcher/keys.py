@@ -54,6 +54,9 @@ WATCHER_KEYS = key_table(
     Key("autorejoin-flashback", "bool", True, "undo an old master's extra transactions with mariadb-binlog --flashback"),
     Key("autorejoin-mysqldump", "bool", False, "re-seed an old master from a dump when flashback is impossible"),
     Key("autorejoin-backup-binlog", "bool", True, "save an old master's extra binlog events before undoing them"),
+    Key("autoseed", "bool", False,
+        "re-seed a replica whose replication cannot continue (error 1236: binlogs purged) with a physical "
+        "copy of a healthy member (local nodes)"),
     Key("check-replication-state", "bool", True, "refuse switchover when a replica's threads are stopped"),
     Key("replication-heartbeat-period", "float", 1.0, "MASTER_HEARTBEAT_PERIOD set on replicas (seconds)",
         minimum=0.001, maximum=4294967),

@@ -394,7 +394,7 @@ class ClusterMonitor:
             other_writable=other_writable, master_read_only=self.read_only_ticks >= 2,
             master_read_only_now=self.read_only_ticks >= 1,
             rejoin_needed=tuple(rejoin), autorejoin=bool(cfg["autorejoin"]), quarantined=quarantined,
-            broken_replicas=tuple(broken), servers=len(cfg.servers),
+            broken_replicas=tuple(broken), servers=len(cfg.servers), autoseed=bool(cfg.get("autoseed")),
             unreachable_replicas=tuple(a for a in cfg.servers if a != self.master and not states[a].reachable),
             stray_writable=tuple(stray_writable(cfg, states, self.master, self.server_maintenance)),
             master_maintenance=self.master in self.server_maintenance,
@@ -491,6 +491,8 @@ class ClusterMonitor:
             self._start("failover", decision, None)
         elif decision.action == Action.REJOIN and decision.target is not None:
             self._start("rejoin", decision, decision.target)
+        elif decision.action == Action.SEED and decision.target is not None:
+            self._start("autoseed", decision, decision.target)
         elif decision.action == Action.RECOVER and decision.sentence.endswith("restarted with"):
             self._start("reopen", decision, decision.target)
 

@@ -70,7 +70,7 @@ def run_operation(
             result = func(cfg, store, log, to=to, routers=tuple(routers))
         elif kind == "failover":
             result = func(cfg, store, log, routers=tuple(routers))
-        elif kind in ("rejoin", "reopen"):
+        elif kind in ("rejoin", "reopen", "autoseed"):
             if server is None:
                 raise ValueError(f"{kind} needs a server")
             result = func(cfg, store, server, log, routers=tuple(routers))
