@@ -63,6 +63,7 @@ class Cluster(pulumi.ComponentResource):
         )
         self.servers = pulumi.Output.all(*[n.address for n in self.nodes]).apply(list)
         self.bootstrap: Bootstrap | None = None
+        tls = backend.verified_tls_settings()  # ssl tag with a shared CA: verified TLS unless the stack says no
         if backend.bootstraps_from_deployer:
             self.bootstrap = Bootstrap(
                 f"{name}-bootstrap",
@@ -76,6 +77,9 @@ class Cluster(pulumi.ComponentResource):
                     semisync=spec.semisync,
                     sysbench_table_size=spec.sysbench_table_size,
                     readonly_replicas=True,
+                    replication_ssl=bool(spec.setting("replication-use-ssl")
+                                         if "replication-use-ssl" in spec.watcher_settings
+                                         else tls.get("replication-use-ssl", False)),
                     seed_local=backend.seeds_local_nodes,
                     ssh_seed_nodes=pulumi.Output.all(*[n.seed_info for n in self.nodes if n.seed_info is not None]
                                                      ).apply(list),
@@ -103,6 +107,8 @@ class Cluster(pulumi.ComponentResource):
         salvage = backend.salvage_settings()
         if salvage:
             routing = pulumi.Output.from_input(routing).apply(lambda r: {**salvage, **(r or {})})
+        if tls:
+            routing = pulumi.Output.from_input(routing).apply(lambda r: {**tls, **dict(r or {})})
         # The watcher config for any backend, secrets as {env: ...} references (run it anywhere).
         self.watcher_config = pulumi.Output.all(self.servers, routing).apply(
             lambda sr: dump(render_watcher_config(spec, sr[0], env_ref, routing=sr[1])))

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import pymysql
 
-from repman.db import Credential, ServerAddress, connect, execute, query, session
+from repman.db import Credential, ServerAddress, connect, execute, execute_unlogged, query, session
 from repman.errors import BootstrapError
+from repman.password_hash import native_password_hash
 from repman.resize import hand_over, leaving_primary
 from repman.seeding import SeedRequest, needs_seed, oldest_binlog_gtids, seed_node
 from repman.topology import ServerState, read_state
@@ -34,6 +36,7 @@ class BootstrapRequest:
     preferred_master: ServerAddress | None = None
     semisync: bool = False
     readonly_replicas: bool = True
+    replication_ssl: bool = False  # replication-use-ssl: verified TLS between replicas and the primary
     heartbeat_period: float = 1.0
     connect_retry: int = 1
     sysbench_table_size: int = 0
@@ -126,8 +129,11 @@ def ensure_users(req: BootstrapRequest, primary: ServerAddress, actions: list[st
             exists = query(conn, "SELECT 1 FROM mysql.user WHERE User=%s AND Host='%%'", (cred.user,))
             if exists and _can_login(primary, cred):
                 continue
-            execute(conn, "CREATE USER IF NOT EXISTS %s@'%%' IDENTIFIED BY %s", (cred.user, cred.password))
-            execute(conn, "ALTER USER %s@'%%' IDENTIFIED BY %s", (cred.user, cred.password))
+            # Only the hash travels: the statement is binlogged so every replica (a future
+            # primary) has the user, and the binlog must not hold the clear password.
+            hashed = native_password_hash(cred.password)
+            execute(conn, "CREATE USER IF NOT EXISTS %s@'%%' IDENTIFIED BY PASSWORD %s", (cred.user, hashed))
+            execute(conn, "ALTER USER %s@'%%' IDENTIFIED BY PASSWORD %s", (cred.user, hashed))
             execute(conn, f"GRANT {', '.join(dict.fromkeys(privileges))} ON *.* TO %s@'%%'", (cred.user,))
             actions.append(f"created user {cred.user} on {primary.url}")
             changed.add(cred.user)
@@ -139,13 +145,26 @@ def _set_semisync(conn: pymysql.connections.Connection, master: bool, slave: boo
     execute(conn, f"SET GLOBAL rpl_semi_sync_slave_enabled = {'ON' if slave else 'OFF'}")
 
 
-def change_master_sql(master: ServerAddress, repl: Credential, heartbeat: float, retry: int) -> tuple[str, tuple]:
+def change_master_sql(master: ServerAddress, repl: Credential, heartbeat: float, retry: int,
+                      tls_ca: str = "") -> tuple[str, tuple]:
+    """With ``tls_ca`` (a path on the replica) the replica verifies the master's certificate and host."""
+    tls = ", MASTER_SSL=1, MASTER_SSL_CA=%s, MASTER_SSL_VERIFY_SERVER_CERT=1" if tls_ca else ""
     return (
         "CHANGE MASTER TO MASTER_HOST=%s, MASTER_PORT=%s, MASTER_USER=%s, MASTER_PASSWORD=%s, "
         f"MASTER_USE_GTID=slave_pos, MASTER_CONNECT_RETRY={int(retry)}, "
-        f"MASTER_HEARTBEAT_PERIOD={float(heartbeat)}",
-        (master.host, master.port, repl.user, repl.password),
+        f"MASTER_HEARTBEAT_PERIOD={float(heartbeat)}" + tls,
+        (master.host, master.port, repl.user, repl.password) + ((tls_ca,) if tls_ca else ()),
     )
+
+
+def replica_tls_ca(conn: pymysql.connections.Connection, wanted: bool) -> str:
+    """The replica's own ``ssl_ca`` (the cluster CA, ssl tag) when replication over TLS is wanted."""
+    if not wanted:
+        return ""
+    ca = query(conn, "SELECT @@GLOBAL.ssl_ca AS ca")[0]["ca"]
+    if not ca:
+        raise BootstrapError("replication-use-ssl is on but the replica has no ssl_ca (the ssl tag sets it)")
+    return str(ca)
 
 
 def attach_replica(
@@ -156,8 +175,9 @@ def attach_replica(
         if not state.gtid_slave_pos and state.gtid_binlog_pos:
             # Its own history is a prefix of the primary's: resume after it.
             execute(conn, "SET GLOBAL gtid_slave_pos = @@GLOBAL.gtid_binlog_pos")
-        sql, args = change_master_sql(master, req.replication, req.heartbeat_period, req.connect_retry)
-        execute(conn, sql, args)
+        sql, args = change_master_sql(master, req.replication, req.heartbeat_period, req.connect_retry,
+                                      replica_tls_ca(conn, req.replication_ssl))
+        execute_unlogged(conn, sql, args)
         _set_semisync(conn, master=False, slave=req.semisync)
         if req.readonly_replicas:
             execute(conn, "SET GLOBAL read_only = ON")
@@ -183,12 +203,16 @@ def prepare_sysbench(req: BootstrapRequest, primary: ServerAddress, actions: lis
             return
     if shutil.which("sysbench") is None:
         raise BootstrapError("sysbench table requested but the sysbench command is not installed")
-    cmd = [
-        "sysbench", "oltp_read_write", f"--mysql-host={primary.host}", f"--mysql-port={primary.port}",
-        f"--mysql-user={req.admin.user}", f"--mysql-password={req.admin.password}", "--mysql-db=sbtest",
-        "--tables=1", f"--table-size={req.sysbench_table_size}", "prepare",
-    ]
-    done = subprocess.run(cmd, capture_output=True, text=True)
+    # The password goes through a 0600 options file, never the command line (/proc/<pid>/cmdline).
+    with tempfile.NamedTemporaryFile("w", prefix="repman-sysbench-", suffix=".cfg") as opts:
+        opts.write(f"mysql-password={req.admin.password}\n")
+        opts.flush()
+        cmd = [
+            "sysbench", "oltp_read_write", f"--config-file={opts.name}", f"--mysql-host={primary.host}",
+            f"--mysql-port={primary.port}", f"--mysql-user={req.admin.user}", "--mysql-db=sbtest",
+            "--tables=1", f"--table-size={req.sysbench_table_size}", "prepare",
+        ]
+        done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
         raise BootstrapError(f"sysbench prepare failed: {(done.stderr or done.stdout).strip().splitlines()[-1:]}")
     actions.append(f"sysbench table sbtest1 ({req.sysbench_table_size} rows) on {primary.url}")
@@ -204,7 +228,7 @@ def seed_joining_node(req: BootstrapRequest, primary: ServerAddress, node: Serve
     result = (req.seeder or seed_node)(SeedRequest(
         target=node, primary=primary, members=req.servers, admin=req.admin, replication=req.replication,
         semisync=req.semisync, heartbeat_period=req.heartbeat_period, connect_retry=req.connect_retry,
-        wait_timeout=req.wait_timeout, progress=req.progress,
+        wait_timeout=req.wait_timeout, progress=req.progress, replication_ssl=req.replication_ssl,
     ))
     actions.append(f"seeded {node.url} from {result.source.url} at {result.gtid} "
                    f"({result.bytes_copied / 2**20:.0f} MiB)")

@@ -108,6 +108,30 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("keys", "list every configuration key with its type, default and help")
     p.add_argument("--json", action="store_true", help="machine-readable list")
     add("hash-password", "read a password on stdin, print a salted hash for api-users")
+    p = add("rotate-passwords", "new replication (and monitoring) passwords on a live cluster",
+            "The primary gets ALTER USER (a hash only), every replica is re-pointed one at a time with\n"
+            "the new password (no write stops), then the secret file behind replication-credential\n"
+            "({file: PATH}, as the stack renders it) is replaced; a running watcher re-reads it.\n"
+            "example: repman --config repman.yaml rotate-passwords --monitoring-user monitor \\\n"
+            "           --monitoring-secret-file .state/secrets/monitoring-credential")
+    p.add_argument("--monitoring-user", metavar="USER", help="also rotate this account (bootstrap's monitoring user)")
+    p.add_argument("--monitoring-secret-file", metavar="FILE", help="where its new user:password is written (0600)")
+    p.add_argument("--json", action="store_true", help="print what was rotated as JSON (never a password)")
+    p = add("certificates", "TLS certificates of the cluster",
+            "rotate: a new cluster CA and new server certificates on a live cluster, without stopping\n"
+            "replication or writes: both CAs are trusted (FLUSH SSL) before the server certificates\n"
+            "change, and the old CA is dropped last. Runs where the servers' ssl files are writable.\n"
+            "example: repman --config repman.yaml certificates rotate --ca-dir .state/ca")
+    p.add_argument("action", choices=["rotate"])
+    p.add_argument("--ca-dir", metavar="DIR", required=True, help="the cluster CA (ca.pem, ca-key.pem); replaced")
+    p = add("password", "secrets at rest: make a key file, encrypt a value for the config",
+            "keygen: write a new key file (mode 600, never overwritten).\n"
+            "encrypt: read a secret on stdin, print {encrypted: ...} for any secret key of the\n"
+            "watcher config or the stack; the loader decrypts it in memory with monitoring-key-path.\n"
+            "example: echo -n 'repl:s3cret' | repman password encrypt --key-path /etc/repman/key")
+    p.add_argument("action", choices=["keygen", "encrypt"])
+    p.add_argument("--key-path", metavar="FILE", default=None,
+                   help="the key file (default $REPMAN_MONITORING_KEY_PATH)")
     p = add("reseed", "rebuild a replica from a physical copy of a healthy member (local nodes)",
             "Stream mariadb-backup from a healthy replica (or the primary) into a fresh datadir,\n"
             "prepare it, swap it in, set gtid_slave_pos from the backup and replicate. The old\n"
@@ -131,7 +155,8 @@ def _load(args: argparse.Namespace):
     path = args.config or os.environ.get("REPMAN_CONFIG")
     if not path:
         raise ConfigError("--config", "no configuration file given (use --config FILE or $REPMAN_CONFIG)")
-    return load_config(path)
+    args._loaded = load_config(path)  # for the audit record of an operation (main)
+    return args._loaded
 
 
 def _stderr_log(verbose: bool) -> Callable[[str], None]:
@@ -358,6 +383,65 @@ def cmd_hash_password(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rotate_passwords(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from repman.rotation import rotate_replication, rotate_user
+    cfg = _load(args).cluster(args.cluster)
+    if bool(args.monitoring_user) != bool(args.monitoring_secret_file):
+        raise ConfigError("--monitoring-user", "give --monitoring-user and --monitoring-secret-file together")
+    secret = cfg.secret_files.get("replication-credential")
+    if not secret:
+        raise ConfigError(f"clusters.{cfg.name}.replication-credential",
+                          "rotation rewrites the secret file: the value must be a {file: PATH} reference")
+    done = rotate_replication(cfg, Path(secret))
+    if args.monitoring_user:
+        done.rotated += rotate_user(cfg, args.monitoring_user, Path(args.monitoring_secret_file)).rotated
+    summary = {"cluster": cfg.name, "primary": done.primary.url, "rotated": done.rotated,
+               "repointed": [r.url for r in done.repointed]}
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"rotated {', '.join(done.rotated)} on {cfg.name}: primary {done.primary.url}, "
+              f"replicas re-pointed: {', '.join(summary['repointed']) or 'none'}")
+    return 0
+
+
+def cmd_certificates(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from repman.cert_rotation import rotate_certificates
+    cfg = _load(args).cluster(args.cluster)
+    done = rotate_certificates(cfg, Path(args.ca_dir), _stderr_log(args.verbose))
+    print(f"{cfg.name}: new CA {done.new_ca_subject}; certificates replaced on "
+          f"{', '.join(a.url for a in done.servers)}")
+    return 0
+
+
+def cmd_password(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from repman.secret_store import KEY_PATH_ENV, encrypt, generate_key_file, read_key
+    path = args.key_path or os.environ.get(KEY_PATH_ENV)
+    if not path:
+        raise ConfigError("--key-path", f"name the key file (--key-path FILE or ${KEY_PATH_ENV})")
+    if args.action == "keygen":
+        try:
+            generate_key_file(Path(path))
+        except FileExistsError:
+            raise ConfigError("--key-path", f"{path} exists: a key file is never overwritten") from None
+        except OSError as exc:
+            raise ConfigError("--key-path", f"cannot create {path}: {exc.strerror}") from None
+        print(f"wrote {path}")
+        return 0
+    key = read_key(path, "--key-path")
+    secret = getpass.getpass("secret: ") if sys.stdin.isatty() else sys.stdin.readline().rstrip("\n")
+    if not secret:
+        raise ConfigError("secret", "empty value on stdin")
+    print(f"{{encrypted: '{encrypt(secret, key)}'}}")
+    return 0
+
+
 def cmd_reseed(args: argparse.Namespace) -> int:
     from repman.seeding import reseed_member
     cfg = _load(args).cluster(args.cluster)
@@ -384,14 +468,48 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "status": cmd_status, "switchover": lambda a: _operation(a, "switchover"),
     "failover": lambda a: _operation(a, "failover"), "watch": cmd_watch,
     "reset-failover-counter": cmd_reset, "maintenance": cmd_maintenance, "config": cmd_config, "keys": cmd_keys,
-    "hash-password": cmd_hash_password, "reseed": cmd_reseed, "rolling-restart": cmd_rolling_restart,
+    "hash-password": cmd_hash_password, "password": cmd_password, "rotate-passwords": cmd_rotate_passwords,
+    "certificates": cmd_certificates,
+    "reseed": cmd_reseed, "rolling-restart": cmd_rolling_restart,
 }
 from repman.backup.cli import COMMANDS as _BACKUP_COMMANDS  # noqa: E402 - backup, backups, restore
 COMMANDS.update(_BACKUP_COMMANDS)
 
 
+AUDITED = ("switchover", "failover", "maintenance", "reset-failover-counter", "rotate-passwords", "certificates",
+           "reseed", "rolling-restart")
+
+
+def _audit(args: argparse.Namespace, code: int) -> None:
+    """Operations run from the shell go to the API's audit log too (api-audit-log), as user (cli)."""
+    wc = getattr(args, "_loaded", None)
+    if args.command not in AUDITED or wc is None or not wc.api.audit_log:
+        return
+    from repman.api.audit import AuditLog
+    what = " ".join([args.command] + [str(getattr(args, a)) for a in ("state", "server", "to", "action")
+                                      if getattr(args, a, None)])
+    try:
+        cluster = wc.cluster(args.cluster).name
+    except ConfigError:
+        cluster = None
+    try:
+        AuditLog(wc.api.audit_log).record(f"{getpass.getuser()} (cli)", "cli", "CLI", what,
+                                         {0: 200, 1: 409}.get(code, 400), cluster)
+    except OSError as exc:
+        print(f"repman: audit log {wc.api.audit_log}: {exc.strerror}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    code = 2
+    try:
+        code = _main(args)
+        return code
+    finally:
+        _audit(args, code)
+
+
+def _main(args: argparse.Namespace) -> int:
     try:
         return COMMANDS[args.command](args)
     except ConfigError as exc:

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 import pymysql
 import pymysql.cursors
 
+from repman.db_tls import tls_arguments
 from repman.errors import ConfigError
 
 _HOSTPORT = re.compile(r"^(?:\[(?P<v6>[0-9a-fA-F:.]+)\]|(?P<host>[A-Za-z0-9_.-]+)):(?P<port>\d{1,5})$")
@@ -108,6 +109,7 @@ def connect(
         autocommit=autocommit,
         cursorclass=pymysql.cursors.DictCursor,
         charset="utf8mb4",
+        **tls_arguments(address),  # verified TLS for clusters with db-servers-tls-ca-cert
     )
 
 
@@ -137,6 +139,23 @@ def query(conn: pymysql.connections.Connection, sql: str, args: Any = None) -> l
 def execute(conn: pymysql.connections.Connection, sql: str, args: Any = None) -> int:
     with conn.cursor() as cur:
         return cur.execute(sql, args)
+
+
+def execute_unlogged(conn: pymysql.connections.Connection, sql: str, args: Any = None) -> int:
+    """Run a statement carrying a clear password (CHANGE MASTER ... MASTER_PASSWORD) with this
+    session's general and slow query logs off, so the password never reaches either file.
+    (CHANGE MASTER is never binlogged.) Needs SUPER; an account without it still gets its
+    statement run (a working re-point matters more), logged as the server is configured."""
+    try:
+        execute(conn, "SET SESSION sql_log_off = 1, SESSION slow_query_log = 0")
+    except pymysql.err.OperationalError as exc:
+        if exc.args[0] != 1227:  # ER_SPECIFIC_ACCESS_DENIED_ERROR
+            raise
+        return execute(conn, sql, args)
+    try:
+        return execute(conn, sql, args)
+    finally:
+        execute(conn, "SET SESSION sql_log_off = 0, SESSION slow_query_log = @@GLOBAL.slow_query_log")
 
 
 def variable(conn: pymysql.connections.Connection, name: str) -> str | None:

@@ -23,6 +23,7 @@ from repman.db import Credential, ServerAddress
 from repman.errors import BootstrapError
 
 _CSV_NAME = re.compile(r"^(?P<schema>[A-Za-z0-9_$]+)\.(?P<table>[A-Za-z0-9_$]+)\.csv$")
+_NAME = re.compile(r"[A-Za-z0-9_$]+")
 _BATCH = 500
 
 
@@ -58,6 +59,9 @@ def _load_csv(cur: pymysql.cursors.Cursor, path: Path) -> int:
         header = next(rows, None)
         if not header:
             raise BootstrapError(f"prov-db-load-csv: {path} is empty (the first line names the columns)")
+        bad = [c for c in header if not _NAME.fullmatch(c.strip())]
+        if bad:
+            raise BootstrapError(f"prov-db-load-csv: {path.name}: column name {bad[0]!r} is not a plain identifier")
         columns = ", ".join(f"`{c.strip()}`" for c in header)
         sql = (f"INSERT INTO `{match['schema']}`.`{match['table']}` ({columns}) "
                f"VALUES ({', '.join(['%s'] * len(header))})")

@@ -50,7 +50,14 @@ def resolve_secret_reference(value: Any, key: str) -> Any:
             return path.read_text().strip()
         except OSError as exc:
             raise ConfigError(key, f"cannot read {path}: {exc.strerror}") from None
-    raise ConfigError(key, "a reference must be {env: NAME} or {file: PATH}")
+    if set(value) == {"encrypted"}:
+        from repman.secret_store import resolve_encrypted
+        return resolve_encrypted(value["encrypted"], key).strip()
+    if set(value) == {"vault"}:
+        from repman.secret_store import resolve_vault
+        return resolve_vault(value["vault"], key).strip()
+    raise ConfigError(key, "a reference must be {env: NAME} or {file: PATH} "
+                           "(or {encrypted: TOKEN}, {vault: MOUNT/PATH#FIELD})")
 
 
 def _int(value: Any, key: Key) -> int:
@@ -152,12 +159,15 @@ def validate_section(
     for name in required:
         if raw.get(name) in (None, "", []):
             raise ConfigError(f"{prefix}{name}", "is required")
+    from repman.secret_store import KEY_PATH_KEY, key_path_in_effect
     out: dict[str, Any] = {}
-    for name, key in known.items():
-        try:
-            out[name] = coerce(key, raw.get(name))
-        except ConfigError as exc:
-            raise ConfigError(f"{prefix}{name}", str(exc).split(": ", 1)[1]) from None
+    key_path = raw.get(KEY_PATH_KEY)
+    with key_path_in_effect(key_path if isinstance(key_path, str) else ""):  # for {encrypted: ...} values
+        for name, key in known.items():
+            try:
+                out[name] = coerce(key, raw.get(name))
+            except ConfigError as exc:
+                raise ConfigError(f"{prefix}{name}", str(exc).split(": ", 1)[1]) from None
     return out
 
 

@@ -31,7 +31,7 @@ from typing import Callable, Sequence
 
 import pymysql
 
-from repman.db import Credential, ServerAddress, execute, query, session
+from repman.db import Credential, ServerAddress, execute, execute_unlogged, query, session
 from repman.errors import RepmanError
 from repman.gtid import GtidPosition
 from repman.local.mariadb import LocalServerPaths, start_server, stop_server
@@ -66,6 +66,7 @@ class SeedRequest:
     progress: Progress = field(default=lambda msg: None)
     # The target's node directory when it cannot be asked (stopped, datadir lost).
     target_base: Path | None = None
+    replication_ssl: bool = False  # replication-use-ssl: the copy verifies its master's certificate
 
 
 @dataclass
@@ -254,7 +255,7 @@ def install_datadir(target: ServerAddress, paths: LocalServerPaths, prepared: Pa
 
 
 def attach(req: SeedRequest, gtid: str) -> None:
-    from repman.bootstrap import change_master_sql  # bootstrap imports this module
+    from repman.bootstrap import change_master_sql, replica_tls_ca  # bootstrap imports this module
 
     with session(req.target, req.admin, timeout=5) as conn:
         execute(conn, "STOP SLAVE")
@@ -262,8 +263,9 @@ def attach(req: SeedRequest, gtid: str) -> None:
         execute(conn, "SET GLOBAL read_only = ON")
         execute(conn, "RESET MASTER")  # no binlog of its own: the copy's history is the source's
         execute(conn, "SET GLOBAL gtid_slave_pos = %s", (gtid,))
-        sql, args = change_master_sql(req.primary, req.replication, req.heartbeat_period, req.connect_retry)
-        execute(conn, sql, args)
+        sql, args = change_master_sql(req.primary, req.replication, req.heartbeat_period, req.connect_retry,
+                                      replica_tls_ca(conn, req.replication_ssl))
+        execute_unlogged(conn, sql, args)  # MASTER_PASSWORD stays out of the general and slow logs
         execute(conn, f"SET GLOBAL rpl_semi_sync_slave_enabled = {'ON' if req.semisync else 'OFF'}")
         execute(conn, "SET GLOBAL rpl_semi_sync_master_enabled = OFF")
         execute(conn, "START SLAVE")
@@ -380,4 +382,5 @@ def reseed_member(cfg, target: ServerAddress, source: ServerAddress | None = Non
         target=found, primary=master, members=cfg.servers, admin=cfg.admin, replication=cfg.replication,
         semisync=bool(cfg.get("semisync")), heartbeat_period=float(cfg.get("replication-heartbeat-period", 1.0)),
         source=member(cfg, source) if source is not None else None, progress=progress, target_base=base_dir,
+        replication_ssl=bool(cfg.get("replication-use-ssl", False)),
     ))

@@ -17,6 +17,7 @@ from typing import Any, Mapping
 from repman.db import Credential, ServerAddress
 from repman.errors import ConfigError
 from repman.keys import Key, coerce, key_table
+from repman.secret_store import key_path_in_effect
 from repman.mycnf import known_tags, validate_tags
 from repman.plans import ServicePlan, get_plan, load_plans
 from repman.tags import PROXY_CONTRADICTIONS, PROXY_EXCLUSIVE, PROXY_TAGS as PROXY_TAG_VOCABULARY, check_tags
@@ -312,8 +313,11 @@ def load_cluster_spec(raw: Mapping[str, Any], project_dir: Path | str | None = N
     """Validate stack config (``repman:``-namespaced or bare keys) into a ``ClusterSpec``."""
     if not isinstance(raw, Mapping):
         raise ConfigError(NAMESPACE, f"expected a mapping of config keys, got {type(raw).__name__}")
-    prov_raw, watcher_settings, api_settings = _split(_strip_namespace(raw))
-    values = _coerce_all(prov_raw)
+    stripped = _strip_namespace(raw)
+    key_path = stripped.get("monitoring-key-path")
+    with key_path_in_effect(key_path if isinstance(key_path, str) else ""):  # for {encrypted: ...} values
+        prov_raw, watcher_settings, api_settings = _split(stripped)
+        values = _coerce_all(prov_raw)
     name = values["cluster-name"]
     if not _CLUSTER_NAME.match(name):
         raise ConfigError(_key("cluster-name"), f"{name!r} must be lowercase letters, digits and '-' "
@@ -328,6 +332,8 @@ def load_cluster_spec(raw: Mapping[str, Any], project_dir: Path | str | None = N
     db_tags = tuple(validate_tags(values["prov-db-tags"], key=_key("prov-db-tags")))
     proxy_tags = tuple(check_tags(values["prov-proxy-tags"], PROXY_TAG_VOCABULARY, PROXY_CONTRADICTIONS,
                                   PROXY_EXCLUSIVE, _key("prov-proxy-tags")))
+    if watcher_settings.get("replication-use-ssl") in (True, "true", "on", "yes") and "ssl" not in db_tags:
+        raise ConfigError(_key("replication-use-ssl"), "needs the ssl tag in prov-db-tags (the nodes' certificates)")
     count = values["prov-db-nodes"]
     if count is None:
         count = plan.db_nodes

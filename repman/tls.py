@@ -43,10 +43,10 @@ def _locked(directory: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _new_ca(days: int) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+def _new_ca(days: int, common_name: str = "repman cluster CA") -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     now = dt.datetime.now(dt.timezone.utc)
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "repman cluster CA")])
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     cert = (
         x509.CertificateBuilder().subject_name(name).issuer_name(name)
         .public_key(key.public_key()).serial_number(x509.random_serial_number())
@@ -83,6 +83,25 @@ def ensure_server_certificates(directory: Path, hosts: list[str], days: int = 82
     if (directory / "server-cert.pem").exists():
         return
     ca_cert, ca_key = ensure_ca(ca_dir) if ca_dir is not None else _new_ca(days)
+    cert, key = issue_server_certificate(ca_cert, ca_key, hosts, days)
+    if ca_dir is not None:
+        shutil.copyfile(ca_dir / CA_CERT, directory / CA_CERT)
+    else:
+        (directory / CA_CERT).write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    _write_key(directory / "server-key.pem", key)
+    (directory / "server-cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+
+def new_ca(days: int = 3650) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """A fresh CA for certificate rotation, named apart from the old one: while both are
+    trusted (one bundle) a verifier must find each certificate's issuer by name."""
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S.%f")
+    return _new_ca(days, f"repman cluster CA {stamp}")
+
+
+def issue_server_certificate(ca_cert: x509.Certificate, ca_key: ec.EllipticCurvePrivateKey, hosts: list[str],
+                             days: int = 825) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
+    """A server certificate for ``hosts`` (IP or DNS SANs; the first is the CN) signed by the CA."""
     now = dt.datetime.now(dt.timezone.utc)
     key = ec.generate_private_key(ec.SECP256R1())
     names: list[x509.GeneralName] = []
@@ -99,9 +118,4 @@ def ensure_server_certificates(directory: Path, hosts: list[str], days: int = 82
         .add_extension(x509.SubjectAlternativeName(names), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
-    if ca_dir is not None:
-        shutil.copyfile(ca_dir / CA_CERT, directory / CA_CERT)
-    else:
-        (directory / CA_CERT).write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-    _write_key(directory / "server-key.pem", key)
-    (directory / "server-cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return cert, key

@@ -56,6 +56,7 @@ def test_network_volumes_and_one_container_per_node(docker_program):
         assert "docker_process_sql" in uploads["/docker-entrypoint-initdb.d/10-repman-admin.sh"]
         # The password env entry is a secret; no password in plain text anywhere in the inputs.
         assert any("REPMAN_ADMIN_PASSWORD" in str(e) for e in c["envs"])
+        assert not any("REPMAN_ADMIN_PASSWORD=" in str(e) for e in c["envs"])  # the hash only
         for text in plain_strings(raw):
             assert not any(pw in text for pw in PASSWORDS), text
         deps = program.monitor.options[f"dev-db{i}-container"]["depends_on"]

@@ -475,6 +475,33 @@ def test_admin_init_script_creates_the_admin_with_any_password(testbed, tmp_path
     assert "GRANT ALL PRIVILEGES ON *.* TO `kube-admin`@`%`" in grants and "WITH GRANT OPTION" in grants
 
 
+def test_admin_init_script_with_the_hash_only_keeps_the_password_out_of_env_and_logs(testbed, tmp_path: Path):
+    """The pod gets REPMAN_ADMIN_PASSWORD_HASH, not the password; the general log sees only the hash."""
+    from repman.db import Credential, connect, execute
+    from repman.password_hash import native_password_hash
+
+    node = testbed.nodes[0]
+    clear = "kube-clear-pw-1"
+    general = tmp_path / "general.log"
+    with connect(ServerAddress(node.host, node.port), testbed.admin) as conn:
+        execute(conn, "SET GLOBAL general_log_file = %s", (str(general),))
+        execute(conn, "SET GLOBAL log_output = 'FILE'")
+        execute(conn, "SET GLOBAL general_log = ON")
+    script = tmp_path / "run.sh"
+    script.write_text(
+        "docker_process_sql() { mariadb --no-defaults --socket=\"$SOCK\" -uroot \"$@\"; }\n"
+        f"source {ROOT / 'templates' / 'kube' / 'admin-init.sh'}\n"
+    )
+    done = subprocess.run(["bash", str(script)], capture_output=True, text=True, timeout=60, env={
+        "PATH": "/usr/bin:/bin:/usr/sbin", "SOCK": str(node.paths.socket),
+        "REPMAN_ADMIN_USER": "kube-admin", "REPMAN_ADMIN_PASSWORD_HASH": native_password_hash(clear),
+    })
+    assert done.returncode == 0, done.stderr
+    connect(ServerAddress(node.host, node.port), Credential("kube-admin", clear)).close()
+    text = general.read_text()
+    assert "kube-admin" in text and native_password_hash(clear) in text and clear not in text
+
+
 # -- the in-network bootstrap step, for real ---------------------------------------------------
 def test_in_network_bootstrap_wires_a_real_cluster_from_the_watcher_config(testbed, tmp_path: Path,
                                                                             monkeypatch: pytest.MonkeyPatch):

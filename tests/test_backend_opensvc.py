@@ -21,6 +21,7 @@ from repman.db import Credential
 from repman.errors import ConfigError
 from repman.plans import get_plan
 from repman.spec import load_cluster_spec
+from repman.password_hash import native_password_hash
 from tests.standins.opensvc_api import RecordingOpenSvcAgent
 from tests.test_backend_kube import plain_strings, run_program, stack_config, unwrap
 
@@ -78,7 +79,7 @@ def test_rendered_definition_parses_into_the_sections_opensvc_expects():
     volume_names = {parsed["volume#1"]["name"], parsed["volume#2"]["name"]}
     assert {m.split(":")[0].split("/")[0] for m in mounts} == volume_names   # every mount names a volume
     assert db["secrets_environment"].split() == ["REPMAN_ADMIN_USER={name}/admin-user",
-                                                 "REPMAN_ADMIN_PASSWORD={name}/admin-password"]
+                                                 "REPMAN_ADMIN_PASSWORD_HASH={name}/admin-password-hash"]
     assert parsed["ip#1"] == {"type": "cni", "network": "backend", "netns": "container#0", "expose": "3306/tcp"}
     assert parsed["env"] == {"cluster": "ha1", "server_id": "2", "port": "3306"}
     assert "osvc" not in text and ADMIN.password not in text
@@ -112,7 +113,8 @@ def test_node_lifecycle_through_the_agent_api(agent: RecordingOpenSvcAgent):
     assert bodies[9] == {"path": "databases/svc/ha1-db1", "global_expect": "started"}
     stored = agent.objects["databases/cfg/ha1-db1"].keys
     assert stored["repman.cnf"] == keys["repman.cnf"] and "gtid_strict_mode" in stored["repman.cnf"]
-    assert agent.objects["databases/sec/ha1-db1"].keys == {"admin-user": "repman", "admin-password": ADMIN.password}
+    assert agent.objects["databases/sec/ha1-db1"].keys == {"admin-user": "repman",
+                                                           "admin-password-hash": native_password_hash(ADMIN.password)}
     assert agent.objects["databases/svc/ha1-db1"].avail == "up"
 
     agent.requests.clear()
@@ -171,9 +173,9 @@ def test_provider_reads_the_api_credential_from_config_and_keeps_no_secret(agent
     agent.requests.clear()
     updated = provider.update(created.id, outs, changed)
     assert [(r.path, r.body.get("key") if isinstance(r.body, dict) else None) for r in agent.requests] == [
-        ("/key", "repman.cnf"), ("/key", "admin-init.sh"), ("/create", None), ("/key", "admin-password")]
+        ("/key", "repman.cnf"), ("/key", "admin-init.sh"), ("/create", None), ("/key", "admin-password-hash")]
     assert "long_query_time" in agent.objects["databases/cfg/ha1-db3"].keys["repman.cnf"]
-    assert agent.objects["databases/sec/ha1-db3"].keys["admin-password"] == "rotated-pw"
+    assert agent.objects["databases/sec/ha1-db3"].keys["admin-password-hash"] == native_password_hash("rotated-pw")
     assert "rotated-pw" not in json.dumps(updated.outs)
     assert provider.diff(created.id, outs, {**props, "node_name": "ha1-db9"}).replaces == ["node_name"]
     _fast(mod, lambda: provider.delete(created.id, updated.outs))

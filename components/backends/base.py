@@ -97,3 +97,8 @@ class Backend(ABC):
         """Watcher keys telling where each server's binlogs are (``failover-salvage-*``), so a
         failover of an asynchronous cluster can read a dead master's last writes; none by default."""
         return {}
+
+    def verified_tls_settings(self) -> dict[str, Any]:
+        """Watcher keys turning on verified TLS when one cluster CA signs every node (ssl tag);
+        none by default: a backend without a shared CA cannot verify replication."""
+        return {}

@@ -16,6 +16,7 @@ import pulumi
 import pulumi_docker as docker
 
 from repman.backends.kube_spec import admin_init_script, container_mycnf
+from repman.password_hash import native_password_hash
 from repman.spec import ClusterSpec, NodeSpec
 from repman.watcher_yaml import dump, env_name, env_ref, render_watcher_config
 
@@ -66,7 +67,10 @@ class DockerBackend(Backend):
             envs=[
                 "MARIADB_RANDOM_ROOT_PASSWORD=yes",
                 pulumi.Output.concat("REPMAN_ADMIN_USER=", secrets.admin_user),
-                pulumi.Output.secret(pulumi.Output.concat("REPMAN_ADMIN_PASSWORD=", secrets.admin_password)),
+                # the hash only: `docker inspect` never shows the clear admin password
+                pulumi.Output.secret(pulumi.Output.concat(
+                    "REPMAN_ADMIN_PASSWORD_HASH=",
+                    pulumi.Output.from_input(secrets.admin_password).apply(native_password_hash))),
             ],
             networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=network, aliases=[node.name])],
             ports=[docker.ContainerPortArgs(internal=DB_PORT, external=node.port, ip=self.publish_host)],

@@ -21,6 +21,7 @@ import pulumi_kubernetes as k8s
 
 from repman.backends import kube_spec as ks
 from repman.spec import ClusterSpec, NodeSpec
+from repman.password_hash import native_password_hash
 from repman.watcher_yaml import dump, env_name, env_ref, render_watcher_config
 
 from components.backends.base import Backend, ClusterSecrets, NodeResources
@@ -110,6 +111,7 @@ class KubeBackend(Backend):
         data: dict[str, Any] = {
             "admin-user": secrets.admin_user,
             "admin-password": secrets.admin_password,
+            "admin-password-hash": pulumi.Output.from_input(secrets.admin_password).apply(native_password_hash),
             "db-servers-credential": pulumi.Output.concat(secrets.admin_user, ":", secrets.admin_password),
             "replication-credential": pulumi.Output.concat(
                 secrets.replication_user, ":", secrets.replication_password),
@@ -177,7 +179,8 @@ class KubeBackend(Backend):
             env=[
                 core.EnvVarArgs(name="MARIADB_RANDOM_ROOT_PASSWORD", value="yes"),
                 core.EnvVarArgs(name="REPMAN_ADMIN_USER", value_from=from_secret("admin-user")),
-                core.EnvVarArgs(name="REPMAN_ADMIN_PASSWORD", value_from=from_secret("admin-password")),
+                # the hash only: the clear admin password stays out of the pod's environment
+                core.EnvVarArgs(name="REPMAN_ADMIN_PASSWORD_HASH", value_from=from_secret("admin-password-hash")),
             ],
             resources=resources, volume_mounts=mounts, readiness_probe=probe, liveness_probe=liveness,
         )

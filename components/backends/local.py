@@ -24,6 +24,13 @@ class LocalBackend(Backend):
     def node_dir(self, node: NodeSpec) -> Path:
         return self.spec.state_dir / self.spec.name / f"db{node.index}"
 
+    def verified_tls_settings(self) -> dict[str, object]:
+        """Local nodes share the cluster CA under prov-state-dir: verify replication and the watcher."""
+        if "ssl" not in self.spec.db_tags:
+            return {}
+        return {"replication-use-ssl": True,
+                "db-servers-tls-ca-cert": str(self.spec.state_dir / self.spec.name / "ca" / "ca.pem")}
+
     def create_node(
         self, node: NodeSpec, secrets: ClusterSecrets, parent: pulumi.ComponentResource,
     ) -> NodeResources:

@@ -30,6 +30,7 @@ SECRET_KEYS = ("admin_password", "replication_password", "monitoring_password")
 INPUT_KEYS = (
     "servers", "members", "admin_user", "replication_user", "monitoring_user", "preferred_master",
     "semisync", "sysbench_table_size", "readonly_replicas", "provider_version", "load_sql", "load_csv",
+    "replication_ssl",
 )
 OUTPUT_KEYS = ("primary", "replicas", "actions", "secret_digest")
 
@@ -75,6 +76,7 @@ def _request(props: dict[str, Any], ssh_secrets: dict[str, str] | None = None) -
         semisync=bool(props.get("semisync")),
         readonly_replicas=bool(props.get("readonly_replicas", True)),
         sysbench_table_size=int(props.get("sysbench_table_size") or 0),
+        replication_ssl=bool(props.get("replication_ssl")),
         seed_local=bool(props.get("seed_local")),
         progress=_progress,
         cluster_name=str(props.get("cluster_name") or "bootstrap"),
@@ -204,6 +206,7 @@ class BootstrapArgs:
         monitoring_user: str | None = None, monitoring_password: pulumi.Input[str] | None = None,
         preferred_master: pulumi.Input[str] = "", semisync: bool = False,
         sysbench_table_size: int = 0, readonly_replicas: bool = True, seed_local: bool = False,
+        replication_ssl: bool = False,
         cluster_name: str = "", monitoring_datadir: str = "", ssh_seed_nodes: pulumi.Input[list] = (),
         load_sql: list[str] | None = None, load_csv: list[str] | None = None,
     ) -> None:
@@ -219,6 +222,8 @@ class BootstrapArgs:
         self.semisync = semisync
         self.sysbench_table_size = sysbench_table_size
         self.readonly_replicas = readonly_replicas
+        if replication_ssl:  # only when on: existing stacks see no new input, hence no diff
+            self.replication_ssl = True
         # Not an INPUT_KEY: how a joining node gets its data, not what the cluster is.
         self.seed_local = seed_local
         # Not INPUT_KEYS either: where the watcher keeps its operation lock and crash records.

@@ -27,6 +27,7 @@ from repman.db import Credential
 from repman.errors import ConfigError
 from repman.keys import coerce
 from repman.plans import get_plan
+from repman.password_hash import native_password_hash
 from repman.spec import NAMESPACE, PROVISIONING_KEYS
 
 from components.providers.secret_digest import digest_matches, make_digest, without
@@ -101,7 +102,7 @@ class OpenSvcServiceProvider(ResourceProvider):
         with self.client(news) as client:
             update_node(client, names, _service_text(news), keys)
             if not digest_matches(olds.get("secret_digest"), news, SECRET_KEYS):
-                client.set_key(names.sec, "admin-password", str(news["admin_password"]))
+                client.set_key(names.sec, "admin-password-hash", native_password_hash(str(news["admin_password"])))
         return UpdateResult(outs={
             **without(news, SECRET_KEYS), "path": olds.get("path"), "address": olds.get("address"),
             "instance": olds.get("instance"), "definition": _service_text(news),

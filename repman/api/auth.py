@@ -1,4 +1,4 @@
-"""API users: salted password hashes, roles and HTTP basic authentication.
+"""API users: salted password hashes, grants per cluster, basic and bearer authentication.
 
 Passwords never sit in the config in clear: either a PBKDF2 hash (made by
 ``repman hash-password``) or a reference to an environment variable or file.
@@ -14,12 +14,16 @@ import hmac
 import os
 import threading
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
+from repman.api.grants import GRANTS, ROLES as ROLE_GRANTS
 from repman.errors import ConfigError
 from repman.keys import resolve_secret_reference
 
-ROLES = ("viewer", "operator")
+if TYPE_CHECKING:
+    from repman.api.tokens import TokenIssuer
+
+ROLES = tuple(ROLE_GRANTS)
 SCHEME = "pbkdf2-sha256"
 ITERATIONS = 120_000
 
@@ -34,6 +38,9 @@ def hash_password(password: str, salt: bytes | None = None, iterations: int = IT
 
 def _unb64(text: str) -> bytes:
     return base64.b64decode(text + "=" * (-len(text) % 4))
+
+
+_DUMMY_HASH = hash_password("repman-no-such-user", salt=b"\0" * 16)
 
 
 def check_hash_format(stored: str, key: str) -> None:
@@ -65,13 +72,34 @@ class ApiUser:
     name: str
     role: str
     password_hash: str
+    grants: frozenset[str] = frozenset()
+    clusters: frozenset[str] | None = None  # None: every cluster
 
     def __repr__(self) -> str:
         return f"ApiUser(name={self.name!r}, role={self.role!r})"
 
-    def may(self, needed: str) -> bool:
-        """An operator may do everything a viewer may."""
-        return ROLES.index(self.role) >= ROLES.index(needed)
+    def sees(self, cluster: str) -> bool:
+        return self.clusters is None or cluster in self.clusters
+
+    def may(self, grant: str, cluster: str | None = None) -> bool:
+        """Holds ``grant`` (its role's or its own), on ``cluster`` when one is named."""
+        if cluster is not None and not self.sees(cluster):
+            return False
+        if grant not in GRANTS and grant in ROLE_GRANTS:  # a role name: every grant of it (viewer/operator)
+            return ROLE_GRANTS[grant] <= self.grants
+        return grant in self.grants
+
+
+def _names(raw: Any, key: str, allowed: Mapping[str, str] | None = None) -> frozenset[str]:
+    if isinstance(raw, str):
+        raw = [v.strip() for v in raw.split(",") if v.strip()]
+    if not isinstance(raw, list) or not all(isinstance(v, str) and v for v in raw):
+        raise ConfigError(key, f"expected a list of names, got {raw!r}")
+    if allowed is not None:
+        for v in raw:
+            if v not in allowed:
+                raise ConfigError(key, f"unknown grant {v!r} (known: {', '.join(allowed)})")
+    return frozenset(raw)
 
 
 def parse_users(raw: Any, where: str = "api.api-users") -> dict[str, ApiUser]:
@@ -86,7 +114,7 @@ def parse_users(raw: Any, where: str = "api.api-users") -> dict[str, ApiUser]:
             raise ConfigError(key, "a user name must be a non-empty string without ':'")
         if not isinstance(spec, Mapping):
             raise ConfigError(key, f"expected {{role, password-hash}}, got {spec!r}")
-        unknown = set(spec) - {"role", "password-hash", "password"}
+        unknown = set(spec) - {"role", "password-hash", "password", "grants", "clusters"}
         if unknown:
             raise ConfigError(f"{key}.{sorted(unknown)[0]}", "unknown key")
         role = spec.get("role", "viewer")
@@ -108,20 +136,35 @@ def parse_users(raw: Any, where: str = "api.api-users") -> dict[str, ApiUser]:
             if not clear:
                 raise ConfigError(f"{key}.password", "the referenced password is empty")
             stored = hash_password(str(clear))
-        users[name] = ApiUser(name, role, stored)
+        grants = ROLE_GRANTS[role] | _names(spec.get("grants", []), f"{key}.grants", GRANTS)
+        clusters = None if spec.get("clusters") in (None, "*") else _names(spec["clusters"], f"{key}.clusters")
+        users[name] = ApiUser(name, role, stored, grants, clusters)
     return users
 
 
 class Authenticator:
-    """Checks ``Authorization: Basic`` headers against the configured users."""
+    """Checks ``Authorization: Basic`` (scripts) and ``Bearer`` (tokens from POST /api/login) headers."""
 
-    def __init__(self, users: Mapping[str, ApiUser]) -> None:
+    def __init__(self, users: Mapping[str, ApiUser], tokens: "TokenIssuer | None" = None) -> None:
         self.users = dict(users)
+        self.tokens = tokens
         self._pepper = os.urandom(32)
         self._ok: set[bytes] = set()
         self._lock = threading.Lock()
 
+    def basic_name(self, header: str | None) -> str | None:
+        """The user name a Basic header claims (for throttling), verified or not."""
+        if not header or not header.startswith("Basic "):
+            return None
+        try:
+            return base64.b64decode(header[6:].strip(), validate=True).decode().partition(":")[0]
+        except (ValueError, UnicodeDecodeError):
+            return None
+
     def authenticate(self, header: str | None) -> ApiUser | None:
+        if header and header.startswith("Bearer ") and self.tokens is not None:
+            name = self.tokens.user_of(header[7:].strip())
+            return self.users.get(name) if name else None
         if not header or not header.startswith("Basic "):
             return None
         try:
@@ -129,8 +172,12 @@ class Authenticator:
         except (ValueError, UnicodeDecodeError):
             return None
         name, sep, password = decoded.partition(":")
+        return self.check(name, password) if sep else None
+
+    def check(self, name: str, password: str) -> ApiUser | None:
         user = self.users.get(name)
-        if not sep or user is None:
+        if user is None:
+            verify_password(password, _DUMMY_HASH)  # same cost as a known name: no user enumeration by timing
             return None
         token = hmac.new(self._pepper, f"{name}\0{password}\0{user.password_hash}".encode(), "sha256").digest()
         with self._lock:

@@ -3,9 +3,11 @@
 Served by ``repman watch`` from a thread (stdlib ``http.server``), answering from
 the monitors' last tick, so a request never opens a database connection except
 an operator's switchover/failover. Access: HTTP basic auth against salted
-hashes; ``viewer`` may GET, ``operator`` may also POST operations and a
-server's maintenance (``/api/clusters/<name>/servers/<host:port>/maintenance``). Health
-endpoints answer only with a status code and the role, never a credential.
+hashes or a bearer token from ``POST /api/login``; each call needs a grant
+(``repman.api.grants``) on its cluster, and a user sees only its clusters (an
+unseen cluster answers 404 like an unknown one). Failed logins are throttled and
+every call but the health checks is audited (``GET /api/audit`` for ``auditor``).
+Health endpoints answer only with a status code and the role, never a credential.
 """
 
 from __future__ import annotations
@@ -22,7 +24,11 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import jinja2
 
+from repman.api.audit import AuditLog
 from repman.api.auth import ApiUser, Authenticator
+from repman.api.grants import role_with
+from repman.api.ratelimit import LoginThrottle
+from repman.api.tokens import TokenIssuer
 from repman.db import ServerAddress
 from repman.errors import ConfigError, RepmanError
 from repman.paths import templates_dir
@@ -35,6 +41,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("repman.api")
 MAX_BODY = 64 * 1024
+OPERATION_GRANTS = {"switchover": "cluster-switchover", "failover": "cluster-failover",
+                    "reset-failover-counter": "cluster-settings"}
 STALE_TICKS = 3          # health answers 503 when the monitor's data is older than this many tickers (+2 s)
 
 
@@ -58,7 +66,13 @@ class ApiServer:
     def __init__(self, api: "ApiConfig", watcher: "Watcher") -> None:
         self.api = api
         self.watcher = watcher
-        self.auth = Authenticator(api.users)
+        self.tokens = TokenIssuer(api.jwt_secret or None, api.jwt_ttl)
+        self.auth = Authenticator(api.users, self.tokens)
+        self.throttle = LoginThrottle(api.login_max_failures, api.login_window)
+        try:
+            self.audit = AuditLog(api.audit_log)
+        except OSError as exc:
+            raise ConfigError("api.api-audit-log", f"cannot open {api.audit_log}: {exc.strerror}") from None
         self.templates = _dashboard_env()
         handler = type("Handler", (_Handler,), {"app": self})
         self.httpd = ThreadingHTTPServer((api.bind, api.port), handler)
@@ -71,6 +85,13 @@ class ApiServer:
             except (OSError, ssl.SSLError) as exc:
                 self.httpd.server_close()
                 raise ConfigError("api.api-tls-cert", f"cannot load {api.tls_cert} / {api.tls_key}: {exc}") from None
+            if api.tls_client_ca:
+                try:
+                    context.load_verify_locations(cafile=api.tls_client_ca)
+                except (OSError, ssl.SSLError) as exc:
+                    self.httpd.server_close()
+                    raise ConfigError("api.api-tls-client-ca", f"cannot load {api.tls_client_ca}: {exc}") from None
+                context.verify_mode = ssl.CERT_REQUIRED  # mutual TLS: no client certificate, no handshake
             self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
         self.thread = threading.Thread(target=self.httpd.serve_forever, name="repman-api", daemon=True)
 
@@ -92,14 +113,14 @@ class ApiServer:
         self.thread.join(5)
 
     # -- application -----------------------------------------------------------------------
-    def monitor(self, name: str | None) -> ClusterMonitor:
-        monitors = self.watcher.monitors
+    def monitor(self, name: str | None, user: ApiUser | None = None) -> ClusterMonitor:
+        monitors = {k: m for k, m in self.watcher.monitors.items() if user is None or user.sees(k)}
         if name is None:
             if len(monitors) == 1:
                 return next(iter(monitors.values()))
             raise HttpError(400, f"name a cluster: {', '.join(monitors)}")
-        if name not in monitors:
-            raise HttpError(404, f"no cluster {name!r}")
+        if name not in monitors:  # another tenant's cluster is as unknown as a missing one
+            raise HttpError(404, f"no cluster {name[:64]!r}")
         return monitors[name]
 
     def fresh(self, monitor: ClusterMonitor) -> bool:
@@ -108,9 +129,11 @@ class ApiServer:
         age = time.monotonic() - monitor.last_tick_at
         return age <= STALE_TICKS * monitor.cfg.ticker + 2.0
 
-    def summary(self) -> list[dict[str, Any]]:
+    def summary(self, user: ApiUser | None = None) -> list[dict[str, Any]]:
         out = []
         for name, m in self.watcher.monitors.items():
+            if user is not None and not user.sees(name):
+                continue
             st = m.status()
             out.append({
                 "name": name, "master": st["master"], "failover_mode": st["failover_mode"],
@@ -148,8 +171,8 @@ class ApiServer:
         ok = label == "Slave" and replica_healthy(state, master, max_lag)
         return (200 if ok else 503), body
 
-    def dashboard(self) -> str:
-        clusters = [m.status() for m in self.watcher.monitors.values()]
+    def dashboard(self, user: ApiUser | None = None) -> str:
+        clusters = [m.status() for k, m in self.watcher.monitors.items() if user is None or user.sees(k)]
         return self.templates.get_template("index.html.j2").render(
             clusters=clusters, generated=time.strftime("%Y-%m-%d %H:%M:%S"),
         )
@@ -166,6 +189,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- plumbing --------------------------------------------------------------------------
     def _send(self, status: int, body: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
+        self._status = status
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -182,20 +206,45 @@ class _Handler(BaseHTTPRequestHandler):
         body = (json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n").encode()
         self._send(status, body, "application/json", headers)
 
-    def _user(self, needed: str) -> ApiUser | None:
-        user = self.app.auth.authenticate(self.headers.get("Authorization"))
+    def _throttled(self, name: str | None) -> None:
+        keys = [f"ip:{self.client_address[0]}"] + ([f"user:{name}"] if name else [])
+        wait = self.app.throttle.retry_after(*keys)
+        if wait > 0:
+            raise HttpError(429, "too many failed logins: try again later", {"Retry-After": str(int(wait) + 1)})
+
+    def _failed_login(self, name: str | None) -> None:
+        self.app.throttle.failed(*([f"ip:{self.client_address[0]}"] + ([f"user:{name}"] if name else [])))
+
+    def _user(self, grant: str, cluster: str | None = None) -> ApiUser | None:
+        """The caller, holding ``grant`` (on ``cluster`` when named); 401/403/404/429 otherwise."""
+        header = self.headers.get("Authorization")
+        claimed = self.app.auth.basic_name(header)
+        if header:
+            self._throttled(claimed)
+        user = self.app.auth.authenticate(header)
         if user is None:
-            if needed == "viewer" and self.app.api.anonymous_read:
+            if header:
+                self._failed_login(claimed)
+            if grant == "cluster-show" and self.app.api.anonymous_read:
                 return None
             raise HttpError(401, "authentication required",
                             {"WWW-Authenticate": 'Basic realm="repman", charset="UTF-8"'})
-        if not user.may(needed):
-            raise HttpError(403, f"user {user.name} ({user.role}) may not do this: {needed} role needed")
+        self._who = user.name
+        if cluster is not None:
+            self.app.monitor(cluster, user)  # 404 for a cluster the user does not see
+        if not user.may(grant, cluster):
+            raise HttpError(403, f"user {user.name} ({user.role}) may not do this: grant {grant} needed "
+                                 f"({role_with(grant)} role needed)")
         return user
 
     def _body(self) -> dict[str, Any]:
-        length = int(self.headers.get("Content-Length") or 0)
+        text = (self.headers.get("Content-Length") or "0").strip()
+        if not text.isdigit():
+            self.close_connection = True
+            raise HttpError(400, "bad Content-Length")
+        length = int(text)
         if length > MAX_BODY:
+            self.close_connection = True  # the body is not read: the connection cannot be reused
             raise HttpError(413, "request body too large")
         raw = self.rfile.read(length) if length else b""
         if not raw.strip():
@@ -215,6 +264,19 @@ class _Handler(BaseHTTPRequestHandler):
             raise HttpError(403, "cross-origin request refused")
 
     def _dispatch(self) -> None:
+        self._who, self._cluster, self._status = "anonymous", None, 0
+        try:
+            self._dispatch_inner()
+        finally:
+            path = urlsplit(self.path).path
+            if not path.startswith(("/primary", "/master", "/replica", "/read-only", "/health")):
+                try:
+                    self.app.audit.record(self._who, self.client_address[0], self.command, path, self._status,
+                                          self._cluster)
+                except OSError as exc:  # a full disk must not take the API down; say it in the log
+                    logger.error("audit log %s: %s", self.app.api.audit_log, exc.strerror)
+
+    def _dispatch_inner(self) -> None:
         try:
             self._route()
         except HttpError as exc:
@@ -244,34 +306,60 @@ class _Handler(BaseHTTPRequestHandler):
         if method == "OPTIONS":
             raise HttpError(405, "OPTIONS is only for health checks")
         if parts == [] and method in ("GET", "HEAD"):
-            self._user("viewer")
-            return self._send(200, self.app.dashboard().encode(), "text/html; charset=utf-8", {
+            user = self._user("cluster-show")
+            return self._send(200, self.app.dashboard(user).encode(), "text/html; charset=utf-8", {
                 "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
             })
         if parts[:1] != ["api"]:
             raise HttpError(404, "not found")
+        if parts == ["api", "login"]:
+            if method != "POST":
+                raise HttpError(405, "log in with POST {\"username\": ..., \"password\": ...}")
+            return self._login()
+        if parts == ["api", "audit"] and method in ("GET", "HEAD"):
+            user = self._user("auditor")
+            return self._json(200, {"entries": self.app.audit.entries(user.clusters if user else frozenset())})
+        if len(parts) >= 3 and parts[1] == "clusters":
+            self._cluster = parts[2][:64]
         if parts == ["api", "clusters"] and method in ("GET", "HEAD"):
-            self._user("viewer")
-            return self._json(200, {"clusters": self.app.summary()})
+            user = self._user("cluster-show")
+            return self._json(200, {"clusters": self.app.summary(user)})
         if len(parts) == 3 and parts[1] == "clusters" and method in ("GET", "HEAD"):
-            self._user("viewer")
-            return self._json(200, self.app.monitor(parts[2]).status())
+            user = self._user("cluster-show", parts[2])
+            return self._json(200, self.app.monitor(parts[2], user).status())
         if len(parts) == 4 and parts[1] == "clusters" and method == "POST":
-            user = self._user("operator")
-            monitor = self.app.monitor(parts[2])
+            grant = OPERATION_GRANTS.get(parts[3], "cluster-show")
+            user = self._user(grant, parts[2])
+            monitor = self.app.monitor(parts[2], user)
             return self._operation(parts[3], monitor, user, query)
         if len(parts) == 6 and parts[1] == "clusters" and parts[3] == "servers" and parts[5] == "maintenance":
             if method != "POST":
                 raise HttpError(405, "maintenance is set with POST {\"state\": \"on\"|\"off\"}")
-            user = self._user("operator")
-            return self._maintenance(self.app.monitor(parts[2]), parts[4], user, query)
+            user = self._user("db-maintenance", parts[2])
+            return self._maintenance(self.app.monitor(parts[2], user), parts[4], user, query)
         if len(parts) in (3, 4) and parts[1] == "clusters":
             raise HttpError(405, f"{method} is not allowed here")
         raise HttpError(404, "not found")
 
+    def _login(self) -> None:
+        """POST /api/login {username, password} -> a short-lived bearer token."""
+        body = self._body()
+        name, password = body.get("username"), body.get("password")
+        if not isinstance(name, str) or not isinstance(password, str) or not name:
+            raise HttpError(400, "give username and password as strings")
+        self._throttled(name[:128])
+        user = self.app.auth.check(name, password)
+        if user is None:
+            self._failed_login(name[:128])
+            self._who = f"{name[:64]} (failed)"
+            raise HttpError(401, "wrong user name or password")
+        self._who = user.name
+        self._json(200, {"token": self.app.tokens.issue(user.name), "token_type": "Bearer",
+                         "expires_in": int(self.app.tokens.ttl)})
+
     def _health(self, kind: str, rest: list[str], query: dict[str, str]) -> None:
         if not self.app.api.anonymous_health:
-            self._user("viewer")
+            self._user("cluster-show")
         cluster = query.get("cluster") or (rest[0] if len(rest) >= 2 else None)
         server_text = query.get("server") or (rest[-1] if rest else None)
         monitor = self.app.monitor(cluster)

@@ -20,6 +20,7 @@ import jinja2
 
 from repman.backends.ssh import HostSession, HostStepError, SshAuth
 from repman.errors import ConfigError
+from repman.password_hash import native_password_hash
 from repman.mycnf import NodeContext, render_mycnf
 from repman.paths import templates_dir
 from repman.plans import get_plan
@@ -276,12 +277,12 @@ def _push_certificates(session: HostSession, spec: OnPremNodeSpec, user: str) ->
 
 
 def _admin_sql(spec: OnPremNodeSpec) -> str:
-    user, pw = _sql_string(spec.admin_user), _sql_string(spec.admin_password)
+    user, pw = _sql_string(spec.admin_user), _sql_string(native_password_hash(spec.admin_password))
     lines = ["SET SESSION sql_log_bin = 0;"]
     for host in ("'%'", "'localhost'"):
         lines += [
-            f"CREATE USER IF NOT EXISTS {user}@{host} IDENTIFIED BY {pw};",
-            f"ALTER USER {user}@{host} IDENTIFIED BY {pw};",
+            f"CREATE USER IF NOT EXISTS {user}@{host} IDENTIFIED BY PASSWORD {pw};",
+            f"ALTER USER {user}@{host} IDENTIFIED BY PASSWORD {pw};",
             f"GRANT ALL PRIVILEGES ON *.* TO {user}@{host} WITH GRANT OPTION;",
         ]
     return "\n".join(lines) + "\n"

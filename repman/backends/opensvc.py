@@ -21,6 +21,7 @@ from repman.backends.kube_spec import admin_init_script, container_mycnf
 from repman.db import Credential
 from repman.errors import ConfigError, RepmanError
 from repman.paths import templates_dir
+from repman.password_hash import native_password_hash
 from repman.plans import ServicePlan
 
 if TYPE_CHECKING:
@@ -213,7 +214,8 @@ def provision_node(client: OpenSvcClient, names: ServiceNames, service_text: str
         client.set_key(names.cfg, key, value)
     client.create(names.sec, {})
     client.set_key(names.sec, "admin-user", admin.user)
-    client.set_key(names.sec, "admin-password", admin.password)
+    # the hash only: the container's environment never holds the clear admin password
+    client.set_key(names.sec, "admin-password-hash", native_password_hash(admin.password))
     client.create(names.svc, parse_service(service_text))
     client.expect(names.svc, "provisioned")
     client.wait(names.svc, lambda s: (s.get("object") or {}).get("provisioned") is True, "provisioned",

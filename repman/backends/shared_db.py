@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from repman.db import Credential, ServerAddress, execute, query, session
 from repman.errors import ConfigError
+from repman.password_hash import native_password_hash
 
 _IDENT = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 RESERVED = {"mysql", "information_schema", "performance_schema", "sys"}
@@ -56,8 +57,9 @@ def create_shared_database(primary: ServerAddress, admin: Credential, grant: Sha
             changes.append(f"created database {grant.database}")
         if not query(conn, "SELECT 1 FROM mysql.user WHERE User = %s AND Host = '%%'", (grant.user,)):
             changes.append(f"created user {grant.user}")
-        execute(conn, "CREATE USER IF NOT EXISTS %s@'%%' IDENTIFIED BY %s REQUIRE SSL", (grant.user, grant.password))
-        execute(conn, "ALTER USER %s@'%%' IDENTIFIED BY %s REQUIRE SSL", (grant.user, grant.password))
+        hashed = native_password_hash(grant.password)  # binlogged: only the hash, never the clear password
+        execute(conn, "CREATE USER IF NOT EXISTS %s@'%%' IDENTIFIED BY PASSWORD %s REQUIRE SSL", (grant.user, hashed))
+        execute(conn, "ALTER USER %s@'%%' IDENTIFIED BY PASSWORD %s REQUIRE SSL", (grant.user, hashed))
         execute(conn, f"GRANT ALL PRIVILEGES ON `{grant.database}`.* TO %s@'%%'", (grant.user,))
     return changes
 

@@ -28,6 +28,7 @@ from typing import Callable
 
 from repman.backup.binlogfile import Transaction, complete_end, transactions
 from repman.backup.secretfiles import client_options
+from repman.backup.tools import installed
 from repman.db import Credential, ServerAddress, connect, query
 from repman.errors import RepmanError
 from repman.gtid import GtidPosition
@@ -300,7 +301,7 @@ class BinlogArchiver:
         cnf = self._files.enter_context(client_options(master, self.credential))
         err = self._files.enter_context(open(self.archive.root / "copier.log", "ab"))
         self._proc = subprocess.Popen(
-            ["mariadb-binlog", f"--defaults-extra-file={cnf}", "--read-from-remote-server", "--raw",
+            [installed("mariadb-binlog"), f"--defaults-extra-file={cnf}", "--read-from-remote-server", "--raw",
              "--stop-never", f"--stop-never-slave-server-id={self.server_id}", f"--result-file={folder}/",
              f"--start-position={start_pos}", start_file],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,

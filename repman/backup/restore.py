@@ -27,6 +27,7 @@ from repman.backup.binlogs import BinlogArchive, Piece
 from repman.backup.catalog import BackupRecord, Catalog
 from repman.backup.repository import open_repository
 from repman.backup.secretfiles import client_options
+from repman.backup.tools import installed
 from repman.backup.settings import BackupSettings
 from repman.backup.take import PHYSICAL_NAME
 from repman.db import Credential, ServerAddress, connect, execute, query
@@ -146,7 +147,7 @@ def unpack_backup(settings: BackupSettings, record: BackupRecord, target_dir: Pa
     repo = open_repository(settings)
     target_dir.mkdir(parents=True, exist_ok=True)
     with repo.open_stream(record.location, record.name or PHYSICAL_NAME) as stream:
-        done = subprocess.run(["mbstream", "-x", "-C", str(target_dir)], stdin=stream, capture_output=True)
+        done = subprocess.run([installed("mbstream"), "-x", "-C", str(target_dir)], stdin=stream, capture_output=True)
     if done.returncode != 0:
         raise RestoreError(f"restore failed at mbstream: {done.stderr.decode(errors='replace').strip()[-200:]}")
     return record.size
@@ -160,14 +161,14 @@ def replay(pieces: list[Piece], address: ServerAddress, credential: Credential) 
     size = 0
     with client_options(address, credential) as cnf, tempfile.TemporaryFile() as client_err, \
             tempfile.TemporaryFile() as reader_err:
-        client = subprocess.Popen(["mariadb", f"--defaults-extra-file={cnf}", "--binary-mode"],
+        client = subprocess.Popen([installed("mariadb"), f"--defaults-extra-file={cnf}", "--binary-mode"],
                                   stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=client_err)
         assert client.stdin is not None
         failed = ""
         try:
             for p in pieces:
                 size += p.end - p.start
-                reader = subprocess.Popen(["mariadb-binlog", f"--start-position={p.start}",
+                reader = subprocess.Popen([installed("mariadb-binlog"), f"--start-position={p.start}",
                                            f"--stop-position={p.end}", str(p.path)],
                                           stdout=subprocess.PIPE, stderr=reader_err)
                 assert reader.stdout is not None
@@ -286,7 +287,7 @@ def _logical_into(settings: BackupSettings, record: BackupRecord, folder: Path, 
     t = time.monotonic()
     repo = open_repository(settings)
     with repo.open_stream(record.location, record.name) as stream:
-        done = subprocess.run(["mariadb", f"--socket={paths.socket}", "--user=root", "--binary-mode",
+        done = subprocess.run([installed("mariadb"), f"--socket={paths.socket}", "--user=root", "--binary-mode",
                                "--init-command=SET SESSION sql_log_bin=0"], stdin=stream, capture_output=True)
     if done.returncode != 0:
         stop_server(paths)

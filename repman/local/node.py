@@ -16,6 +16,7 @@ import pymysql
 
 from repman.db import Credential, connect_socket, execute, query
 from repman.errors import RepmanError
+from repman.password_hash import native_password_hash
 from repman.local.mariadb import (
     LocalServerPaths, initialise_datadir, kill_server, read_pid, start_server, stop_server,
 )
@@ -111,9 +112,9 @@ def _ensure_admin_user(spec: LocalNodeSpec) -> None:
     try:
         execute(conn, "SET SESSION sql_log_bin = 0")
         for host in ("%", "localhost"):
-            execute(conn, "CREATE USER IF NOT EXISTS %s@%s IDENTIFIED BY %s",
-                    (spec.admin_user, host, spec.admin_password))
-            execute(conn, "ALTER USER %s@%s IDENTIFIED BY %s", (spec.admin_user, host, spec.admin_password))
+            hashed = native_password_hash(spec.admin_password)  # never the clear password in a log
+            execute(conn, "CREATE USER IF NOT EXISTS %s@%s IDENTIFIED BY PASSWORD %s", (spec.admin_user, host, hashed))
+            execute(conn, "ALTER USER %s@%s IDENTIFIED BY PASSWORD %s", (spec.admin_user, host, hashed))
             execute(conn, "GRANT ALL PRIVILEGES ON *.* TO %s@%s WITH GRANT OPTION", (spec.admin_user, host))
     finally:
         conn.close()

@@ -35,7 +35,7 @@ class Testbed:
     @classmethod
     def create(
         cls, base: Path, count: int = 3, tags: Sequence[str] = DEFAULT_TAGS, plan: str = "x3.tiny",
-        first_server_id: int = 1,
+        first_server_id: int = 1, ca_dir: Path | None = None,
     ) -> "Testbed":
         bed = cls(base=base)
         try:
@@ -43,6 +43,7 @@ class Testbed:
                 spec = LocalNodeSpec(
                     base_dir=str(base / f"db{i + 1}"), server_id=first_server_id + i, port=port, plan=plan,
                     tags=list(tags), admin_user=ADMIN.user, admin_password=ADMIN.password,
+                    ca_dir=str(ca_dir) if ca_dir else "",
                 )
                 bed.nodes.append(spec)
                 create_node(spec)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from repman.db import Credential, ServerAddress
+from repman.errors import ConfigError
 
 
 @dataclass
@@ -15,6 +17,23 @@ class ClusterConfig:
 
     name: str
     values: dict[str, Any] = field(default_factory=dict)
+    #: key -> PATH of a ``{file: PATH}`` credential: re-read when the file changes (password rotation)
+    secret_files: dict[str, str] = field(default_factory=dict)
+    _secret_mtimes: dict[str, int] = field(default_factory=dict, repr=False)
+
+    def _refresh(self, key: str) -> None:
+        """Keep the last good value when the file is missing or malformed (mid-rotation)."""
+        path = self.secret_files.get(key)
+        if not path:
+            return
+        try:
+            mtime = os.stat(path).st_mtime_ns
+            if self._secret_mtimes.get(key) == mtime:
+                return
+            self.values[key] = Credential.parse(Path(path).read_text().strip(), key)
+        except (OSError, ConfigError):
+            return
+        self._secret_mtimes[key] = mtime
 
     def __getitem__(self, key: str) -> Any:
         return self.values[key]
@@ -32,6 +51,7 @@ class ClusterConfig:
 
     @property
     def replication(self) -> Credential:
+        self._refresh("replication-credential")
         return self.values["replication-credential"]
 
     @property

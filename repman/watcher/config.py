@@ -45,6 +45,12 @@ class ApiConfig:
     anonymous_read: bool = False
     anonymous_health: bool = True
     users: dict[str, ApiUser] = field(default_factory=dict)
+    tls_client_ca: str = ""
+    jwt_secret: str = field(default="", repr=False)
+    jwt_ttl: float = 900.0
+    login_max_failures: int = 5
+    login_window: float = 60.0
+    audit_log: str = ""
 
     @property
     def tls(self) -> bool:
@@ -131,7 +137,14 @@ def load_cluster(name: Any, raw: Any) -> ClusterConfig:
     values = validate_section(raw, CLUSTER_TABLES, where=where, required=REQUIRED)
     _cross_checks(name, values)
     check_backup_section(where, values)
-    return ClusterConfig(name, values)
+    ca = values.get("db-servers-tls-ca-cert") or ""
+    if ca and not Path(ca).is_file():
+        raise ConfigError(f"{where}.db-servers-tls-ca-cert", f"{ca!r} is not a readable file")
+    from repman.db_tls import register
+    register(values["db-servers-hosts"], ca)
+    files = {k: str(v["file"]) for k, v in raw.items()
+             if k == "replication-credential" and isinstance(v, Mapping) and set(v) == {"file"}}
+    return ClusterConfig(name, values, secret_files=files)
 
 
 def load_api(raw: Any) -> ApiConfig:
@@ -145,14 +158,18 @@ def load_api(raw: Any) -> ApiConfig:
     if bool(values["api-tls-cert"]) != bool(values["api-tls-key"]):
         raise ConfigError("api.api-tls-key" if values["api-tls-cert"] else "api.api-tls-cert",
                           "api-tls-cert and api-tls-key go together")
-    for key in ("api-tls-cert", "api-tls-key"):
+    if values["api-tls-client-ca"] and not values["api-tls-cert"]:
+        raise ConfigError("api.api-tls-client-ca", "mutual TLS needs api-tls-cert and api-tls-key")
+    for key in ("api-tls-cert", "api-tls-key", "api-tls-client-ca"):
         if values[key] and not Path(values[key]).is_file():
             raise ConfigError(f"api.{key}", f"{values[key]!r} is not a readable file")
     return ApiConfig(
         enabled=True, bind=values["api-bind"], port=values["api-port"],
         tls_cert=values["api-tls-cert"], tls_key=values["api-tls-key"],
         anonymous_read=values["api-anonymous-read"], anonymous_health=values["api-anonymous-health"],
-        users=users,
+        users=users, tls_client_ca=values["api-tls-client-ca"], jwt_secret=values["api-jwt-secret"],
+        jwt_ttl=values["api-jwt-ttl"], login_max_failures=values["api-login-max-failures"],
+        login_window=values["api-login-window"], audit_log=values["api-audit-log"],
     )
 
 
@@ -166,7 +183,12 @@ def parse_config(raw: Any, path: Path | str = "<config>") -> WatcherConfig:
     if not isinstance(clusters_raw, Mapping) or not clusters_raw:
         raise ConfigError("clusters", f"expected at least one cluster section, got {clusters_raw!r}")
     clusters = {str(name): load_cluster(name, section) for name, section in clusters_raw.items()}
-    return WatcherConfig(Path(path), clusters, load_api(raw.get("api")))
+    from repman.secret_store import key_path_in_effect
+    # {encrypted: ...} api-users passwords use the (first) cluster's monitoring-key-path, as repman's one key
+    key_path = next((c["monitoring-key-path"] for c in clusters.values() if c.get("monitoring-key-path")), "")
+    with key_path_in_effect(key_path):
+        api = load_api(raw.get("api"))
+    return WatcherConfig(Path(path), clusters, api)
 
 
 def load_config(path: str | Path) -> WatcherConfig:

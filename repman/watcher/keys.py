@@ -79,6 +79,13 @@ WATCHER_KEYS = key_table(
         "script called on every server state change and alert: cluster host:port previousState state "
         "(repman's arguments), then our alert sentence as a fifth argument"),
     Key("monitoring-datadir", "path", "", "state folder (failover counters, crash records); default ~/.repman"),
+    Key("db-servers-tls-ca-cert", "path", "",
+        "CA of the servers' certificates: the watcher then connects over TLS, verifying the certificate "
+        "and the host name"),
+    Key("replication-use-ssl", "bool", False,
+        "replicas connect with MASTER_SSL=1 and MASTER_SSL_VERIFY_SERVER_CERT=1, trusting their own ssl_ca"),
+    Key("monitoring-key-path", "path", "",
+        "key file (64 hex digits, mode 600) decrypting {encrypted: ...} values; `repman password keygen`"),
     Key("crash-records-keep", "int", 20, "crash records kept per cluster", minimum=1),
     # Our variants of repman keys, under new names (issue 16): the repman key keeps its meaning.
     Key("switchover-wait-route-change-ms", "int", 0,

@@ -11,8 +11,8 @@ import time
 
 import pymysql
 
-from repman.bootstrap import change_master_sql
-from repman.db import ServerAddress, connect, execute, query
+from repman.bootstrap import change_master_sql, replica_tls_ca
+from repman.db import ServerAddress, connect, execute, execute_unlogged, query
 from repman.gtid import GtidPosition
 from repman.topology import read_replica_status
 from repman.watcher.cluster_config import ClusterConfig
@@ -64,8 +64,8 @@ def point_at(conn: pymysql.connections.Connection, cfg: ClusterConfig, master: S
     if slave_pos is not None:
         execute(conn, "SET GLOBAL gtid_slave_pos = %s", (slave_pos,))
     sql, args = change_master_sql(master, cfg.replication, float(cfg.get("replication-heartbeat-period", 1.0)),
-                                  CONNECT_RETRY)
-    execute(conn, sql, args)
+                                  CONNECT_RETRY, replica_tls_ca(conn, bool(cfg.get("replication-use-ssl", False))))
+    execute_unlogged(conn, sql, args)
 
 
 def set_event_scheduler(conn: pymysql.connections.Connection, on: bool) -> str:

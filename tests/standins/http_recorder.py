@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable
 
-RECORDED_HEADERS = ("Authorization", "X-Consul-Token", "Content-Type")
+RECORDED_HEADERS = ("Authorization", "X-Consul-Token", "Content-Type", "X-Vault-Token")
 
 
 @dataclass
