@@ -51,6 +51,8 @@ PROVISIONING_KEYS: dict[str, Key] = key_table(
     Key("prov-sysbench-table-size", "int", 0, "rows of an sbtest1 table created at bootstrap (0: none)",
         minimum=0),
     Key("prov-db-image", "str", "mariadb:10.11", "container image of database nodes (docker, kube)"),
+    Key("prov-watcher-image", "str", "repman/watcher:0.1.0",
+        "container image of the repman watcher and bootstrap job (docker, kube); scripts/build-images.sh builds it"),
     Key("kube-namespace", "str", "default", "Kubernetes namespace of the cluster"),
     # backend-specific keys (issue 5): onpremise, kube, docker, opensvc, slapos
     Key("onpremise-hosts", "strlist", [], "onpremise: SSH host (address) of each database node, in node order"),
@@ -71,7 +73,7 @@ PROVISIONING_KEYS: dict[str, Key] = key_table(
     Key("kube-storage-class", "str", "", "kube: storage class of the data volumes (empty: cluster default)"),
     Key("kube-service-type", "enum", "ClusterIP", "kube: type of the -primary and -replicas Services",
         choices=("ClusterIP", "NodePort", "LoadBalancer")),
-    Key("kube-watcher-image", "str", "repman:0.1.0", "kube/docker: container image of the repman watcher"),
+    Key("kube-watcher-image", "str", "repman:0.1.0", "deprecated: prov-watcher-image (used only when that one is left at its default)"),
     Key("docker-network", "str", "", "docker: network name (default <cluster>-net)"),
     Key("docker-publish-host", "str", "127.0.0.1", "docker: host address node ports are published on"),
     Key("opensvc-api-url", "str", "", "opensvc: cluster agent API URL (https://node:1215)"),

@@ -16,7 +16,7 @@ import pulumi
 import pulumi_docker as docker
 
 from repman.backends.kube_spec import admin_init_script, container_mycnf
-from repman.spec import ClusterSpec, NodeSpec
+from repman.spec import PROVISIONING_KEYS, ClusterSpec, NodeSpec
 from repman.watcher_yaml import dump, env_name, env_ref, render_watcher_config
 
 from components.backends.base import Backend, ClusterSecrets, NodeResources
@@ -113,7 +113,7 @@ class DockerBackend(Backend):
                     env_name("replication-credential"), "=", secrets.replication_user, ":",
                     secrets.replication_password)),
                 f"REPMAN_CLUSTER={spec.name}", f"REPMAN_CONFIG={CONFIG_PATH}"]
-        watcher_image = spec.values["kube-watcher-image"]
+        watcher_image = watcher_image_of(spec)
         common: dict[str, Any] = dict(
             image=watcher_image, envs=envs,
             networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=network.name)],
@@ -141,6 +141,16 @@ class DockerBackend(Backend):
     def describe(self) -> dict[str, Any]:
         return {"orchestrator": self.name, "network": self.network_name,
                 "published": [f"{self.publish_host}:{n.port}" for n in self.spec.nodes]}
+
+
+def watcher_image_of(spec: ClusterSpec) -> str:
+    """``prov-watcher-image``; the older ``kube-watcher-image`` only where it alone was set."""
+    chosen = spec.values["prov-watcher-image"]
+    legacy = spec.values.get("kube-watcher-image")
+    if chosen == PROVISIONING_KEYS["prov-watcher-image"].default and legacy and \
+            legacy != PROVISIONING_KEYS["kube-watcher-image"].default:
+        return legacy
+    return chosen
 
 
 def create_backend(spec: ClusterSpec) -> DockerBackend:
