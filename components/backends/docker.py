@@ -23,6 +23,7 @@ from components.backends.base import Backend, ClusterSecrets, NodeResources
 
 DB_PORT = 3306
 CONFIG_PATH = "/etc/repman/repman.yaml"
+WATCHER_API_PORT = 10005   # docker/watcher/Dockerfile: REPMAN_API_PORT, its HEALTHCHECK
 
 
 class DockerBackend(Backend):
@@ -106,7 +107,10 @@ class DockerBackend(Backend):
         self._image[1](image.image_id)
 
         servers = [f"{n.name}:{DB_PORT}" for n in spec.nodes]
-        config_text = dump(render_watcher_config(spec, servers, env_ref, state_dir="/var/lib/repman"))
+        doc = render_watcher_config(spec, servers, env_ref, state_dir="/var/lib/repman")
+        # The image's HEALTHCHECK asks the API's /health: on unless the stack configures it.
+        doc.setdefault("api", {"api-bind": "127.0.0.1", "api-port": WATCHER_API_PORT})
+        config_text = dump(doc)
         envs = [pulumi.Output.secret(pulumi.Output.concat(
                     env_name("db-servers-credential"), "=", secrets.admin_user, ":", secrets.admin_password)),
                 pulumi.Output.secret(pulumi.Output.concat(
