@@ -53,6 +53,8 @@ PROVISIONING_KEYS: dict[str, Key] = key_table(
     Key("prov-db-image", "str", "mariadb:10.11", "container image of database nodes (docker, kube)"),
     Key("prov-watcher-image", "str", "repman/watcher:0.1.0",
         "container image of the repman watcher and bootstrap job (docker, kube); scripts/build-images.sh builds it"),
+    Key("prov-proxy-image", "str", "haproxy:2.6",
+        "docker: container image of the HAProxy in front of the cluster (haproxy: true); the official image's interface"),
     Key("kube-namespace", "str", "default", "Kubernetes namespace of the cluster"),
     # backend-specific keys (issue 5): onpremise, kube, docker, opensvc, slapos
     Key("onpremise-hosts", "strlist", [], "onpremise: SSH host (address) of each database node, in node order"),

@@ -3,6 +3,7 @@
 #   repman/debian-base:bookworm   debootstrap (minbase) of Debian 12 + MariaDB 10.11, Python 3.11, HAProxy,
 #                                 imported with `docker import` (built once; cached in $CACHE)
 #   repman/mariadb:10.11-standin  a STAND-IN of the official mariadb:10.11 (docker/mariadb/)
+#   repman/haproxy:2.6-standin    a STAND-IN of the official haproxy:2.6 (docker/haproxy/)
 #   repman/watcher:0.1.0          the watcher image (docker/watcher/), repman from wheels built here
 # Each image carries the digest of its inputs (label repman.input-digest) and is skipped when an image
 # with the same digest exists. Starts dockerd when none answers (data under $REPMAN_DOCKER_ROOT).
@@ -17,6 +18,7 @@ CACHE=${REPMAN_IMAGE_CACHE:-/var/cache/repman-images}
 BASE_IMAGE=repman/debian-base:bookworm
 DB_IMAGE=${REPMAN_DB_IMAGE:-repman/mariadb:10.11-standin}
 WATCHER_IMAGE=${REPMAN_WATCHER_IMAGE:-repman/watcher:0.1.0}
+PROXY_IMAGE=${REPMAN_PROXY_IMAGE:-repman/haproxy:2.6-standin}
 BASE_PACKAGES=mariadb-server,mariadb-client,mariadb-backup,python3,python3-venv,haproxy,procps,iproute2,ca-certificates
 WATCHER_BASE=$BASE_IMAGE
 case "${1:-}" in
@@ -66,11 +68,12 @@ build_base() {
     | $DOCKER import --change "LABEL repman.input-digest=$digest" --change 'CMD ["bash"]' - "$BASE_IMAGE" >/dev/null
 }
 
-build_db() {
-  local digest; digest=$(digest_of "$($DOCKER image inspect -f '{{.Id}}' $BASE_IMAGE)" docker/mariadb/*)
-  if [ "$(label_of "$DB_IMAGE")" = "$digest" ]; then note "$DB_IMAGE up to date"; return; fi
-  note "building $DB_IMAGE"
-  $DOCKER build -q --label "repman.input-digest=$digest" --build-arg BASE=$BASE_IMAGE -t "$DB_IMAGE" docker/mariadb >/dev/null
+build_standin() {  # IMAGE DIR: an image FROM the local base whose inputs are DIR's files
+  local image=$1 dir=$2 digest
+  digest=$(digest_of "$($DOCKER image inspect -f '{{.Id}}' $BASE_IMAGE)" "$dir"/*)
+  if [ "$(label_of "$image")" = "$digest" ]; then note "$image up to date"; return; fi
+  note "building $image"
+  $DOCKER build -q --label "repman.input-digest=$digest" --build-arg BASE=$BASE_IMAGE -t "$image" "$dir" >/dev/null
 }
 
 build_watcher() {
@@ -89,6 +92,7 @@ build_watcher() {
 
 ensure_dockerd
 build_base
-build_db
+build_standin "$DB_IMAGE" docker/mariadb
+build_standin "$PROXY_IMAGE" docker/haproxy
 build_watcher
-note "images ready: $DB_IMAGE $WATCHER_IMAGE"
+note "images ready: $DB_IMAGE $PROXY_IMAGE $WATCHER_IMAGE"

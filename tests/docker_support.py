@@ -21,6 +21,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 DB_IMAGE = "repman/mariadb:10.11-standin"
 WATCHER_IMAGE = "repman/watcher:0.1.0"
+PROXY_IMAGE = "repman/haproxy:2.6-standin"
 DOCKER_ROOT = Path(os.environ.get("REPMAN_DOCKER_ROOT", "/var/lib/repman-docker"))
 
 
@@ -45,6 +46,7 @@ def missing_tools() -> str:
 class Images:
     db: str
     watcher: str
+    proxy: str
     build_seconds: float
 
 
@@ -54,7 +56,7 @@ def build_images() -> Images:
                           text=True, timeout=1200)
     if proc.returncode != 0:
         raise AssertionError(f"scripts/build-images.sh failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    return Images(DB_IMAGE, WATCHER_IMAGE, time.monotonic() - started)
+    return Images(DB_IMAGE, WATCHER_IMAGE, PROXY_IMAGE, time.monotonic() - started)
 
 
 @pytest.fixture(scope="session")

@@ -32,13 +32,16 @@ class DockerStack:
 
     def __init__(self, images, state_dir: Path) -> None:
         self.name = f"dk{uuid.uuid4().hex[:6]}"
-        self.base_port = free_port_block(3)
+        self.base_port = free_port_block(5)      # 3 nodes, then HAProxy's write and read ports
+        self.write_port, self.read_port = self.base_port + 3, self.base_port + 4
         self.config = {
             "cluster-name": self.name, "prov-db-image": images.db, "prov-watcher-image": images.watcher,
             "db-servers-base-port": str(self.base_port), "prov-state-dir": str(state_dir),
             "prov-protect": "false", "prov-db-tags": json.dumps(TAGS), "failover-mode": "automatic",
             "monitoring-ticker": "0.5", "db-servers-credential": f"{ADMIN.user}:{ADMIN.password}",
-            "replication-credential": "repl:docker-repl-Pw2",
+            "replication-credential": "repl:docker-repl-Pw2", "haproxy": "true",
+            "haproxy-write-port": str(self.write_port), "haproxy-read-port": str(self.read_port),
+            "prov-proxy-image": images.proxy,
         }
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("PULUMI_CONFIG_PASSPHRASE")}
         self.env["PULUMI_CONFIG_PASSPHRASE"] = "repman-example"
@@ -74,11 +77,11 @@ def _state(addr: ServerAddress) -> dict:
 
 def test_docker_stack_up_failover_rerun_and_destroy(stack: DockerStack):
     up = stack.run("up")
-    assert "10 created" in up.stdout
+    assert "11 created" in up.stdout
     ps = {c["Names"]: c for c in map(json.loads, docker(
         "ps", "-a", "--filter", f"label=repman.cluster={stack.name}", "--format", "{{json .}}").stdout.splitlines())}
     assert set(ps) == {stack.container(0), stack.container(1), stack.container(2),
-                       f"{stack.name}-bootstrap", f"{stack.name}-watcher"}
+                       f"{stack.name}-bootstrap", f"{stack.name}-watcher", f"{stack.name}-haproxy"}
     # The exact inputs reached the engine: memory and cpus of the plan, restart policy, health check, mounts.
     db1 = json.loads(docker("inspect", stack.container(0)).stdout)[0]
     assert db1["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
@@ -98,7 +101,7 @@ def test_docker_stack_up_failover_rerun_and_destroy(stack: DockerStack):
 
     # A second `up` changes nothing.
     again = stack.run("up", "--expect-no-changes")
-    assert "10 unchanged" in again.stdout
+    assert "11 unchanged" in again.stdout
 
     deadline = time.monotonic() + 60
     while json.loads(docker("inspect", f"{stack.name}-watcher").stdout)[0]["State"].get(
@@ -107,8 +110,10 @@ def test_docker_stack_up_failover_rerun_and_destroy(stack: DockerStack):
         time.sleep(0.5)
     servers = [stack.address(i) for i in range(3)]
     assert _state(servers[0]) == {"ro": 0, "master": None}
-    Writer.prepare(servers[0], ADMIN)
-    writer = Writer(servers, ADMIN, name="dk").start()
+    proxy = ServerAddress("127.0.0.1", stack.write_port)
+    assert _state(proxy) == {"ro": 0, "master": None}, "the proxy's write port reaches the primary"
+    Writer.prepare(proxy, ADMIN)
+    writer = Writer([proxy], ADMIN, name="dk").start()     # writes through the HAProxy container
     try:
         writer.wait_acks(200, timeout=60)
         docker("kill", stack.container(0))       # the primary's container dies (SIGKILL)
@@ -131,7 +136,9 @@ def test_docker_stack_up_failover_rerun_and_destroy(stack: DockerStack):
         f"{stack.name}-db2", f"{stack.name}-db3"), "the remaining replica follows the new primary"
     lost, unexpected = writer.verify(new_primary)
     assert lost == set() and unexpected == set(), f"lost {sorted(lost)[:10]} unexpected {sorted(unexpected)[:10]}"
-    assert {a.server for a in writer.acked} <= {servers[0].url, new_primary.url}
+    with connect(proxy, ADMIN) as conn:
+        assert query(conn, "SELECT @@report_host AS h")[0]["h"] == new_primary_name(stack, new_primary), \
+            "the proxy follows the new primary"
     time.sleep(1)
     with connect(other, ADMIN) as conn:
         present = {int(r["id"]) for r in query(conn, "SELECT id FROM repman_test.writes WHERE writer='dk'")}
@@ -146,6 +153,10 @@ def test_docker_stack_up_failover_rerun_and_destroy(stack: DockerStack):
     assert docker("network", "ls", "-q", "--filter", f"name={stack.name}-net").stdout.strip() == ""
     vols = docker("volume", "ls", "-q", "--filter", f"label=repman.cluster={stack.name}").stdout.split()
     assert sorted(vols) == sorted(f"{stack.container(i)}-data" for i in range(3))
+
+
+def new_primary_name(stack: DockerStack, addr: ServerAddress) -> str:
+    return stack.container(addr.port - stack.base_port)
 
 
 def test_destroy_removes_volumes_unless_kept(docker_images):

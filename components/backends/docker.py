@@ -16,14 +16,18 @@ import pulumi
 import pulumi_docker as docker
 
 from repman.backends.kube_spec import admin_init_script, container_mycnf
+from repman.db import ServerAddress
+from repman.routing.haproxy_config import HAProxyConfig, render_haproxy_config
 from repman.spec import PROVISIONING_KEYS, ClusterSpec, NodeSpec
-from repman.watcher_yaml import dump, env_name, env_ref, render_watcher_config
+from repman.watcher_yaml import dump, env_name, env_ref, preferred_master, render_watcher_config
 
 from components.backends.base import Backend, ClusterSecrets, NodeResources
 
 DB_PORT = 3306
 CONFIG_PATH = "/etc/repman/repman.yaml"
 WATCHER_API_PORT = 10005   # docker/watcher/Dockerfile: REPMAN_API_PORT, its HEALTHCHECK
+PROXY_CONFIG_PATH = "/usr/local/etc/haproxy/haproxy.cfg"   # the official haproxy image's
+PROXY_ADMIN_PORT = 9999    # HAProxy runtime API on the cluster network only (never published)
 
 
 class DockerBackend(Backend):
@@ -107,7 +111,8 @@ class DockerBackend(Backend):
         self._image[1](image.image_id)
 
         servers = [f"{n.name}:{DB_PORT}" for n in spec.nodes]
-        doc = render_watcher_config(spec, servers, env_ref, state_dir="/var/lib/repman")
+        doc = render_watcher_config(spec, servers, env_ref, state_dir="/var/lib/repman",
+                                    routing=self.routing_keys())
         # The image's HEALTHCHECK asks the API's /health: on unless the stack configures it.
         doc.setdefault("api", {"api-bind": "127.0.0.1", "api-port": WATCHER_API_PORT})
         config_text = dump(doc)
@@ -141,6 +146,47 @@ class DockerBackend(Backend):
                 **common,
             ))
         return made
+
+    @property
+    def proxy_name(self) -> str:
+        return f"{self.spec.name}-haproxy"
+
+    def routing_keys(self) -> dict[str, Any]:
+        """The watcher drives the HAProxy container's runtime API over the cluster network."""
+        if not self.spec.setting("haproxy"):
+            return {}
+        return {"haproxy": True, "haproxy-servers": [f"{self.proxy_name}:{PROXY_ADMIN_PORT}"],
+                "haproxy-write-port": self.spec.setting("haproxy-write-port"),
+                "haproxy-read-port": self.spec.setting("haproxy-read-port")}
+
+    def create_proxy(self, args: Any, parent: pulumi.ComponentResource) -> tuple[list[pulumi.Resource], dict]:
+        """HAProxy in a container (``prov-proxy-image``) on the cluster network; ports published like the nodes'."""
+        spec = self.spec
+        network, _ = self._deferred()
+        servers = [f"{n.name}:{DB_PORT}" for n in spec.nodes]
+        primary = preferred_master(spec, servers) or servers[0]
+        text = render_haproxy_config(HAProxyConfig(
+            cluster=spec.name, servers=tuple(ServerAddress.parse(s) for s in servers),
+            stats_socket="/var/lib/haproxy/admin.sock", state_file="/var/lib/haproxy/server-state",
+            primary=ServerAddress.parse(primary), write_port=args.write_port, read_port=args.read_port,
+            bind_address="0.0.0.0", tags=tuple(args.tags), stats_tcp=ServerAddress("0.0.0.0", PROXY_ADMIN_PORT),
+            nbthread=args.plan.proxy_cores if args.plan else 0,
+        ))
+        ports = [docker.ContainerPortArgs(internal=args.write_port, external=args.write_port, ip=self.publish_host)]
+        if args.read_split:
+            ports.append(docker.ContainerPortArgs(internal=args.read_port, external=args.read_port,
+                                                  ip=self.publish_host))
+        container = docker.Container(
+            self.proxy_name, name=self.proxy_name, hostname=self.proxy_name, image=spec.values["prov-proxy-image"],
+            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=network, aliases=[self.proxy_name])],
+            ports=ports, uploads=[docker.ContainerUploadArgs(file=PROXY_CONFIG_PATH, content=text)],
+            restart="unless-stopped", labels=self._labels(**{"repman.role": "proxy"}),
+            opts=pulumi.ResourceOptions(parent=parent),
+        )
+        outputs = {"write_address": f"{self.publish_host}:{args.write_port}",
+                   "read_address": f"{self.publish_host}:{args.read_port}" if args.read_split else "",
+                   "admin_socket": f"{self.proxy_name}:{PROXY_ADMIN_PORT}"}
+        return [container], outputs
 
     def describe(self) -> dict[str, Any]:
         return {"orchestrator": self.name, "network": self.network_name,
