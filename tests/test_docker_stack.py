@@ -190,3 +190,43 @@ def test_missing_image_is_a_one_line_error_and_creates_no_container(stack: Docke
     stack.run("down", **{"prov-db-image": "repman/absent:0", "prov-keep-data-on-delete": "false"})
     assert docker("volume", "ls", "-q", "--filter", f"label=repman.cluster={stack.name}").stdout.split() == []
     assert docker("network", "ls", "-q", "--filter", f"name={stack.name}-net").stdout.strip() == ""
+
+
+@pytest.mark.soak
+@pytest.mark.skipif(os.environ.get("REPMAN_SOAK") != "1", reason="~55 s of containers: REPMAN_SOAK=1")
+def test_adding_a_node_in_containers_seeds_a_replica_under_writes(stack: DockerStack):
+    """A node-count change (prov-db-nodes 2 -> 3): a new volume and container, the bootstrap container
+    re-run attaches it to the live primary; writes through the proxy continue, none lost."""
+    stack.run("up", **{"prov-db-nodes": "2"})
+    proxy = ServerAddress("127.0.0.1", stack.write_port)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if _state(proxy) == {"ro": 0, "master": None}:
+                break
+        except Exception:  # noqa: BLE001  (HAProxy's first checks)
+            pass
+        assert time.monotonic() < deadline, "proxy never reached the primary"
+        time.sleep(0.5)
+    Writer.prepare(proxy, ADMIN)
+    writer = Writer([proxy], ADMIN, name="rs").start()
+    try:
+        writer.wait_acks(100, timeout=60)
+        grown = stack.run("up", **{"prov-db-nodes": "3"})
+        assert f"{stack.container(2)}-container created" in grown.stdout
+        writer.wait_acks(100, timeout=60)
+    finally:
+        writer.stop()
+    new = stack.address(2)
+    deadline = time.monotonic() + 60
+    while _state(new)["master"] is None:
+        assert time.monotonic() < deadline, "the new node never replicated"
+        time.sleep(0.5)
+    assert _state(new) == {"ro": 1, "master": stack.container(0)}
+    time.sleep(2)
+    lost, unexpected = writer.verify(stack.address(0))
+    assert lost == set() and unexpected == set()
+    lost_new, _ = writer.verify(new)
+    assert lost_new == set(), "the new replica holds every acknowledged write"
+    print(f"resize 2->3 in containers: {len(writer.acked)} acks, longest write gap "
+          f"{writer.gaps(0, time.monotonic()):.2f}s")
