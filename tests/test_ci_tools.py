@@ -15,7 +15,7 @@ import pytest
 
 BINARIES = (
     "mariadbd", "mariadb-install-db", "mariadb-binlog", "mariadb-dump", "mariadb", "haproxy",
-    "sysbench", "ip", "nix-instantiate", "chromium", "dockerd", "debootstrap",
+    "sysbench", "ip", "nix-instantiate", "chromium", "dockerd", "debootstrap", "podman",
 )
 FILES = (
     "/usr/lib/mysql/plugin/ha_spider.so",
