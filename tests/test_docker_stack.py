@@ -98,6 +98,14 @@ def test_docker_stack_up_failover_rerun_and_destroy(stack: DockerStack):
     state_text = "".join(p.read_text() for p in Path(stack.config["prov-state-dir"]).rglob("*.json"))
     for secret in (ADMIN.password, "docker-repl-Pw2"):
         assert secret not in watcher_cfg and secret not in state_text
+    # ... nor in any container's environment (docker inspect) or its processes' (/proc/1/environ).
+    for cname in ps:
+        inspected = docker("inspect", "-f", "{{json .Config.Env}}", cname).stdout
+        assert ADMIN.password not in inspected and "docker-repl-Pw2" not in inspected, cname
+    for cname, user in ((stack.container(0), "mysql"), (f"{stack.name}-watcher", "repman")):
+        environ = docker("exec", "-u", user, cname, "cat", "/proc/1/environ").stdout
+        assert "REPMAN_CLUSTER" in environ or "MARIADB" in environ or "PATH" in environ
+        assert ADMIN.password not in environ and "docker-repl-Pw2" not in environ, cname
 
     # A second `up` changes nothing.
     again = stack.run("up", "--expect-no-changes")

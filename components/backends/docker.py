@@ -10,6 +10,7 @@ as a container there too.
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
 from typing import Any, Sequence
 
 import pulumi
@@ -19,12 +20,13 @@ from repman.backends.kube_spec import admin_init_script, container_mycnf
 from repman.db import ServerAddress
 from repman.routing.haproxy_config import HAProxyConfig, render_haproxy_config
 from repman.spec import PROVISIONING_KEYS, ClusterSpec, NodeSpec
-from repman.watcher_yaml import dump, env_name, env_ref, preferred_master, render_watcher_config
+from repman.watcher_yaml import dump, file_ref, preferred_master, render_watcher_config, secret_values
 
 from components.backends.base import Backend, ClusterSecrets, NodeResources
 
 DB_PORT = 3306
 CONFIG_PATH = "/etc/repman/repman.yaml"
+SECRETS_DIR = "/run/repman-secrets"   # one file per secret key, uploaded into watcher and bootstrap
 WATCHER_API_PORT = 10005   # docker/watcher/Dockerfile: REPMAN_API_PORT, its HEALTHCHECK
 PROXY_CONFIG_PATH = "/usr/local/etc/haproxy/haproxy.cfg"   # the official haproxy image's
 PROXY_ADMIN_PORT = 9999    # HAProxy runtime API on the cluster network only (never published)
@@ -71,7 +73,7 @@ class DockerBackend(Backend):
             envs=[
                 "MARIADB_RANDOM_ROOT_PASSWORD=yes",
                 pulumi.Output.concat("REPMAN_ADMIN_USER=", secrets.admin_user),
-                pulumi.Output.secret(pulumi.Output.concat("REPMAN_ADMIN_PASSWORD=", secrets.admin_password)),
+                f"REPMAN_ADMIN_PASSWORD_FILE={SECRETS_DIR}/admin-password",   # read by the init script
             ],
             networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=network, aliases=[node.name])],
             ports=[docker.ContainerPortArgs(internal=DB_PORT, external=node.port, ip=self.publish_host)],
@@ -81,6 +83,8 @@ class DockerBackend(Backend):
                                            content=container_mycnf(spec.db_tags, plan)),
                 docker.ContainerUploadArgs(file="/docker-entrypoint-initdb.d/10-repman-admin.sh",
                                            content=admin_init_script()),
+                docker.ContainerUploadArgs(file=f"{SECRETS_DIR}/admin-password", permissions="0444",
+                                           content=pulumi.Output.secret(secrets.admin_password)),
             ],
             memory=plan.memory_mb, cpus=str(plan.cores), restart="unless-stopped",
             healthcheck=docker.ContainerHealthcheckArgs(
@@ -111,22 +115,22 @@ class DockerBackend(Backend):
         self._image[1](image.image_id)
 
         servers = [f"{n.name}:{DB_PORT}" for n in spec.nodes]
-        doc = render_watcher_config(spec, servers, env_ref, state_dir="/var/lib/repman",
+        # Credentials reach the watcher and bootstrap as files ({file: ...} references), never as
+        # environment variables (docker inspect, /proc/*/environ).
+        doc = render_watcher_config(spec, servers, file_ref(PurePosixPath(SECRETS_DIR)), state_dir="/var/lib/repman",
                                     routing=self.routing_keys())
         # The image's HEALTHCHECK asks the API's /health: on unless the stack configures it.
         doc.setdefault("api", {"api-bind": "127.0.0.1", "api-port": WATCHER_API_PORT})
         config_text = dump(doc)
-        envs = [pulumi.Output.secret(pulumi.Output.concat(
-                    env_name("db-servers-credential"), "=", secrets.admin_user, ":", secrets.admin_password)),
-                pulumi.Output.secret(pulumi.Output.concat(
-                    env_name("replication-credential"), "=", secrets.replication_user, ":",
-                    secrets.replication_password)),
-                f"REPMAN_CLUSTER={spec.name}", f"REPMAN_CONFIG={CONFIG_PATH}"]
+        envs = [f"REPMAN_CLUSTER={spec.name}", f"REPMAN_CONFIG={CONFIG_PATH}"]
+        secret_files = [docker.ContainerUploadArgs(file=f"{SECRETS_DIR}/{key}", content=pulumi.Output.secret(value),
+                                                   permissions="0444")   # the image's user repman reads them
+                        for key, value in sorted(secret_values(spec).items())]
         watcher_image = watcher_image_of(spec)
         common: dict[str, Any] = dict(
             image=watcher_image, envs=envs,
             networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=network.name)],
-            uploads=[docker.ContainerUploadArgs(file=CONFIG_PATH, content=config_text)],
+            uploads=[docker.ContainerUploadArgs(file=CONFIG_PATH, content=config_text), *secret_files],
         )
         node_containers = [r for n in nodes for r in n.resources if isinstance(r, docker.Container)]
         bootstrap = docker.Container(

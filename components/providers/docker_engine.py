@@ -88,19 +88,28 @@ def _labels(items: list[dict[str, Any]] | None) -> dict[str, str]:
     return {str(i["label"]): str(i["value"]) for i in items or []}
 
 
+def _upload_bytes(up: dict[str, Any]) -> bytes:
+    if up.get("content") is None and up.get("contentBase64"):
+        import base64
+
+        return base64.b64decode(up["contentBase64"])
+    return str(up.get("content") or "").encode()
+
+
+def _upload_mode(up: dict[str, Any]) -> int:
+    """``permissions`` (octal text) if given, else 0755 for ``executable``, 0644 otherwise."""
+    if up.get("permissions"):
+        return int(str(up["permissions"]), 8)
+    return 0o755 if up.get("executable") else 0o644
+
+
 def _tar(uploads: list[dict[str, Any]]) -> bytes:
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         for up in uploads:
-            data = up.get("content")
-            if data is None and up.get("contentBase64"):
-                import base64
-
-                data = base64.b64decode(up["contentBase64"]).decode()
-            raw = (data or "").encode()
+            raw = _upload_bytes(up)
             info = tarfile.TarInfo(str(up["file"]).lstrip("/"))
-            info.size, info.mtime = len(raw), int(time.time())
-            info.mode = 0o755 if up.get("executable") else 0o644
+            info.size, info.mtime, info.mode = len(raw), int(time.time()), _upload_mode(up)
             tar.addfile(info, io.BytesIO(raw))
     return buf.getvalue()
 
@@ -134,19 +143,32 @@ class DockerPyProvider:
 
         keys = sorted(k for k in set(olds) | set(news)
                       if not k.startswith("__") and k in news and olds.get(k) != news.get(k))
-        if self.kind == "container" and "envs" in keys and "envs" not in olds:
-            keys.remove("envs")     # a secret input is not in state: compare with the live container
-            if not self._live_env_matches(id_, news.get("envs") or []):
-                keys.append("envs")
+        for key in ("envs", "uploads"):
+            # A secret input is not in state: compare it with the live container instead.
+            if self.kind == "container" and key in keys and key not in olds:
+                keys.remove(key)
+                if not self._live_matches(id_, key, news.get(key) or []):
+                    keys.append(key)
         replaces = [k for k in keys if not (self.kind == "container" and k in IN_PLACE)]
         return DiffResult(changes=bool(keys), replaces=replaces, delete_before_replace=True)
 
-    def _live_env_matches(self, id_: str, envs: list[str]) -> bool:
+    def _live_matches(self, id_: str, key: str, wanted: list[Any]) -> bool:
+        """``envs`` all set, or ``uploads`` all present with the same content and mode, in the container."""
         try:
-            live = set(_client().containers.get(id_).attrs["Config"]["Env"] or [])
-        except Exception:
+            container = _client().containers.get(id_)
+            if key == "envs":
+                return set(wanted) <= set(container.attrs["Config"]["Env"] or [])
+            for up in wanted:
+                stream, _ = container.get_archive(up["file"])
+                with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+                    member = tar.getmembers()[0]
+                    extracted = tar.extractfile(member)
+                    same_mode = member.mode & 0o7777 == _upload_mode(up)   # without the file-type bits
+                    if extracted is None or extracted.read() != _upload_bytes(up) or not same_mode:
+                        return False
+            return True
+        except Exception:  # noqa: BLE001  (gone, unreadable: recreate)
             return False
-        return set(envs) <= live
 
     # -- operations
     def create(self, props: dict[str, Any]) -> Any:

@@ -6,6 +6,8 @@ repman_sql_escape() {
   local v="${1//\\/\\\\}"
   printf '%s' "${v//\'/\\\'}"
 }
+# The docker backend passes the password as a file (REPMAN_ADMIN_PASSWORD_FILE), never in the environment.
+if [ -n "${REPMAN_ADMIN_PASSWORD_FILE:-}" ]; then REPMAN_ADMIN_PASSWORD="$(cat "$REPMAN_ADMIN_PASSWORD_FILE")"; fi
 repman_admin_user="$(repman_sql_escape "$REPMAN_ADMIN_USER")"
 repman_admin_pass="$(repman_sql_escape "$REPMAN_ADMIN_PASSWORD")"
 docker_process_sql --binary-mode <<EOSQL
@@ -14,4 +16,4 @@ CREATE USER IF NOT EXISTS '${repman_admin_user}'@'%' IDENTIFIED BY '${repman_adm
 ALTER USER '${repman_admin_user}'@'%' IDENTIFIED BY '${repman_admin_pass}';
 GRANT ALL PRIVILEGES ON *.* TO '${repman_admin_user}'@'%' WITH GRANT OPTION;
 EOSQL
-unset repman_admin_user repman_admin_pass
+unset repman_admin_user repman_admin_pass REPMAN_ADMIN_PASSWORD
