@@ -11,6 +11,8 @@ translation (also in README, "Container backends"):
   its aliases) instead of created on ``bridge`` then moved; further networks are connected after;
 - a changed input replaces the container, except ``restart``, ``memory``, ``memory_swap``,
   ``cpu_shares``, which are updated in place (as the provider does); ``labels`` replace too;
+- secret ``envs``/``uploads`` are not in state (the engine never stores secret inputs): ``diff``
+  compares them with the live container (``docker inspect``, ``get_archive``);
 - ``RemoteImage`` never pulls: the image must exist locally (``scripts/build-images.sh``);
 - a ``Volume`` is kept on delete when ``prov-keep-data-on-delete`` is true (the backend's
   ``retain_on_delete``, which the embedded engine does not carry to providers);
