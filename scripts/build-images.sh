@@ -79,7 +79,8 @@ build_standin() {  # IMAGE DIR: an image FROM the local base whose inputs are DI
 build_watcher() {
   local base_id files digest ctx
   base_id=$($DOCKER image inspect -f '{{.Id}}' "$WATCHER_BASE" 2>/dev/null || echo "$WATCHER_BASE")
-  mapfile -t files < <(cd "$ROOT" && git ls-files pyproject.toml README.md repman templates service_plans nix docker/watcher | sort)
+  mapfile -t files < <(cd "$ROOT" && { git ls-files pyproject.toml README.md repman templates service_plans nix docker/watcher 2>/dev/null \
+    || find pyproject.toml README.md repman templates service_plans nix docker/watcher -type f ! -name '*.pyc'; } | sort)
   digest=$(digest_of "$base_id" "${files[@]}")
   if [ "$(label_of "$WATCHER_IMAGE")" = "$digest" ]; then note "$WATCHER_IMAGE up to date"; return; fi
   ctx=$(mktemp -d); trap 'rm -rf "$ctx"' RETURN
