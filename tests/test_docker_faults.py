@@ -62,16 +62,16 @@ def _run_fault(stack: DockerStack, fault: Callable[[], None], heal: Callable[[],
         writer.wait_acks(200, timeout=90)
         heal()
         healed_at = time.monotonic()
-        time.sleep(8)          # the old primary is back: it must not take writes
+        primaries = _primaries(servers)
+        while len(primaries) != 1 and time.monotonic() - healed_at < 30:   # the watcher rejoins the old one
+            time.sleep(0.2)
+            primaries = _primaries(servers)
+        print(f"two writable servers for {time.monotonic() - healed_at:.1f}s after healing")
+        time.sleep(3)          # the old primary is back: it must not take writes
         writer.wait_acks(100, timeout=60)
     finally:
         writer.stop()
-    healed = time.monotonic()
     primaries = _primaries(servers)
-    while len(primaries) != 1 and time.monotonic() - healed < 30:   # the watcher may need a few ticks to rejoin
-        time.sleep(0.5)
-        primaries = _primaries(servers)
-    print(f"writable primaries back to one {time.monotonic() - healed_at:.1f}s after healing")
     log = docker("logs", f"{stack.name}-watcher", check=False).stderr[-2500:]
     assert len(primaries) == 1, f"writable primaries 30 s after healing: {[p.url for p in primaries]}\n{log}"
     lost, unexpected = writer.verify(primaries[0])
