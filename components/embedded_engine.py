@@ -17,8 +17,9 @@ does what the engine would do with each registered resource:
 
 ``down`` deletes everything in reverse creation order. The state file lives in the
 stack's ``prov-state-dir``: no secret input, secret outputs sealed (``state_secrets``),
-URNs as the engine builds them. Other resource types (Kubernetes, Docker...) need
-the real Pulumi CLI and are refused.
+URNs as the engine builds them. pulumi-docker resources are applied on the real
+Docker engine through docker-py (``components/providers/docker_engine.py``); other
+resource types (Kubernetes...) need the real Pulumi CLI and are refused.
 """
 
 from __future__ import annotations
@@ -38,6 +39,10 @@ from typing import Any, Callable, Iterator
 
 import yaml
 
+from components.providers.docker_engine import BLOB_PREFIX as DOCKER_BLOB_PREFIX
+from components.providers.docker_engine import TYPES as DOCKER_TYPES
+from components.providers.docker_engine import blob as docker_blob
+from components.providers.docker_engine import provider_for as docker_provider_for
 from components.state_secrets import derive_key, is_sealed, new_salt, seal, unseal
 from repman.errors import RepmanError
 from repman.spec import ClusterSpec, load_cluster_spec
@@ -222,6 +227,8 @@ def load_provider(serialized: str) -> Any:
     """Deserialize a dynamic provider exactly as Pulumi's dynamic provider host does."""
     import dill
 
+    if serialized.startswith(DOCKER_BLOB_PREFIX):
+        return docker_provider_for(serialized)
     return dill.loads(base64.b64decode(serialized))
 
 
@@ -334,7 +341,9 @@ class Engine:
             self.state.put(ResourceState(urn, typ, name, "", False, {}, parent=parent,
                                          dependencies=sorted(set(dependencies or []))))
             return "", {}
-        if not typ.startswith(DYNAMIC_PREFIX):
+        if typ in DOCKER_TYPES:   # pulumi-docker resources: applied through docker-py (issue 17)
+            inputs = {**inputs, PROVIDER_KEY: docker_blob(typ)}
+        elif not typ.startswith(DYNAMIC_PREFIX):
             raise EngineError(f"{name}: resource type {typ} needs the Pulumi CLI (the embedded engine "
                               "runs dynamic providers only)")
         try:

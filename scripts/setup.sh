@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 VENV=${REPMAN_VENV:-.venv}
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 APT_PACKAGES=(mariadb-server mariadb-client mariadb-backup sysbench haproxy openssh-server iproute2 iptables nix-bin chromium chromium-driver mariadb-plugin-spider mariadb-plugin-mroonga libconfig9
-  restic mydumper percona-toolkit mha4mysql-manager mha4mysql-node etcd-server etcd-client prometheus)
+  restic mydumper percona-toolkit mha4mysql-manager mha4mysql-node etcd-server etcd-client prometheus
+  docker.io debootstrap podman catatonit)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

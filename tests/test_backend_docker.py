@@ -54,9 +54,10 @@ def test_network_volumes_and_one_container_per_node(docker_program):
         uploads = {u["file"]: u["content"] for u in c["uploads"]}
         assert "gtid_strict_mode" in uploads["/etc/mysql/conf.d/repman.cnf"]
         assert "docker_process_sql" in uploads["/docker-entrypoint-initdb.d/10-repman-admin.sh"]
-        # The password env entry is a secret; no password in plain text anywhere in the inputs.
-        assert any("REPMAN_ADMIN_PASSWORD" in str(e) for e in c["envs"])
-        assert not any("REPMAN_ADMIN_PASSWORD=" in str(e) for e in c["envs"])  # the hash only
+        # The password is an uploaded file (a secret input), never an environment variable.
+        assert "REPMAN_ADMIN_PASSWORD_FILE=/run/repman-secrets/admin-password" in c["envs"]
+        assert not any(e.startswith("REPMAN_ADMIN_PASSWORD=") for e in c["envs"])
+        assert uploads["/run/repman-secrets/admin-password"] == PASSWORDS[0]
         for text in plain_strings(raw):
             assert not any(pw in text for pw in PASSWORDS), text
         deps = program.monitor.options[f"dev-db{i}-container"]["depends_on"]
@@ -67,7 +68,10 @@ def test_network_volumes_and_one_container_per_node(docker_program):
     assert boot["mustRun"] is False and boot["networksAdvanced"] == [{"name": "dev-net"}]
     config = yaml.safe_load(boot["uploads"][0]["content"])["clusters"]["dev"]
     assert config["db-servers-hosts"] == ["dev-db1:3306", "dev-db2:3306", "dev-db3:3306"]
-    assert config["db-servers-credential"] == {"env": "REPMAN_DB_SERVERS_CREDENTIAL"}
+    assert config["db-servers-credential"] == {"file": "/run/repman-secrets/db-servers-credential"}
+    secret_files = {u["file"]: u for u in boot["uploads"][1:]}
+    assert secret_files["/run/repman-secrets/replication-credential"]["content"] == f"repl:{PASSWORDS[1]}"
+    assert not any("CREDENTIAL" in e or "PASSWORD" in e for e in boot["envs"])
     assert set(program.monitor.options["dev-bootstrap"]["depends_on"]) >= {
         "dev-db1-container", "dev-db2-container", "dev-db3-container"}
     assert program.outputs["servers"] == ["dev-db1:3306", "dev-db2:3306", "dev-db3:3306"]

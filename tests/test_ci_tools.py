@@ -15,7 +15,7 @@ import pytest
 
 BINARIES = (
     "mariadbd", "mariadb-install-db", "mariadb-binlog", "mariadb-dump", "mariadb", "haproxy",
-    "sysbench", "ip", "nix-instantiate", "chromium",
+    "sysbench", "ip", "nix-instantiate", "chromium", "dockerd", "debootstrap", "podman",
     "mariadb-backup", "mbstream", "restic", "mydumper",  # backups and PITR (issue 11)
 )
 FILES = (

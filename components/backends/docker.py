@@ -10,20 +10,26 @@ as a container there too.
 
 from __future__ import annotations
 
+from pathlib import PurePosixPath
 from typing import Any, Sequence
 
 import pulumi
 import pulumi_docker as docker
 
 from repman.backends.kube_spec import admin_init_script, container_mycnf
-from repman.password_hash import native_password_hash
-from repman.spec import ClusterSpec, NodeSpec
-from repman.watcher_yaml import dump, env_name, env_ref, render_watcher_config
+from repman.db import ServerAddress
+from repman.routing.haproxy_config import HAProxyConfig, render_haproxy_config
+from repman.spec import PROVISIONING_KEYS, ClusterSpec, NodeSpec
+from repman.watcher_yaml import dump, file_ref, preferred_master, render_watcher_config, secret_values
 
 from components.backends.base import Backend, ClusterSecrets, NodeResources
 
 DB_PORT = 3306
 CONFIG_PATH = "/etc/repman/repman.yaml"
+SECRETS_DIR = "/run/repman-secrets"   # one file per secret key, uploaded into watcher and bootstrap
+WATCHER_API_PORT = 10005   # docker/watcher/Dockerfile: REPMAN_API_PORT, its HEALTHCHECK
+PROXY_CONFIG_PATH = "/usr/local/etc/haproxy/haproxy.cfg"   # the official haproxy image's
+PROXY_ADMIN_PORT = 9999    # HAProxy runtime API on the cluster network only (never published)
 
 
 class DockerBackend(Backend):
@@ -67,10 +73,7 @@ class DockerBackend(Backend):
             envs=[
                 "MARIADB_RANDOM_ROOT_PASSWORD=yes",
                 pulumi.Output.concat("REPMAN_ADMIN_USER=", secrets.admin_user),
-                # the hash only: `docker inspect` never shows the clear admin password
-                pulumi.Output.secret(pulumi.Output.concat(
-                    "REPMAN_ADMIN_PASSWORD_HASH=",
-                    pulumi.Output.from_input(secrets.admin_password).apply(native_password_hash))),
+                f"REPMAN_ADMIN_PASSWORD_FILE={SECRETS_DIR}/admin-password",   # read by the init script
             ],
             networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=network, aliases=[node.name])],
             ports=[docker.ContainerPortArgs(internal=DB_PORT, external=node.port, ip=self.publish_host)],
@@ -80,6 +83,8 @@ class DockerBackend(Backend):
                                            content=container_mycnf(spec.db_tags, plan, spec.db_settings())),
                 docker.ContainerUploadArgs(file="/docker-entrypoint-initdb.d/10-repman-admin.sh",
                                            content=admin_init_script()),
+                docker.ContainerUploadArgs(file=f"{SECRETS_DIR}/admin-password", permissions="0444",
+                                           content=pulumi.Output.secret(secrets.admin_password)),
             ],
             memory=plan.memory_mb, cpus=str(plan.cores), restart="unless-stopped",
             # repman's prov-db-docker-tmpfs-size: /tmp in memory (mariadbd's tmpdir)
@@ -113,18 +118,22 @@ class DockerBackend(Backend):
         self._image[1](image.image_id)
 
         servers = [f"{n.name}:{DB_PORT}" for n in spec.nodes]
-        config_text = dump(render_watcher_config(spec, servers, env_ref, state_dir="/var/lib/repman"))
-        envs = [pulumi.Output.secret(pulumi.Output.concat(
-                    env_name("db-servers-credential"), "=", secrets.admin_user, ":", secrets.admin_password)),
-                pulumi.Output.secret(pulumi.Output.concat(
-                    env_name("replication-credential"), "=", secrets.replication_user, ":",
-                    secrets.replication_password)),
-                f"REPMAN_CLUSTER={spec.name}", f"REPMAN_CONFIG={CONFIG_PATH}"]
-        watcher_image = spec.values["kube-watcher-image"]
+        # Credentials reach the watcher and bootstrap as files ({file: ...} references), never as
+        # environment variables (docker inspect, /proc/*/environ).
+        doc = render_watcher_config(spec, servers, file_ref(PurePosixPath(SECRETS_DIR)), state_dir="/var/lib/repman",
+                                    routing=self.routing_keys())
+        # The image's HEALTHCHECK asks the API's /health: on unless the stack configures it.
+        doc.setdefault("api", {"api-bind": "127.0.0.1", "api-port": WATCHER_API_PORT})
+        config_text = dump(doc)
+        envs = [f"REPMAN_CLUSTER={spec.name}", f"REPMAN_CONFIG={CONFIG_PATH}"]
+        secret_files = [docker.ContainerUploadArgs(file=f"{SECRETS_DIR}/{key}", content=pulumi.Output.secret(value),
+                                                   permissions="0444")   # the image's user repman reads them
+                        for key, value in sorted(secret_values(spec).items())]
+        watcher_image = watcher_image_of(spec)
         common: dict[str, Any] = dict(
             image=watcher_image, envs=envs,
             networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=network.name)],
-            uploads=[docker.ContainerUploadArgs(file=CONFIG_PATH, content=config_text)],
+            uploads=[docker.ContainerUploadArgs(file=CONFIG_PATH, content=config_text), *secret_files],
         )
         node_containers = [r for n in nodes for r in n.resources if isinstance(r, docker.Container)]
         bootstrap = docker.Container(
@@ -145,9 +154,60 @@ class DockerBackend(Backend):
             ))
         return made
 
+    @property
+    def proxy_name(self) -> str:
+        return f"{self.spec.name}-haproxy"
+
+    def routing_keys(self) -> dict[str, Any]:
+        """The watcher drives the HAProxy container's runtime API over the cluster network."""
+        if not self.spec.setting("haproxy"):
+            return {}
+        return {"haproxy": True, "haproxy-servers": [f"{self.proxy_name}:{PROXY_ADMIN_PORT}"],
+                "haproxy-write-port": self.spec.setting("haproxy-write-port"),
+                "haproxy-read-port": self.spec.setting("haproxy-read-port")}
+
+    def create_proxy(self, args: Any, parent: pulumi.ComponentResource) -> tuple[list[pulumi.Resource], dict]:
+        """HAProxy in a container (``prov-proxy-image``) on the cluster network; ports published like the nodes'."""
+        spec = self.spec
+        network, _ = self._deferred()
+        servers = [f"{n.name}:{DB_PORT}" for n in spec.nodes]
+        primary = preferred_master(spec, servers) or servers[0]
+        text = render_haproxy_config(HAProxyConfig(
+            cluster=spec.name, servers=tuple(ServerAddress.parse(s) for s in servers),
+            stats_socket="/var/lib/haproxy/admin.sock", state_file="/var/lib/haproxy/server-state",
+            primary=ServerAddress.parse(primary), write_port=args.write_port, read_port=args.read_port,
+            bind_address="0.0.0.0", tags=tuple(args.tags), stats_tcp=ServerAddress("0.0.0.0", PROXY_ADMIN_PORT),
+            nbthread=args.plan.proxy_cores if args.plan else 0,
+        ))
+        ports = [docker.ContainerPortArgs(internal=args.write_port, external=args.write_port, ip=self.publish_host)]
+        if args.read_split:
+            ports.append(docker.ContainerPortArgs(internal=args.read_port, external=args.read_port,
+                                                  ip=self.publish_host))
+        container = docker.Container(
+            self.proxy_name, name=self.proxy_name, hostname=self.proxy_name, image=spec.values["prov-proxy-image"],
+            networks_advanced=[docker.ContainerNetworksAdvancedArgs(name=network, aliases=[self.proxy_name])],
+            ports=ports, uploads=[docker.ContainerUploadArgs(file=PROXY_CONFIG_PATH, content=text)],
+            restart="unless-stopped", labels=self._labels(**{"repman.role": "proxy"}),
+            opts=pulumi.ResourceOptions(parent=parent),
+        )
+        outputs = {"write_address": f"{self.publish_host}:{args.write_port}",
+                   "read_address": f"{self.publish_host}:{args.read_port}" if args.read_split else "",
+                   "admin_socket": f"{self.proxy_name}:{PROXY_ADMIN_PORT}"}
+        return [container], outputs
+
     def describe(self) -> dict[str, Any]:
         return {"orchestrator": self.name, "network": self.network_name,
                 "published": [f"{self.publish_host}:{n.port}" for n in self.spec.nodes]}
+
+
+def watcher_image_of(spec: ClusterSpec) -> str:
+    """``prov-watcher-image``; the older ``kube-watcher-image`` only where it alone was set."""
+    chosen = spec.values["prov-watcher-image"]
+    legacy = spec.values.get("kube-watcher-image")
+    if chosen == PROVISIONING_KEYS["prov-watcher-image"].default and legacy and \
+            legacy != PROVISIONING_KEYS["kube-watcher-image"].default:
+        return legacy
+    return chosen
 
 
 def create_backend(spec: ClusterSpec) -> DockerBackend:

@@ -25,6 +25,7 @@ from repman.password_hash import native_password_hash
 from repman.watcher_yaml import dump, env_name, env_ref, render_watcher_config
 
 from components.backends.base import Backend, ClusterSecrets, NodeResources
+from components.backends.docker import watcher_image_of
 
 meta = k8s.meta.v1
 core = k8s.core.v1
@@ -295,7 +296,7 @@ class KubeBackend(Backend):
                     spec=core.PodSpecArgs(
                         service_account_name=account.metadata.name, security_context=pod_security,
                         containers=[core.ContainerArgs(
-                            name="watcher", image=spec.values["kube-watcher-image"],
+                            name="watcher", image=watcher_image_of(spec),
                             command=["repman", "--config", f"{ks.WATCHER_CONFIG_DIR}/repman.yaml", "watch"],
                             env=env, volume_mounts=mounts, security_context=container_security,
                             resources=core.ResourceRequirementsArgs(
@@ -320,7 +321,7 @@ class KubeBackend(Backend):
                         restart_policy="OnFailure", service_account_name=account.metadata.name,
                         security_context=pod_security,
                         containers=[core.ContainerArgs(
-                            name="bootstrap", image=spec.values["kube-watcher-image"],
+                            name="bootstrap", image=watcher_image_of(spec),
                             command=["python", "-m", "repman.backends.kube_bootstrap",
                                      f"{ks.WATCHER_CONFIG_DIR}/repman.yaml"],
                             env=env, volume_mounts=mounts[:1], security_context=container_security,

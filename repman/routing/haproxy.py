@@ -8,6 +8,8 @@ clients reconnect through the proxy to the new primary at once.
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 from typing import Any
 
 from repman.db import ServerAddress
@@ -117,14 +119,15 @@ class HAProxyRouter:
         if not write_rows:
             raise RoutingError(f"HAProxy {self.api.endpoint}: no servers in backend {self.write_backend}")
         leader = next((r for r in write_rows if r.name == LEADER), None)
+        primary = resolved(topology.primary)
         if leader is not None:
-            self._route_writes(leader, topology.primary)
+            self._route_writes(leader, primary)
         else:
-            self._route_writes_per_node(write_rows, topology.primary)
+            self._route_writes_per_node(write_rows, primary)
         read_rows = [r for r in rows if r.backend == self.read_backend]
         if read_rows:   # no read backend with the noreadwritesplit tag
             self._route_reads(topology, read_rows)
-        self._verify(topology.primary, leader is not None)
+        self._verify(primary, leader is not None)
 
     def _verify(self, primary: ServerAddress | None, leader_layout: bool) -> None:
         """Read the state back: the watcher reports success only when HAProxy really moved."""
@@ -139,3 +142,21 @@ class HAProxyRouter:
     def leader(self) -> ServerState | None:
         """The write backend's leader as HAProxy sees it now (for checks and benchmarks)."""
         return next((r for r in self.api.servers_state(self.write_backend) if r.name == LEADER), None)
+
+
+def resolved(address: ServerAddress | None) -> ServerAddress | None:
+    """The address with its host name resolved: HAProxy's runtime API takes and shows IP addresses
+    only (containers are named, e.g. ``dkt-db1:3306`` on a Docker network). Unresolvable: unchanged."""
+    if address is None:
+        return None
+    try:
+        ipaddress.ip_address(address.host)
+        return address
+    except ValueError:
+        pass
+    try:
+        info = socket.getaddrinfo(address.host, address.port, type=socket.SOCK_STREAM)
+    except OSError:
+        return address
+    return ServerAddress(info[0][4][0], address.port)
+

@@ -8,6 +8,8 @@ repman_sql_escape() {
   local v="${1//\\/\\\\}"
   printf '%s' "${v//\'/\\\'}"
 }
+# The docker backend passes the password as a file (REPMAN_ADMIN_PASSWORD_FILE), never in the environment.
+if [ -n "${REPMAN_ADMIN_PASSWORD_FILE:-}" ]; then REPMAN_ADMIN_PASSWORD="$(cat "$REPMAN_ADMIN_PASSWORD_FILE")"; fi
 repman_admin_user="$(repman_sql_escape "$REPMAN_ADMIN_USER")"
 if [ -n "${REPMAN_ADMIN_PASSWORD_HASH:-}" ]; then
   repman_admin_auth="IDENTIFIED BY PASSWORD '$(repman_sql_escape "$REPMAN_ADMIN_PASSWORD_HASH")'"
@@ -20,4 +22,4 @@ CREATE USER IF NOT EXISTS '${repman_admin_user}'@'%' ${repman_admin_auth};
 ALTER USER '${repman_admin_user}'@'%' ${repman_admin_auth};
 GRANT ALL PRIVILEGES ON *.* TO '${repman_admin_user}'@'%' WITH GRANT OPTION;
 EOSQL
-unset repman_admin_user repman_admin_auth
+unset repman_admin_user repman_admin_auth REPMAN_ADMIN_PASSWORD
