@@ -179,8 +179,9 @@ def scan_for_credentials(state_dir: Path) -> None:
         if not path.is_file() or path.parent.name == "secrets":
             continue                                # the watcher's 0600 secret files are where they belong
         rel = str(path.relative_to(state_dir))
-        if "/data/" in rel and "-bin." not in rel:
-            continue                                # table files; binlogs are scanned
+        if "/data/" in rel and "-bin." not in rel and not path.name.startswith("binlog."):
+            continue                                # table files (and master.info, the server's own
+                                                    # credential store); binlogs and relay logs are scanned
         data = path.read_bytes()
         found += [rel for s in secrets if s.encode() in data]
     assert found == [], f"credentials in plain text: {sorted(set(found))}"

@@ -118,3 +118,36 @@ def test_find_dead_master_refuses_a_live_one():
     assert master is None and "answers" in why and A.url in why
     states[A] = _state(A, reachable=False)
     assert find_dead_master(cfg, states) == (A, "")
+
+
+def test_client_tools_get_the_password_from_a_private_file_never_argv_or_environment(tmp_path, monkeypatch):
+    """mariadb / mariadb-binlog / mariadb-dump started by rejoin and reseed: the admin password is in
+    a 0600 option file named first on the command line, gone afterwards; not in argv, not in the
+    environment (``/proc/PID/environ`` is readable by the same user)."""
+    import os
+    import stat
+    import subprocess
+
+    from repman.watcher import flashback
+
+    cfg = ClusterConfig("t", validate_section({"db-servers-hosts": ["127.0.0.1:3310"],
+                                               "db-servers-credential": "admin:s3cret-pw"}, [WATCHER_KEYS]))
+    seen: dict = {}
+
+    def fake_run(cmd, **kwargs):
+        option = cmd[1]
+        assert option.startswith("--defaults-extra-file=")
+        path = option.split("=", 1)[1]
+        seen.update(cmd=cmd, env=kwargs.get("env"), mode=stat.S_IMODE(os.stat(path).st_mode),
+                    text=open(path).read(), path=path)
+        return subprocess.CompletedProcess(cmd, 0, b"", b"")
+
+    monkeypatch.setattr(flashback.subprocess, "run", fake_run)
+    sql = tmp_path / "x.sql"
+    sql.write_text("SELECT 1;\n")
+    flashback.apply_sql_file(cfg, ServerAddress("127.0.0.1", 3310), sql)
+    assert "s3cret-pw" not in " ".join(seen["cmd"])
+    assert seen["env"] is None or "s3cret-pw" not in repr(seen["env"])      # the process inherits no password
+    assert "MYSQL_PWD" not in os.environ
+    assert seen["mode"] == 0o600 and 'password="s3cret-pw"' in seen["text"]
+    assert not os.path.exists(seen["path"])

@@ -9,17 +9,19 @@ applied with ``sql_log_bin=0`` so that the undo itself creates no GTID.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
 import time
 from dataclasses import dataclass, field
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from repman.db import ServerAddress, connect, query
 from repman.errors import RepmanError
 from repman.watcher.cluster_config import ClusterConfig
+from repman.backup.secretfiles import private_file
 
 _HEADER = re.compile(r"^#\d{6}\s+\d{1,2}:\d{2}:\d{2}\s+server id (\d+)\s+end_log_pos \d+"
                      r"(?: CRC32 0x[0-9a-fA-F]+)?\s+(.*)$")
@@ -51,15 +53,24 @@ def tool(*names: str) -> str:
     raise FlashbackError(f"none of {', '.join(names)} is installed")
 
 
-def client_env(cfg: ClusterConfig) -> dict[str, str]:
-    """The password goes through the environment, never the command line."""
-    env = dict(os.environ)
-    env["MYSQL_PWD"] = cfg.admin.password
-    return env
+@contextmanager
+def admin_options(cfg: ClusterConfig) -> Iterator[str]:
+    """``--defaults-extra-file=`` of a 0600 file holding the admin user and password.
+
+    It must be the client's first argument. The password never goes on the command line
+    (``ps``) nor into the environment (``/proc/PID/environ``); the file is removed when the
+    tool is done."""
+    text = f"[client]\nuser={_quoted(cfg.admin.user)}\npassword={_quoted(cfg.admin.password)}\n"
+    with private_file(text, "client.cnf") as path:
+        yield f"--defaults-extra-file={path}"
+
+
+def _quoted(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _connection_args(cfg: ClusterConfig, server: ServerAddress) -> list[str]:
-    return [f"--host={server.host}", f"--port={server.port}", f"--user={cfg.admin.user}"]
+    return [f"--host={server.host}", f"--port={server.port}"]
 
 
 def first_binlog(cfg: ClusterConfig, server: ServerAddress) -> str:
@@ -71,10 +82,11 @@ def first_binlog(cfg: ClusterConfig, server: ServerAddress) -> str:
 
 
 def _binlog(cfg: ClusterConfig, server: ServerAddress, start: str, extra: list[str]) -> str:
-    cmd = [tool("mariadb-binlog", "mysqlbinlog"), "--read-from-remote-server", *_connection_args(cfg, server),
-           f"--start-position={start}", "--to-last-log", *extra, first_binlog(cfg, server)]
-    done = subprocess.run(cmd, capture_output=True, text=True, env=client_env(cfg), timeout=300,
-                          errors="replace")
+    with admin_options(cfg) as options:
+        cmd = [tool("mariadb-binlog", "mysqlbinlog"), options, "--read-from-remote-server",
+               *_connection_args(cfg, server), f"--start-position={start}", "--to-last-log", *extra,
+               first_binlog(cfg, server)]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, errors="replace")
     if done.returncode != 0:
         tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
         raise FlashbackError(f"mariadb-binlog on {server.url} from {start or 'the start'} failed: {tail[0]}")
@@ -140,10 +152,10 @@ def flashback(cfg: ClusterConfig, server: ServerAddress, start: str) -> Path:
 
 def apply_sql_file(cfg: ClusterConfig, server: ServerAddress, path: Path, timeout: float = 3600) -> None:
     """Run a SQL file on ``server`` without binlogging it (no GTID is created)."""
-    cmd = [tool("mariadb", "mysql"), *_connection_args(cfg, server), "--binary-mode",
-           "--init-command=SET SESSION sql_log_bin=0"]
-    with open(path, "rb") as f:
-        done = subprocess.run(cmd, stdin=f, capture_output=True, env=client_env(cfg), timeout=timeout)
+    with admin_options(cfg) as options, open(path, "rb") as f:
+        cmd = [tool("mariadb", "mysql"), options, *_connection_args(cfg, server), "--binary-mode",
+               "--init-command=SET SESSION sql_log_bin=0"]
+        done = subprocess.run(cmd, stdin=f, capture_output=True, timeout=timeout)
     if done.returncode != 0:
         err = (done.stderr or done.stdout).decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
         raise FlashbackError(f"applying {path.name} to {server.url} failed: {err[0]}")

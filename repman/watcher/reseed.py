@@ -15,7 +15,7 @@ from pathlib import Path
 
 from repman.db import ServerAddress, connect, execute, query
 from repman.watcher.cluster_config import ClusterConfig
-from repman.watcher.flashback import FlashbackError, apply_sql_file, client_env, tool
+from repman.watcher.flashback import FlashbackError, admin_options, apply_sql_file, tool
 from repman.watcher.promote import finish_replica, point_at
 
 SYSTEM_SCHEMAS = ("mysql", "information_schema", "performance_schema", "sys")
@@ -34,11 +34,11 @@ def dump(cfg: ClusterConfig, source: ServerAddress, path: Path) -> str:
         if not dbs:
             path.write_text("-- no user database\n")
             return str(query(conn, "SELECT @@GLOBAL.gtid_binlog_pos AS p")[0]["p"] or "")
-    cmd = [tool("mariadb-dump", "mysqldump"), f"--host={source.host}", f"--port={source.port}",
-           f"--user={cfg.admin.user}", "--single-transaction", "--gtid", "--master-data=2",
-           "--routines", "--events", "--triggers", "--hex-blob", "--databases", *dbs]
-    with open(path, "wb") as out:
-        done = subprocess.run(cmd, stdout=out, stderr=subprocess.PIPE, env=client_env(cfg), timeout=3600)
+    with admin_options(cfg) as options, open(path, "wb") as out:
+        cmd = [tool("mariadb-dump", "mysqldump"), options, f"--host={source.host}", f"--port={source.port}",
+               "--single-transaction", "--gtid", "--master-data=2",
+               "--routines", "--events", "--triggers", "--hex-blob", "--databases", *dbs]
+        done = subprocess.run(cmd, stdout=out, stderr=subprocess.PIPE, timeout=3600)
     if done.returncode != 0:
         err = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
         raise FlashbackError(f"mariadb-dump of {source.url} failed: {err[0]}")
