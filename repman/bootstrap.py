@@ -8,6 +8,7 @@ data diverges from the primary's.
 
 from __future__ import annotations
 
+import math
 import shutil
 import subprocess
 import time
@@ -21,6 +22,17 @@ from repman.errors import BootstrapError
 from repman.topology import ServerState, read_state
 
 Progress = Callable[[str], None]
+# A semi-sync master waits for a replica's acknowledgement "forever" (~49 days) and also
+# with no replica connected: the server never falls back to asynchronous commits by
+# itself, so a deposed master cannot acknowledge a write; the watcher alone decides
+# (failover-semisync-async-fallback).
+SEMISYNC_NO_FALLBACK_MS = 4294967295
+
+
+def replica_net_timeout(heartbeat: float) -> int:
+    """slave_net_timeout for a heartbeat period: a frozen or cut-off master is lost after two
+    missed heartbeats (2 s at the default 1 s), so that every replica agrees it is gone."""
+    return max(2, math.ceil(2 * heartbeat))
 
 
 @dataclass
@@ -122,6 +134,9 @@ def ensure_users(req: BootstrapRequest, primary: ServerAddress, actions: list[st
 
 
 def _set_semisync(conn: pymysql.connections.Connection, master: bool, slave: bool) -> None:
+    if master:
+        execute(conn, f"SET GLOBAL rpl_semi_sync_master_timeout = {SEMISYNC_NO_FALLBACK_MS}")
+        execute(conn, "SET GLOBAL rpl_semi_sync_master_wait_no_slave = ON")
     execute(conn, f"SET GLOBAL rpl_semi_sync_master_enabled = {'ON' if master else 'OFF'}")
     execute(conn, f"SET GLOBAL rpl_semi_sync_slave_enabled = {'ON' if slave else 'OFF'}")
 
@@ -143,6 +158,7 @@ def attach_replica(
         if not state.gtid_slave_pos and state.gtid_binlog_pos:
             # Its own history is a prefix of the primary's: resume after it.
             execute(conn, "SET GLOBAL gtid_slave_pos = @@GLOBAL.gtid_binlog_pos")
+        execute(conn, f"SET GLOBAL slave_net_timeout = {replica_net_timeout(req.heartbeat_period)}")
         sql, args = change_master_sql(master, req.replication, req.heartbeat_period, req.connect_retry)
         execute(conn, sql, args)
         _set_semisync(conn, master=False, slave=req.semisync)

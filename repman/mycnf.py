@@ -35,7 +35,7 @@ class NodeContext:
     ssl_dir: str = ""
     user: str = ""
     max_connections: int = 200
-    semisync_timeout_ms: int = 10000
+    semisync_timeout_ms: int = 4294967295   # no silent fallback (see tags/semisync)
     extra: dict[str, str] = field(default_factory=dict)
 
 

@@ -26,6 +26,7 @@ from repman.watcher import crash
 from repman.watcher.checks import find_dead_master, in_maintenance, read_states, replicas_of
 from repman.watcher.cluster_config import ClusterConfig
 from repman.watcher.election import elect, io_position
+from repman.watcher.fencing import fence_old_master
 from repman.watcher.lag import fill_unknown_lag
 from repman.watcher.oplog import OpLog
 from repman.watcher.promote import (
@@ -85,7 +86,7 @@ def _failover(cfg: ClusterConfig, store: StateStore, op: OpLog, routers: list) -
     replicas = [a for a in replicas_of(cfg, states, master) if states[a].reachable]
     with op.step("freeze_received"):
         _io_threads(cfg, replicas, start=False)
-        states = read_states(cfg)
+        states = {**states, **read_states(cfg, replicas)}    # never wait on the dead master twice
     persisted = store.load()
     fill_unknown_lag(states, persisted.lag_seen)
     election = elect(cfg, states, master, "failover", quarantined=persisted.quarantined,
@@ -95,6 +96,7 @@ def _failover(cfg: ClusterConfig, store: StateStore, op: OpLog, routers: list) -
         raise OperationRefused(election.sentence)
     cand = election.candidate
     op.say(f"{master.url} is dead -> {cand.url}: {election.why}")
+    fencing = fence_old_master(cfg, master, op.say)      # in parallel with the catch-up, bounded
     try:
         run_pre_script(cfg, master, cand, "failover", op.say)
         with op.step("apply_relay_log"):
@@ -102,6 +104,12 @@ def _failover(cfg: ClusterConfig, store: StateStore, op: OpLog, routers: list) -
     except (OperationRefused, pymysql.MySQLError):
         _io_threads(cfg, replicas, start=True)
         raise
+    with op.step("fence"):
+        bound = float(cfg.get("failover-fence-timeout", 3.0))
+        fencing.join(bound)
+        if fencing.is_alive():
+            op.say(f"fencing {master.url} still runs after failover-fence-timeout {bound:g}s: promoting anyway "
+                   "(semi-sync without fallback keeps it from acknowledging)")
 
     failover_pos = applied_pos(cand, cfg)
     scheduler = crash.scheduler_was_on(store)

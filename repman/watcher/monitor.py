@@ -26,12 +26,12 @@ from typing import Any, Callable, Collection, Sequence
 
 import pymysql
 
-from repman.db import ServerAddress
+from repman.db import ServerAddress, connect, execute
 from repman.topology import ServerState, read_state
 from repman.watcher.analysis import Action, Decision, Facts, analyse, master_state_label
 from repman.watcher.checks import in_maintenance
 from repman.watcher.cluster_config import ClusterConfig
-from repman.watcher.crash import recorded_primary
+from repman.watcher.crash import deposed_by_failover, recorded_primary
 from repman.watcher.demote import own_beyond
 from repman.watcher.election import elect, io_position, same_server
 from repman.watcher.lag import fill_unknown_lag, lag_readings
@@ -188,6 +188,7 @@ class ClusterMonitor:
         self._retry_at: dict[tuple[str, str], float] = {}
         self._routing_busy = threading.Lock()
         self.closed = False
+        self.no_replica_since: float | None = None
 
     # -- logging ------------------------------------------------------------------------
     def log(self, message: str) -> None:
@@ -310,6 +311,9 @@ class ClusterMonitor:
         previous_master = self.master
         latest = persisted.crashes[-1] if persisted.crashes else None
         self.master = find_master(states, cfg.servers, self.master, recorded_primary(cfg, latest, states))
+        deposed = deposed_by_failover(cfg, latest, states)
+        if deposed is not None and self.master == deposed[0]:
+            self.master = deposed[1]         # no flip-flop back to a deposed master
         if self.master != previous_master:
             self.failed_pings = 0
             self.history.clear()
@@ -376,7 +380,19 @@ class ClusterMonitor:
         since = (time.time() - persisted.last_failover_at) if persisted.last_failover_at else None
         quarantined = tuple((a, persisted.quarantined[a.url]) for a in cfg.servers
                             if a.url in persisted.quarantined and states[a].reachable)
+        connected = sum(1 for a in cfg.servers if a != self.master and states[a].reachable
+                        and states[a].replica is not None and same_server(states[a].replica.master, self.master)
+                        and states[a].replica.io_running == "Yes")
+        if not reachable or connected:
+            self.no_replica_since = None
+        elif self.no_replica_since is None:
+            self.no_replica_since = now
         return Facts(
+            semisync_managed=bool(cfg.get("semisync", False)),
+            semisync_master_on=bool(master_state and master_state.semisync_master),
+            connected_replicas=connected,
+            no_replica_for=(now - self.no_replica_since) if self.no_replica_since is not None else 0.0,
+            async_fallback_after=float(cfg.get("failover-semisync-async-fallback", 10.0)),
             master=self.master, master_reachable=reachable,
             master_error=(master_state.error if master_state and not reachable else ""),
             failed_pings=self.failed_pings, ping_threshold=int(cfg["failover-falsepositive-ping-counter"]),
@@ -485,7 +501,9 @@ class ClusterMonitor:
     def _act(self, decision: Decision, changed: bool, facts: Facts | None = None) -> None:
         if decision.action in (Action.ALERT, Action.REFUSE, Action.FAILED) and changed:
             self.alert(decision.sentence)
-        if decision.action == Action.FENCE and facts is not None:
+        if decision.rule in ("semisync-async-fallback", "semisync-restore") and decision.target is not None:
+            self._semisync_master(decision.target, decision.rule == "semisync-restore")
+        elif decision.action == Action.FENCE and facts is not None:
             self._fence(facts)
         elif decision.action == Action.FAILOVER:
             self._start("failover", decision, None)
@@ -493,6 +511,16 @@ class ClusterMonitor:
             self._start("rejoin", decision, decision.target)
         elif decision.action == Action.RECOVER and decision.sentence.endswith("restarted with"):
             self._start("reopen", decision, decision.target)
+
+    def _semisync_master(self, master: ServerAddress, on: bool) -> None:
+        """The watcher's own switch between semi-sync and asynchronous commits on the master."""
+        try:
+            with connect(master, self.cfg.admin, timeout=1, read_timeout=2) as conn:
+                execute(conn, f"SET GLOBAL rpl_semi_sync_master_enabled = {'ON' if on else 'OFF'}")
+            self.log(f"semi-sync {'on' if on else 'off (asynchronous commits)'} on master {master}")
+        except pymysql.MySQLError as exc:
+            self.alert(f"could not switch semi-sync {'on' if on else 'off'} on {master}: "
+                       f"{exc.args[-1] if exc.args else exc}")
 
     def _fence(self, facts: Facts) -> None:
         """Fence the stray writable servers now, in this tick.
@@ -510,6 +538,9 @@ class ClusterMonitor:
             states = self.read_all()
             latest = self.store.latest_crash()
             master = find_master(states, self.cfg.servers, self.master, recorded_primary(self.cfg, latest, states))
+            deposed = deposed_by_failover(self.cfg, latest, states)
+            if deposed is not None and master == deposed[0]:
+                master = deposed[1]
             if master != facts.master or not states[master].reachable:
                 self.log(f"not fencing {names}: the master changed or does not answer on a second read")
                 return
