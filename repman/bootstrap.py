@@ -31,8 +31,10 @@ SEMISYNC_NO_FALLBACK_MS = 4294967295
 
 def replica_net_timeout(heartbeat: float) -> int:
     """slave_net_timeout for a heartbeat period: a frozen or cut-off master is lost after two
-    missed heartbeats (2 s at the default 1 s), so that every replica agrees it is gone."""
-    return max(2, math.ceil(2 * heartbeat))
+    missed heartbeats (1 s at the default 0.5 s), so that every replica agrees it is gone
+    within the watcher's ping window. It is also the IO thread's connect timeout: a
+    failover's STOP SLAVE IO_THREAD waits at most that long for a reconnect to a frozen master."""
+    return max(1, math.ceil(2 * heartbeat))
 
 
 @dataclass
@@ -44,7 +46,7 @@ class BootstrapRequest:
     preferred_master: ServerAddress | None = None
     semisync: bool = False
     readonly_replicas: bool = True
-    heartbeat_period: float = 1.0
+    heartbeat_period: float = 0.5       # with slave_net_timeout 1 s: a hung master is lost in ~1 s
     connect_retry: int = 1
     sysbench_table_size: int = 0
     wait_timeout: float = 60.0
@@ -134,7 +136,9 @@ def ensure_users(req: BootstrapRequest, primary: ServerAddress, actions: list[st
 
 
 def _set_semisync(conn: pymysql.connections.Connection, master: bool, slave: bool) -> None:
-    if master:
+    """Semi-sync roles; with semi-sync on, every server (a replica is a future master) gets the
+    no-fallback settings, which the watcher's promotion leaves as they are."""
+    if master or slave:
         execute(conn, f"SET GLOBAL rpl_semi_sync_master_timeout = {SEMISYNC_NO_FALLBACK_MS}")
         execute(conn, "SET GLOBAL rpl_semi_sync_master_wait_no_slave = ON")
     execute(conn, f"SET GLOBAL rpl_semi_sync_master_enabled = {'ON' if master else 'OFF'}")

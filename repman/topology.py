@@ -141,7 +141,7 @@ def read_state(address: ServerAddress, credential: Credential, timeout: float = 
     try:
         # Short connect AND read timeouts: a frozen server accepts the TCP connection (the
         # kernel does) and then never answers; its ping must fail within the tick.
-        conn = connect(address, credential, timeout=timeout, read_timeout=max(timeout, 1.0))
+        conn = connect(address, credential, timeout=timeout, read_timeout=max(timeout, 0.5))
     except pymysql.MySQLError as exc:
         return ServerState(address=address, reachable=False, error=_error_text(exc))
     try:

@@ -66,7 +66,7 @@ class Writer:
             return self.through
         for addr in self.servers:
             try:
-                with connect(addr, self.credential, timeout=0.5, read_timeout=2) as conn:
+                with connect(addr, self.credential, timeout=0.5, read_timeout=0.5) as conn:
                     ro = int(query(conn, "SELECT @@GLOBAL.read_only AS ro")[0]["ro"])
                     if ro == 0 and not query(conn, "SHOW SLAVE STATUS"):
                         return addr

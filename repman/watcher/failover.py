@@ -12,7 +12,7 @@ none is lost.
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Callable, Sequence
 
 import pymysql
@@ -74,18 +74,43 @@ def _io_threads(cfg: ClusterConfig, servers: list[ServerAddress], start: bool) -
             list(pool.map(one, servers))
 
 
+def _stop_io_threads(cfg: ClusterConfig) -> dict[ServerAddress, Future]:
+    """STOP SLAVE IO_THREAD on every server in the background: what each received becomes final.
+
+    A replica's IO thread busy reconnecting to a frozen master may take its connect timeout
+    to stop; the caller waits only for the replicas of the dead master, never for it.
+    """
+    def one(addr: ServerAddress) -> None:
+        try:
+            with connect(addr, cfg.admin, timeout=1, read_timeout=5) as conn:
+                execute(conn, "STOP SLAVE IO_THREAD")
+        except pymysql.MySQLError:
+            pass
+    pool = ThreadPoolExecutor(max_workers=max(1, len(cfg.servers)), thread_name_prefix="stop-io")
+    futures = {a: pool.submit(one, a) for a in cfg.servers}
+    pool.shutdown(wait=False)
+    return futures
+
+
 def _failover(cfg: ClusterConfig, store: StateStore, op: OpLog, routers: list) -> OperationResult:
     limited = check_limits(cfg, store)
     if limited:
         raise OperationRefused(limited)
     with op.step("read"):
-        states = read_states(cfg)
+        # The IO threads stop while the servers are read (bounded, in parallel): the dead
+        # master's read costs its timeout once, not once per step.
+        stopping = _stop_io_threads(cfg)
+        states = read_states(cfg, timeout=0.5)
     master, why = find_dead_master(cfg, states)
     if master is None:
+        _io_threads(cfg, [a for a, s in states.items() if s.reachable and s.replica is not None], start=True)
         raise OperationRefused(why)
+    fencing = fence_old_master(cfg, master, op.say,       # in parallel with the next steps, bounded
+                               answered=states[master].reachable)
     replicas = [a for a in replicas_of(cfg, states, master) if states[a].reachable]
     with op.step("freeze_received"):
-        _io_threads(cfg, replicas, start=False)
+        wait(([stopping[a] for a in replicas]), timeout=5.0)
+    with op.step("read_received"):
         states = {**states, **read_states(cfg, replicas)}    # never wait on the dead master twice
     persisted = store.load()
     fill_unknown_lag(states, persisted.lag_seen)
@@ -96,7 +121,6 @@ def _failover(cfg: ClusterConfig, store: StateStore, op: OpLog, routers: list) -
         raise OperationRefused(election.sentence)
     cand = election.candidate
     op.say(f"{master.url} is dead -> {cand.url}: {election.why}")
-    fencing = fence_old_master(cfg, master, op.say)      # in parallel with the catch-up, bounded
     try:
         run_pre_script(cfg, master, cand, "failover", op.say)
         with op.step("apply_relay_log"):

@@ -42,7 +42,9 @@ def pid_file_for(cfg: ClusterConfig, address: ServerAddress) -> Path | None:
 
 def fence_sql(cfg: ClusterConfig, address: ServerAddress, timeout: float) -> str:
     """Kill clients, read_only, kill again; raises pymysql errors when the server does not answer."""
-    with connect(address, cfg.admin, timeout=min(1.0, timeout), read_timeout=timeout) as conn:
+    # A frozen server completes the TCP handshake (the kernel does) and never sends its
+    # greeting: one second tells, whatever failover-fence-timeout allows the whole fence.
+    with connect(address, cfg.admin, timeout=min(1.0, timeout), read_timeout=min(1.0, timeout)) as conn:
         first = kill_clients(conn)
         execute(conn, "SET GLOBAL read_only = ON")
         again = kill_clients(conn)
@@ -72,12 +74,19 @@ def fence_outside(cfg: ClusterConfig, address: ServerAddress, timeout: float) ->
             "(failover-fence-pid-files, failover-fence-script): relying on semi-sync without fallback")
 
 
-def fence_old_master(cfg: ClusterConfig, address: ServerAddress, say: Callable[[str], None]) -> threading.Thread:
-    """Start fencing in a thread; the caller joins it with ``failover-fence-timeout`` before promoting."""
+def fence_old_master(cfg: ClusterConfig, address: ServerAddress, say: Callable[[str], None],
+                     answered: bool = True) -> threading.Thread:
+    """Start fencing in a thread; the caller joins it with ``failover-fence-timeout`` before promoting.
+
+    ``answered=False`` (the failover's read just timed out on it) goes straight to the fence
+    action: a second SQL attempt would cost the same timeout again.
+    """
     timeout = float(cfg.get("failover-fence-timeout", 3.0))
 
     def run() -> None:
         try:
+            if not answered:
+                raise pymysql.err.OperationalError(2013, "did not answer the failover's read")
             say(fence_sql(cfg, address, timeout))
         except pymysql.MySQLError:
             say(fence_outside(cfg, address, timeout))

@@ -153,7 +153,8 @@ class ClusterMonitor:
         self.routers = list(routers) if routers is not None else (build_routers(cfg, self.log) if act else [])
         self.store = store_for(cfg)
         self.lock = OperationLock(cfg.state_dir)
-        self._read = reader or (lambda a: read_state(a, cfg.admin, timeout=min(1.0, max(0.3, cfg.ticker))))
+        # Half a tick (0.3-1 s): a frozen master fails its ping within the tick that reads it.
+        self._read = reader or (lambda a: read_state(a, cfg.admin, timeout=min(1.0, max(0.3, cfg.ticker / 2))))
         self._clock = clock
         self._pool = ThreadPoolExecutor(max_workers=max(2, len(cfg.servers)), thread_name_prefix=f"read-{cfg.name}")
         self._background = ThreadPoolExecutor(max_workers=2, thread_name_prefix=f"hooks-{cfg.name}")
@@ -189,6 +190,7 @@ class ClusterMonitor:
         self._routing_busy = threading.Lock()
         self.closed = False
         self.no_replica_since: float | None = None
+        self._op_finished_at = float("-inf")
 
     # -- logging ------------------------------------------------------------------------
     def log(self, message: str) -> None:
@@ -448,6 +450,11 @@ class ClusterMonitor:
     def tick(self) -> Decision:
         started = self._clock()
         states = self.read_all()
+        if self._op_finished_at >= started:
+            # An operation finished while this tick read: its snapshot may predate the
+            # promotion (the new master still a replica): read again, never decide on it.
+            started = self._clock()
+            states = self.read_all()
         now = self._clock()
         with self._mutex:
             facts = self.gather(states, now)
@@ -579,6 +586,7 @@ class ClusterMonitor:
     def _finish(self, result: OperationResult, key: tuple[str, str] | None) -> None:
         with self._mutex:
             self.last_result = result
+            self._op_finished_at = self._clock()
             if result.ok and result.new_primary is not None and result.kind in ("failover", "switchover"):
                 self.master = result.new_primary
                 self.failed_pings = 0

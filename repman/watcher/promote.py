@@ -11,7 +11,7 @@ import time
 
 import pymysql
 
-from repman.bootstrap import SEMISYNC_NO_FALLBACK_MS, change_master_sql, replica_net_timeout
+from repman.bootstrap import change_master_sql, replica_net_timeout
 from repman.db import ServerAddress, connect, execute, query
 from repman.gtid import GtidPosition
 from repman.topology import read_replica_status
@@ -32,10 +32,6 @@ def semisync_roles(conn: pymysql.connections.Connection, cfg: ClusterConfig, mas
         wanted = [("rpl_semi_sync_master_enabled", master), ("rpl_semi_sync_slave_enabled", not master)]
     elif not master:
         wanted = [("rpl_semi_sync_master_enabled", False)]   # unmanaged: only never a replica as master
-    if on and master:
-        # No silent fallback: the watcher alone lets a master commit without a replica.
-        execute(conn, f"SET GLOBAL rpl_semi_sync_master_timeout = {SEMISYNC_NO_FALLBACK_MS}")
-        execute(conn, "SET GLOBAL rpl_semi_sync_master_wait_no_slave = ON")
     for name, value in wanted:
         try:
             execute(conn, f"SET GLOBAL {name} = {'ON' if value else 'OFF'}")
@@ -67,7 +63,7 @@ def point_at(conn: pymysql.connections.Connection, cfg: ClusterConfig, master: S
     execute(conn, "STOP SLAVE")
     if slave_pos is not None:
         execute(conn, "SET GLOBAL gtid_slave_pos = %s", (slave_pos,))
-    heartbeat = float(cfg.get("replication-heartbeat-period", 1.0))
+    heartbeat = float(cfg.get("replication-heartbeat-period", 0.5))
     execute(conn, f"SET GLOBAL slave_net_timeout = {replica_net_timeout(heartbeat)}")
     sql, args = change_master_sql(master, cfg.replication, heartbeat, CONNECT_RETRY)
     execute(conn, sql, args)
