@@ -161,6 +161,9 @@ def run_round(lab: Lab, fault: str, seconds: float = 8.0, settle: float = 4.0, t
             time.sleep(remaining)
         pause.resume()
     if net is not None and not healed:
+        remaining = now + seconds - time.monotonic()
+        if remaining > 0:
+            time.sleep(remaining)            # the partition lasts its length, failover or not
         net.heal()
     for a in lab.bed.addresses:
         if not lab.bed.running(a):
