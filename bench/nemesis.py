@@ -19,7 +19,7 @@ import time
 
 from common import fmt, new_cluster, percentile  # noqa: E402
 
-from repman.lab.checker import check, split_brain_windows, timeline  # noqa: E402
+from repman.lab.checker import check  # noqa: E402
 from repman.lab.faults import Network, iptables_available  # noqa: E402
 from repman.lab.nemesis import NO_FAILOVER, Lab, run_round  # noqa: E402
 from repman.lab.writer import Writer  # noqa: E402
@@ -47,20 +47,25 @@ def main() -> int:
     failures: list[str] = []
     seen_lost: set[int] = set()
     seen_unexpected: set[int] = set()
+    total = 0
     try:
         if no_net is None:
             lab.network = Network().open()
             lab.enroll_all()
             lab.reconnect_replicas()
-        lab.writers = [Writer(cluster.servers, cluster.bed.admin, name="rt", read_timeout=2.0).start(),
-                       Writer(cluster.servers, cluster.bed.admin, name="nort", read_timeout=None).start(base=10**9)]
         watcher.start()
-        lab.writers[0].wait_acks(100)
-        for spec in faults:
+        total = 0
+        for number, spec in enumerate(faults):
             name, _, secs = spec.partition(":")
             if (name.startswith(("isolate", "heal"))) and no_net is not None:
                 rows.append(f"{spec:<30} skipped: {no_net}")
                 continue
+            # Fresh writers per fault: the convergence check needs them stopped at the end.
+            lab.writers = [Writer(cluster.servers, cluster.bed.admin, name=f"rt{number}", read_timeout=2.0),
+                           Writer(cluster.servers, cluster.bed.admin, name=f"nort{number}", read_timeout=None)]
+            lab.writers[0].start(base=number * 10**9)
+            lab.writers[1].start(base=number * 10**9 + 10**8)
+            lab.writers[0].wait_acks(100)
             outages: list[float] = []
             failovers = 0
             first_cut = len(lab.faults_at)
@@ -72,14 +77,17 @@ def main() -> int:
                         outages.append(r.unavailable)
             except AssertionError as exc:
                 failures.append(f"{spec}: {exc}")
+            for w in lab.writers:
+                w.stop(timeout=30)
+            total += sum(len(w.acked) for w in lab.writers)
             primary = cluster.assert_converged()
             verdict = check(lab.writers, primary, cluster.servers, cluster.bed.admin, lab.faults_at)
-            lost, unexpected = verdict.lost - seen_lost, verdict.unexpected - seen_unexpected
+            lost, unexpected = verdict.lost, verdict.unexpected
             seen_lost |= verdict.lost
             seen_unexpected |= verdict.unexpected
             cuts = lab.faults_at[first_cut:]
-            windows = [w for w in split_brain_windows(timeline(lab.writers), lab.faults_at)
-                       if cuts and w.start >= cuts[0]]
+            windows = verdict.split_brain
+            failures += [f"{spec}: {w}" for w in windows] + [f"{spec}: errant {g}" for g in verdict.errant]
             unavail = (f"{fmt(percentile(outages, 50)):>8} {fmt(percentile(outages, 99)):>8}" if outages
                        else f"{'-':>8} {'-':>8}")
             expect = str(failovers) if name not in NO_FAILOVER else (
@@ -89,8 +97,6 @@ def main() -> int:
             rows.append(f"{spec:<30} {len(cuts):>6} {unavail} {expect:>13} {len(lost):>5} {len(unexpected):>10} "
                         f"{len(windows):>11}  errant {len(verdict.errant)}")
             print(rows[-1], flush=True)
-        for w in lab.writers:
-            w.stop(timeout=30)
     finally:
         watcher.stop()
         for w in lab.writers:
@@ -106,7 +112,7 @@ def main() -> int:
         print(row)
     for f in failures:
         print(f"FAILED {f}")
-    print(f"acknowledged inserts: {sum(len(w.acked) for w in lab.writers)}; unavailability = fault -> first write "
+    print(f"acknowledged inserts: {total}; unavailability = fault -> first write "
           "acknowledged by another server (direct writers; the HAProxy column is not measured yet)")
     return 1 if failures or seen_lost or seen_unexpected else 0
 

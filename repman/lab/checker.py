@@ -55,12 +55,16 @@ def timeline(writers: Iterable[Writer]) -> list[Ack]:
 
 
 def split_brain_windows(acks: Sequence[Ack], boundaries: Sequence[float] = ()) -> list[SplitBrain]:
-    """Overlaps of the servers' acknowledgement spans, within each round.
+    """Instants when two servers both took writes, within each round.
 
     ``boundaries`` are the instants the faults were injected: between two of them
-    a failover lets one server's span end and the next one's begin, so the spans
-    never overlap. A deposed master that completes a write late stretches its span
-    over the new master's: the overlap is the split-brain window.
+    a failover hands the writes from one server to the next. The deposed server
+    took a write during the new one's reign when it acknowledged an insert *sent*
+    after the new server's first acknowledgement: that insert cannot have committed
+    before the failover. (An insert sent before and acknowledged late, by a master
+    resumed from SIGSTOP, may have committed and replicated before the fault: its
+    fate is the lost/unexpected check's, not a split brain.) The window runs from the
+    new server's first acknowledgement to the last such insert.
     """
     cuts = sorted(boundaries)
     rounds: dict[int, list[Ack]] = {}
@@ -68,18 +72,20 @@ def split_brain_windows(acks: Sequence[Ack], boundaries: Sequence[float] = ()) -
         rounds.setdefault(sum(1 for c in cuts if c <= a.at), []).append(a)
     out = []
     for part in rounds.values():
-        spans: dict[str, tuple[float, float]] = {}
+        first: dict[str, float] = {}
         for a in part:
-            first, last = spans.get(a.server, (a.at, a.at))
-            spans[a.server] = (min(first, a.at), max(last, a.at))
-        names = sorted(spans, key=lambda s: spans[s][0])
-        for i, one in enumerate(names):
-            for other in names[i + 1:]:
-                start = max(spans[one][0], spans[other][0])
-                end = min(spans[one][1], spans[other][1])
-                if end >= start:
-                    out.append(SplitBrain(one, other, start, end))
-    return out
+            first[a.server] = min(first.get(a.server, a.at), a.at)
+        for a in part:
+            for other, began in first.items():
+                if other != a.server and first[a.server] < began and (a.sent or a.at) > began:
+                    out.append(SplitBrain(other, a.server, began, a.sent or a.at))
+    merged: dict[tuple[str, str], SplitBrain] = {}
+    for w in out:          # one window per pair of servers: from the first overlap to the last
+        key = (w.first, w.second)
+        old = merged.get(key)
+        merged[key] = w if old is None else SplitBrain(w.first, w.second, min(old.start, w.start),
+                                                       max(old.end, w.end))
+    return list(merged.values())
 
 
 def errant_gtids(servers: Sequence[ServerAddress], credential: Credential) -> list[str]:
