@@ -159,3 +159,7 @@ class Writer:
             if a.at > at and (server is None or a.server == server) and (not_server is None or a.server != not_server):
                 return a.at
         return None
+
+    def first_ack_sent_after(self, at: float) -> float | None:
+        """The acknowledgement instant of the first insert sent after ``at`` (any server)."""
+        return min((a.at for a in self.acked if a.sent > at), default=None)
