@@ -78,3 +78,17 @@ def test_split_brain_is_a_write_sent_to_the_old_master_after_the_new_one_acknowl
     assert split_brain_windows(_acks((1.0, "a"), (5.0, "b"), (6.0, "a", 1.2)), [1.1]) == []
     # Back to "a" in a later round (a second failover) is no split brain.
     assert split_brain_windows(_acks((1.0, "a"), (5.0, "b"), (9.0, "a")), [3.0, 7.0]) == []
+
+
+def test_bad_fence_settings_are_one_line_errors_naming_the_key(tmp_path):
+    import pytest
+
+    from repman.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"clusters\.c1\.failover-fence-pid-files: '127\.0\.0\.9:5=/x' is not "
+                                          r"host:port=/path/to/pid-file of a db-servers-hosts server"):
+        _cfg(tmp_path, failover_fence_pid_files=["127.0.0.9:5=/x"])
+    with pytest.raises(ConfigError, match=r"failover-fence-pid-files: '127\.0\.0\.1:1' is not"):
+        _cfg(tmp_path, failover_fence_pid_files=["127.0.0.1:1"])
+    with pytest.raises(ConfigError, match=r"clusters\.c1\.failover-fence-script: '/nonexistent' is not a file"):
+        _cfg(tmp_path, failover_fence_script="/nonexistent")

@@ -17,6 +17,7 @@ import yaml
 
 from repman.api.auth import ApiUser, parse_users
 from repman.api.keys import API_KEYS
+from repman.db import ServerAddress
 from repman.errors import ConfigError
 from repman.keys import Key, validate_section
 from repman.watcher.cluster_config import ClusterConfig
@@ -87,8 +88,17 @@ def _cross_checks(name: str, values: dict[str, Any]) -> None:
         if same_server(ignored, preferred):
             raise ConfigError(f"{where}.db-servers-ignored-hosts",
                               f"{ignored.url} is also db-servers-prefered-master")
+    for entry in values.get("failover-fence-pid-files") or []:
+        hostport, _, pid_file = str(entry).partition("=")
+        try:
+            fenced = ServerAddress.parse(hostport.strip(), "failover-fence-pid-files")
+        except ConfigError:
+            fenced = None
+        if fenced is None or not pid_file.strip() or not any(same_server(fenced, h) for h in hosts):
+            raise ConfigError(f"{where}.failover-fence-pid-files",
+                              f"{entry!r} is not host:port=/path/to/pid-file of a db-servers-hosts server")
     for script_key in ("failover-pre-script", "failover-post-script", "alert-script",
-                       "db-servers-state-change-script"):
+                       "db-servers-state-change-script", "failover-fence-script"):
         script = values.get(script_key)
         if script and not Path(script).is_file():
             raise ConfigError(f"{where}.{script_key}", f"{script!r} is not a file")

@@ -6,7 +6,8 @@ The replicas' IO threads are stopped first so that what each one received is
 final; the candidate then applies its whole relay log (and, if another replica
 received more, catches up from it) before it is promoted. With semi-sync
 AFTER_SYNC an acknowledged write is in at least one replica's relay log, so
-none is lost.
+none is lost. The old master is fenced in parallel (``fencing``), and no step
+waits on it beyond its read timeout: a frozen or cut-off master costs one read.
 """
 
 from __future__ import annotations

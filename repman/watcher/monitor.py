@@ -8,7 +8,9 @@ false-positive checks (the heartbeat window, and the replicas' agreement that
 they lost the master: IO thread not connected, nothing received since the
 previous tick), and asks ``analysis.analyse`` for the decision. The
 master is the latest crash record's new master while it is writable, else the
-server the replicas follow. A second writable server is fenced within the tick
+server the replicas follow; the latest failover's deposed master never is, until
+an operation makes its successor a replica again (no flip-flop after a pause), and
+no decision is taken on a snapshot read before an operation finished. A second writable server is fenced within the tick
 that sees it (never two writable masters); long actions (failover, rejoin) run
 in a worker thread so the ticks go on; the operation lock keeps them exclusive
 with a CLI or API operation. Servers in maintenance come from the state store.
