@@ -43,16 +43,22 @@ def pid_of(pid_file: Path) -> int | None:
         return None
 
 
+def gone(pid: int) -> bool:
+    """Dead or a zombie: a killed server whose parent (maybe this process) has not reaped it yet
+    still answers ``kill(pid, 0)`` but holds no socket any more."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[-1].split()[0] in ("Z", "X")
+
+
 def kill9(pid: int) -> None:
     """kill -9 and wait for the process to be gone (SIGKILL is asynchronous)."""
     os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except OSError:
-            return
-        time.sleep(0.01)
+    while time.monotonic() < deadline and not gone(pid):
+        time.sleep(0.002)
 
 
 @dataclass
