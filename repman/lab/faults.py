@@ -6,15 +6,13 @@ moving servers into namespaces would change the addresses every other test and
 the local backend use. To tell who talks to whom on one address, each server
 process is put into its own cgroup (v2) and the first packet of every
 connection it opens is marked with its port (``CONNMARK`` on ``--ctstate NEW``,
-matched with ``-m cgroup``); the watcher and clients stay unmarked. A cut then
-drops the packets of the marked connections in both directions (the connmark
-follows the replies), so "master from replicas only" leaves the watcher's and
-the clients' connections untouched, and "master from the watcher only" drops the
-unmarked connections to the master's port, which are the watcher's and the
-clients' in the same process (run the writer through a separate cgroup-less
-path, or accept that it is cut with the watcher: both happen in production
-when the watcher sits next to the application). Every rule lives in a chain of
-its own, jumped to from OUTPUT, removed by ``close()``.
+matched with ``-m cgroup``); the watcher and the clients stay unmarked. A cut drops
+the packets of the marked connections in both directions (the connmark follows
+the replies): "master from the replicas only" leaves the watcher's and clients'
+connections alone; "master from the watcher only" drops the unmarked connections
+to the master's port, which are the watcher's *and* the in-process writers' (the
+watcher next to the application, cut off together). Every rule lives in chains of
+its own, jumped to from OUTPUT, removed by ``close()`` with the cgroups.
 """
 
 from __future__ import annotations
