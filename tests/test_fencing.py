@@ -76,6 +76,9 @@ def test_split_brain_is_a_write_sent_to_the_old_master_after_the_new_one_acknowl
     # Sent before the fault, acknowledged late by a resumed master: not a split brain by itself
     # (it may have committed and replicated before the freeze; the lost check decides).
     assert split_brain_windows(_acks((1.0, "a"), (5.0, "b"), (6.0, "a", 1.2)), [1.1]) == []
+    # The same with nothing else from "a" in the round: the late ack does not make "a" the newer
+    # master, so "b"'s later writes are no split brain either.
+    assert split_brain_windows(_acks((1.0, "a"), (5.0, "b"), (6.0, "a", 1.05), (7.0, "b")), [1.1]) == []
     # Back to "a" in a later round (a second failover) is no split brain.
     assert split_brain_windows(_acks((1.0, "a"), (5.0, "b"), (9.0, "a")), [3.0, 7.0]) == []
 

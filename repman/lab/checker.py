@@ -71,7 +71,12 @@ def split_brain_windows(acks: Sequence[Ack], boundaries: Sequence[float] = ()) -
     for a in acks:
         rounds.setdefault(sum(1 for c in cuts if c <= a.at), []).append(a)
     out = []
-    for part in rounds.values():
+    for index, all_acks in rounds.items():
+        # Only inserts sent after the fault: a late acknowledgement of one sent before it
+        # says nothing about who took writes after it (and must not make the deposed
+        # master look like the newer one).
+        start = cuts[index - 1] if index > 0 else float("-inf")
+        part = [a for a in all_acks if (a.sent or a.at) >= start]
         first: dict[str, float] = {}
         for a in part:
             first[a.server] = min(first.get(a.server, a.at), a.at)
