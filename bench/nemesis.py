@@ -5,7 +5,7 @@
 The watcher loop runs in this process (monitoring-ticker 1 s, automatic failover,
 false-positive guards on), two writers record every acknowledgement (one with a
 2 s read timeout, one without). Per fault it prints: rounds, write
-unavailability p50/p99 (fault -> first acknowledged write on another server),
+unavailability p50/p99 (fault -> first acknowledged insert sent after the fault),
 failovers, lost, unexpected and split-brain windows, checked after the fault's
 rounds on the converged cluster. Partitions need root and iptables (see
 repman/lab/faults.py); they are skipped with the reason otherwise.
@@ -112,8 +112,8 @@ def main() -> int:
         print(row)
     for f in failures:
         print(f"FAILED {f}")
-    print(f"acknowledged inserts: {total}; unavailability = fault -> first write "
-          "acknowledged by another server (direct writers; the HAProxy column is not measured yet)")
+    print(f"acknowledged inserts: {total}; unavailability = fault -> first acknowledged "
+          "insert sent after it (direct writers; through HAProxy: not measured yet)")
     return 1 if failures or seen_lost or seen_unexpected else 0
 
 
