@@ -155,7 +155,8 @@ class Cluster(pulumi.ComponentResource):
         """``repman watch`` for this cluster, detached on this host (local backend)."""
         files = WatcherFiles(spec.state_dir / spec.name / "watcher")
         config = pulumi.Output.all(self.servers, routing).apply(lambda sr: render_watcher_config(
-            spec, sr[0], file_ref(files.secrets_dir), routing=sr[1], state_dir=str(files.state_dir)))
+            spec, sr[0], file_ref(files.secrets_dir), routing={**sr[1], **local_fence(spec, sr[0])},
+            state_dir=str(files.state_dir)))
         return LocalWatcher(
             f"{name}-watcher",
             LocalWatcherArgs(base_dir=str(files.base), cluster=spec.name, config=config,
@@ -170,6 +171,15 @@ class Cluster(pulumi.ComponentResource):
             return pulumi.Output.from_input(pm.url)
         index = pm if isinstance(pm, int) else 1
         return self.nodes[index - 1].address
+
+
+def local_fence(spec: ClusterSpec, servers: list[str]) -> dict[str, list[str]]:
+    """failover-fence-pid-files for the local backend: the watcher kills an unreachable old
+    master's process before a promotion (node N runs from <state>/<cluster>/dbN, as
+    components/backends/local.py lays it out)."""
+    base = spec.state_dir / spec.name
+    return {"failover-fence-pid-files": [f"{server}={base / f'db{i}' / 'run' / 'mariadbd.pid'}"
+                                         for i, server in enumerate(servers, start=1)]}
 
 
 def _as_node_resources(service: DatabaseService):

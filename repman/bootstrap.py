@@ -8,6 +8,7 @@ data diverges from the primary's.
 
 from __future__ import annotations
 
+import math
 import shutil
 import subprocess
 import tempfile
@@ -25,6 +26,19 @@ from repman.seeding import SeedRequest, needs_seed, oldest_binlog_gtids, seed_no
 from repman.topology import ServerState, read_state
 
 Progress = Callable[[str], None]
+# A semi-sync master waits for a replica's acknowledgement "forever" (~49 days) and also
+# with no replica connected: the server never falls back to asynchronous commits by
+# itself, so a deposed master cannot acknowledge a write; the watcher alone decides
+# (failover-semisync-async-fallback).
+SEMISYNC_NO_FALLBACK_MS = 4294967295
+
+
+def replica_net_timeout(heartbeat: float) -> int:
+    """slave_net_timeout for a heartbeat period: a frozen or cut-off master is lost after two
+    missed heartbeats (1 s at the default 0.5 s), so that every replica agrees it is gone
+    within the watcher's ping window. It is also the IO thread's connect timeout: a
+    failover's STOP SLAVE IO_THREAD waits at most that long for a reconnect to a frozen master."""
+    return max(1, math.ceil(2 * heartbeat))
 
 
 @dataclass
@@ -37,7 +51,7 @@ class BootstrapRequest:
     semisync: bool = False
     readonly_replicas: bool = True
     replication_ssl: bool = False  # replication-use-ssl: verified TLS between replicas and the primary
-    heartbeat_period: float = 1.0
+    heartbeat_period: float = 0.5       # with slave_net_timeout 1 s: a hung master is lost in ~1 s
     connect_retry: int = 1
     sysbench_table_size: int = 0
     load_sql: Sequence[str] = ()      # prov-db-load-sql: run once on the primary after bootstrap
@@ -141,6 +155,11 @@ def ensure_users(req: BootstrapRequest, primary: ServerAddress, actions: list[st
 
 
 def _set_semisync(conn: pymysql.connections.Connection, master: bool, slave: bool) -> None:
+    """Semi-sync roles; with semi-sync on, every server (a replica is a future master) gets the
+    no-fallback settings, which the watcher's promotion leaves as they are."""
+    if master or slave:
+        execute(conn, f"SET GLOBAL rpl_semi_sync_master_timeout = {SEMISYNC_NO_FALLBACK_MS}")
+        execute(conn, "SET GLOBAL rpl_semi_sync_master_wait_no_slave = ON")
     execute(conn, f"SET GLOBAL rpl_semi_sync_master_enabled = {'ON' if master else 'OFF'}")
     execute(conn, f"SET GLOBAL rpl_semi_sync_slave_enabled = {'ON' if slave else 'OFF'}")
 
@@ -175,6 +194,7 @@ def attach_replica(
         if not state.gtid_slave_pos and state.gtid_binlog_pos:
             # Its own history is a prefix of the primary's: resume after it.
             execute(conn, "SET GLOBAL gtid_slave_pos = @@GLOBAL.gtid_binlog_pos")
+        execute(conn, f"SET GLOBAL slave_net_timeout = {replica_net_timeout(req.heartbeat_period)}")
         sql, args = change_master_sql(master, req.replication, req.heartbeat_period, req.connect_retry,
                                       replica_tls_ca(conn, req.replication_ssl))
         execute_unlogged(conn, sql, args)

@@ -37,7 +37,7 @@ class NodeContext:
     ssl_dir: str = ""
     user: str = ""
     max_connections: int = 200
-    semisync_timeout_ms: int = 10000
+    semisync_timeout_ms: int = 4294967295   # no silent fallback (see tags/semisync)
     expire_logs_days: int = 5         # prov-db-expire-log-days (repman's default)
     gtid_domain_id: int = 0           # prov-db-domain
     extra: dict[str, str] = field(default_factory=dict)

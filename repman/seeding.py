@@ -59,7 +59,7 @@ class SeedRequest:
     admin: Credential
     replication: Credential
     semisync: bool = False
-    heartbeat_period: float = 1.0
+    heartbeat_period: float = 0.5
     connect_retry: int = 1
     wait_timeout: float = 120.0
     source: ServerAddress | None = None
@@ -255,7 +255,7 @@ def install_datadir(target: ServerAddress, paths: LocalServerPaths, prepared: Pa
 
 
 def attach(req: SeedRequest, gtid: str) -> None:
-    from repman.bootstrap import change_master_sql, replica_tls_ca  # bootstrap imports this module
+    from repman.bootstrap import change_master_sql, replica_net_timeout, replica_tls_ca  # bootstrap imports this module
 
     with session(req.target, req.admin, timeout=5) as conn:
         execute(conn, "STOP SLAVE")
@@ -263,6 +263,7 @@ def attach(req: SeedRequest, gtid: str) -> None:
         execute(conn, "SET GLOBAL read_only = ON")
         execute(conn, "RESET MASTER")  # no binlog of its own: the copy's history is the source's
         execute(conn, "SET GLOBAL gtid_slave_pos = %s", (gtid,))
+        execute(conn, f"SET GLOBAL slave_net_timeout = {replica_net_timeout(req.heartbeat_period)}")
         sql, args = change_master_sql(req.primary, req.replication, req.heartbeat_period, req.connect_retry,
                                       replica_tls_ca(conn, req.replication_ssl))
         execute_unlogged(conn, sql, args)  # MASTER_PASSWORD stays out of the general and slow logs
@@ -380,7 +381,7 @@ def reseed_member(cfg, target: ServerAddress, source: ServerAddress | None = Non
         raise RepmanError(f"{found.url} is the primary: switch over first, then reseed it")
     return seed_node(SeedRequest(
         target=found, primary=master, members=cfg.servers, admin=cfg.admin, replication=cfg.replication,
-        semisync=bool(cfg.get("semisync")), heartbeat_period=float(cfg.get("replication-heartbeat-period", 1.0)),
+        semisync=bool(cfg.get("semisync")), heartbeat_period=float(cfg.get("replication-heartbeat-period", 0.5)),
         source=member(cfg, source) if source is not None else None, progress=progress, target_base=base_dir,
         replication_ssl=bool(cfg.get("replication-use-ssl", False)),
     ))

@@ -139,7 +139,9 @@ def read_state_from(conn: pymysql.connections.Connection, address: ServerAddress
 def read_state(address: ServerAddress, credential: Credential, timeout: float = 1.0) -> ServerState:
     """Read a snapshot; an unreachable server gives ``reachable=False`` and the error text."""
     try:
-        conn = connect(address, credential, timeout=timeout, read_timeout=max(timeout, 2.0))
+        # Short connect AND read timeouts: a frozen server accepts the TCP connection (the
+        # kernel does) and then never answers; its ping must fail within the tick.
+        conn = connect(address, credential, timeout=timeout, read_timeout=max(timeout, 0.5))
     except pymysql.MySQLError as exc:
         return ServerState(address=address, reachable=False, error=_error_text(exc))
     try:

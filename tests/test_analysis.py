@@ -244,6 +244,21 @@ CASES = [
      "master 127.0.0.1:3306 is in maintenance and does not answer (2003: Can't connect): not failing over", None),
     ("replicas agree while an operation runs", replace(AGREE, operation_running="rejoin of 127.0.0.1:3309"),
      Action.NOTHING, "rejoin of 127.0.0.1:3309 in progress: waiting for it to finish", None),
+    # Semi-sync without silent fallback: the watcher alone switches to asynchronous commits.
+    ("semisync: no replica for the fallback delay", replace(
+        HEALTHY, semisync_managed=True, semisync_master_on=True, connected_replicas=0, no_replica_for=12.5,
+        async_fallback_after=10.0, unreachable_replicas=(A, B)), Action.ALERT,
+     "master 127.0.0.1:3306 has had no replica connected for 12s: switching it to asynchronous commits "
+     "(failover-semisync-async-fallback 10s); its new writes exist on it alone until a replica returns", M),
+    ("semisync: no replica, within the delay", replace(
+        HEALTHY, semisync_managed=True, semisync_master_on=True, no_replica_for=4.0, async_fallback_after=10.0),
+     Action.NOTHING, "master 127.0.0.1:3306 is healthy with 2 replicas", None),
+    ("semisync: fallback off", replace(
+        HEALTHY, semisync_managed=True, semisync_master_on=True, no_replica_for=400.0, async_fallback_after=0.0),
+     Action.NOTHING, "master 127.0.0.1:3306 is healthy with 2 replicas", None),
+    ("semisync: a replica is back", replace(
+        HEALTHY, semisync_managed=True, semisync_master_on=False, connected_replicas=1), Action.NOTHING,
+     "master 127.0.0.1:3306 has 1 replica connected again: semi-sync back on", M),
     ("rejoin waits while master suspect", replace(DEAD, failed_pings=2, rejoin_needed=((C, "is back"),)),
      Action.SUSPECT, "master 127.0.0.1:3306 failed 2/5 pings (2003: Can't connect): suspect", None),
 ]

@@ -169,7 +169,9 @@ def test_every_accepted_key_is_imported(tmp_path):
                 continue
             seen.add(name)
             value = {"db-servers-prefered-master": "127.0.0.1:3311", "prov-proxy-tags": ["masterslave", "pkg"],
-                     "haproxy-servers": ["10.0.0.9"]}.get(name, value)
+                     "haproxy-servers": ["10.0.0.9"],
+                     "failover-fence-pid-files": ["127.0.0.1:3310=/run/db1/mariadb.pid"],
+                     "failover-salvage-binlog-dirs": ["127.0.0.1:3310=/var/lib/db1"]}.get(name, value)
             lines.append(f"{name} = {_toml(value)}")
             if key.kind != "credential":
                 bucket.append(name)

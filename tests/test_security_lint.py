@@ -41,6 +41,10 @@ EXPLAINED_IN_FILE = {
     ("B108", "repman/backends/onpremise.py"): "a node's own tmpdir under its base_dir on the remote host",
     ("B108", "repman/backends/ssh_seed.py"): "the node's own tmp folder under its base_dir on the remote host",
     ("B310", "repman/backends/kube_labels.py"): "the URL is the configured Kubernetes API (https), not user input",
+    ("B607", "repman/lab/faults.py"): "the nemesis lab (tests and bench, as root) runs the system's iptables",
+    ("B608", "repman/lab/writer.py"): "TABLE is the lab's own constant table name; row values are bind parameters",
+    ("B112", "repman/watcher/fencing.py"): "entries are validated when the config loads; one that slips through "
+                                           "fences nothing rather than stopping the failover",
     ("B310", "repman/plans.py"): "prov-service-plan-registry is an http(s) URL checked before opening, or a file",
     ("B105", "repman/cli.py"): "an empty passphrase means 'none given' (config import/drift then write no secret)",
     ("B608", "repman/initial_data.py"): "schema, table and column names come from the CSV file name and header and are "

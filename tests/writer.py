@@ -1,7 +1,8 @@
 """Shared HA test support: a writer that records every acknowledged insert, and cluster helpers.
 
-The writer follows the primary by itself (the one writable server that is no
-replica), so it needs no proxy. At the end ``lost`` (acknowledged but missing)
+The writer lives in ``repman.lab.writer`` (tests and bench share it); it follows
+the primary by itself (the one writable server that is no replica), so it needs
+no proxy. At the end ``lost`` (acknowledged but missing)
 and ``unexpected`` (present but never sent or with unknown outcome) must both be
 empty, Jepsen-style. ``HACluster`` wraps a real ``Testbed`` with a watcher config,
 a state store and helpers to check that every node converged (same GTID position,
@@ -10,9 +11,7 @@ same checksums).
 
 from __future__ import annotations
 
-import itertools
 import shutil
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,134 +28,9 @@ from repman.watcher.cluster_config import ClusterConfig
 from repman.watcher.config import load_cluster
 from repman.watcher.state_store import StateStore
 
+from repman.lab.writer import NOT_WRITTEN as _NOT_WRITTEN, SCHEMA, TABLE, Ack, Writer  # noqa: F401  (moved there)
+
 HAVE_MARIADB = shutil.which("mariadbd") is not None and shutil.which("mariadb-install-db") is not None
-SCHEMA = "repman_test"
-TABLE = f"{SCHEMA}.writes"
-# Errors after which an insert certainly did not commit.
-_NOT_WRITTEN = {1290, 1223, 2003, 1045, 1040, 1205, 1213, 1146, 1049}
-
-
-@dataclass
-class Ack:
-    id: int
-    at: float           # time.monotonic() when the commit returned
-    server: str
-
-
-@dataclass
-class Writer:
-    """One client thread inserting rows one by one into whichever server is the primary."""
-
-    servers: list[ServerAddress]
-    credential: Credential
-    pause: float = 0.002
-    name: str = "w"
-    acked: list[Ack] = field(default_factory=list)
-    maybe: set[int] = field(default_factory=set)
-    errors: list[str] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._ids = itertools.count(1)
-        self._conn: pymysql.connections.Connection | None = None
-        self._where = ""
-        self._base = 0
-
-    @staticmethod
-    def prepare(primary: ServerAddress, credential: Credential) -> None:
-        with connect(primary, credential) as conn:
-            execute(conn, f"CREATE DATABASE IF NOT EXISTS {SCHEMA}")
-            execute(conn, f"CREATE TABLE IF NOT EXISTS {TABLE} (id BIGINT PRIMARY KEY, writer VARCHAR(16), "
-                          "at DATETIME(6)) ENGINE=InnoDB")
-
-    def primary(self) -> ServerAddress | None:
-        for addr in self.servers:
-            try:
-                with connect(addr, self.credential, timeout=0.5, read_timeout=2) as conn:
-                    ro = int(query(conn, "SELECT @@GLOBAL.read_only AS ro")[0]["ro"])
-                    if ro == 0 and not query(conn, "SHOW SLAVE STATUS"):
-                        return addr
-            except pymysql.MySQLError:
-                continue
-        return None
-
-    def _connect(self) -> bool:
-        addr = self.primary()
-        if addr is None:
-            return False
-        try:
-            self._conn = connect(addr, self.credential, timeout=0.5, read_timeout=30)
-            self._where = addr.url
-            return True
-        except pymysql.MySQLError:
-            return False
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            if self._conn is None and not self._connect():
-                time.sleep(0.005)
-                continue
-            row = next(self._ids)
-            try:
-                execute(self._conn, f"INSERT INTO {TABLE} (id, writer, at) VALUES (%s, %s, NOW(6))",
-                        (self._base + row, self.name))
-                self.acked.append(Ack(self._base + row, time.monotonic(), self._where))
-            except pymysql.MySQLError as exc:
-                code = exc.args[0] if exc.args else 0
-                if code not in _NOT_WRITTEN:
-                    self.maybe.add(self._base + row)
-                self.errors.append(f"{self._where}: {code} {exc.args[1] if len(exc.args) > 1 else ''}")
-                try:
-                    self._conn.close()
-                except Exception:  # noqa: BLE001
-                    pass
-                self._conn = None
-                continue
-            if self.pause:
-                time.sleep(self.pause)
-
-    def start(self, base: int = 0) -> "Writer":
-        self._base = base
-        self._thread = threading.Thread(target=self._run, name=f"writer-{self.name}", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(60)
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            except Exception:  # noqa: BLE001
-                pass
-
-    def wait_acks(self, count: int, timeout: float = 30.0) -> None:
-        """Block until ``count`` more inserts were acknowledged."""
-        target = len(self.acked) + count
-        deadline = time.monotonic() + timeout
-        while len(self.acked) < target:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"writer got {len(self.acked)} acks, wanted {target}; last errors "
-                                     f"{self.errors[-3:]}")
-            time.sleep(0.01)
-
-    def verify(self, address: ServerAddress) -> tuple[set[int], set[int]]:
-        """(lost, unexpected) as seen on ``address``."""
-        with connect(address, self.credential) as conn:
-            present = {int(r["id"]) for r in query(conn, f"SELECT id FROM {TABLE} WHERE writer=%s", (self.name,))}
-        acked = {a.id for a in self.acked}
-        return acked - present, present - acked - self.maybe
-
-    def gaps(self, start: float, end: float) -> float:
-        """The longest time without an acknowledged write that overlaps [start, end]."""
-        times = [a.at for a in self.acked]
-        worst = 0.0
-        for before, after in zip(times, times[1:]):
-            if after >= start and before <= end:
-                worst = max(worst, after - before)
-        return worst
 
 
 @dataclass

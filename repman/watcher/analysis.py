@@ -79,6 +79,11 @@ class Facts:
     unreachable_replicas: tuple[ServerAddress, ...] = ()
     servers: int = 0                            # servers in the config
     autoseed: bool = False                      # re-seed replicas stopped by error 1236
+    semisync_managed: bool = False              # semisync: the watcher manages semi-sync roles
+    semisync_master_on: bool = False            # the master's rpl_semi_sync_master_enabled
+    connected_replicas: int = 0                 # replicas with their IO thread connected to the master
+    no_replica_for: float = 0.0                 # seconds the master has had no replica connected
+    async_fallback_after: float = 0.0           # failover-semisync-async-fallback (0: never)
 
 
 @dataclass(frozen=True)
@@ -175,6 +180,21 @@ RULES: list[Rule] = [
      lambda f: (f"no master found among {f.servers} servers: nobody replicates from a known server "
                 "and none is writable"), _none),
     # -- the master answers -------------------------------------------------------------
+    # Semi-sync never falls back by itself: the watcher lets a master commit alone only
+    # when its replicas are truly gone, and restores semi-sync as soon as one returns.
+    ("semisync-async-fallback",
+     lambda f: (f.master_reachable and f.semisync_managed and f.semisync_master_on and f.async_fallback_after > 0
+                and f.servers > 1 and f.connected_replicas == 0 and f.no_replica_for >= f.async_fallback_after),
+     Action.ALERT,
+     lambda f: (f"master {f.master} has had no replica connected for {_ago(f.no_replica_for)}: switching it to "
+                f"asynchronous commits (failover-semisync-async-fallback {f.async_fallback_after:g}s); "
+                "its new writes exist on it alone until a replica returns"), lambda f: f.master),
+    ("semisync-restore",
+     lambda f: (f.master_reachable and f.semisync_managed and not f.semisync_master_on
+                and f.connected_replicas > 0),
+     Action.NOTHING,
+     lambda f: (f"master {f.master} has {f.connected_replicas} replica{'s' if f.connected_replicas != 1 else ''} "
+                "connected again: semi-sync back on"), lambda f: f.master),
     ("master-recovered", lambda f: f.master_reachable and f.previous_failed_pings > 0, Action.RECOVER,
      lambda f: (f"master {f.master} answers again after {f.previous_failed_pings} failed pings: back to normal"
                 + (", clearing the read_only it restarted with" if f.master_read_only_now and not f.other_writable

@@ -17,6 +17,7 @@ import yaml
 
 from repman.api.auth import ApiUser, parse_users
 from repman.api.keys import API_KEYS
+from repman.db import ServerAddress
 from repman.errors import ConfigError
 from repman.keys import Key, validate_section
 from repman.watcher.cluster_config import ClusterConfig
@@ -105,8 +106,17 @@ def _cross_checks(name: str, values: dict[str, Any]) -> None:
     if values.get("switchover-wait-route-change") and values.get("switchover-wait-route-change-ms"):
         raise ConfigError(f"{where}.switchover-wait-route-change-ms",
                           "set either switchover-wait-route-change (seconds) or this key (milliseconds)")
+    for entry in values.get("failover-fence-pid-files") or []:
+        hostport, _, pid_file = str(entry).partition("=")
+        try:
+            fenced = ServerAddress.parse(hostport.strip(), "failover-fence-pid-files")
+        except ConfigError:
+            fenced = None
+        if fenced is None or not pid_file.strip() or not any(same_server(fenced, h) for h in hosts):
+            raise ConfigError(f"{where}.failover-fence-pid-files",
+                              f"{entry!r} is not host:port=/path/to/pid-file of a db-servers-hosts server")
     for script_key in ("failover-pre-script", "failover-post-script", "alert-script",
-                       "db-servers-state-change-script"):
+                       "db-servers-state-change-script", "failover-fence-script"):
         script = values.get(script_key)
         if script and not Path(script).is_file():
             raise ConfigError(f"{where}.{script_key}", f"{script!r} is not a file")

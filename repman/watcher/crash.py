@@ -72,6 +72,30 @@ def recorded_primary(cfg: ClusterConfig, latest: CrashRecord | None,
     return None
 
 
+def deposed_by_failover(cfg: ClusterConfig, latest: CrashRecord | None,
+                        states: dict[ServerAddress, ServerState]) -> tuple[ServerAddress, ServerAddress] | None:
+    """(old, new) masters of the latest failover while the new one is no replica of anything.
+
+    Until an operation makes the promoted server a replica again (a switchover away
+    from it), the deposed master is never the master, whatever it looks like: a
+    frozen-then-resumed old master is writable, may still have a follower that was
+    not re-pointed yet, and must not be reported or routed for even one tick.
+    """
+    if latest is None or latest.kind != "failover":
+        return None
+    try:
+        old = member(cfg, ServerAddress.parse(latest.old_master))
+        new = member(cfg, ServerAddress.parse(latest.new_master))
+    except RepmanError:
+        return None
+    if old is None or new is None or old == new:
+        return None
+    st = states.get(new)
+    if st is not None and st.reachable and st.replica is not None:
+        return None
+    return old, new
+
+
 def scheduler_was_on(store: StateStore) -> bool:
     """Whether the master ran the event scheduler, as last seen by the monitor or recorded."""
     state = store.load()

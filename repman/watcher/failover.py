@@ -6,13 +6,14 @@ The replicas' IO threads are stopped first so that what each one received is
 final; the candidate then applies its whole relay log (and, if another replica
 received more, catches up from it) before it is promoted. With semi-sync
 AFTER_SYNC an acknowledged write is in at least one replica's relay log, so
-none is lost.
+none is lost. The old master is fenced in parallel (``fencing``), and no step
+waits on it beyond its read timeout: a frozen or cut-off master costs one read.
 """
 
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Callable, Sequence
 
 import pymysql
@@ -26,6 +27,7 @@ from repman.watcher import crash
 from repman.watcher.checks import find_dead_master, in_maintenance, read_states, replicas_of
 from repman.watcher.cluster_config import ClusterConfig
 from repman.watcher.election import elect, io_position
+from repman.watcher.fencing import fence_old_master
 from repman.watcher.lag import fill_unknown_lag
 from repman.watcher.oplog import OpLog
 from repman.watcher.promote import (
@@ -74,19 +76,44 @@ def _io_threads(cfg: ClusterConfig, servers: list[ServerAddress], start: bool) -
             list(pool.map(one, servers))
 
 
+def _stop_io_threads(cfg: ClusterConfig) -> dict[ServerAddress, Future]:
+    """STOP SLAVE IO_THREAD on every server in the background: what each received becomes final.
+
+    A replica's IO thread busy reconnecting to a frozen master may take its connect timeout
+    to stop; the caller waits only for the replicas of the dead master, never for it.
+    """
+    def one(addr: ServerAddress) -> None:
+        try:
+            with connect(addr, cfg.admin, timeout=1, read_timeout=5) as conn:
+                execute(conn, "STOP SLAVE IO_THREAD")
+        except pymysql.MySQLError:
+            pass
+    pool = ThreadPoolExecutor(max_workers=max(1, len(cfg.servers)), thread_name_prefix="stop-io")
+    futures = {a: pool.submit(one, a) for a in cfg.servers}
+    pool.shutdown(wait=False)
+    return futures
+
+
 def _failover(cfg: ClusterConfig, store: StateStore, op: OpLog, routers: list) -> OperationResult:
     limited = check_limits(cfg, store)
     if limited:
         raise OperationRefused(limited)
     with op.step("read"):
-        states = read_states(cfg)
+        # The IO threads stop while the servers are read (bounded, in parallel): the dead
+        # master's read costs its timeout once, not once per step.
+        stopping = _stop_io_threads(cfg)
+        states = read_states(cfg, timeout=0.5)
     master, why = find_dead_master(cfg, states)
     if master is None:
+        _io_threads(cfg, [a for a, s in states.items() if s.reachable and s.replica is not None], start=True)
         raise OperationRefused(why)
+    fencing = fence_old_master(cfg, master, op.say,       # in parallel with the next steps, bounded
+                               answered=states[master].reachable)
     replicas = [a for a in replicas_of(cfg, states, master) if states[a].reachable]
     with op.step("freeze_received"):
-        _io_threads(cfg, replicas, start=False)
-        states = read_states(cfg)
+        wait(([stopping[a] for a in replicas]), timeout=5.0)
+    with op.step("read_received"):
+        states = {**states, **read_states(cfg, replicas)}    # never wait on the dead master twice
     persisted = store.load()
     fill_unknown_lag(states, persisted.lag_seen)
     election = elect(cfg, states, master, "failover", quarantined=persisted.quarantined,
@@ -103,6 +130,12 @@ def _failover(cfg: ClusterConfig, store: StateStore, op: OpLog, routers: list) -
     except (OperationRefused, pymysql.MySQLError):
         _io_threads(cfg, replicas, start=True)
         raise
+    with op.step("fence"):
+        bound = float(cfg.get("failover-fence-timeout", 3.0))
+        fencing.join(bound)
+        if fencing.is_alive():
+            op.say(f"fencing {master.url} still runs after failover-fence-timeout {bound:g}s: promoting anyway "
+                   "(semi-sync without fallback keeps it from acknowledging)")
 
     with op.step("salvage"):
         op.say(salvage(cfg, master, cand).sentence)

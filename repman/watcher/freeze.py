@@ -154,11 +154,15 @@ def fence(cfg: ClusterConfig, address: ServerAddress, log=None) -> bool:
     Used when a server is seen writable while another primary exists. Returns True
     when it had been writable.
     """
-    with connect(address, cfg.admin, timeout=2) as conn:
+    with connect(address, cfg.admin, timeout=2, read_timeout=5) as conn:
         was_writable = not bool(int(query(conn, "SELECT @@GLOBAL.read_only AS ro")[0]["ro"]))
+        # Clients first: setting read_only waits behind a commit that waits for a semi-sync
+        # acknowledgement (forever, without fallback); killing its client interrupts it, and
+        # the client gets an error, never an acknowledgement.
+        killed = kill_clients(conn) if was_writable else []
         execute(conn, "SET GLOBAL read_only = ON")
         if was_writable:
-            killed = kill_clients(conn)
+            killed += kill_clients(conn)
             if log is not None:
                 log(f"fenced {address.url}: it was writable while another server is the master; "
                     f"set read_only and killed {len(killed)} client thread(s)")

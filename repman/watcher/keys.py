@@ -71,9 +71,22 @@ WATCHER_KEYS = key_table(
         "re-seed a replica whose replication cannot continue (error 1236: binlogs purged) with a physical "
         "copy of a healthy member (local nodes)"),
     Key("check-replication-state", "bool", True, "refuse switchover when a replica's threads are stopped"),
-    Key("replication-heartbeat-period", "float", 1.0, "MASTER_HEARTBEAT_PERIOD set on replicas (seconds)",
+    Key("replication-heartbeat-period", "float", 0.5,
+        "MASTER_HEARTBEAT_PERIOD set on replicas (seconds); slave_net_timeout is twice it, at least 1 s",
         minimum=0.001, maximum=4294967),
     Key("semisync", "bool", False, "manage semi-sync roles: master side on the primary only"),
+    Key("failover-semisync-async-fallback", "float", 10.0,
+        "seconds a semi-sync master may wait with no replica connected before the watcher switches it to "
+        "asynchronous commits, and back when a replica returns (0: never; the server itself never falls back)",
+        minimum=0),
+    Key("failover-fence-script", "path", "",
+        "script called with the old master's host and port to fence it when it cannot be reached before a "
+        "promotion (power off, kill, firewall); a non-zero exit is logged"),
+    Key("failover-fence-pid-files", "strlist", [],
+        "host:port=/path/to/mariadbd.pid of local servers: an unreachable old master is killed before a "
+        "promotion (rendered by the local backend)"),
+    Key("failover-fence-timeout", "float", 3.0, "seconds a fence action may take before the failover goes on",
+        minimum=0.1),
     Key("db-servers-state-change-script", "path", "", "script called on every server state change"),
     Key("alert-script", "path", "",
         "script called on every server state change and alert: cluster host:port previousState state "

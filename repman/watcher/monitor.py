@@ -8,7 +8,9 @@ false-positive checks (the heartbeat window, and the replicas' agreement that
 they lost the master: IO thread not connected, nothing received since the
 previous tick), and asks ``analysis.analyse`` for the decision. The
 master is the latest crash record's new master while it is writable, else the
-server the replicas follow. A second writable server is fenced within the tick
+server the replicas follow; the latest failover's deposed master never is, until
+an operation makes its successor a replica again (no flip-flop after a pause), and
+no decision is taken on a snapshot read before an operation finished. A second writable server is fenced within the tick
 that sees it (never two writable masters); long actions (failover, rejoin) run
 in a worker thread so the ticks go on; the operation lock keeps them exclusive
 with a CLI or API operation. Servers in maintenance come from the state store.
@@ -26,12 +28,12 @@ from typing import Any, Callable, Collection, Sequence
 
 import pymysql
 
-from repman.db import ServerAddress
+from repman.db import ServerAddress, connect, execute
 from repman.topology import ServerState, read_state
 from repman.watcher.analysis import Action, Decision, Facts, analyse, master_state_label
 from repman.watcher.checks import in_maintenance
 from repman.watcher.cluster_config import ClusterConfig
-from repman.watcher.crash import recorded_primary
+from repman.watcher.crash import deposed_by_failover, recorded_primary
 from repman.watcher.demote import own_beyond
 from repman.watcher.election import elect, io_position, same_server
 from repman.watcher.lag import fill_unknown_lag, lag_readings
@@ -153,7 +155,8 @@ class ClusterMonitor:
         self.routers = list(routers) if routers is not None else (build_routers(cfg, self.log) if act else [])
         self.store = store_for(cfg)
         self.lock = OperationLock(cfg.state_dir)
-        self._read = reader or (lambda a: read_state(a, cfg.admin, timeout=min(1.0, max(0.3, cfg.ticker))))
+        # Half a tick (0.3-1 s): a frozen master fails its ping within the tick that reads it.
+        self._read = reader or (lambda a: read_state(a, cfg.admin, timeout=min(1.0, max(0.3, cfg.ticker / 2))))
         self._clock = clock
         self._pool = ThreadPoolExecutor(max_workers=max(2, len(cfg.servers)), thread_name_prefix=f"read-{cfg.name}")
         self._background = ThreadPoolExecutor(max_workers=2, thread_name_prefix=f"hooks-{cfg.name}")
@@ -190,6 +193,8 @@ class ClusterMonitor:
         self.closed = False
         self.scheduler: Any = None          # repman.watcher.scheduler.Scheduler (watch mode)
         self.binlog_archiver: Any = None    # repman.backup.binlogs.BinlogArchiver (backup-binlogs)
+        self.no_replica_since: float | None = None
+        self._op_finished_at = float("-inf")
 
     # -- logging ------------------------------------------------------------------------
     def log(self, message: str) -> None:
@@ -232,7 +237,7 @@ class ClusterMonitor:
             return window <= 0, ()
         at, before = base
         span = max(now - at, 1e-6)
-        period = float(self.cfg.get("replication-heartbeat-period", 1.0) or 1.0)
+        period = float(self.cfg.get("replication-heartbeat-period", 0.5) or 0.5)
         observers = []
         for addr, cur in current.items():
             old = before.get(addr)
@@ -312,6 +317,9 @@ class ClusterMonitor:
         previous_master = self.master
         latest = persisted.crashes[-1] if persisted.crashes else None
         self.master = find_master(states, cfg.servers, self.master, recorded_primary(cfg, latest, states))
+        deposed = deposed_by_failover(cfg, latest, states)
+        if deposed is not None and self.master == deposed[0]:
+            self.master = deposed[1]         # no flip-flop back to a deposed master
         if self.master != previous_master:
             self.failed_pings = 0
             self.history.clear()
@@ -378,7 +386,19 @@ class ClusterMonitor:
         since = (time.time() - persisted.last_failover_at) if persisted.last_failover_at else None
         quarantined = tuple((a, persisted.quarantined[a.url]) for a in cfg.servers
                             if a.url in persisted.quarantined and states[a].reachable)
+        connected = sum(1 for a in cfg.servers if a != self.master and states[a].reachable
+                        and states[a].replica is not None and same_server(states[a].replica.master, self.master)
+                        and states[a].replica.io_running == "Yes")
+        if not reachable or connected:
+            self.no_replica_since = None
+        elif self.no_replica_since is None:
+            self.no_replica_since = now
         return Facts(
+            semisync_managed=bool(cfg.get("semisync", False)),
+            semisync_master_on=bool(master_state and master_state.semisync_master),
+            connected_replicas=connected,
+            no_replica_for=(now - self.no_replica_since) if self.no_replica_since is not None else 0.0,
+            async_fallback_after=float(cfg.get("failover-semisync-async-fallback", 10.0)),
             master=self.master, master_reachable=reachable,
             master_error=(master_state.error if master_state and not reachable else ""),
             failed_pings=self.failed_pings, ping_threshold=int(cfg["failover-falsepositive-ping-counter"]),
@@ -434,6 +454,11 @@ class ClusterMonitor:
     def tick(self) -> Decision:
         started = self._clock()
         states = self.read_all()
+        if self._op_finished_at >= started:
+            # An operation finished while this tick read: its snapshot may predate the
+            # promotion (the new master still a replica): read again, never decide on it.
+            started = self._clock()
+            states = self.read_all()
         now = self._clock()
         with self._mutex:
             facts = self.gather(states, now)
@@ -494,7 +519,9 @@ class ClusterMonitor:
     def _act(self, decision: Decision, changed: bool, facts: Facts | None = None) -> None:
         if decision.action in (Action.ALERT, Action.REFUSE, Action.FAILED) and changed:
             self.alert(decision.sentence)
-        if decision.action == Action.FENCE and facts is not None:
+        if decision.rule in ("semisync-async-fallback", "semisync-restore") and decision.target is not None:
+            self._semisync_master(decision.target, decision.rule == "semisync-restore")
+        elif decision.action == Action.FENCE and facts is not None:
             self._fence(facts)
         elif decision.action == Action.FAILOVER:
             self._start("failover", decision, None)
@@ -504,6 +531,16 @@ class ClusterMonitor:
             self._start("autoseed", decision, decision.target)
         elif decision.action == Action.RECOVER and decision.sentence.endswith("restarted with"):
             self._start("reopen", decision, decision.target)
+
+    def _semisync_master(self, master: ServerAddress, on: bool) -> None:
+        """The watcher's own switch between semi-sync and asynchronous commits on the master."""
+        try:
+            with connect(master, self.cfg.admin, timeout=1, read_timeout=2) as conn:
+                execute(conn, f"SET GLOBAL rpl_semi_sync_master_enabled = {'ON' if on else 'OFF'}")
+            self.log(f"semi-sync {'on' if on else 'off (asynchronous commits)'} on master {master}")
+        except pymysql.MySQLError as exc:
+            self.alert(f"could not switch semi-sync {'on' if on else 'off'} on {master}: "
+                       f"{exc.args[-1] if exc.args else exc}")
 
     def _fence(self, facts: Facts) -> None:
         """Fence the stray writable servers now, in this tick.
@@ -521,6 +558,9 @@ class ClusterMonitor:
             states = self.read_all()
             latest = self.store.latest_crash()
             master = find_master(states, self.cfg.servers, self.master, recorded_primary(self.cfg, latest, states))
+            deposed = deposed_by_failover(self.cfg, latest, states)
+            if deposed is not None and master == deposed[0]:
+                master = deposed[1]
             if master != facts.master or not states[master].reachable:
                 self.log(f"not fencing {names}: the master changed or does not answer on a second read")
                 return
@@ -559,6 +599,7 @@ class ClusterMonitor:
     def _finish(self, result: OperationResult, key: tuple[str, str] | None) -> None:
         with self._mutex:
             self.last_result = result
+            self._op_finished_at = self._clock()
             if result.ok and result.new_primary is not None and result.kind in ("failover", "switchover"):
                 self.master = result.new_primary
                 self.failed_pings = 0

@@ -11,7 +11,7 @@ import time
 
 import pymysql
 
-from repman.bootstrap import change_master_sql, replica_tls_ca
+from repman.bootstrap import change_master_sql, replica_net_timeout, replica_tls_ca
 from repman.db import ServerAddress, connect, execute, execute_unlogged, query
 from repman.gtid import GtidPosition
 from repman.topology import read_replica_status
@@ -63,7 +63,9 @@ def point_at(conn: pymysql.connections.Connection, cfg: ClusterConfig, master: S
     execute(conn, "STOP SLAVE")
     if slave_pos is not None:
         execute(conn, "SET GLOBAL gtid_slave_pos = %s", (slave_pos,))
-    sql, args = change_master_sql(master, cfg.replication, float(cfg.get("replication-heartbeat-period", 1.0)),
+    heartbeat = float(cfg.get("replication-heartbeat-period", 0.5))
+    execute(conn, f"SET GLOBAL slave_net_timeout = {replica_net_timeout(heartbeat)}")
+    sql, args = change_master_sql(master, cfg.replication, heartbeat,
                                   CONNECT_RETRY, replica_tls_ca(conn, bool(cfg.get("replication-use-ssl", False))))
     execute_unlogged(conn, sql, args)
 

@@ -13,6 +13,7 @@ Diverged data is never replicated over silently.
 
 from __future__ import annotations
 
+import time
 from typing import Callable, Sequence
 
 import pymysql
@@ -28,7 +29,7 @@ from repman.watcher.cluster_config import ClusterConfig
 from repman.watcher.election import same_server
 from repman.watcher.flashback import flashback, read_tail, save_tail
 from repman.watcher.demote import own_beyond
-from repman.watcher.freeze import fence
+from repman.watcher.freeze import fence, kill_clients
 from repman.watcher.oplog import OpLog
 from repman.watcher.promote import finish_replica, point_at, replication_health
 from repman.watcher.reseed import reseed
@@ -178,11 +179,30 @@ def _verify(cfg: ClusterConfig, store: StateStore, op: OpLog, addr: ServerAddres
                      new=primary)
 
 
+def release_semisync_waiters(conn) -> None:
+    """Let a deposed master's commits that wait for a semi-sync acknowledgement finish.
+
+    Without fallback they wait "forever", holding their row locks, and KILL does not end
+    the wait: the flashback of those very rows would time out on the locks. Their
+    clients are killed first (they get an error, never an acknowledgement), then the
+    master side is switched off: the commits complete, and the flashback undoes them
+    with the rest of the server's extra transactions.
+    """
+    kill_clients(conn)
+    try:
+        execute(conn, "SET GLOBAL rpl_semi_sync_master_enabled = OFF")
+    except pymysql.err.OperationalError as exc:
+        if not exc.args or exc.args[0] != 1193:      # unknown variable: semi-sync plugin absent
+            raise
+    time.sleep(0.05)                                  # the released commits reach the binlog index
+
+
 def _diverged(cfg: ClusterConfig, store: StateStore, op: OpLog, addr: ServerAddress, primary: ServerAddress,
               reference: str | None) -> OperationResult:
     """Flashback, else dump, else quarantine. ``reference`` None: the divergence point is unknown."""
     with connect(addr, cfg.admin, timeout=2) as conn:
         execute(conn, "STOP SLAVE")
+        release_semisync_waiters(conn)
     reasons: list[str] = []
     tail = None
     if reference is not None:
