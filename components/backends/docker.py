@@ -162,7 +162,7 @@ class DockerBackend(Backend):
         """The watcher drives the HAProxy container's runtime API over the cluster network."""
         if not self.spec.setting("haproxy"):
             return {}
-        return {"haproxy": True, "haproxy-servers": [f"{self.proxy_name}:{PROXY_ADMIN_PORT}"],
+        return {"haproxy": True, "haproxy-runtime-api-servers": [f"{self.proxy_name}:{PROXY_ADMIN_PORT}"],
                 "haproxy-write-port": self.spec.setting("haproxy-write-port"),
                 "haproxy-read-port": self.spec.setting("haproxy-read-port")}
 
