@@ -41,8 +41,8 @@ let
   pluginsFrom = ps: [ ps.pulumi-python ]
     ++ lib.filter (p: p != null) (map (n: if nixpkgsProvider n then ps.${n} else null) (lib.attrNames versions.python));
 
-  runtimeDeps = ps: [ ps.fabric ps.pymysql ps.jinja2 ps.pyyaml ps.cryptography ps.croniter ];
-  pulumiDeps = ps: [ ps.pulumi providers.pulumi-kubernetes providers.pulumi-docker ];
+  runtimeDeps = ps: [ ps.fabric ps.pymysql ps.jinja2 ps.pyyaml ps.cryptography ps.croniter ps.pyjwt ];
+  pulumiDeps = ps: [ ps.pulumi providers.pulumi-kubernetes providers.pulumi-docker ps.docker ];
   # The opensvc extra (httpx with HTTP/2) and the test runner.
   extraDeps = ps: [ ps.httpx ps.h2 ];
   testDeps = ps: [ ps.pytest ps.pytest-timeout ];

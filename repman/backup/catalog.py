@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
+from repman.local.mariadb import pid_alive
+
 
 @dataclass
 class BackupRecord:
@@ -58,7 +60,7 @@ class Catalog:
         known = set(BackupRecord.__dataclass_fields__)
         records = [BackupRecord(**{k: v for k, v in r.items() if k in known}) for r in raw.get("backups", [])]
         for r in records:
-            if r.status == "running" and not _alive(r.pid):
+            if r.status == "running" and not (r.pid > 0 and pid_alive(r.pid)):
                 r.status = "interrupted"
         return records
 
@@ -97,17 +99,6 @@ class Catalog:
     def get(self, backup_id: str) -> BackupRecord | None:
         return next((r for r in self.load() if r.id == backup_id), None)
 
-
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def new_backup_id(kind: str, at: float | None = None) -> str:

@@ -22,6 +22,7 @@ from typing import Any, Callable
 from croniter import croniter
 
 from repman.backup.settings import cron_expression
+from repman.local.mariadb import pid_alive
 from repman.watcher.state_store import ClusterState, StateStore
 
 Log = Callable[[str], None]
@@ -154,19 +155,7 @@ class Scheduler:
 def _other_watcher_alive(run: dict) -> bool:
     """A run still owned by another live process (two watchers in one host) is not interrupted."""
     pid = int(run.get("pid") or 0)
-    if pid <= 0 or pid == os.getpid():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[-1].split()[0] != "Z"
-    except OSError:
-        return False
+    return pid > 0 and pid != os.getpid() and pid_alive(pid)
 
 
 def scheduler_for(monitor) -> Scheduler | None:
