@@ -60,7 +60,7 @@ def main() -> int:
             "db-servers-credential": f"{bed.admin.user}:{bed.admin.password}",
             "replication-credential": f"{bed.replication.user}:{bed.replication.password}",
             "monitoring-datadir": str(base / "state"), "semisync": True,
-            "switchover-wait-kill": 1000, "haproxy": True, "haproxy-servers": [proxy.endpoint],
+            "switchover-wait-kill": 1000, "haproxy": True, "haproxy-runtime-api-servers": [proxy.endpoint],
         })
         routers = build_routers(cfg)
         notify(routers, Topology("bench", primary, tuple(a for a in bed.addresses if a != primary),

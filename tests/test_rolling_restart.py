@@ -43,7 +43,7 @@ def stack(tmp_path):
             "db-servers-credential": f"{bed.admin.user}:{bed.admin.password}",
             "replication-credential": f"{bed.replication.user}:{bed.replication.password}",
             "monitoring-datadir": str(tmp_path / "state"), "semisync": True,
-            "switchover-wait-kill": 1000, "haproxy": True, "haproxy-servers": [proxy.endpoint],
+            "switchover-wait-kill": 1000, "haproxy": True, "haproxy-runtime-api-servers": [proxy.endpoint],
         })
         routers = build_routers(cfg)
         notify(routers, Topology("c1", primary, tuple(a for a in bed.addresses if a != primary),
