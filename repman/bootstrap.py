@@ -13,8 +13,10 @@ import shutil
 import subprocess
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
 
 import pymysql
 
@@ -238,6 +240,26 @@ def prepare_sysbench(req: BootstrapRequest, primary: ServerAddress, actions: lis
     actions.append(f"sysbench table sbtest1 ({req.sysbench_table_size} rows) on {primary.url}")
 
 
+@contextmanager
+def _watcher_lock(req: BootstrapRequest, what: str) -> Iterator[None]:
+    """Hold the running watcher's operation lock while ``what`` works on a node: its monitor
+    would otherwise rejoin the returning node (CHANGE MASTER, START SLAVE) in the middle of
+    the seeding's own attach."""
+    if not req.monitoring_datadir:
+        yield
+        return
+    from repman.watcher.oplock import OperationLock
+
+    lock = OperationLock(Path(req.monitoring_datadir) / req.cluster_name)   # as ClusterConfig.state_dir
+    if not lock.acquire(what, timeout=30.0):
+        raise BootstrapError(f"{what}: the watcher is busy with {lock.holder() or 'an operation'}; "
+                             "the next up retries")
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 def seed_joining_node(req: BootstrapRequest, primary: ServerAddress, node: ServerAddress,
                       reason: str, actions: list[str]) -> None:
     """Seed a node the primary's binlogs cannot bring up to date, or say why it cannot be."""
@@ -245,11 +267,12 @@ def seed_joining_node(req: BootstrapRequest, primary: ServerAddress, node: Serve
         raise BootstrapError(f"{node.url} cannot replicate from {primary.url}: {reason}; "
                              "seeding it needs a physical copy, not available on this backend")
     req.progress(f"{node.url} cannot replicate from binlogs ({reason}): seeding it")
-    result = (req.seeder or seed_node)(SeedRequest(
-        target=node, primary=primary, members=req.servers, admin=req.admin, replication=req.replication,
-        semisync=req.semisync, heartbeat_period=req.heartbeat_period, connect_retry=req.connect_retry,
-        wait_timeout=req.wait_timeout, progress=req.progress, replication_ssl=req.replication_ssl,
-    ))
+    with _watcher_lock(req, f"seeding {node.url}"):
+        result = (req.seeder or seed_node)(SeedRequest(
+            target=node, primary=primary, members=req.servers, admin=req.admin, replication=req.replication,
+            semisync=req.semisync, heartbeat_period=req.heartbeat_period, connect_retry=req.connect_retry,
+            wait_timeout=req.wait_timeout, progress=req.progress, replication_ssl=req.replication_ssl,
+        ))
     actions.append(f"seeded {node.url} from {result.source.url} at {result.gtid} "
                    f"({result.bytes_copied / 2**20:.0f} MiB)")
 
