@@ -43,9 +43,9 @@ let
 
   runtimeDeps = ps: [ ps.fabric ps.pymysql ps.jinja2 ps.pyyaml ps.cryptography ps.croniter ps.pyjwt ];
   pulumiDeps = ps: [ ps.pulumi providers.pulumi-kubernetes providers.pulumi-docker ps.docker ];
-  # The opensvc extra (httpx with HTTP/2) and the test runner.
+  # The opensvc extra (httpx with HTTP/2), the test runner and the linters (scripts/lint.sh).
   extraDeps = ps: [ ps.httpx ps.h2 ];
-  testDeps = ps: [ ps.pytest ps.pytest-timeout ];
+  testDeps = ps: [ ps.pytest ps.pytest-timeout ps.ruff ps.mypy ps.types-pyyaml ];
 
   source = lib.cleanSourceWith {
     src = lib.cleanSource src;

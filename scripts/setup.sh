@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One-command set-up. `scripts/setup.sh` installs system packages and a virtualenv;
-# `--test` then runs the test suite; `--up` then deploys the local stack.
+# `--test` then runs the linters (scripts/lint.sh) and the test suite; `--up` then deploys the local stack.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${REPMAN_VENV:-.venv}
@@ -25,7 +25,10 @@ fi
 echo "==> pip install -e .[test]"
 "$VENV/bin/pip" install -q -e ".[test]"
 case "${1:-}" in
-  --test) shift; exec "$VENV/bin/python" -m pytest "$@" ;;
+  --test) shift
+    # The linters first: a finding fails the run before the (long) test suite starts.
+    REPMAN_PYTHON="$VENV/bin/python" bash scripts/lint.sh
+    exec "$VENV/bin/python" -m pytest "$@" ;;
   --up) shift
     # The local example's credentials are secure values under the documented example passphrase.
     if [ -z "${PULUMI_CONFIG_PASSPHRASE+x}" ] && [ -z "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]; then

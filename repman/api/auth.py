@@ -32,8 +32,11 @@ def hash_password(password: str, salt: bytes | None = None, iterations: int = IT
     """``pbkdf2-sha256$<iterations>$<salt b64>$<digest b64>``."""
     salt = salt or os.urandom(16)
     digest = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
-    b64 = lambda b: base64.b64encode(b).decode().rstrip("=")  # noqa: E731
-    return f"{SCHEME}${iterations}${b64(salt)}${b64(digest)}"
+    return f"{SCHEME}${iterations}${_b64(salt)}${_b64(digest)}"
+
+
+def _b64(raw: bytes) -> str:
+    return base64.b64encode(raw).decode().rstrip("=")
 
 
 def _unb64(text: str) -> bytes:

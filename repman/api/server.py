@@ -180,6 +180,10 @@ class ApiServer:
 
 class _Handler(BaseHTTPRequestHandler):
     app: ApiServer
+    # The audit record of the request being answered (reset by _dispatch for each request).
+    _who: str
+    _cluster: str | None
+    _status: int
     server_version = "repman"
     sys_version = ""
     protocol_version = "HTTP/1.1"

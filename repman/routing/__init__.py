@@ -13,6 +13,7 @@ import threading
 import time
 from typing import Any
 
+from repman.db import ServerAddress
 from repman.routing.base import Router, RoutingError, Topology
 from repman.routing.logsink import Log, emit
 from repman.routing.settings import setting
@@ -65,11 +66,16 @@ def build_routers(cfg: Any) -> list[Router]:
         from repman.routing.vip import VipScriptRouter
         routers.append(VipScriptRouter.from_config(cfg))
     for router in routers:
-        router.resync_interval = float(setting(cfg, "proxy-resync-interval"))  # type: ignore[attr-defined]
+        # Not part of the Router protocol: kept on the object, read back with getattr in _dispatch.
+        setattr(router, "resync_interval", float(setting(cfg, "proxy-resync-interval")))  # noqa: B010
     return routers
 
 
-def _signature(topology: Topology) -> tuple:
+# What a router was last told: primary, healthy replicas, unhealthy servers, all servers.
+Signature = tuple[ServerAddress | None, tuple[ServerAddress, ...], tuple[ServerAddress, ...], tuple[ServerAddress, ...]]
+
+
+def _signature(topology: Topology) -> Signature:
     return (topology.primary, tuple(sorted(topology.replicas)), tuple(sorted(topology.unhealthy)),
             tuple(sorted(topology.servers)))
 
@@ -80,7 +86,7 @@ class _Slot:
     def __init__(self) -> None:
         self.cond = threading.Condition()
         self.busy = False
-        self.signature: tuple | None = None
+        self.signature: Signature | None = None
         self.applied_at = 0.0
 
 
@@ -93,7 +99,7 @@ def _slot(router: Router) -> _Slot:
         if slot is None:
             slot = _Slot()
             try:
-                setattr(router, "_repman_slot", slot)
+                setattr(router, "_repman_slot", slot)  # noqa: B010 - not in the Router protocol
             except AttributeError:  # a slotted router: no memory, always applied
                 pass
         return slot
@@ -103,7 +109,7 @@ def _budget(router: Router) -> float:
     return 3 * float(getattr(router, "timeout", 2.0)) + 1.0
 
 
-def _dispatch(router: Router, topology: Topology, signature: tuple, wait: float, out: dict[str, str]) -> None:
+def _dispatch(router: Router, topology: Topology, signature: Signature, wait: float, out: dict[str, str]) -> None:
     """Apply ``topology`` to one router unless unchanged; a change waits (up to ``wait``) for
     an update still running on that router, a monitoring tick does not."""
     name = router.name

@@ -33,9 +33,9 @@ class ConsulRouter:
         return cls(endpoint(agent, 8500, "registry-servers"), cluster_name(cfg),
                    setting(cfg, "registry-consul-token") or "", float(setting(cfg, "proxy-timeout")))
 
-    def desired(self, topology: Topology) -> dict[str, dict]:
+    def desired(self, topology: Topology) -> dict[str, dict[str, Any]]:
         """Service definitions by ID, exactly as sent to ``/v1/agent/service/register``."""
-        out: dict[str, dict] = {}
+        out: dict[str, dict[str, Any]] = {}
         if topology.primary is not None:
             out[self.write_service] = self._definition(self.write_service, self.write_service,
                                                        topology.primary, "master")
@@ -44,7 +44,7 @@ class ConsulRouter:
             out[sid] = self._definition(sid, self.read_service, server, "slave")
         return out
 
-    def _definition(self, sid: str, name: str, server: ServerAddress, role: str) -> dict:
+    def _definition(self, sid: str, name: str, server: ServerAddress, role: str) -> dict[str, Any]:
         return {"ID": sid, "Name": name, "Address": server.host, "Port": server.port,
                 "Tags": ["repman", self.cluster, role], "Meta": {"cluster": self.cluster, "role": role}}
 
@@ -57,9 +57,10 @@ class ConsulRouter:
         return resp.body
 
     @staticmethod
-    def _same(current: dict, wanted: dict) -> bool:
+    def _same(current: dict[str, Any], wanted: dict[str, Any]) -> bool:
         return (current.get("Service") == wanted["Name"] and current.get("Address") == wanted["Address"]
-                and current.get("Port") == wanted["Port"] and sorted(current.get("Tags") or []) == sorted(wanted["Tags"])
+                and current.get("Port") == wanted["Port"]
+                and sorted(current.get("Tags") or []) == sorted(wanted["Tags"])
                 and (current.get("Meta") or {}) == wanted["Meta"])
 
     def apply(self, topology: Topology) -> None:

@@ -72,14 +72,14 @@ class HAProxyRouter:
                 self.api.shutdown_sessions(be, row.name)
         if primary is None:
             return
-        row = next((r for r in rows if r.target == primary), None)
-        if row is None:
+        primary_row = next((r for r in rows if r.target == primary), None)
+        if primary_row is None:
             self.api.add_server(be, haproxy_server_name(primary), primary)
-            row = ServerState(be, haproxy_server_name(primary), primary.host, primary.port, 0, 0x01)
-        if row.maint or row.drain:
-            self.api.set_state(be, row.name, "ready")
-        if row.maint or row.drain or not row.up:
-            self.api.set_health(be, row.name, "up")   # the watcher just saw it primary
+            primary_row = ServerState(be, haproxy_server_name(primary), primary.host, primary.port, 0, 0x01)
+        if primary_row.maint or primary_row.drain:
+            self.api.set_state(be, primary_row.name, "ready")
+        if primary_row.maint or primary_row.drain or not primary_row.up:
+            self.api.set_health(be, primary_row.name, "up")   # the watcher just saw it primary
 
     # -- reads ----------------------------------------------------------------------------
     def _desired_read_state(self, topology: Topology, server: ServerAddress) -> str:
@@ -158,5 +158,5 @@ def resolved(address: ServerAddress | None) -> ServerAddress | None:
         info = socket.getaddrinfo(address.host, address.port, type=socket.SOCK_STREAM)
     except OSError:
         return address
-    return ServerAddress(info[0][4][0], address.port)
+    return ServerAddress(str(info[0][4][0]), address.port)  # IPv4 and IPv6 sockaddrs start with the host
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import jinja2
 
@@ -62,7 +62,7 @@ class HAProxyConfig:
     timeout_server: str = "8h"
     timeout_check: str = "2s"
     hard_stop_after: str = "30s"                  # an old process left by a reload ends by then
-    extra: dict = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def cluster_id(self) -> str:
@@ -124,7 +124,8 @@ def render_haproxy_config(conf: HAProxyConfig) -> str:
         write_frontend="write_" + conf.cluster_id, read_frontend="read_" + conf.cluster_id,
         write_backend=conf.write_backend, read_backend=conf.read_backend,
         bind_address=conf.bind_address, write_port=conf.write_port, read_port=conf.read_port,
-        leader=leader.url, read_split=conf.read_split, read_servers=read_servers, write_servers=write_servers, balance=conf.balance,
+        leader=leader.url, read_split=conf.read_split, read_servers=read_servers, write_servers=write_servers,
+        balance=conf.balance,
         check=conf.check,
         watcher_host=conf.watcher.host if conf.watcher else "", watcher_port=conf.watcher.port if conf.watcher else 0,
         primary_uri=conf.primary_uri.replace("{cluster}", conf.cluster),

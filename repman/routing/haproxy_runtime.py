@@ -58,7 +58,7 @@ class RuntimeAPI:
     def _connect(self) -> socket.socket:
         if "/" in self.endpoint or not re.search(r":\d+$", self.endpoint):
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            target: object = self.endpoint
+            target: str | tuple[str, int] = self.endpoint
         else:
             addr = ServerAddress.parse(self.endpoint, "haproxy-servers")
             sock = socket.socket(socket.AF_INET6 if ":" in addr.host else socket.AF_INET, socket.SOCK_STREAM)

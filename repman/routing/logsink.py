@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Union
+from typing import Any, Callable
 
-Log = Union[logging.Logger, Callable[[str], Any], None]
+Log = logging.Logger | Callable[[str], Any] | None
 
 
 def emit(log: Log, message: str, level: int = logging.INFO) -> None:

@@ -59,13 +59,15 @@ def render_maxscale_config(conf: MaxScaleConfig) -> str:
         loader=jinja2.FileSystemLoader(str(Path(templates_dir()) / "proxy")),
         undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
     )
-    servers = [{"name": server_name(s), "host": s.host, "port": s.port} for s in conf.servers]
+    names = [server_name(s) for s in conf.servers]
+    servers = [{"name": name, "host": s.host, "port": s.port} for name, s in zip(names, conf.servers)]
     return env.get_template("maxscale.cnf.j2").render(
         cluster=conf.cluster, tags=list(conf.tags), ssl="ssl" in conf.tags,
         read_split="noreadwritesplit" not in conf.tags, monitor_follow=conf.monitor_follow,
         monitor_name=conf.monitor_name, threads=conf.threads, admin_host=conf.admin_host,
-        admin_port=conf.admin_port, servers=servers, server_names=",".join(s["name"] for s in servers),
-        monitor_user=conf.monitor.user if conf.monitor else "", monitor_password=conf.monitor.password if conf.monitor else "",
+        admin_port=conf.admin_port, servers=servers, server_names=",".join(names),
+        monitor_user=conf.monitor.user if conf.monitor else "",
+        monitor_password=conf.monitor.password if conf.monitor else "",
         service_user=conf.service.user, service_password=conf.service.password,
         bind_address=conf.bind_address, write_port=conf.write_port, read_port=conf.read_port,
     )

@@ -57,10 +57,11 @@ class SpiderRouter:
         remote = setting(cfg, "mdbshardproxy-remote-user") or cfg.get("db-servers-credential")
         if admin is None or remote is None:
             raise ConfigError("mdbshardproxy-user", "no credential for the Spider nodes (nor db-servers-credential)")
-        return cls(node, admin, remote, setting(cfg, "mdbshardproxy-server-name") or default_server_name(cluster_name(cfg)),
-                   setting(cfg, "mdbshardproxy-database") or "", float(setting(cfg, "proxy-timeout")))
+        server = setting(cfg, "mdbshardproxy-server-name") or default_server_name(cluster_name(cfg))
+        return cls(node, admin, remote, server, setting(cfg, "mdbshardproxy-database") or "",
+                   float(setting(cfg, "proxy-timeout")))
 
-    def current(self, conn: pymysql.connections.Connection) -> dict | None:
+    def current(self, conn: pymysql.connections.Connection) -> dict[str, Any] | None:
         rows = query(conn, "SELECT Host, Port, Username, Password, Db FROM mysql.servers WHERE Server_name = %s",
                      (self.server,))
         return rows[0] if rows else None
