@@ -1,7 +1,7 @@
 """The repman Pulumi program: one MariaDB replication cluster from the stack's ``repman:`` config.
 
 ``pulumi up --stack local`` (inside ``nix develop``) or, without the Pulumi CLI,
-``python -m components.embedded_engine up --stack local``.
+``python -m embedded_engine up --stack local``.
 """
 
 from pathlib import Path

@@ -34,7 +34,7 @@ TAGS = ["gtidstrict", "row", "readonly", "noquerycache", "smallredolog", "nodura
 
 
 def engine(command: str, config: dict[str, str]) -> float:
-    args = [sys.executable, "-m", "components.embedded_engine", command, "--yes", "--stack", "docker"]
+    args = [sys.executable, "-m", "embedded_engine", command, "--yes", "--stack", "docker"]
     for key, value in config.items():
         args += ["-c", f"{key}={value}"]
     env = {**os.environ, "PULUMI_CONFIG_PASSPHRASE": "repman-example"}

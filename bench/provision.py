@@ -29,7 +29,7 @@ from tests.conftest import free_port_block  # noqa: E402
 
 
 def engine(command: str, stack: str, overrides: list[str]) -> dict:
-    cmd = [sys.executable, "-m", "components.embedded_engine", command, "--yes", "--stack", stack, "--json"]
+    cmd = [sys.executable, "-m", "embedded_engine", command, "--yes", "--stack", stack, "--json"]
     for item in overrides:
         cmd += ["-c", item]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)

@@ -119,7 +119,7 @@ def part_one(size_mb: int, runs: int) -> None:
 
 
 def engine(command: str, overrides: list[str]) -> dict:
-    cmd = [sys.executable, "-m", "components.embedded_engine", command, "--stack", "local", "--json"]
+    cmd = [sys.executable, "-m", "embedded_engine", command, "--stack", "local", "--json"]
     for item in overrides:
         cmd += ["-c", item]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=3600)

@@ -78,7 +78,7 @@ def project_config_schema() -> dict[str, dict[str, Any]]:
 
 HEADER = """\
 # Pulumi project: `pulumi up --stack local` inside `nix develop`, or without the CLI
-# `python -m components.embedded_engine up --stack local`.
+# `python -m embedded_engine up --stack local`.
 # GENERATED from repman.spec.PROVISIONING_KEYS: edit the key table, then run
 #   python -m components.pulumi_config --write
 # Required on every stack (secret): {required}.

@@ -2,7 +2,8 @@
 #
 # - `repman`: the watcher-only application (CLI and watcher, templates, plans and nix/ in the
 #   wheel), with pyproject's base dependencies only: no Pulumi SDK, as `pip install repman`.
-# - `pythonEnv`: the dev shell's Python, with the `pulumi`, `opensvc` extras and the tests.
+# - `pythonEnv`: the dev shell's Python, with the `pulumi`, `opensvc` extras and the tests
+#   (pytest, and import-linter for the layer contracts).
 # - `pulumi`: the CLI with the `pulumi-python` language host and every provider plugin
 #   nixpkgs packages for us (kubernetes when present), so the CLI downloads nothing for them.
 #
@@ -45,7 +46,7 @@ let
   pulumiDeps = ps: [ ps.pulumi providers.pulumi-kubernetes providers.pulumi-docker ps.docker ];
   # The opensvc extra (httpx with HTTP/2), the test runner and the linters (scripts/lint.sh).
   extraDeps = ps: [ ps.httpx ps.h2 ];
-  testDeps = ps: [ ps.pytest ps.pytest-timeout ps.ruff ps.mypy ps.types-pyyaml ];
+  testDeps = ps: [ ps.pytest ps.pytest-timeout ps.ruff ps.mypy ps.types-pyyaml ps.import-linter ];
 
   source = lib.cleanSourceWith {
     src = lib.cleanSource src;

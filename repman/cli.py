@@ -151,12 +151,16 @@ def build_parser() -> argparse.ArgumentParser:
 # -- helpers ------------------------------------------------------------------------------
 
 def _load(args: argparse.Namespace):
+    """The watcher's clusters; the file's ``api:`` section, validated with them, goes to ``args._api``."""
+    from repman.api.config import api_config
     from repman.watcher.config import load_config
     path = args.config or os.environ.get("REPMAN_CONFIG")
     if not path:
         raise ConfigError("--config", "no configuration file given (use --config FILE or $REPMAN_CONFIG)")
-    args._loaded = load_config(path)  # for the audit record of an operation (main)
-    return args._loaded
+    wc = load_config(path)
+    args._api = api_config(wc)
+    args._loaded = wc  # for the audit record of an operation (main)
+    return wc
 
 
 def _stderr_log(verbose: bool) -> Callable[[str], None]:
@@ -238,9 +242,9 @@ def cmd_watch(args: argparse.Namespace) -> int:
                         format="%(asctime)s %(levelname)s %(message)s")
     watcher = Watcher(wc, clusters=names)
     server = None
-    if wc.api.enabled and not args.no_api:
+    if args._api.enabled and not args.no_api:
         from repman.api.server import ApiServer
-        server = ApiServer(wc.api, watcher)
+        server = ApiServer(args._api, watcher)
         server.start()
         logging.getLogger("repman.api").info("api listening on %s", server.url)
     stop = threading.Event()
@@ -337,9 +341,10 @@ def cmd_config(args: argparse.Namespace) -> int:
         print(f"{name}: {len(cfg.servers)} servers ({', '.join(a.url for a in cfg.servers)}), "
               f"failover-mode {cfg['failover-mode']}, ticker {cfg.ticker:g}s, "
               f"routing {', '.join(routing) or 'none'}")
-    if wc.api.enabled:
-        scheme = "https" if wc.api.tls else "http"
-        print(f"api: {scheme}://{wc.api.bind}:{wc.api.port}, {len(wc.api.users)} users")
+    api = args._api
+    if api.enabled:
+        scheme = "https" if api.tls else "http"
+        print(f"api: {scheme}://{api.bind}:{api.port}, {len(api.users)} users")
     print(f"{wc.path}: configuration is valid")
     return 0
 
@@ -482,8 +487,8 @@ AUDITED = ("switchover", "failover", "maintenance", "reset-failover-counter", "r
 
 def _audit(args: argparse.Namespace, code: int) -> None:
     """Operations run from the shell go to the API's audit log too (api-audit-log), as user (cli)."""
-    wc = getattr(args, "_loaded", None)
-    if args.command not in AUDITED or wc is None or not wc.api.audit_log:
+    wc, api = getattr(args, "_loaded", None), getattr(args, "_api", None)
+    if args.command not in AUDITED or wc is None or api is None or not api.audit_log:
         return
     from repman.api.audit import AuditLog
     what = " ".join([args.command] + [str(getattr(args, a)) for a in ("state", "server", "to", "action")
@@ -493,10 +498,10 @@ def _audit(args: argparse.Namespace, code: int) -> None:
     except ConfigError:
         cluster = None
     try:
-        AuditLog(wc.api.audit_log).record(f"{getpass.getuser()} (cli)", "cli", "CLI", what,
+        AuditLog(api.audit_log).record(f"{getpass.getuser()} (cli)", "cli", "CLI", what,
                                          {0: 200, 1: 409}.get(code, 400), cluster)
     except OSError as exc:
-        print(f"repman: audit log {wc.api.audit_log}: {exc.strerror}", file=sys.stderr)
+        print(f"repman: audit log {api.audit_log}: {exc.strerror}", file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -21,7 +21,8 @@ import pymysql
 
 from repman.db import Credential, ServerAddress, execute, query, session
 from repman.errors import RepmanError
-from repman.local.mariadb import LocalServerPaths, start_server, stop_server
+from repman.local.mariadb import start_server, stop_server
+from repman.local.restart_marker import RESTART_MARKER, restart_pending
 from repman.seeding import local_paths
 
 Log = Callable[[str], None]
@@ -46,18 +47,6 @@ class RollingRestartResult:
                 f"({', '.join(a.url for a in self.restarted)}); primary moved from "
                 f"{self.old_primary.url if self.old_primary else '?'} to "
                 f"{self.new_primary.url if self.new_primary else '?'}")
-
-
-RESTART_MARKER = "restart-pending"
-
-
-def mark_restart_pending(paths: LocalServerPaths, keys: Sequence[str]) -> None:
-    """my.cnf changed in a way only a restart applies; the rolling restart clears the mark."""
-    (paths.run_dir / RESTART_MARKER).write_text(" ".join(keys) + "\n")
-
-
-def restart_pending(paths: LocalServerPaths) -> bool:
-    return (paths.run_dir / RESTART_MARKER).exists()
 
 
 def pending_local_nodes(servers: Sequence[ServerAddress], admin: Credential) -> list[ServerAddress]:

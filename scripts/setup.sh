@@ -34,7 +34,7 @@ case "${1:-}" in
     if [ -z "${PULUMI_CONFIG_PASSPHRASE+x}" ] && [ -z "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]; then
       export PULUMI_CONFIG_PASSPHRASE=repman-example
     fi
-    exec "$VENV/bin/python" -m components.embedded_engine up --yes --refresh --stack local "$@" ;;
+    exec "$VENV/bin/python" -m embedded_engine up --yes --refresh --stack local "$@" ;;
   "") echo "==> ready: source $VENV/bin/activate" ;;
   *) echo "unknown option ${1}: use --test or --up" >&2; exit 2 ;;
 esac

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from repman.api.auth import hash_password
+from repman.api.config import api_config
 from repman.api.server import ApiServer
 from repman.tls import ensure_server_certificates
 from repman.watcher.config import parse_config
@@ -45,7 +46,7 @@ class Running:
         wc = parse_config({"clusters": {"c1": cluster_section(bed, tmp_path / "state", **keys)},
                            "api": {"api-port": 0, "api-users": USERS, **api}})
         self.watcher = Watcher(wc)
-        self.server = ApiServer(wc.api, self.watcher)
+        self.server = ApiServer(api_config(wc), self.watcher)
         self.mon = self.watcher.monitors["c1"]
 
     def __enter__(self) -> "Running":

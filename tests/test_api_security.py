@@ -20,6 +20,7 @@ import jwt
 import pytest
 
 from repman.api.auth import hash_password
+from repman.api.config import api_config
 from repman.api.server import ApiServer
 from repman.local.ports import free_port_block
 from repman.tls import ensure_server_certificates
@@ -51,7 +52,7 @@ class Api:
                                                                  "api-audit-log": str(tmp_path / "audit.log"),
                                                                  **api}})
         self.watcher = Watcher(self.config)
-        self.server = ApiServer(self.config.api, self.watcher)
+        self.server = ApiServer(api_config(self.config), self.watcher)
         self.watcher.start()  # monitors tick against refused connections all along
         self.server.start()
 

@@ -25,10 +25,10 @@ import yaml
 from pulumi.runtime import config as runtime_config
 from pulumi.runtime import mocks, rpc, settings
 
-from repman.backends import kube_spec as ks
-from repman.backends.kube_labels import KubeApi, KubeLabelRouter, desired_roles
 from repman.db import ServerAddress
+from repman.routing import kube as rk
 from repman.routing.base import RoutingError, Topology
+from repman.routing.kube import KubeApi, KubeLabelRouter, desired_roles
 from repman.spec import load_cluster_spec
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -231,7 +231,7 @@ def test_services_select_the_pods_the_watcher_labels(kube):
     sts = unwrap(program.one(":StatefulSet")["inputs"])
     pod_labels = sts["spec"]["template"]["metadata"]["labels"]
     assert sts["spec"]["selector"]["matchLabels"] == pod_labels
-    assert ks.ROLE_LABEL not in pod_labels   # only the watcher/bootstrap sets roles
+    assert rk.ROLE_LABEL not in pod_labels   # only the watcher/bootstrap sets roles
     services = {unwrap(s["inputs"])["metadata"]["name"]: unwrap(s["inputs"]) for s in program.of_type(":Service")}
     assert set(services) == {"shop-db-hl", "shop-primary", "shop-replicas"}
     headless = services["shop-db-hl"]["spec"]
@@ -242,11 +242,11 @@ def test_services_select_the_pods_the_watcher_labels(kube):
         assert service["spec"]["ports"] == [{"name": "mysql", "port": 3306, "targetPort": "mysql"}]
 
     # Three pods as the StatefulSet makes them, labelled as the router does after bootstrap.
-    names = ks.KubeNames("shop", "databases")
+    names = rk.KubeNames("shop", "databases")
     servers = [ServerAddress(names.pod_host(i), 3306) for i in range(3)]
     topology = Topology(cluster="shop", primary=servers[0], replicas=(servers[1], servers[2]))
     roles = desired_roles(names, topology, [names.pod(i) for i in range(3)])
-    pods = {pod: {**pod_labels, ks.ROLE_LABEL: role} for pod, role in roles.items()}
+    pods = {pod: {**pod_labels, rk.ROLE_LABEL: role} for pod, role in roles.items()}
     selected = {name: sorted(p for p, labels in pods.items() if matches(s["spec"]["selector"], labels))
                 for name, s in services.items()}
     assert selected == {"shop-db-hl": ["shop-db-0", "shop-db-1", "shop-db-2"],
@@ -404,15 +404,15 @@ class _KubeHandler(BaseHTTPRequestHandler):
                 labels.pop(key, None)
             else:
                 labels[key] = value
-        primaries = [n for n, l in self.server.pods.items() if l.get(ks.ROLE_LABEL) == ks.PRIMARY]
+        primaries = [n for n, l in self.server.pods.items() if l.get(rk.ROLE_LABEL) == rk.PRIMARY]
         assert len(primaries) <= 1, f"two primaries at once: {primaries}"
         self._reply(200, {"metadata": {"name": self.path[len(prefix):], "labels": labels}})
 
 
 @pytest.fixture
 def kube_api() -> Iterator[RecordingKubeApi]:
-    pods = {f"shop-db-{i}": dict(ks.selector_labels("shop")) for i in range(3)}
-    pods["other-db-0"] = dict(ks.selector_labels("other"))
+    pods = {f"shop-db-{i}": dict(rk.selector_labels("shop")) for i in range(3)}
+    pods["other-db-0"] = dict(rk.selector_labels("other"))
     server = RecordingKubeApi("sa-token", "databases", pods)
     try:
         yield server
@@ -422,11 +422,11 @@ def kube_api() -> Iterator[RecordingKubeApi]:
 
 
 def test_label_router_flips_roles_through_the_api(kube_api: RecordingKubeApi):
-    names = ks.KubeNames("shop", "databases")
+    names = rk.KubeNames("shop", "databases")
     router = KubeLabelRouter(KubeApi(kube_api.url, "sa-token", "databases"), names)
     servers = [ServerAddress(names.pod_host(i), 3306) for i in range(3)]
     router.apply(Topology(cluster="shop", primary=servers[0], replicas=(servers[1], servers[2])))
-    roles = {n: l.get(ks.ROLE_LABEL) for n, l in kube_api.pods.items()}
+    roles = {n: l.get(rk.ROLE_LABEL) for n, l in kube_api.pods.items()}
     assert roles == {"shop-db-0": "primary", "shop-db-1": "replica", "shop-db-2": "replica", "other-db-0": None}
     get = kube_api.requests[0]
     assert get[0] == "GET" and "labelSelector=" in get[1] and "app.kubernetes.io%2Finstance%3Dshop" in get[1]
@@ -435,7 +435,7 @@ def test_label_router_flips_roles_through_the_api(kube_api: RecordingKubeApi):
     # Failover to pod 2 with pod 0 dead: the old primary is unlabelled before the new one is set.
     kube_api.requests.clear()
     router.apply(Topology(cluster="shop", primary=servers[2], replicas=(servers[1],), unhealthy=(servers[0],)))
-    patches = [(r[1].rsplit("/", 1)[1], r[2]["metadata"]["labels"][ks.ROLE_LABEL]) for r in kube_api.requests
+    patches = [(r[1].rsplit("/", 1)[1], r[2]["metadata"]["labels"][rk.ROLE_LABEL]) for r in kube_api.requests
                if r[0] == "PATCH"]
     assert patches == [("shop-db-0", None), ("shop-db-2", "primary")]
     # Nothing to change: one GET, no PATCH.
@@ -445,7 +445,7 @@ def test_label_router_flips_roles_through_the_api(kube_api: RecordingKubeApi):
 
 
 def test_label_router_reports_a_refused_token(kube_api: RecordingKubeApi):
-    names = ks.KubeNames("shop", "databases")
+    names = rk.KubeNames("shop", "databases")
     router = KubeLabelRouter(KubeApi(kube_api.url, "wrong-token", "databases"), names)
     with pytest.raises(RoutingError) as info:
         router.apply(Topology(cluster="shop", primary=ServerAddress(names.pod_host(0), 3306)))
@@ -534,7 +534,7 @@ def test_watcher_config_builds_the_label_router_and_follows_a_failover(kube_api:
     from repman.routing import build_routers, notify
     from repman.watcher.config import load_config
 
-    names = ks.KubeNames("shop", "databases")
+    names = rk.KubeNames("shop", "databases")
     hosts = [f"{names.pod_host(i)}:3306" for i in range(3)]
     config = tmp_path / "repman.yaml"
     config.write_text(yaml.safe_dump({"clusters": {"shop": {
@@ -548,7 +548,7 @@ def test_watcher_config_builds_the_label_router_and_follows_a_failover(kube_api:
     result = notify(routers, Topology(cluster="shop", primary=servers[1], replicas=(servers[2],),
                                       unhealthy=(servers[0],), reason="failover"), lambda msg: None)
     assert result == {"kube-labels": "ok"}
-    assert {n: l.get(ks.ROLE_LABEL) for n, l in kube_api.pods.items()} == {
+    assert {n: l.get(rk.ROLE_LABEL) for n, l in kube_api.pods.items()} == {
         "shop-db-0": None, "shop-db-1": "primary", "shop-db-2": "replica", "other-db-0": None}
 
 

@@ -90,7 +90,7 @@ def wait_for(predicate, timeout: float = 60, what: str = "condition"):
 
 def engine(*args: str, overrides: dict, timeout: float = 600) -> dict:
     """The real program of stacks/Pulumi.onpremise.yaml under the embedded engine (as ``pulumi up``)."""
-    cmd = [sys.executable, "-m", "components.embedded_engine", *args, "--yes", "--stack", "onpremise", "--json"]
+    cmd = [sys.executable, "-m", "embedded_engine", *args, "--yes", "--stack", "onpremise", "--json"]
     for key, value in overrides.items():
         cmd += ["-c", f"{key}={value if isinstance(value, str) else json.dumps(value)}"]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)

@@ -337,7 +337,7 @@ def _slave_list(xml: str | None) -> str:
 
 
 def _engine(command: str, overrides: dict[str, Any]) -> dict[str, Any]:
-    cmd = [sys.executable, "-m", "components.embedded_engine", command, "--yes", "--stack", "slapos", "--json"]
+    cmd = [sys.executable, "-m", "embedded_engine", command, "--yes", "--stack", "slapos", "--json"]
     for key, value in overrides.items():
         cmd += ["-c", f"{key}={value if isinstance(value, str) else json.dumps(value)}"]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)

@@ -99,7 +99,7 @@ def pulumi_to_embedded(argv: list[str], stack: str) -> list[str]:
     """
     words = [w.replace("$STACK", stack).replace("${{ matrix.stack }}", stack) for w in argv]
     assert words[:4] == ["nix", "develop", "-c", "pulumi"], words
-    return [sys.executable, "-m", "components.embedded_engine",
+    return [sys.executable, "-m", "embedded_engine",
             *[w for w in words[4:] if w != "--non-interactive"]]
 
 

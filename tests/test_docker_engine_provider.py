@@ -60,7 +60,7 @@ def test_unknown_type_is_refused():
 def test_no_docker_engine_is_a_one_line_error(tmp_path: Path):
     env = {**os.environ, "DOCKER_HOST": f"unix://{tmp_path}/absent.sock", "PULUMI_CONFIG_PASSPHRASE": "repman-example"}
     proc = subprocess.run(
-        [sys.executable, "-m", "components.embedded_engine", "up", "--yes", "--stack", "docker",
+        [sys.executable, "-m", "embedded_engine", "up", "--yes", "--stack", "docker",
          "-c", f"prov-state-dir={tmp_path / 'state'}", "-c", "cluster-name=nodocker"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0

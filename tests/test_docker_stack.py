@@ -28,7 +28,7 @@ TAGS = ["gtidstrict", "row", "readonly", "noquerycache", "smallredolog", "nodura
 
 
 class DockerStack:
-    """One cluster of stacks/Pulumi.docker.yaml under `python -m components.embedded_engine`."""
+    """One cluster of stacks/Pulumi.docker.yaml under `python -m embedded_engine`."""
 
     def __init__(self, images, state_dir: Path) -> None:
         self.name = f"dk{uuid.uuid4().hex[:6]}"
@@ -47,7 +47,7 @@ class DockerStack:
         self.env["PULUMI_CONFIG_PASSPHRASE"] = "repman-example"
 
     def run(self, command: str, *extra: str, **overrides: str) -> subprocess.CompletedProcess:
-        args = [sys.executable, "-m", "components.embedded_engine", command, "--yes", "--stack", "docker", *extra]
+        args = [sys.executable, "-m", "embedded_engine", command, "--yes", "--stack", "docker", *extra]
         for key, value in {**self.config, **overrides}.items():
             args += ["-c", f"{key}={value}"]
         proc = subprocess.run(args, cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=600)
@@ -188,7 +188,7 @@ def test_destroy_removes_volumes_unless_kept(docker_images):
 
 def test_missing_image_is_a_one_line_error_and_creates_no_container(stack: DockerStack):
     proc = subprocess.run(
-        [sys.executable, "-m", "components.embedded_engine", "up", "--yes", "--stack", "docker",
+        [sys.executable, "-m", "embedded_engine", "up", "--yes", "--stack", "docker",
          *[x for k, v in {**stack.config, "prov-db-image": "repman/absent:0"}.items() for x in ("-c", f"{k}={v}")]],
         cwd=ROOT, env=stack.env, capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr

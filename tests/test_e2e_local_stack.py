@@ -33,7 +33,7 @@ def local_config() -> dict:
 
 
 def engine(*args: str, overrides: list[str], check: bool = True) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "components.embedded_engine", *args, "--yes", "--stack", "local"]
+    cmd = [sys.executable, "-m", "embedded_engine", *args, "--yes", "--stack", "local"]
     for item in overrides:
         cmd += ["-c", item]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)

@@ -25,7 +25,7 @@ from tests.test_e2e_local_stack import stack  # noqa: F401  (fixture: free ports
 
 pytestmark = [needs_mariadb, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parent.parent
-CMD = [sys.executable, "-m", "components.embedded_engine"]
+CMD = [sys.executable, "-m", "embedded_engine"]
 
 
 def run(*args: str, overrides: list[str], stdin: int | None = subprocess.DEVNULL) -> subprocess.CompletedProcess:

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from components.embedded_engine import Engine, EngineError
+from embedded_engine.engine import Engine
+from embedded_engine.errors import EngineError
 from repman.errors import RepmanError
 
 PROGRAM = '''
@@ -119,7 +120,7 @@ def _cli_on_a_terminal(project: Path, answer: str, *args: str) -> tuple[int, str
                PYTHONPATH=str(Path(__file__).resolve().parent.parent))
     master, slave = pty.openpty()
     try:
-        proc = subprocess.Popen([sys.executable, "-m", "components.embedded_engine", "up", "--stack", "t",
+        proc = subprocess.Popen([sys.executable, "-m", "embedded_engine", "up", "--stack", "t",
                                  "--project-dir", str(project), *args], stdin=slave, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, env=env, text=True)
         os.write(master, f"{answer}\n".encode())

@@ -18,7 +18,7 @@ from repman.routing import build_routers, failed, notify
 from repman.routing.base import Topology
 from repman.routing.haproxy import HAProxyRouter
 from repman.routing.haproxy_config import HAProxyConfig, render_haproxy_config
-from repman.routing.haproxy_process import HAProxyFiles, check_config, haproxy_binary, reload, write_config
+from repman.local.haproxy_process import HAProxyFiles, check_config, haproxy_binary, reload, write_config
 from repman.watcher.cluster_config import ClusterConfig
 from tests.standins.haproxy_local import LocalHAProxy, port_or_none, port_via, ports_via, wait_for
 

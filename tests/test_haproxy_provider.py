@@ -21,7 +21,7 @@ from repman.local.testbed import free_ports
 from repman.plans import get_plan
 from repman.routing.base import Topology
 from repman.routing.haproxy import HAProxyRouter
-from repman.routing.haproxy_process import HAProxyFiles, haproxy_binary, instance_pids, pid_alive, read_pid
+from repman.local.haproxy_process import HAProxyFiles, haproxy_binary, instance_pids, pid_alive, read_pid
 from tests.standins.haproxy_local import port_via, ports_via
 
 

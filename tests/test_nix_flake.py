@@ -90,7 +90,7 @@ def test_dev_shell_has_pulumi_python_env_and_servers(flake):
     assert [norm(p) for p in shell["pulumiPlugins"]] == ["pulumi-python", "pulumi-kubernetes"]
     extras = PYPROJECT["project"]["optional-dependencies"]
     wanted = requirement_names(PYPROJECT["project"]["dependencies"] + extras["pulumi"] + extras["opensvc"]) \
-        | {"h2", "pytest", "pytest-timeout"}
+        | {"h2", "pytest", "pytest-timeout", "import-linter", "ruff", "mypy", "types-pyyaml"}
     assert wanted <= {norm(n) for n in shell["pythonPackages"]}
     assert "--system-site-packages .venv" in shell["shellHook"]
 

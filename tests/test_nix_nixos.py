@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from repman.api.config import api_config
 from repman.watcher.config import parse_config
 from tests.nix_support import EXAMPLES, NIX_DIR, needs_nix, nix_error, nix_json, nix_string
 
@@ -80,7 +81,8 @@ def test_generated_config_references_secrets_and_parses(tmp_path: Path):
     assert [s.url for s in shop_cfg.servers] == ["db1.internal:3306", "db2.internal:3306", "db3.internal:3306"]
     assert shop_cfg.admin.user == "repman" and shop_cfg.replication.password == "repl-pw"
     assert shop_cfg["haproxy"] is True and shop_cfg["semisync"] is True
-    assert parsed.api.enabled and parsed.api.bind == "0.0.0.0" and "ops" in parsed.api.users
+    api = api_config(parsed)
+    assert api.enabled and api.bind == "0.0.0.0" and "ops" in api.users
     # And the real command the unit runs accepts the file.
     path = tmp_path / "watcher.json"
     path.write_text(text.replace(CREDS, str(creds)))
@@ -179,6 +181,7 @@ def test_the_vm_test_watcher_machine_evaluates_and_its_config_parses(tmp_path: P
     (creds / "vmtest.db-servers-credential").write_text("repman:test-admin-pw\n")
     (creds / "vmtest.replication-credential").write_text("repl:test-repl-pw\n")
     parsed = parse_config(json.loads(json.dumps(config).replace(CREDS, str(creds))), "watcher.json")
+    api_config(parsed)  # the api: section too, as `repman watch` loads the file
     vmtest = parsed.cluster("vmtest")
     assert [s.url for s in vmtest.servers] == ["db1:3306", "db2:3306"] and vmtest["failover-mode"] == "automatic"
     assert out["unit"]["path"] == ["/nix/store/00000000000000000000000000000000-mariadb-server-10.11"]

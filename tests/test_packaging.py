@@ -32,7 +32,7 @@ def test_wheel_contains_data_and_entry_point(wheel):
     assert "repman/_data/templates/mycnf/base.cnf.j2" in names
     for tag in ("semisync", "innodb", "ssl"):
         assert f"repman/_data/templates/mycnf/tags/{tag}.cnf.j2" in names
-    assert not any(n.startswith(("components/", "tests/")) for n in names)  # runtime package only
+    assert not any(n.startswith(("components/", "embedded_engine/", "tests/")) for n in names)  # runtime package only
     entry = next(n for n in names if n.endswith("entry_points.txt"))
     assert "repman = repman.cli:main" in zipfile.ZipFile(wheel).read(entry).decode()
 

@@ -41,7 +41,7 @@ from repman.db import Credential, ServerAddress, query, session
 from repman.local.mariadb import pid_alive
 from repman.local.node import crash_node
 from repman.local.watcher import WatcherFiles, running_pid
-from repman.routing.haproxy_process import haproxy_binary
+from repman.local.haproxy_process import haproxy_binary
 from tests.conftest import free_port_block, needs_mariadb
 from tests.standins.opensvc_api import RecordingOpenSvcAgent
 from tests.test_local_watcher import _props as watcher_props

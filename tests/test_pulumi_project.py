@@ -170,7 +170,7 @@ def test_the_embedded_engine_applies_the_same_rules(tmp_path: Path):
     (tmp_path / "stacks").mkdir()
     (tmp_path / "Pulumi.yaml").write_text((ROOT / "Pulumi.yaml").read_text())
     (tmp_path / "stacks" / "Pulumi.bare.yaml").write_text(f"config:\n  repman:prov-state-dir: {tmp_path / 's'}\n")
-    done = subprocess.run([sys.executable, "-m", "components.embedded_engine", "up", "--stack", "bare",
+    done = subprocess.run([sys.executable, "-m", "embedded_engine", "up", "--stack", "bare",
                            "--project-dir", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=120,
                           env={"PATH": "/usr/bin:/bin"})
     assert done.returncode == 2

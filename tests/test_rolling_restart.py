@@ -18,7 +18,7 @@ from repman.local.testbed import Testbed as LocalBed
 from repman.rolling_restart import RollingRestartError, rolling_restart
 from repman.routing import build_routers, notify
 from repman.routing.base import Topology
-from repman.routing.haproxy_process import haproxy_binary
+from repman.local.haproxy_process import haproxy_binary
 from repman.watcher.config import load_cluster
 from tests.standins.haproxy_local import LocalHAProxy
 from tests.standins.workload import Writer, create_schema

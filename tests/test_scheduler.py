@@ -76,7 +76,7 @@ def test_jobs_fire_on_time_one_at_a_time_and_ticks_go_on(cluster_factory):
 
     from repman.api.server import ApiServer
     from repman.local.ports import free_port_block
-    from repman.watcher.config import ApiConfig
+    from repman.api.config import ApiConfig
     api = ApiServer(ApiConfig(enabled=True, port=free_port_block(1), anonymous_read=True), watcher)
     api.start()
     try:

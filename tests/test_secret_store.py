@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from repman.api.config import api_config
 from repman.errors import ConfigError
 from repman.secret_store import encrypt, generate_key_file, read_key
 from repman.watcher.config import load_config
@@ -117,5 +118,5 @@ def test_api_user_passwords_can_be_encrypted_with_the_clusters_key(tmp_path):
     raw["api"] = {"api-users": {"bob": {"role": "viewer",
                                         "password": {"encrypted": encrypt("bob-at-rest-pw", read_key(key))}}}}
     path.write_text(yaml.safe_dump(raw))
-    bob = load_config(path).api.users["bob"]
+    bob = api_config(load_config(path)).users["bob"]
     assert verify_password("bob-at-rest-pw", bob.password_hash)

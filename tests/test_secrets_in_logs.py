@@ -20,6 +20,7 @@ import pymysql
 import pytest
 
 from repman.api.auth import hash_password
+from repman.api.config import api_config
 from repman.api.server import ApiServer
 from repman.db import connect
 from repman.local.mariadb import read_pid
@@ -62,7 +63,7 @@ def _api_answers(cluster_raw: dict, tmp_path: Path) -> str:
                        "api": {"api-port": 0, "api-audit-log": str(tmp_path / "audit.log"),
                                "api-users": {"ops": {"role": "admin", "password-hash": hash_password("ops-pw")}}}})
     watcher = Watcher(wc)
-    api = ApiServer(wc.api, watcher)
+    api = ApiServer(api_config(wc), watcher)
     watcher.start()
     api.start()
     try:

@@ -29,7 +29,7 @@ EXPLAINED_EVERYWHERE = {
 # Findings explained for one file.
 EXPLAINED_IN_FILE = {
     ("B104", "repman/api/server.py"): "compares the bind address with 0.0.0.0 to print a usable URL; binds nothing",
-    ("B104", "repman/backends/kube_spec.py"): "mariadbd inside a pod listens on all pod interfaces, by design",
+    ("B104", "repman/backends/container.py"): "mariadbd inside a pod listens on all pod interfaces, by design",
     ("B104", "repman/routing/haproxy_config.py"): "a proxy's default bind address for clients (a config key)",
     ("B104", "repman/routing/maxscale_config.py"): "a proxy's default bind address for clients (a config key)",
     ("B104", "repman/routing/proxysql_config.py"): "a proxy's default bind address for clients (a config key)",
@@ -37,10 +37,10 @@ EXPLAINED_IN_FILE = {
     ("B105", "repman/pulumisecrets.py"): "error messages naming PULUMI_CONFIG_PASSPHRASE, not passwords",
     ("B107", "repman/db.py"): "unix-socket root login of a freshly initialised datadir has no password by design",
     ("B107", "repman/routing/consul.py"): "an empty Consul ACL token means 'no token', not a hard-coded secret",
-    ("B108", "repman/backends/kube_spec.py"): "paths inside the container image's filesystem, not the host's /tmp",
+    ("B108", "repman/backends/container.py"): "paths inside the container image's filesystem, not the host's /tmp",
     ("B108", "repman/backends/onpremise.py"): "a node's own tmpdir under its base_dir on the remote host",
     ("B108", "repman/backends/ssh_seed.py"): "the node's own tmp folder under its base_dir on the remote host",
-    ("B310", "repman/backends/kube_labels.py"): "the URL is the configured Kubernetes API (https), not user input",
+    ("B310", "repman/routing/kube.py"): "the URL is the configured Kubernetes API (https), not user input",
     ("B607", "repman/lab/faults.py"): "the nemesis lab (tests and bench, as root) runs the system's iptables",
     ("B608", "repman/lab/writer.py"): "TABLE is the lab's own constant table name; row values are bind parameters",
     ("B112", "repman/watcher/fencing.py"): "entries are validated when the config loads; one that slips through "

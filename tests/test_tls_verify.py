@@ -138,13 +138,13 @@ def test_local_stack_with_the_ssl_tag_verifies_replication_and_the_watcher(tmp_p
                  f"repman:api-port={free_port_block(1)}", "repman:prov-db-tags=" + json.dumps([*tags, "ssl"])]
 
     def engine(*args: str) -> subprocess.CompletedProcess:
-        cmd = [sys.executable, "-m", "components.embedded_engine", *args, "--stack", "local"]
+        cmd = [sys.executable, "-m", "embedded_engine", *args, "--stack", "local"]
         for item in overrides:
             cmd += ["-c", item]
         return subprocess.run(cmd, cwd=root, capture_output=True, text=True, timeout=300)
 
     # Engines with a confirmation step want --yes when not interactive.
-    help_text = subprocess.run([sys.executable, "-m", "components.embedded_engine", "--help"], cwd=root,
+    help_text = subprocess.run([sys.executable, "-m", "embedded_engine", "--help"], cwd=root,
                                capture_output=True, text=True, timeout=60).stdout
     try:
         up = engine("up", "--json", *(["--yes"] if "--yes" in help_text else []))

@@ -7,6 +7,7 @@ import textwrap
 import pytest
 
 from repman.api.auth import hash_password, verify_password
+from repman.api.config import api_config
 from repman.db import Credential, ServerAddress
 from repman.errors import ConfigError
 from repman.watcher.config import load_config, parse_config
@@ -169,17 +170,17 @@ def test_haproxy_servers_are_hosts_as_in_repman():
 def test_api_section(tmp_path, monkeypatch):
     h = hash_password("op-pass")
     monkeypatch.setenv("REPMAN_TEST_VIEW_PW", "view-pass")
-    wc = parse_config({**one(), "api": {
+    api = api_config(parse_config({**one(), "api": {
         "api-port": 0,
         "api-users": {"ops": {"role": "operator", "password-hash": h},
                       "eve": {"role": "viewer", "password": {"env": "REPMAN_TEST_VIEW_PW"}}},
-    }})
-    assert wc.api.enabled and wc.api.port == 0 and not wc.api.tls
-    assert wc.api.users["ops"].may("operator") and wc.api.users["ops"].may("viewer")
-    assert wc.api.users["eve"].may("viewer") and not wc.api.users["eve"].may("operator")
-    assert verify_password("view-pass", wc.api.users["eve"].password_hash)
-    assert "view-pass" not in repr(wc.api)
-    assert parse_config(one()).api.enabled is False
+    }}))
+    assert api.enabled and api.port == 0 and not api.tls
+    assert api.users["ops"].may("operator") and api.users["ops"].may("viewer")
+    assert api.users["eve"].may("viewer") and not api.users["eve"].may("operator")
+    assert verify_password("view-pass", api.users["eve"].password_hash)
+    assert "view-pass" not in repr(api)
+    assert api_config(parse_config(one())).enabled is False
 
 
 @pytest.mark.parametrize("api, message", [
@@ -199,7 +200,7 @@ def test_api_section(tmp_path, monkeypatch):
 ])
 def test_bad_api_section(api, message):
     with pytest.raises(ConfigError) as err:
-        parse_config({**one(), "api": api})
+        api_config(parse_config({**one(), "api": api}))
     assert str(err.value).startswith(message), str(err.value)
 
 

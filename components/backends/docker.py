@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import pulumi
 import pulumi_docker as docker
 
-from repman.backends.kube_spec import admin_init_script, container_mycnf
+from repman.backends.container import admin_init_script, container_mycnf
 from repman.db import ServerAddress
 from repman.routing.haproxy_config import HAProxyConfig, render_haproxy_config
 from repman.spec import PROVISIONING_KEYS, ClusterSpec, NodeSpec

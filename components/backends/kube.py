@@ -19,7 +19,9 @@ from typing import Any, Sequence
 import pulumi
 import pulumi_kubernetes as k8s
 
+from repman.backends import container as image
 from repman.backends import kube_spec as ks
+from repman.routing import kube as rk
 from repman.spec import ClusterSpec, NodeSpec
 from repman.password_hash import native_password_hash
 from repman.watcher_yaml import dump, env_name, env_ref, render_watcher_config
@@ -38,8 +40,8 @@ class KubeBackend(Backend):
 
     def __init__(self, spec: ClusterSpec) -> None:
         super().__init__(spec)
-        self.names = ks.KubeNames(spec.name, spec.kube_namespace)
-        self.labels = ks.selector_labels(spec.name)
+        self.names = rk.KubeNames(spec.name, spec.kube_namespace)
+        self.labels = rk.selector_labels(spec.name)
 
     # -- per node: only addresses (the StatefulSet owns the pods) ------------------------
     def create_node(
@@ -47,7 +49,7 @@ class KubeBackend(Backend):
     ) -> NodeResources:
         ordinal = node.index - 1
         return NodeResources(
-            host=self.names.pod_host(ordinal), port=ks.DB_PORT,
+            host=self.names.pod_host(ordinal), port=image.DB_PORT,
             instance=f"{self.names.namespace}/{self.names.pod(ordinal)}",
             outputs={"pod": self.names.pod(ordinal), "pvc": self.names.pvc(ordinal)},
         )
@@ -68,11 +70,11 @@ class KubeBackend(Backend):
         mycnf = core.ConfigMap(
             f"{cname}-mycnf",  # no metadata.name: auto-named, so a new my.cnf rolls the pods
             metadata=self._meta(),
-            data={"repman.cnf": ks.container_mycnf(spec.db_tags, spec.plan, spec.db_settings())},
+            data={"repman.cnf": image.container_mycnf(spec.db_tags, spec.plan, spec.db_settings())},
             opts=opts,
         )
         initdb = core.ConfigMap(
-            f"{cname}-initdb", metadata=self._meta(), data={"10-repman-admin.sh": ks.admin_init_script()},
+            f"{cname}-initdb", metadata=self._meta(), data={"10-repman-admin.sh": image.admin_init_script()},
             opts=opts,
         )
         headless = core.Service(
@@ -80,21 +82,21 @@ class KubeBackend(Backend):
             metadata=self._meta(names.headless),
             spec=core.ServiceSpecArgs(
                 cluster_ip="None", publish_not_ready_addresses=True, selector=self.labels,
-                ports=[core.ServicePortArgs(name="mysql", port=ks.DB_PORT, target_port="mysql")],
+                ports=[core.ServicePortArgs(name="mysql", port=image.DB_PORT, target_port="mysql")],
             ),
             opts=opts,
         )
         routed = [
             core.Service(
                 f"{cname}-{role}-service",
-                metadata=self._meta(service, **{ks.ROLE_LABEL: role}),
+                metadata=self._meta(service, **{rk.ROLE_LABEL: role}),
                 spec=core.ServiceSpecArgs(
-                    type=spec.values["kube-service-type"], selector=ks.role_selector(cname, role),
-                    ports=[core.ServicePortArgs(name="mysql", port=ks.DB_PORT, target_port="mysql")],
+                    type=spec.values["kube-service-type"], selector=rk.role_selector(cname, role),
+                    ports=[core.ServicePortArgs(name="mysql", port=image.DB_PORT, target_port="mysql")],
                 ),
                 opts=opts,
             )
-            for role, service in ((ks.PRIMARY, names.primary_service), (ks.REPLICA, names.replicas_service))
+            for role, service in ((rk.PRIMARY, names.primary_service), (rk.REPLICA, names.replicas_service))
         ]
         sts = self._statefulset(secret, tls, mycnf, initdb, headless, opts)
         pdb = k8s.policy.v1.PodDisruptionBudget(
@@ -152,10 +154,10 @@ class KubeBackend(Backend):
             limits={"memory": ks.memory_quantity(plan)},
         )
         mounts = [
-            core.VolumeMountArgs(name=ks.DATA_VOLUME, mount_path=ks.DATA_DIR),
-            core.VolumeMountArgs(name="mycnf", mount_path=ks.CONF_DIR, read_only=True),
-            core.VolumeMountArgs(name="initdb", mount_path=ks.INITDB_DIR, read_only=True),
-            core.VolumeMountArgs(name="run", mount_path=ks.RUN_DIR),
+            core.VolumeMountArgs(name=rk.DATA_VOLUME, mount_path=image.DATA_DIR),
+            core.VolumeMountArgs(name="mycnf", mount_path=image.CONF_DIR, read_only=True),
+            core.VolumeMountArgs(name="initdb", mount_path=image.INITDB_DIR, read_only=True),
+            core.VolumeMountArgs(name="run", mount_path=image.RUN_DIR),
             core.VolumeMountArgs(name="tmp", mount_path="/tmp"),
         ]
         volumes = [
@@ -166,17 +168,17 @@ class KubeBackend(Backend):
             core.VolumeArgs(name="tmp", empty_dir=core.EmptyDirVolumeSourceArgs(**ks.temp_volume(spec.values))),
         ]
         if tls is not None:
-            mounts.append(core.VolumeMountArgs(name="tls", mount_path=ks.SSL_DIR, read_only=True))
+            mounts.append(core.VolumeMountArgs(name="tls", mount_path=image.SSL_DIR, read_only=True))
             volumes.append(core.VolumeArgs(name="tls", secret=core.SecretVolumeSourceArgs(
                 secret_name=tls.metadata.name, default_mode=0o440)))
-        probe = core.ProbeArgs(exec_=core.ExecActionArgs(command=ks.readiness_command()),
+        probe = core.ProbeArgs(exec_=core.ExecActionArgs(command=image.readiness_command()),
                                period_seconds=5, timeout_seconds=5, failure_threshold=3)
         liveness = core.ProbeArgs(exec_=core.ExecActionArgs(command=["healthcheck.sh", "--connect"]),
                                   initial_delay_seconds=30, period_seconds=10, timeout_seconds=5,
                                   failure_threshold=6)
         container = core.ContainerArgs(
             name="mariadb", image=spec.db_image, command=ks.start_command(names),
-            ports=[core.ContainerPortArgs(name="mysql", container_port=ks.DB_PORT)],
+            ports=[core.ContainerPortArgs(name="mysql", container_port=image.DB_PORT)],
             env=[
                 core.EnvVarArgs(name="MARIADB_RANDOM_ROOT_PASSWORD", value="yes"),
                 core.EnvVarArgs(name="REPMAN_ADMIN_USER", value_from=from_secret("admin-user")),
@@ -186,7 +188,7 @@ class KubeBackend(Backend):
             resources=resources, volume_mounts=mounts, readiness_probe=probe, liveness_probe=liveness,
         )
         claim = core.PersistentVolumeClaimArgs(
-            metadata=meta.ObjectMetaArgs(name=ks.DATA_VOLUME, labels=self.labels),
+            metadata=meta.ObjectMetaArgs(name=rk.DATA_VOLUME, labels=self.labels),
             spec=core.PersistentVolumeClaimSpecArgs(
                 access_modes=["ReadWriteOnce"],
                 storage_class_name=spec.values["kube-storage-class"] or None,
@@ -246,7 +248,7 @@ class KubeBackend(Backend):
                  opts: pulumi.ResourceOptions) -> list[pulumi.Resource]:
         spec, names = self.spec, self.names
         cname = spec.name
-        servers = [f"{self.names.pod_host(i)}:{ks.DB_PORT}" for i in range(spec.node_count)]
+        servers = [f"{self.names.pod_host(i)}:{image.DB_PORT}" for i in range(spec.node_count)]
         doc = render_watcher_config(spec, servers, env_ref, state_dir="/var/lib/repman",
                                     routing={"kube-role-labels": True})
         text = dump(doc)
@@ -338,8 +340,8 @@ class KubeBackend(Backend):
         n = self.names
         return {
             "orchestrator": self.name, "namespace": n.namespace, "statefulset": n.statefulset,
-            "write_endpoint": f"{n.service_host(n.primary_service)}:{ks.DB_PORT}",
-            "read_endpoint": f"{n.service_host(n.replicas_service)}:{ks.DB_PORT}",
+            "write_endpoint": f"{n.service_host(n.primary_service)}:{image.DB_PORT}",
+            "read_endpoint": f"{n.service_host(n.replicas_service)}:{image.DB_PORT}",
         }
 
 

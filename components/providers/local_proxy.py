@@ -20,7 +20,7 @@ from pulumi.dynamic import CreateResult, DiffResult, ReadResult, ResourceProvide
 
 from repman.db import ServerAddress
 from repman.routing.haproxy_config import HAProxyConfig, render_haproxy_config
-from repman.routing.haproxy_process import HAProxyFiles, read_pid, reload, start, stop, write_config
+from repman.local.haproxy_process import HAProxyFiles, read_pid, reload, start, stop, write_config
 
 from components.providers.observed import KEY as OBSERVED, drift, observed
 from components.providers.secret_digest import has_unknowns

@@ -48,6 +48,7 @@ def _config_text(props: dict[str, Any]) -> str:
 
 def _write(props: dict[str, Any]) -> bool:
     """Write secrets and config; True when anything the running watcher read changed."""
+    from repman.api.config import api_config
     from repman.watcher.config import load_config
 
     files = _files(props)
@@ -58,6 +59,7 @@ def _write(props: dict[str, Any]) -> bool:
         tmp = files.config.with_suffix(".tmp")
         tmp.write_text(text)
         wc = load_config(tmp)  # the watcher's own validation, before it replaces a working file
+        api_config(wc)  # and the api: section's, as `repman watch` loads it
         from repman.backup.provision import ensure_repositories
         ensure_repositories(wc)  # restic init: the first scheduled backup finds its repository
         tmp.replace(files.config)

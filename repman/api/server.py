@@ -36,7 +36,7 @@ from repman.watcher.election import same_server
 from repman.watcher.monitor import ClusterMonitor, replica_healthy
 
 if TYPE_CHECKING:
-    from repman.watcher.config import ApiConfig
+    from repman.api.config import ApiConfig
     from repman.watcher.loop import Watcher
 
 logger = logging.getLogger("repman.api")

@@ -15,12 +15,11 @@ import sys
 import time
 from typing import Sequence
 
-from repman.backends.kube_labels import KubeApi, KubeLabelRouter
-from repman.backends.kube_spec import KubeNames
 from repman.bootstrap import BootstrapRequest, BootstrapResult, bootstrap
 from repman.watcher.election import preferred_masters
 from repman.errors import RepmanError
 from repman.routing.base import Topology
+from repman.routing.kube import KubeApi, KubeLabelRouter, KubeNames
 from repman.topology import read_state
 
 

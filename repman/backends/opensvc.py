@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import jinja2
 
-from repman.backends.kube_spec import admin_init_script, container_mycnf
+from repman.backends.container import admin_init_script, container_mycnf
 from repman.db import Credential
 from repman.errors import ConfigError, RepmanError
 from repman.paths import templates_dir

@@ -20,6 +20,7 @@ from repman.password_hash import native_password_hash
 from repman.local.mariadb import (
     LocalServerPaths, initialise_datadir, kill_server, read_pid, start_server, stop_server,
 )
+from repman.local.restart_marker import mark_restart_pending
 from repman.mycnf import NodeContext, render_mycnf
 from repman.plans import ServicePlan, get_plan
 
@@ -213,7 +214,6 @@ def update_node(old: LocalNodeSpec, new: LocalNodeSpec, defer_restart: bool = Fa
     if not new.db_settings.get("apply_dynamic_config", True):
         needs_restart = True          # prov-db-apply-dynamic-config off: every change by a restart
     if needs_restart and defer_restart:
-        from repman.rolling_restart import mark_restart_pending
         mark_restart_pending(paths, sorted(changes))
         _ensure_admin_user(new)
         return "pending"
@@ -232,7 +232,6 @@ def update_node(old: LocalNodeSpec, new: LocalNodeSpec, defer_restart: bool = Fa
         finally:
             conn.close()
         if needs_restart and defer_restart:
-            from repman.rolling_restart import mark_restart_pending
             mark_restart_pending(paths, sorted(changes))
             _ensure_admin_user(new)
             return "pending"

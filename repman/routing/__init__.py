@@ -58,8 +58,7 @@ def build_routers(cfg: Any) -> list[Router]:
         from repman.routing.spider import SpiderRouter
         routers += [SpiderRouter.from_config(cfg, host) for host in setting(cfg, "mdbshardproxy-hosts")]
     if setting(cfg, "kube-role-labels"):
-        from repman.backends.kube_labels import KubeApi, KubeLabelRouter
-        from repman.backends.kube_spec import KubeNames
+        from repman.routing.kube import KubeApi, KubeLabelRouter, KubeNames
         api = KubeApi.in_cluster()
         routers.append(KubeLabelRouter(api, KubeNames(cfg.name, api.namespace)))
     if setting(cfg, "failover-vip-script"):

@@ -1,4 +1,4 @@
-"""The watcher's YAML file -> validated clusters and API settings.
+"""The watcher's YAML file -> validated clusters (the ``api:`` section is ``repman.api.config``'s).
 
 Every mistake is reported as one ``ConfigError`` naming ``clusters.<name>.<key>``
 and the value, before anything connects to a server: a watcher that starts with
@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
 
-from repman.api.auth import ApiUser, parse_users
-from repman.api.keys import API_KEYS
 from repman.db import ServerAddress
 from repman.errors import ConfigError
 from repman.keys import Key, validate_section
@@ -35,34 +33,11 @@ _HAPROXY_HOST = re.compile(r"^(?:\[[0-9a-fA-F:.]+\]|[0-9a-fA-F:]*:[0-9a-fA-F:.]+
 
 
 @dataclass
-class ApiConfig:
-    """The optional top-level ``api:`` section."""
-
-    enabled: bool = False
-    bind: str = "127.0.0.1"
-    port: int = 10005
-    tls_cert: str = ""
-    tls_key: str = ""
-    anonymous_read: bool = False
-    anonymous_health: bool = True
-    users: dict[str, ApiUser] = field(default_factory=dict)
-    tls_client_ca: str = ""
-    jwt_secret: str = field(default="", repr=False)
-    jwt_ttl: float = 900.0
-    login_max_failures: int = 5
-    login_window: float = 60.0
-    audit_log: str = ""
-
-    @property
-    def tls(self) -> bool:
-        return bool(self.tls_cert)
-
-
-@dataclass
 class WatcherConfig:
     path: Path
     clusters: dict[str, ClusterConfig]
-    api: ApiConfig
+    # The top-level ``api:`` section as read: the API layer validates it (``repman.api.config``).
+    api_section: Any = None
 
     def cluster(self, name: str | None = None) -> ClusterConfig:
         """The named cluster, or the only one when no name is given."""
@@ -157,32 +132,6 @@ def load_cluster(name: Any, raw: Any) -> ClusterConfig:
     return ClusterConfig(name, values, secret_files=files)
 
 
-def load_api(raw: Any) -> ApiConfig:
-    if raw is None:
-        return ApiConfig()
-    if not isinstance(raw, Mapping):
-        raise ConfigError("api", f"expected a mapping of api-* keys, got {raw!r}")
-    plain = {k: v for k, v in raw.items() if k != "api-users"}
-    values = validate_section(plain, (API_KEYS,), where="api")
-    users = parse_users(raw.get("api-users"), "api.api-users")
-    if bool(values["api-tls-cert"]) != bool(values["api-tls-key"]):
-        raise ConfigError("api.api-tls-key" if values["api-tls-cert"] else "api.api-tls-cert",
-                          "api-tls-cert and api-tls-key go together")
-    if values["api-tls-client-ca"] and not values["api-tls-cert"]:
-        raise ConfigError("api.api-tls-client-ca", "mutual TLS needs api-tls-cert and api-tls-key")
-    for key in ("api-tls-cert", "api-tls-key", "api-tls-client-ca"):
-        if values[key] and not Path(values[key]).is_file():
-            raise ConfigError(f"api.{key}", f"{values[key]!r} is not a readable file")
-    return ApiConfig(
-        enabled=True, bind=values["api-bind"], port=values["api-port"],
-        tls_cert=values["api-tls-cert"], tls_key=values["api-tls-key"],
-        anonymous_read=values["api-anonymous-read"], anonymous_health=values["api-anonymous-health"],
-        users=users, tls_client_ca=values["api-tls-client-ca"], jwt_secret=values["api-jwt-secret"],
-        jwt_ttl=values["api-jwt-ttl"], login_max_failures=values["api-login-max-failures"],
-        login_window=values["api-login-window"], audit_log=values["api-audit-log"],
-    )
-
-
 def parse_config(raw: Any, path: Path | str = "<config>") -> WatcherConfig:
     if not isinstance(raw, Mapping):
         raise ConfigError(str(path), "expected a mapping with a 'clusters' section")
@@ -193,12 +142,7 @@ def parse_config(raw: Any, path: Path | str = "<config>") -> WatcherConfig:
     if not isinstance(clusters_raw, Mapping) or not clusters_raw:
         raise ConfigError("clusters", f"expected at least one cluster section, got {clusters_raw!r}")
     clusters = {str(name): load_cluster(name, section) for name, section in clusters_raw.items()}
-    from repman.secret_store import key_path_in_effect
-    # {encrypted: ...} api-users passwords use the (first) cluster's monitoring-key-path, as repman's one key
-    key_path = next((c["monitoring-key-path"] for c in clusters.values() if c.get("monitoring-key-path")), "")
-    with key_path_in_effect(key_path):
-        api = load_api(raw.get("api"))
-    return WatcherConfig(Path(path), clusters, api)
+    return WatcherConfig(Path(path), clusters, raw.get("api"))
 
 
 def load_config(path: str | Path) -> WatcherConfig:

@@ -69,8 +69,7 @@ class Watcher:
     def for_clusters(cls, clusters: list[ClusterConfig], act: bool = True) -> "Watcher":
         from pathlib import Path
 
-        from repman.watcher.config import ApiConfig
-        wc = WatcherConfig(Path("<memory>"), {c.name: c for c in clusters}, ApiConfig())
+        wc = WatcherConfig(Path("<memory>"), {c.name: c for c in clusters})
         return cls(wc, act=act)
 
     def start(self) -> None:

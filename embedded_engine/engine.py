@@ -1,35 +1,14 @@
-"""Run the Pulumi program without the Pulumi CLI: ``python -m components.embedded_engine up``.
+"""One ``preview``, ``up``, ``refresh`` or ``down`` of one stack: plan, apply, record.
 
-The Pulumi CLI and engine cannot be installed everywhere (not on our CI machines),
-so this module plays the engine's part for dynamic providers only. It runs
-``__main__.py`` for a stack under ``pulumi.runtime.set_mocks``; the mock monitor
-does what the engine would do with each registered resource:
-
-- values reach the provider as through the engine's protobuf wire (every number a float);
-- a new resource: ``check`` then ``create``; a known one: ``check`` with its old inputs,
-  ``diff`` against the old outputs, then ``update``, a replace (delete-before-create only
-  when asked, create-before-delete otherwise) or nothing;
-- resources in state that the program no longer declares are deleted afterwards;
-- ``preview`` calls only ``check``/``diff`` and writes nothing; ``up`` shows that plan and
-  applies it once confirmed; ``refresh`` calls ``read`` so drift is recorded in state;
-- protected resources are never deleted or replaced; an operation in flight is recorded
-  as pending, so a crash is reported by the next run.
-
-``down`` deletes everything in reverse creation order. The state file lives in the
-stack's ``prov-state-dir``: no secret input, secret outputs sealed (``state_secrets``),
-URNs as the engine builds them. pulumi-docker resources are applied on the real
-Docker engine through docker-py (``components/providers/docker_engine.py``); other
-resource types (Kubernetes...) need the real Pulumi CLI and are refused.
+Each resource the program registers (through ``embedded_engine.mocks``) goes through
+``Engine.register``: ``check`` then ``create``, or ``check``/``diff`` against the state
+then ``update``, replace or nothing, as the Pulumi engine does for dynamic providers.
 """
 
 from __future__ import annotations
 
-import argparse
 import base64
 import json
-import os
-import sys
-import threading
 import time
 import uuid
 from contextlib import contextmanager
@@ -37,163 +16,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-import yaml
-
 from components.providers.docker_engine import BLOB_PREFIX as DOCKER_BLOB_PREFIX
 from components.providers.docker_engine import TYPES as DOCKER_TYPES
 from components.providers.docker_engine import blob as docker_blob
 from components.providers.docker_engine import provider_for as docker_provider_for
-from components.state_secrets import derive_key, is_sealed, new_salt, seal, unseal
+from components.state_secrets import derive_key, is_sealed, seal, unseal
+from embedded_engine.errors import EngineError
+from embedded_engine.stack import project_name
+from embedded_engine.state import ResourceState, StateFile, state_path
 from repman.errors import RepmanError
-from repman.spec import ClusterSpec, load_cluster_spec
+from repman.spec import load_cluster_spec
 
-PROJECT_DIR = Path(__file__).resolve().parent.parent
 PROVIDER_KEY = "__provider"
 DYNAMIC_PREFIX = "pulumi-python:dynamic"
-STATE_VERSION = 2
 ROOT_STACK_TYPE = "pulumi:pulumi:Stack"
 
-
-class EngineError(RepmanError):
-    """A resource operation failed; the message names the resource."""
-
-
 Progress = Callable[[str], None]
-
-
-# ---------------------------------------------------------------- stack config
-
-def project_name(project_dir: Path) -> str:
-    doc = yaml.safe_load((project_dir / "Pulumi.yaml").read_text()) or {}
-    return str(doc.get("name") or "repman")
-
-
-def stack_config(project_dir: Path, stack: str) -> dict[str, Any]:
-    """Project defaults from ``Pulumi.yaml`` overlaid with ``stacks/Pulumi.<stack>.yaml``."""
-    project = yaml.safe_load((project_dir / "Pulumi.yaml").read_text()) or {}
-    name = str(project.get("name") or "repman")
-    config_dir = project_dir / str(project.get("stackConfigDir") or ".")
-    stack_file = config_dir / f"Pulumi.{stack}.yaml"
-    if not stack_file.is_file():
-        raise RepmanError(f"stack {stack!r}: no {stack_file.relative_to(project_dir)}")
-    out: dict[str, Any] = {}
-    for key, decl in (project.get("config") or {}).items():
-        full = key if ":" in key else f"{name}:{key}"
-        if isinstance(decl, dict) and "default" in decl:
-            out[full] = decl["default"]
-    stack_doc = yaml.safe_load(stack_file.read_text()) or {}
-    for key, value in (stack_doc.get("config") or {}).items():
-        full = key if ":" in key else f"{name}:{key}"
-        if isinstance(value, dict) and "secure" in value:
-            raise RepmanError(f"{full}: encrypted with a Pulumi secrets provider; only the Pulumi CLI can read it")
-        out[full] = value
-    return out
-
-
-def config_env(config: dict[str, Any]) -> str:
-    """``PULUMI_CONFIG`` as the engine passes it: strings, structured values as JSON."""
-    def text(v: Any) -> str:
-        if isinstance(v, (list, dict)):
-            return json.dumps(v)
-        if isinstance(v, bool):
-            return "true" if v else "false"
-        return str(v)
-    return json.dumps({k: text(v) for k, v in config.items()})
-
-
-# ---------------------------------------------------------------- state file
-
-@dataclass
-class ResourceState:
-    urn: str
-    type: str
-    name: str
-    id: str
-    custom: bool
-    outputs: dict[str, Any] = field(default_factory=dict)
-    inputs: dict[str, Any] = field(default_factory=dict)
-    protect: bool = False
-    secret_outputs: list[str] = field(default_factory=list)
-    parent: str = ""
-    dependencies: list[str] = field(default_factory=list)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"urn": self.urn, "type": self.type, "name": self.name, "id": self.id,
-                "custom": self.custom, "outputs": self.outputs, "inputs": self.inputs, "protect": self.protect,
-                "secret_outputs": self.secret_outputs, "parent": self.parent, "dependencies": self.dependencies}
-
-
-class StateFile:
-    """Resources in creation order and pending operations, rewritten atomically after every change.
-
-    A ``readonly`` state (preview) is never written: preview leaves the file's bytes as they were.
-    """
-
-    def __init__(self, path: Path, readonly: bool = False) -> None:
-        self.path = path
-        self.readonly = readonly
-        self.lock = threading.RLock()
-        self.resources: dict[str, ResourceState] = {}
-        self.outputs: dict[str, Any] = {}
-        self.pending: list[dict[str, str]] = []
-        self.salt = new_salt()
-        if path.exists():
-            doc = json.loads(path.read_text())
-            self.salt = doc.get("secrets_salt") or self.salt
-            for r in doc.get("resources", []):
-                self.resources[r["urn"]] = ResourceState(**r)
-            self.outputs = doc.get("outputs", {})
-            self.pending = list(doc.get("pending_operations", []))
-
-    def put(self, res: ResourceState) -> None:
-        """Add at the end (creation order) or update in place."""
-        with self.lock:
-            self.resources[res.urn] = res
-            self.save()
-
-    def drop(self, urn: str) -> None:
-        with self.lock:
-            self.resources.pop(urn, None)
-            self.save()
-
-    def adopt(self, urn: str, typ: str, name: str) -> None:
-        """Take over an entry of the same type and name under an older URN (state written before
-        URNs carried the whole parent chain), as a Pulumi alias would: no re-create, no delete."""
-        if urn in self.resources:
-            return
-        for old_urn, res in self.resources.items():
-            if res.type == typ and res.name == name:
-                res.urn = urn
-                self.resources = {(urn if k == old_urn else k): v for k, v in self.resources.items()}
-                return
-
-    def begin(self, op: str, urn: str, name: str) -> None:
-        """Record an operation before it starts: a crash leaves it here to be reported."""
-        with self.lock:
-            self.pending.append({"operation": op, "urn": urn, "name": name})
-            self.save()
-
-    def end(self, urn: str) -> None:
-        with self.lock:
-            self.pending = [p for p in self.pending if p["urn"] != urn]
-            self.save()
-
-    def save(self) -> None:
-        if self.readonly:
-            return
-        with self.lock:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_suffix(".tmp")
-            doc = {"version": STATE_VERSION, "resources": [r.as_dict() for r in self.resources.values()],
-                   "outputs": self.outputs, "pending_operations": self.pending, "secrets_salt": self.salt}
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as fh:
-                json.dump(doc, fh, indent=1, sort_keys=True)
-            os.replace(tmp, self.path)
-
-
-def state_path(spec: ClusterSpec, stack: str) -> Path:
-    return spec.state_dir / f"embedded-engine.{stack}.json"
 
 
 # ---------------------------------------------------------------- the wire
@@ -289,7 +127,6 @@ def _normal(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_normal(v) for v in value]
     return str(value)
-
 
 # ---------------------------------------------------------------- the engine
 
@@ -480,7 +317,7 @@ class Engine:
 
     # -- whole runs
     def up(self, refresh: bool = False) -> dict[str, Any]:
-        from components.embedded_mocks import run_program  # imports pulumi: only when running
+        from embedded_engine.mocks import run_program  # imports pulumi: only when running
 
         verb = "preview" if self.preview else "up"
         self.progress(f"{verb}: stack {self.stack}, cluster {self.spec.name}, {self.spec.node_count} nodes "
@@ -646,140 +483,3 @@ def _is_unknown(value: Any) -> bool:
     from pulumi.runtime import rpc
 
     return isinstance(value, Unknown) or value == rpc.UNKNOWN
-
-
-# ---------------------------------------------------------------- command line
-
-def parse_overrides(items: list[str], project: str) -> dict[str, Any]:
-    """``-c key=value`` as ``pulumi up --config``: bare keys get the project namespace; JSON values parsed."""
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise RepmanError(f"--config {item!r}: expected key=value")
-        full = key if ":" in key else f"{project}:{key}"
-        try:
-            out[full] = json.loads(value) if value[:1] in ("[", "{") else value
-        except ValueError:
-            out[full] = value
-    return out
-
-
-def _print_outputs(outputs: dict[str, Any], secret: set[str], show_secrets: bool) -> None:
-    print("Outputs:")
-    for key, value in outputs.items():
-        shown = "[secret]" if key in secret and not show_secrets else value
-        if isinstance(shown, str) and "\n" in shown:
-            print(f"    {key}:")
-            for line in shown.rstrip("\n").splitlines():
-                print(f"        {line}")
-        else:
-            print(f"    {key:<24} {json.dumps(shown)}")
-
-
-def _print_plan(plan: list[Step], show_diff: bool, out: Any) -> None:
-    if not plan:
-        print("Plan: no changes", file=out, flush=True)
-        return
-    print("Plan:", file=out)
-    for step in sorted(plan, key=lambda s: s.name):
-        print(step.line(show_diff), file=out)
-    counts = {op: sum(1 for s in plan if s.op == op) for op in ("+", "~", "-/+", "-")}
-    print("    " + ", ".join(f"{n} to {word}" for op, word in (("+", "create"), ("~", "update"),
-                                                              ("-/+", "replace"), ("-", "delete"))
-                           if (n := counts[op])), file=out, flush=True)
-
-
-def _confirm(yes: bool) -> None:
-    """``up`` applies only what the user accepted; without a terminal it needs ``--yes``."""
-    if yes:
-        return
-    if not sys.stdin.isatty():
-        raise RepmanError("--yes must be passed to apply when not running interactively "
-                          "(the plan above is what would be applied)")
-    answer = input("Do you want to perform this update? [yes/no] ").strip().lower()
-    if answer not in ("y", "yes"):
-        raise RepmanError("update cancelled; nothing was changed")
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m components.embedded_engine",
-                                     description="Run the repman Pulumi program without the Pulumi CLI.")
-    parser.add_argument("command", choices=("preview", "up", "refresh", "down", "destroy", "status", "export"))
-    parser.add_argument("--stack", "-s", default="local")
-    parser.add_argument("--project-dir", type=Path, default=PROJECT_DIR)
-    parser.add_argument("--json", action="store_true", help="print the result as JSON")
-    parser.add_argument("--show-secrets", action="store_true")
-    parser.add_argument("--config", "-c", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a stack config value for this run (like pulumi up --config)")
-    parser.add_argument("--yes", "-y", action="store_true", help="up: apply the plan without asking")
-    parser.add_argument("--diff", action="store_true", help="preview/up: show old => new values of changed keys")
-    parser.add_argument("--refresh", "-r", action="store_true",
-                        help="preview/up: read every resource first, so the plan sees drift (dead process, edited my.cnf)")
-    parser.add_argument("--expect-no-changes", action="store_true",
-                        help="preview/up: exit non-zero when the plan is not empty (drift check)")
-    args = parser.parse_args(argv)
-    quiet = args.json
-    out = sys.stderr if quiet else sys.stdout
-    progress: Progress = lambda m: print(m, file=out, flush=True)  # noqa: E731
-    started = time.monotonic()
-    try:
-        project_dir = args.project_dir.resolve()
-        overrides = parse_overrides(args.config, project_name(project_dir))
-        if args.command in ("preview", "up"):
-            planner = Engine(project_dir, args.stack, progress, overrides, preview=True)
-            planned = planner.up(refresh=args.refresh)
-            _print_plan(planner.plan, args.diff, out)
-            if args.expect_no_changes and planner.plan:
-                print(f"error: {len(planner.plan)} change(s) planned but --expect-no-changes was given",
-                      file=sys.stderr)
-                return 3
-            if args.command == "preview":
-                result = {"plan": planned["plan"], "changes": {}}
-            else:
-                _confirm(args.yes)
-                engine = Engine(project_dir, args.stack, progress, overrides)
-                result = engine.up(refresh=args.refresh)
-                if result["plan"] != planned["plan"]:
-                    progress("  ! the applied steps differ from the plan (the live state changed in between)")
-        else:
-            engine = Engine(project_dir, args.stack, progress, overrides)
-            if args.command == "refresh":
-                result = engine.refresh()
-                progress(f"Refresh: {result['drifted']} resource(s) drifted or gone; state updated")
-            elif args.command in ("down", "destroy"):
-                result = engine.down()
-            elif args.command == "export":
-                # Only the deployment on stdout, for `pulumi stack import --file`.
-                print(json.dumps(engine.export(), indent=1, sort_keys=True))
-                return 0
-            else:
-                result = engine.status()
-    except RepmanError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2 if not isinstance(exc, EngineError) else 1
-    result["seconds"] = round(time.monotonic() - started, 2)
-    if args.json:
-        out_doc = dict(result)
-        if "outputs" in out_doc and not args.show_secrets:
-            secret = set(out_doc.get("secret_outputs", []))
-            out_doc["outputs"] = {k: ("[secret]" if k in secret else v) for k, v in out_doc["outputs"].items()}
-        print(json.dumps(out_doc, indent=1, sort_keys=True))
-        return 0
-    if args.command == "status":
-        print(f"state: {result['state_file']}")
-        for r in result["resources"]:
-            print(f"    {r['type']:<44} {r['name']}{'  [protected]' if r['protect'] else ''}")
-        for p in result["pending_operations"]:
-            print(f"    ! pending {p['operation']} of {p['name']} (interrupted; run refresh)")
-        _print_outputs(result["outputs"], set(), True)
-    elif args.command == "up":
-        _print_outputs(result["outputs"], set(result["secret_outputs"]), args.show_secrets)
-    changes = result.get("changes")
-    if changes:
-        print("Resources: " + ", ".join(f"{v} {k}" for k, v in changes.items() if v) + f"; {result['seconds']}s")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

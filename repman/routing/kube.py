@@ -1,5 +1,9 @@
 """Flip the role label of database pods so the ``-primary``/``-replicas`` Services follow the topology.
 
+Routing owns this router like every other one: the Kubernetes backend (``repman.backends``,
+``components/backends/kube.py``) imports the names, labels and selectors from here, so the
+Services it declares select exactly what this router flips, and routing imports no backend.
+
 Talks to the Kubernetes API with the pod's service account (no client library):
 list the cluster's pods, then merge-patch only the labels that differ. The old
 primary loses its label before the new one gets it, so the ``-primary`` Service
@@ -19,11 +23,77 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from repman.backends.kube_spec import PRIMARY, REPLICA, ROLE_LABEL, KubeNames, selector_labels
 from repman.errors import RepmanError
 from repman.routing.base import RoutingError, Topology
 
 SA_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+ROLE_LABEL = "repman.io/role"
+PRIMARY, REPLICA = "primary", "replica"
+DATA_VOLUME = "data"
+
+
+@dataclass(frozen=True)
+class KubeNames:
+    """Every object name of one cluster (all in one namespace)."""
+
+    cluster: str
+    namespace: str
+
+    @property
+    def statefulset(self) -> str:
+        return f"{self.cluster}-db"
+
+    @property
+    def headless(self) -> str:
+        return f"{self.cluster}-db-hl"
+
+    @property
+    def primary_service(self) -> str:
+        return f"{self.cluster}-primary"
+
+    @property
+    def replicas_service(self) -> str:
+        return f"{self.cluster}-replicas"
+
+    @property
+    def watcher(self) -> str:
+        return f"{self.cluster}-watcher"
+
+    def pod(self, ordinal: int) -> str:
+        return f"{self.statefulset}-{ordinal}"
+
+    def pod_host(self, ordinal: int) -> str:
+        """Stable DNS name of a StatefulSet pod through the headless Service."""
+        return f"{self.pod(ordinal)}.{self.headless}.{self.namespace}.svc.cluster.local"
+
+    def pvc(self, ordinal: int) -> str:
+        """The claim the StatefulSet controller makes from the template for one pod."""
+        return f"{DATA_VOLUME}-{self.pod(ordinal)}"
+
+    def service_host(self, service: str) -> str:
+        return f"{service}.{self.namespace}.svc.cluster.local"
+
+    def pod_of_host(self, host: str) -> str | None:
+        """Pod name from a server host of this cluster (``<pod>.<headless>...``), else None."""
+        first, _, rest = host.partition(".")
+        if first.startswith(self.statefulset + "-") and (not rest or rest.startswith(self.headless)):
+            return first
+        return None
+
+
+def selector_labels(cluster: str) -> dict[str, str]:
+    """Labels every database pod carries (the StatefulSet selector)."""
+    return {
+        "app.kubernetes.io/name": "mariadb",
+        "app.kubernetes.io/instance": cluster,
+        "app.kubernetes.io/component": "database",
+        "app.kubernetes.io/managed-by": "repman",
+    }
+
+
+def role_selector(cluster: str, role: str) -> dict[str, str]:
+    """What the ``-primary``/``-replicas`` Services select: the pods this router labels ``role``."""
+    return {**selector_labels(cluster), ROLE_LABEL: role}
 
 
 class KubeApiError(RepmanError):

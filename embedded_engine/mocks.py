@@ -2,7 +2,8 @@
 
 Pulumi's mock monitor hands each registration to ``Mocks.new_resource``; ours
 overrides ``RegisterResource`` to also know the URN and which inputs are secret,
-then lets the ``Engine`` create/diff/update the resource for real.
+then lets the ``Engine`` create/diff/update the resource for real. This module knows the
+engine only as ``EngineHooks`` (what it calls), so the engine imports it and not the reverse.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import json
 import os
 import runpy
 import sys
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import pulumi
 from pulumi.runtime import config as runtime_config
@@ -20,10 +22,27 @@ from pulumi.runtime.proto import resource_pb2
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
+from embedded_engine.errors import EngineError
+from embedded_engine.stack import config_env
 from repman.errors import RepmanError
 
-if TYPE_CHECKING:
-    from components.embedded_engine import Engine
+
+class EngineHooks(Protocol):
+    """What the monitor needs of ``embedded_engine.engine.Engine``."""
+
+    project_dir: Path
+    project: str
+    stack: str
+    preview: bool
+    config: dict[str, Any]
+    errors: list[str]
+
+    def urn(self, parent_urn: str, typ: str, name: str) -> str: ...
+
+    def register(self, urn: str, typ: str, name: str, inputs: dict[str, Any], custom: bool,
+                 secret_keys: set[str], protect: bool = False, delete_before_replace: bool = False,
+                 secret_outputs: list[str] | None = None, parent: str = "",
+                 dependencies: list[str] | None = None) -> tuple[str, dict[str, Any]]: ...
 
 
 class _NoMocks(mocks.Mocks):
@@ -37,7 +56,7 @@ class _NoMocks(mocks.Mocks):
 
 
 class EngineMonitor(mocks.MockMonitor):
-    def __init__(self, engine: "Engine") -> None:
+    def __init__(self, engine: EngineHooks) -> None:
         super().__init__(_NoMocks())
         self.engine = engine
 
@@ -98,10 +117,8 @@ async def _resolve(outputs: dict[str, Any]) -> tuple[dict[str, Any], set[str]]:
     return values, secret
 
 
-def run_program(engine: "Engine") -> tuple[dict[str, Any], set[str]]:
+def run_program(engine: EngineHooks) -> tuple[dict[str, Any], set[str]]:
     """Run ``__main__.py`` of the project; returns the stack outputs and which are secret."""
-    from components.embedded_engine import config_env
-
     env = config_env(engine.config)
     saved_cwd = os.getcwd()
     # The SDK's config store only: not PULUMI_CONFIG in os.environ, where every child process
@@ -121,13 +138,9 @@ def run_program(engine: "Engine") -> tuple[dict[str, Any], set[str]]:
             raise RepmanError(str(exc)) from None
         except Exception:
             if engine.errors:
-                from components.embedded_engine import EngineError
-
                 raise EngineError(engine.errors[0]) from None
             raise
         if engine.errors:
-            from components.embedded_engine import EngineError
-
             raise EngineError(engine.errors[0])
         root = settings.get_root_resource()
         return _sync_await(_resolve(dict(getattr(root, "outputs", {}) or {})))

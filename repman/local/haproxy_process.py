@@ -15,9 +15,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from repman.errors import RepmanError
 from repman.local.daemon_env import daemon_environment
 from repman.local.mariadb import pid_alive  # one liveness check for every local process
-from repman.errors import RepmanError
 from repman.routing.haproxy_runtime import RuntimeAPI
 
 HAPROXY_BINARY = "haproxy"
