@@ -32,8 +32,6 @@ def _writable(bed, servers: list[ServerAddress]) -> list[ServerAddress]:
     return [a for a in servers if not sql(bed, a, "SELECT @@read_only AS ro")[0]["ro"]]
 
 
-@pytest.mark.xfail(strict=True, reason="switchover takes the root B follows (the old master M) while the "
-                   "monitor takes the crash record's new master A")
 def test_switchover_acts_on_the_master_the_monitor_reports(bed, tmp_path: Path):
     cfg = cluster_config(bed, tmp_path / "state")
     store = store_for(cfg)
