@@ -86,6 +86,8 @@ CASES = {
         {M: st(M), A: st(A, M), B: st(B, C), C: st(C)}, M, "tie", "replicas follow several masters"),
     "a chain's tie goes to its root": Case(
         {M: st(M, ro=False), A: st(A, M), B: st(B, A)}, M, "followed", "the writable root"),
+    "a dead root and a live read-only root tie: the live one": Case(
+        {M: DOWN, A: st(A, M), B: st(B, C), C: st(C)}, C, "followed", "the live root"),
     "a chain with a dead root: the root": Case(
         {M: DOWN, A: st(A, M), B: st(B, A)}, M, "followed", "is the root"),
     "the lone writable server": Case(
@@ -164,7 +166,8 @@ def test_the_dead_master_for_a_failover(tmp_path: Path):
     store.record_crash(failover(M, A), count_failover=True)
     recorded = dead_primary(cfg, {M: DOWN, A: st(A, ro=False), B: st(B, M)}, store)
     assert recorded.address is None and f"the master {A.url} answers" in recorded.reason
-    none = dead_primary(cfg, {M: DOWN, A: st(A, reachable=False), B: st(B, reachable=False)}, StateStore(tmp_path / "x"))
+    all_down = {M: DOWN, A: st(A, reachable=False), B: st(B, reachable=False)}
+    none = dead_primary(cfg, all_down, StateStore(tmp_path / "x"))
     assert none.address is None and "nothing to fail over: no server answers" == none.reason
 
 

@@ -6,7 +6,8 @@ the routers no longer sent writes to). The rules, in order, are the monitor's:
 1. the latest crash record's new master while it is a writable non-replica
    (a replica that died before the master comes back following the old master);
 2. the server the reachable replicas follow (a tie keeps the previous master, else
-   prefers a writable root, else a root; still tied: the first address, a guess);
+   prefers a writable root, else a live root, else a root; still tied: the first
+   address, a guess operations refuse);
 3. the only writable non-replica;
 4. the previous master while it replicates from nobody; with no previous master,
    the only server that replicates from nobody;
@@ -117,6 +118,12 @@ def _is_root(state: ServerState | None, servers: Sequence[ServerAddress]) -> boo
     return _member(servers, state.replica.master) is None
 
 
+def _rank(state: ServerState | None, servers: Sequence[ServerAddress]) -> tuple[bool, bool, bool]:
+    """Tie-break among equally followed servers: a writable root, then a live root, then a root."""
+    root = _is_root(state, servers)
+    return _writable_root(state), root and state is not None and state.reachable, root
+
+
 def _followed(states: States, servers: Sequence[ServerAddress], previous: ServerAddress | None,
               votes: Counter[ServerAddress]) -> Primary:
     best = max(votes.values())
@@ -128,11 +135,11 @@ def _followed(states: States, servers: Sequence[ServerAddress], previous: Server
     if previous in leaders:
         return Primary(previous, f"{previous.url} is {said}, tied with others ({tied}): kept as the previous master",
                        "followed")
-    ranked = {a: (_writable_root(states.get(a)), _is_root(states.get(a), servers)) for a in leaders}
+    ranked = {a: _rank(states.get(a), servers) for a in leaders}
     top = max(ranked.values())
     firsts = [a for a in leaders if ranked[a] == top]
     if len(firsts) == 1:
-        what = "the writable root" if top[0] else "the root"
+        what = "the writable root" if top[0] else "the live root" if top[1] else "the root"
         return Primary(firsts[0], f"{firsts[0].url} is {said}, tied ({tied}), and is {what}", "followed")
     return Primary(firsts[0], f"replicas follow several masters: {tied}", "tie")
 
