@@ -26,6 +26,7 @@ from repman.password_hash import native_password_hash
 from repman.resize import hand_over, leaving_primary
 from repman.seeding import SeedRequest, needs_seed, oldest_binlog_gtids, seed_node
 from repman.topology import ServerState, read_state
+from repman.watcher.primary import replicated_primary
 
 Progress = Callable[[str], None]
 # A semi-sync master waits for a replica's acknowledgement "forever" (~49 days) and also
@@ -91,13 +92,11 @@ def _states(req: BootstrapRequest) -> dict[ServerAddress, ServerState]:
 
 
 def current_primary(states: dict[ServerAddress, ServerState]) -> ServerAddress | None:
-    """The server the others already replicate from, when the cluster is live."""
-    members = set(states)
-    masters = {s.replica.master for s in states.values() if s.replica and s.replica.master in members}
-    roots = [m for m in masters if states[m].replica is None or states[m].replica.master not in members]
-    if len(roots) > 1:
-        raise BootstrapError("servers replicate from several primaries: " + ", ".join(r.url for r in sorted(roots)))
-    return roots[0] if roots else None
+    """The server the others already replicate from, when the cluster is live (no watcher records)."""
+    found = replicated_primary(states, list(states))
+    if found.rule == "tie":
+        raise BootstrapError(f"servers replicate from several primaries: {found.reason}")
+    return found.address
 
 
 def choose_primary(req: BootstrapRequest, states: dict[ServerAddress, ServerState]) -> tuple[ServerAddress, bool]:

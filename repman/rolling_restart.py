@@ -116,14 +116,16 @@ def rolling_restart(cfg, log: Log, routers: Sequence = (), restart: Restart = re
                     ) -> RollingRestartResult:
     """Replicas one by one (each back in sync), then a switchover, then the old primary.
     ``only``: restart just these servers (the primary, if among them, after a switchover)."""
-    from repman.watcher.checks import find_master, read_states
+    from repman.watcher.checks import read_states
     from repman.watcher.operations import run_operation
+    from repman.watcher.primary import cluster_primary
 
     result = RollingRestartResult()
     states = read_states(cfg)
-    primary, why = find_master(cfg, states)
-    if primary is None:
-        raise RollingRestartError(f"rolling restart refused: no primary ({why})")
+    found = cluster_primary(cfg, states)
+    primary = found.address
+    if primary is None or not found.decided:
+        raise RollingRestartError(f"rolling restart refused: no primary ({found.reason})")
     down = [a.url for a, s in states.items() if not s.reachable]
     if down:
         raise RollingRestartError(f"rolling restart refused: {', '.join(down)} unreachable")

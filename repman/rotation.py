@@ -23,7 +23,8 @@ from repman.bootstrap import replica_tls_ca
 from repman.db import Credential, ServerAddress, connect, execute, execute_unlogged, query, session
 from repman.errors import RepmanError
 from repman.password_hash import native_password_hash
-from repman.watcher.checks import find_master, read_states
+from repman.watcher.checks import read_states
+from repman.watcher.primary import cluster_primary
 from repman.watcher.cluster_config import ClusterConfig
 
 
@@ -97,9 +98,10 @@ def _repoint(replica: ServerAddress, cfg: ClusterConfig, user: str, password: st
 
 def _live_topology(cfg: ClusterConfig) -> tuple[ServerAddress, list[ServerAddress]]:
     states = read_states(cfg, timeout=3)
-    master, why = find_master(cfg, states)
-    if master is None:
-        raise RotationError(f"no primary: {why}")
+    found = cluster_primary(cfg, states)
+    master = found.address
+    if master is None or not found.decided:
+        raise RotationError(f"no primary: {found.reason}")
     replicas = []
     for addr, st in states.items():
         if addr == master:

@@ -366,7 +366,8 @@ def purge_binlogs(conn: pymysql.connections.Connection, timeout: float = 30.0) -
 def reseed_member(cfg, target: ServerAddress, source: ServerAddress | None = None,
                   progress: Progress = lambda msg: None, base_dir: Path | None = None) -> SeedResult:
     """``repman reseed HOST:PORT``: rebuild a broken or diverged replica of a watched cluster."""
-    from repman.watcher.checks import find_master, member, read_states
+    from repman.watcher.checks import member, read_states
+    from repman.watcher.primary import cluster_primary
 
     found = member(cfg, target)
     if found is None:
@@ -374,9 +375,10 @@ def reseed_member(cfg, target: ServerAddress, source: ServerAddress | None = Non
     if source is not None and member(cfg, source) is None:
         raise RepmanError(f"--from {source.url} is not a server of cluster {cfg.name}")
     states = read_states(cfg)
-    master, why = find_master(cfg, {a: s for a, s in states.items() if a != found})
-    if master is None:
-        raise RepmanError(f"cannot reseed {found.url}: no primary ({why})")
+    primary = cluster_primary(cfg, {a: s for a, s in states.items() if a != found})
+    master = primary.address
+    if master is None or not primary.decided:
+        raise RepmanError(f"cannot reseed {found.url}: no primary ({primary.reason})")
     if master == found:
         raise RepmanError(f"{found.url} is the primary: switch over first, then reseed it")
     return seed_node(SeedRequest(

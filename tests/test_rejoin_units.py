@@ -5,11 +5,12 @@ from __future__ import annotations
 from repman.db import ServerAddress
 from repman.keys import validate_section
 from repman.topology import ReplicaStatus, ServerState
-from repman.watcher.checks import find_dead_master, find_master
 from repman.watcher.cluster_config import ClusterConfig
 from repman.watcher.demote import own_beyond
 from repman.watcher.flashback import parse_tail
 from repman.watcher.keys import WATCHER_KEYS
+from repman.watcher.primary import dead_primary, find_primary
+from repman.watcher.state_store import StateStore
 from repman.watcher.rejoin import _start_position
 
 A, B, C = (ServerAddress("127.0.0.1", p) for p in (3301, 3302, 3303))
@@ -96,28 +97,29 @@ def test_start_position_is_the_furthest_of_binlog_and_applied():
 def test_find_master_prefers_the_followed_root_and_refuses_split_brain():
     cfg = _cfg()
     states = {A: _state(A, read_only=False), B: _state(B, master=A), C: _state(C, master=A)}
-    assert find_master(cfg, states) == (A, "")
+    assert find_primary(states, cfg.servers).address == A
     # Nobody replicates: the lone writable server.
     states = {A: _state(A, read_only=False), B: _state(B), C: _state(C)}
-    assert find_master(cfg, states) == (A, "")
+    assert find_primary(states, cfg.servers).address == A
     states = {A: _state(A, read_only=False), B: _state(B, read_only=False), C: _state(C)}
-    master, why = find_master(cfg, states)
-    assert master is None and "several writable" in why
+    found = find_primary(states, cfg.servers)
+    assert found.address is None and "several writable" in found.reason
     # A chain: B follows A, C follows B: A is the only root.
     states = {A: _state(A, read_only=False), B: _state(B, master=A), C: _state(C, master=B)}
-    assert find_master(cfg, states)[0] == A
+    assert find_primary(states, cfg.servers).address == A
     # After a failover: the dead old master is unreachable, the replica follows the new one.
     states = {A: _state(A, reachable=False), B: _state(B, read_only=False), C: _state(C, master=B)}
-    assert find_master(cfg, states)[0] == B
+    assert find_primary(states, cfg.servers).address == B
 
 
-def test_find_dead_master_refuses_a_live_one():
+def test_find_dead_master_refuses_a_live_one(tmp_path):
     cfg = _cfg()
+    store = StateStore(tmp_path)
     states = {A: _state(A, read_only=False), B: _state(B, master=A), C: _state(C, master=A)}
-    master, why = find_dead_master(cfg, states)
-    assert master is None and "answers" in why and A.url in why
+    found = dead_primary(cfg, states, store)
+    assert found.address is None and "answers" in found.reason and A.url in found.reason
     states[A] = _state(A, reachable=False)
-    assert find_dead_master(cfg, states) == (A, "")
+    assert dead_primary(cfg, states, store).address == A
 
 
 def test_client_tools_get_the_password_from_a_private_file_never_argv_or_environment(tmp_path, monkeypatch):

@@ -23,7 +23,8 @@ import pytest
 from repman.db import Credential, ServerAddress, connect, execute, query
 from repman.gtid import GtidPosition
 from repman.local.testbed import DEFAULT_TAGS, Testbed
-from repman.watcher.checks import find_master, read_states
+from repman.watcher.checks import read_states
+from repman.watcher.primary import cluster_primary
 from repman.watcher.cluster_config import ClusterConfig
 from repman.watcher.config import load_cluster
 from repman.watcher.state_store import StateStore
@@ -55,9 +56,9 @@ class HACluster:
             self.cfg.values[key.replace("_", "-")] = value
 
     def primary(self) -> ServerAddress:
-        master, why = find_master(self.cfg, read_states(self.cfg))
-        assert master is not None, why
-        return master
+        found = cluster_primary(self.cfg, read_states(self.cfg))
+        assert found.address is not None and found.decided, found.reason
+        return found.address
 
     def replicas(self) -> list[ServerAddress]:
         p = self.primary()

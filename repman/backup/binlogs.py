@@ -328,10 +328,12 @@ class ArchiverThread:
         self.thread = threading.Thread(target=self._run, name=f"binlog-archiver-{cfg.name}", daemon=True)
 
     def _run(self) -> None:
-        from repman.watcher.checks import find_master, read_states
+        from repman.watcher.checks import read_states
+        from repman.watcher.primary import cluster_primary
         while not self._stop.is_set():
             try:
-                master, _ = find_master(self.cfg, read_states(self.cfg))
+                found = cluster_primary(self.cfg, read_states(self.cfg))
+                master = found.address if found.decided else None
                 self.archiver.follow(master)
             except Exception as exc:  # noqa: BLE001 - keep following; say why it failed
                 self.log(f"binlog archive: {exc}")

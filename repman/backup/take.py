@@ -50,9 +50,11 @@ class Source:
 
 def choose_source(cfg, prefer: ServerAddress | None = None) -> Source:
     """A healthy replica (threads running, least lag), else the primary."""
-    from repman.watcher.checks import find_master, read_states
+    from repman.watcher.checks import read_states
+    from repman.watcher.primary import cluster_primary
     states = read_states(cfg)
-    master, _ = find_master(cfg, states)
+    found = cluster_primary(cfg, states)
+    master = found.address if found.decided else None
     if prefer is not None:
         return Source(prefer, "primary" if prefer == master else "replica")
     replicas = []

@@ -7,7 +7,6 @@ early, while nothing has changed yet.
 
 from __future__ import annotations
 
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterable
 
@@ -56,52 +55,6 @@ def master_of(cfg: ClusterConfig, state: ServerState) -> ServerAddress | None:
     if not state.reachable or state.replica is None:
         return None
     return member(cfg, state.replica.master)
-
-
-def find_master(cfg: ClusterConfig, states: dict[ServerAddress, ServerState]) -> tuple[ServerAddress | None, str]:
-    """The current primary, or None with the reason it cannot be told.
-
-    The primary is the root the replicas point at; when nobody replicates, the one
-    writable server that is no replica. Two writable roots is a split brain: refuse.
-    """
-    pointed = Counter(m for m in (master_of(cfg, s) for s in states.values()) if m is not None)
-    roots = [m for m in pointed if m not in states or master_of(cfg, states[m]) is None] if pointed else []
-    if not roots:
-        roots = [a for a, s in states.items() if s.reachable and s.replica is None and not s.read_only]
-        if len(roots) == 1:
-            return roots[0], ""
-        if not roots:
-            return None, "no server is the master (nobody replicates and no server is writable)"
-        return None, "several writable servers and no replication: " + ", ".join(r.url for r in sorted(roots))
-    if len(roots) == 1:
-        return roots[0], ""
-    known = [r for r in roots if r in states]
-    writable = [r for r in known if states[r].reachable and not states[r].read_only and states[r].replica is None]
-    if len(writable) == 1:
-        return writable[0], ""
-    if not writable:
-        # Replicas split between a dead old master and the new one: the live root wins.
-        live = [r for r in known if states[r].reachable]
-        if len(live) == 1:
-            return live[0], ""
-        best = max(roots, key=lambda r: pointed[r])
-        if list(pointed.values()).count(pointed[best]) == 1:
-            return best, ""
-    return None, "replicas follow several masters: " + ", ".join(r.url for r in sorted(roots))
-
-
-def find_dead_master(cfg: ClusterConfig, states: dict[ServerAddress, ServerState]) -> tuple[ServerAddress | None, str]:
-    """The master the replicas lost, for a failover."""
-    pointed = Counter(m for m in (master_of(cfg, s) for s in states.values()) if m is not None)
-    if not pointed:
-        return None, "no replica follows a cluster server: nothing to fail over"
-    dead = [m for m in pointed if not states[m].reachable]
-    if not dead:
-        live, _ = find_master(cfg, states)
-        shown = live.url if live else ", ".join(m.url for m in pointed)
-        return None, f"the master {shown} answers: failover refused (use switchover)"
-    best = max(dead, key=lambda m: pointed[m])
-    return best, ""
 
 
 def replicas_of(cfg: ClusterConfig, states: dict[ServerAddress, ServerState],

@@ -7,10 +7,9 @@ holds beyond that was never seen by the new master.
 from __future__ import annotations
 
 from repman.db import ServerAddress
-from repman.errors import RepmanError
 from repman.topology import ServerState
-from repman.watcher.checks import member
 from repman.watcher.cluster_config import ClusterConfig
+from repman.watcher.primary import deposed_pair, recorded_master
 from repman.watcher.state_store import CrashRecord, StateStore, now
 
 
@@ -54,46 +53,14 @@ def reference_for(store: StateStore, server: ServerAddress, was_master: bool) ->
 
 def recorded_primary(cfg: ClusterConfig, latest: CrashRecord | None,
                      states: dict[ServerAddress, ServerState]) -> ServerAddress | None:
-    """The latest record's new master while it is reachable, writable and no replica.
-
-    It outranks the replicas' votes: after a replica and then the master died, the
-    replica restarts following the returning old master, which then looks like a
-    root with a follower although the promoted server is the master.
-    """
-    if latest is None:
-        return None
-    try:
-        recorded = member(cfg, ServerAddress.parse(latest.new_master))
-    except RepmanError:
-        return None
-    st = states.get(recorded) if recorded is not None else None
-    if st is not None and st.reachable and st.replica is None and not st.read_only:
-        return recorded
-    return None
+    """The latest record's new master while it is a writable non-replica (``primary.recorded_master``)."""
+    return recorded_master(cfg.servers, latest, states)
 
 
 def deposed_by_failover(cfg: ClusterConfig, latest: CrashRecord | None,
                         states: dict[ServerAddress, ServerState]) -> tuple[ServerAddress, ServerAddress] | None:
-    """(old, new) masters of the latest failover while the new one is no replica of anything.
-
-    Until an operation makes the promoted server a replica again (a switchover away
-    from it), the deposed master is never the master, whatever it looks like: a
-    frozen-then-resumed old master is writable, may still have a follower that was
-    not re-pointed yet, and must not be reported or routed for even one tick.
-    """
-    if latest is None or latest.kind != "failover":
-        return None
-    try:
-        old = member(cfg, ServerAddress.parse(latest.old_master))
-        new = member(cfg, ServerAddress.parse(latest.new_master))
-    except RepmanError:
-        return None
-    if old is None or new is None or old == new:
-        return None
-    st = states.get(new)
-    if st is not None and st.reachable and st.replica is not None:
-        return None
-    return old, new
+    """(old, new) masters of the latest failover while the new one is no replica (``primary.deposed_pair``)."""
+    return deposed_pair(cfg.servers, latest, states)
 
 
 def scheduler_was_on(store: StateStore) -> bool:

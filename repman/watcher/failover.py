@@ -24,12 +24,13 @@ from repman.gtid import GtidPosition
 from repman.routing import Topology, notify
 from repman.routing.scripts import run_post_script, run_pre_script
 from repman.watcher import crash
-from repman.watcher.checks import find_dead_master, in_maintenance, read_states, replicas_of
+from repman.watcher.checks import in_maintenance, read_states, replicas_of
 from repman.watcher.cluster_config import ClusterConfig
 from repman.watcher.election import elect, io_position
 from repman.watcher.fencing import fence_old_master
 from repman.watcher.lag import fill_unknown_lag
 from repman.watcher.oplog import OpLog
+from repman.watcher.primary import dead_primary
 from repman.watcher.promote import (
     applied_pos, open_writes, point_at, promote, repoint, start_event_scheduler, wait_gtid,
 )
@@ -103,7 +104,8 @@ def _failover(cfg: ClusterConfig, store: StateStore, op: OpLog, routers: list) -
         # master's read costs its timeout once, not once per step.
         stopping = _stop_io_threads(cfg)
         states = read_states(cfg, timeout=0.5)
-    master, why = find_dead_master(cfg, states)
+    dead = dead_primary(cfg, states, store)
+    master, why = dead.address, dead.reason
     if master is None:
         _io_threads(cfg, [a for a, s in states.items() if s.reachable and s.replica is not None], start=True)
         raise OperationRefused(why)

@@ -24,13 +24,14 @@ from repman.gtid import Gtid, GtidPosition
 from repman.routing.scripts import run_alert_script
 from repman.topology import ServerState, read_state_from
 from repman.watcher import crash
-from repman.watcher.checks import find_master, member, read_states
+from repman.watcher.checks import member, read_states
 from repman.watcher.cluster_config import ClusterConfig
 from repman.watcher.election import same_server
 from repman.watcher.flashback import flashback, read_tail, save_tail
 from repman.watcher.demote import own_beyond
 from repman.watcher.freeze import fence, kill_clients
 from repman.watcher.oplog import OpLog
+from repman.watcher.primary import cluster_primary
 from repman.watcher.promote import finish_replica, point_at, replication_health
 from repman.watcher.reseed import reseed
 from repman.watcher.result import OperationResult
@@ -60,9 +61,10 @@ def _rejoin(cfg: ClusterConfig, store: StateStore, server: ServerAddress, op: Op
     s = states[addr]
     if not s.reachable:
         raise OperationRefused(f"{addr.url} is unreachable ({s.error})")
-    primary, why = current_primary(cfg, store, states)
-    if primary is None:
-        raise OperationRefused(f"no primary to rejoin: {why}")
+    found = cluster_primary(cfg, states, store)
+    primary = found.address
+    if primary is None or not found.decided:
+        raise OperationRefused(f"no primary to rejoin: {found.reason}")
     if primary == addr:
         return op.result(True, f"{addr.url} is the master: nothing to rejoin", new=addr)
     if not states[primary].reachable:
@@ -108,16 +110,6 @@ def _rejoin(cfg: ClusterConfig, store: StateStore, server: ServerAddress, op: Op
     op.say(f"{addr.url} holds {', '.join(extra)} beyond the failover position {reference or 'empty'}"
            + (f" ({rec.kind} of {rec.old_master})" if rec else ""))
     return _diverged(cfg, store, op, addr, primary, reference)
-
-
-def current_primary(cfg: ClusterConfig, store: StateStore, states: dict[ServerAddress, ServerState]
-                    ) -> tuple[ServerAddress | None, str]:
-    """The master to rejoin: the last master change's new master while it is a writable
-    non-replica (``crash.recorded_primary``), else the root the replicas follow."""
-    recorded = crash.recorded_primary(cfg, store.latest_crash(), states)
-    if recorded is not None:
-        return recorded, ""
-    return find_master(cfg, states)
 
 
 def _attach(cfg: ClusterConfig, store: StateStore, op: OpLog, addr: ServerAddress, primary: ServerAddress,

@@ -22,13 +22,14 @@ from repman.errors import OperationRefused
 from repman.routing import Topology, notify, route_change_wait
 from repman.routing.scripts import run_post_script, run_pre_script
 from repman.watcher import crash
-from repman.watcher.checks import find_master, flush_tables, in_maintenance, long_writes, read_states, replicas_of
+from repman.watcher.checks import flush_tables, in_maintenance, long_writes, read_states, replicas_of
 from repman.watcher.cluster_config import ClusterConfig
 from repman.watcher.demote import demote
 from repman.watcher.election import elect, same_server
 from repman.watcher.freeze import Frozen, freeze, freeze_read_timeout, unfreeze
 from repman.watcher.oplog import OpLog
 from repman.watcher.prechain import chain, unchain
+from repman.watcher.primary import cluster_primary
 from repman.watcher.promote import (
     ensure_replicating, finish_replica, point_at, promote, repoint, start_event_scheduler, wait_gtid,
 )
@@ -51,12 +52,13 @@ def _switchover(cfg: ClusterConfig, store: StateStore, op: OpLog, to: ServerAddr
                 routers: list) -> OperationResult:
     with op.step("read"):
         states = read_states(cfg)
-        master, why = find_master(cfg, states)
-        if master is not None and states[master].reachable:
-            states = _settled(cfg, states, master)
-            master, why = find_master(cfg, states)
-    if master is None:
-        raise OperationRefused(why)
+        found = cluster_primary(cfg, states, store)
+        if found.decided and found.address is not None and states[found.address].reachable:
+            states = _settled(cfg, states, found.address)
+            found = cluster_primary(cfg, states, store)
+    master = found.address
+    if master is None or not found.decided:
+        raise OperationRefused(found.reason)
     if not states[master].reachable:
         raise OperationRefused(f"the master {master.url} is unreachable ({states[master].error}): use failover")
     # One connection to the master for the guards and the freeze (it will hold the lock).
