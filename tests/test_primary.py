@@ -84,8 +84,12 @@ CASES = {
         {M: st(M, ro=False), A: st(A, M), B: st(B, C), C: st(C)}, M, "followed", "the writable root"),
     "two read-only roots tie: a guess, marked": Case(
         {M: st(M), A: st(A, M), B: st(B, C), C: st(C)}, M, "tie", "replicas follow several masters"),
-    "a chain's tie goes to its root": Case(
-        {M: st(M, ro=False), A: st(A, M), B: st(B, A)}, M, "followed", "the writable root"),
+    "a chain: the relay's followers count for the writable root": Case(
+        {M: st(M, ro=False), A: st(A, M), B: st(B, A)}, M, "followed", "followed by 2 replicas"),
+    "a relay with more direct followers than the writable root": Case(
+        {M: st(M, ro=False), A: st(A, M), B: st(B, A), C: st(C, A)}, M, "followed", "followed by 3 replicas"),
+    "a relay under a read-only root keeps its own followers": Case(
+        {M: st(M), A: st(A, M), B: st(B, A), C: st(C, A)}, A, "followed", "followed by 2 replicas"),
     "a dead root and a live read-only root tie: the live one": Case(
         {M: DOWN, A: st(A, M), B: st(B, C), C: st(C)}, C, "followed", "the live root"),
     "a chain with a dead root: the root": Case(

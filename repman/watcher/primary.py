@@ -101,13 +101,32 @@ def deposed_pair(servers: Sequence[ServerAddress], latest: CrashRecord | None,
     return old, new
 
 
+def _writable_top(states: States, servers: Sequence[ServerAddress], target: ServerAddress) -> ServerAddress:
+    """The writable root above a relay, else ``target`` itself.
+
+    In M <- A <- (B, C) the writable M is the primary, not the relay A that has more
+    direct followers. Only a writable root collects a relay's followers: mid-switchover
+    the old master is read-only already, and the votes stay as they are.
+    """
+    seen = {target}
+    current = target
+    while (s := states.get(current)) is not None and s.reachable and s.replica is not None:
+        above = _member(servers, s.replica.master)
+        if above is None or above in seen:
+            return target
+        seen.add(above)
+        current = above
+    return current if current != target and _writable_root(states.get(current)) else target
+
+
 def _votes(states: States, servers: Sequence[ServerAddress]) -> Counter[ServerAddress]:
+    """Followers per server, a relay's counted for the writable root above it."""
     votes: Counter[ServerAddress] = Counter()
     for s in states.values():
         if s.reachable and s.replica is not None:
             target = _member(servers, s.replica.master)
             if target is not None and target != s.address:
-                votes[target] += 1
+                votes[_writable_top(states, servers, target)] += 1
     return votes
 
 
