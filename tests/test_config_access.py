@@ -46,8 +46,13 @@ def _receiver(node: ast.expr) -> str:
 
 
 def inline_defaults(source: str) -> Iterator[tuple[int, str]]:
-    """(line, key) of every ``cfg.get("<table key>", default)`` / ``config.get(...)`` call."""
+    """(line, key) of every ``cfg.get("<table key>", default)`` / ``config.get(...)`` call, and of
+    every untyped ``cfg["<table key>"]`` read."""
     for node in ast.walk(ast.parse(source)):
+        if (isinstance(node, ast.Subscript) and _receiver(node.value) in ("cfg", "config")
+                and isinstance(node.slice, ast.Constant) and node.slice.value in TABLE_KEYS):
+            yield node.lineno, node.slice.value
+            continue
         if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
                 and node.func.attr == "get" and _receiver(node.func.value) in ("cfg", "config")):
             continue
@@ -66,11 +71,14 @@ def test_the_scan_finds_restated_defaults_and_only_those():
         'd = cfg.get("autoseed")\n'                   # no default: not a restatement
         'e = cfg.get("not-a-key", 1)\n'               # not a table key
         'f = other.get("semisync", False)\n'          # not a config
+        'g = monitor.cfg["failover-max-slave-delay"]\n'
+        'h = cfg[key]\n'                             # a computed key: not checked here
     )
-    assert list(inline_defaults(source)) == [(1, "semisync"), (2, "failover-limit"), (3, "proxy-timeout")]
+    assert sorted(inline_defaults(source)) == [(1, "semisync"), (2, "failover-limit"), (3, "proxy-timeout"),
+                                               (7, "failover-max-slave-delay")]
 
 
-def test_no_call_site_restates_a_key_tables_default():
+def test_no_call_site_restates_a_key_tables_default_or_reads_a_key_untyped():
     found = []
     for path in sorted(REPMAN.rglob("*.py")):
         rel = path.relative_to(REPMAN).as_posix()
