@@ -9,6 +9,7 @@ table declares, is a programming error and raises at once, naming the key.
 from __future__ import annotations
 
 import copy
+from abc import ABC, abstractmethod
 from typing import Any, Mapping, Sequence
 
 from repman.db import Credential, ServerAddress
@@ -22,14 +23,16 @@ class KeyKindError(TypeError):
     """A key read with an accessor that does not match the kind its table declares."""
 
 
-class TypedKeys:
+class TypedKeys(ABC):
     """Accessors shared by every holder of validated values; subclasses say where a key lives."""
 
+    @abstractmethod
     def key_definition(self, name: str) -> Key:
-        raise NotImplementedError
+        """The table entry of ``name``; KeyError when no table of this holder declares it."""
 
+    @abstractmethod
     def raw_value(self, name: str) -> Any:
-        raise NotImplementedError
+        """The validated value, or None when the holder has none (the table's default applies)."""
 
     def _read(self, name: str, kinds: Sequence[str], accessor: str) -> Any:
         key = self.key_definition(name)

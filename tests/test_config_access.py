@@ -21,7 +21,7 @@ from repman.key_access import KeyKindError, KeyValues
 from repman.keys import Key
 from repman.routing.keys import ROUTING_KEYS
 from repman.watcher.cluster_config import CLUSTER_KEYS, ClusterConfig
-from repman.watcher.config import load_cluster
+from repman.watcher.config import all_cluster_keys, load_cluster
 from repman.watcher.keys import WATCHER_KEYS
 
 REPMAN = Path(__file__).resolve().parent.parent / "repman"
@@ -86,6 +86,10 @@ def test_no_call_site_restates_a_key_tables_default_or_reads_a_key_untyped():
             continue
         found += [f"repman/{rel}:{line}: {key}" for line, key in inline_defaults(path.read_text())]
     assert found == [], "use the typed accessors (cfg.flag, cfg.seconds...):\n" + "\n".join(found)
+
+
+def test_the_accessors_know_every_key_a_cluster_section_validates():
+    assert CLUSTER_KEYS == all_cluster_keys()
 
 
 def _read(cfg: ClusterConfig | KeyValues, key: Key):

@@ -13,6 +13,7 @@ import threading
 import time
 from typing import Any
 
+from repman.key_access import TypedKeys
 from repman.routing.base import Router, RoutingError, Topology
 from repman.routing.logsink import Log, emit
 
@@ -22,14 +23,14 @@ OK = "ok"
 UNCHANGED = "unchanged"
 
 
-def route_change_wait(cfg: Any) -> float:
+def route_change_wait(cfg: TypedKeys) -> float:
     """Seconds to wait after the routers were told: ``switchover-wait-route-change`` (seconds, as
     repman) or ``switchover-wait-route-change-ms`` (our sub-second variant)."""
     seconds = cfg.seconds("switchover-wait-route-change")
     return seconds or cfg.integer("switchover-wait-route-change-ms") / 1000.0
 
 
-def haproxy_endpoints(cfg: Any) -> list[str]:
+def haproxy_endpoints(cfg: TypedKeys) -> list[str]:
     """Runtime API endpoints: repman's ``haproxy-servers`` hosts at ``haproxy-api-port``, then
     the endpoints given directly in ``haproxy-runtime-api-servers``."""
     port = cfg.integer("haproxy-api-port")

@@ -15,6 +15,7 @@ from typing import Any, Mapping, Sequence
 
 from repman.db import ServerAddress
 from repman.errors import OperationRefused
+from repman.key_access import TypedKeys
 from repman.routing.logsink import Log, emit
 from repman.routing.names import server_name
 
@@ -46,7 +47,7 @@ class ScriptResult:
         return f"{self.key} exited {self.returncode}{tail}"
 
 
-def _timeout(cfg: Any) -> float:
+def _timeout(cfg: TypedKeys) -> float:
     return cfg.seconds("failover-script-timeout")
 
 

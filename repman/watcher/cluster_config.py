@@ -79,9 +79,9 @@ class ClusterConfig(TypedKeys):
 
     @property
     def ticker(self) -> float:
-        return float(self.values["monitoring-ticker"])
+        return self.seconds("monitoring-ticker")
 
     @property
     def state_dir(self) -> Path:
-        base = self.values.get("monitoring-datadir") or str(Path.home() / ".repman")
+        base = self.text("monitoring-datadir") or str(Path.home() / ".repman")
         return Path(base) / self.name
