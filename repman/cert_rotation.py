@@ -79,7 +79,7 @@ def rotate_certificates(cfg: ClusterConfig, ca_dir: Path, log: Callable[[str], N
     if not old_ca_pem or not (ca_dir / CA_KEY).exists():
         raise ConfigError("--ca-dir", f"{ca_dir} has no {CA_CERT} and {CA_KEY} (the cluster CA)")
     files = _files(cfg)
-    watcher_ca = Path(cfg.get("db-servers-tls-ca-cert") or "") if cfg.get("db-servers-tls-ca-cert") else None
+    watcher_ca = Path(ca) if (ca := cfg.optional_text("db-servers-tls-ca-cert")) else None
     ca_cert, ca_key = new_ca()
     new_pem = ca_cert.public_bytes(PEM)
     # 1. trust both CAs everywhere

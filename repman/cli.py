@@ -337,9 +337,9 @@ def cmd_config(args: argparse.Namespace) -> int:
     wc = _load(args)
     for name, cfg in wc.clusters.items():
         routing = [k for k in ("haproxy", "proxysql", "maxscale", "registry-consul", "mdbshardproxy")
-                   if cfg.get(k)]
+                   if cfg.flag(k)]
         print(f"{name}: {len(cfg.servers)} servers ({', '.join(a.url for a in cfg.servers)}), "
-              f"failover-mode {cfg['failover-mode']}, ticker {cfg.ticker:g}s, "
+              f"failover-mode {cfg.text('failover-mode')}, ticker {cfg.ticker:g}s, "
               f"routing {', '.join(routing) or 'none'}")
     api = args._api
     if api.enabled:

@@ -85,7 +85,7 @@ def _wait_applied(primary: ServerAddress, replicas: list[ServerAddress], admin: 
 def _repoint(replica: ServerAddress, cfg: ClusterConfig, user: str, password: str, timeout: float) -> None:
     with session(replica, cfg.admin, timeout=5) as conn:
         execute(conn, "STOP SLAVE")
-        tls = replica_tls_ca(conn, bool(cfg.get("replication-use-ssl", False)))
+        tls = replica_tls_ca(conn, cfg.flag("replication-use-ssl"))
         sql = "CHANGE MASTER TO MASTER_USER=%s, MASTER_PASSWORD=%s"
         args: tuple = (user, password)
         if tls:

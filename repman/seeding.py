@@ -383,7 +383,7 @@ def reseed_member(cfg, target: ServerAddress, source: ServerAddress | None = Non
         raise RepmanError(f"{found.url} is the primary: switch over first, then reseed it")
     return seed_node(SeedRequest(
         target=found, primary=master, members=cfg.servers, admin=cfg.admin, replication=cfg.replication,
-        semisync=bool(cfg.get("semisync")), heartbeat_period=float(cfg.get("replication-heartbeat-period", 0.5)),
+        semisync=cfg.flag("semisync"), heartbeat_period=cfg.seconds("replication-heartbeat-period"),
         source=member(cfg, source) if source is not None else None, progress=progress, target_base=base_dir,
-        replication_ssl=bool(cfg.get("replication-use-ssl", False)),
+        replication_ssl=cfg.flag("replication-use-ssl"),
     ))

@@ -163,7 +163,7 @@ class ApiServer:
             ok = (entry["role"] == "master" and entry["state"] in ("Master", "Maintenance")
                   and entry["reachable"] and entry["read_only"] is False)
             return (200 if ok else 503), body
-        max_lag = float(monitor.cfg["failover-max-slave-delay"]) if lag is None else lag
+        max_lag = monitor.cfg.seconds("failover-max-slave-delay") if lag is None else lag
         with monitor._mutex:
             state = monitor.states.get(target)
             master = monitor.master

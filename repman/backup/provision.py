@@ -23,7 +23,7 @@ def ensure_repositories(watcher_config: Any) -> list[str]:
     created = []
     for cfg in watcher_config.clusters.values():
         repo = open_repository(BackupSettings.from_cluster(cfg))
-        if isinstance(repo, DirectoryRepository) and not cfg.get("backup-dir"):
+        if isinstance(repo, DirectoryRepository) and not cfg.text("backup-dir"):
             continue   # the default folder is made by the first backup
         if repo.init():
             created.append(repo.description)

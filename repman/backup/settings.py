@@ -13,7 +13,9 @@ from typing import Any, Mapping
 
 from croniter import croniter
 
+from repman.backup.keys import BACKUP_KEYS
 from repman.errors import ConfigError
+from repman.key_access import KeyValues
 
 CRON_KEYS = ("scheduler-db-servers-physical-backup-cron", "scheduler-db-servers-logical-backup-cron")
 
@@ -64,18 +66,19 @@ class BackupSettings:
 
     @classmethod
     def from_values(cls, cluster: str, state_dir: Path, values: Mapping[str, Any]) -> "BackupSettings":
+        keys = KeyValues([BACKUP_KEYS], values)
         return cls(
             cluster=cluster, state_dir=Path(state_dir),
-            restic=bool(values.get("backup-restic")),
-            restic_repository=str(values.get("backup-restic-repository") or ""),
-            restic_password=str(values.get("backup-restic-password") or ""),
-            restic_sftp_command=str(values.get("backup-restic-sftp-command") or ""),
-            backup_dir=Path(values.get("backup-dir") or Path(state_dir) / "backups"),
-            binlogs=bool(values.get("backup-binlogs")),
-            binlogs_dir=Path(values.get("backup-binlogs-dir") or Path(state_dir) / "binlogs"),
-            keep={p: int(values.get(f"backup-keep-{p}", 0) or 0) for p in ("last", "hourly", "daily", "weekly", "monthly")},
-            physical_type=str(values.get("backup-physical-type") or "mariabackup"),
-            logical_type=str(values.get("backup-logical-type") or "mysqldump"),
+            restic=keys.flag("backup-restic"),
+            restic_repository=keys.text("backup-restic-repository"),
+            restic_password=keys.text("backup-restic-password"),
+            restic_sftp_command=keys.text("backup-restic-sftp-command"),
+            backup_dir=Path(keys.text("backup-dir") or Path(state_dir) / "backups"),
+            binlogs=keys.flag("backup-binlogs"),
+            binlogs_dir=Path(keys.text("backup-binlogs-dir") or Path(state_dir) / "binlogs"),
+            keep={p: keys.integer(f"backup-keep-{p}") for p in ("last", "hourly", "daily", "weekly", "monthly")},
+            physical_type=keys.text("backup-physical-type"),
+            logical_type=keys.text("backup-logical-type"),
         )
 
     @classmethod

@@ -14,9 +14,9 @@ import time
 from typing import Any
 
 from repman.db import ServerAddress
+from repman.key_access import TypedKeys
 from repman.routing.base import Router, RoutingError, Topology
 from repman.routing.logsink import Log, emit
-from repman.routing.settings import setting
 
 __all__ = ["Router", "RoutingError", "Topology", "build_routers", "notify", "failed", "OK", "UNCHANGED"]
 
@@ -24,49 +24,49 @@ OK = "ok"
 UNCHANGED = "unchanged"
 
 
-def route_change_wait(cfg: Any) -> float:
+def route_change_wait(cfg: TypedKeys) -> float:
     """Seconds to wait after the routers were told: ``switchover-wait-route-change`` (seconds, as
     repman) or ``switchover-wait-route-change-ms`` (our sub-second variant)."""
-    seconds = float(setting(cfg, "switchover-wait-route-change") or 0.0)
-    return seconds or int(setting(cfg, "switchover-wait-route-change-ms") or 0) / 1000.0
+    seconds = cfg.seconds("switchover-wait-route-change")
+    return seconds or cfg.integer("switchover-wait-route-change-ms") / 1000.0
 
 
-def haproxy_endpoints(cfg: Any) -> list[str]:
+def haproxy_endpoints(cfg: TypedKeys) -> list[str]:
     """Runtime API endpoints: repman's ``haproxy-servers`` hosts at ``haproxy-api-port``, then
     the endpoints given directly in ``haproxy-runtime-api-servers``."""
-    port = setting(cfg, "haproxy-api-port")
-    derived = [f"[{h}]:{port}" if ":" in h else f"{h}:{port}" for h in setting(cfg, "haproxy-servers")]
-    return list(dict.fromkeys(derived + list(setting(cfg, "haproxy-runtime-api-servers"))))
+    port = cfg.integer("haproxy-api-port")
+    derived = [f"[{h}]:{port}" if ":" in h else f"{h}:{port}" for h in cfg.strings("haproxy-servers")]
+    return list(dict.fromkeys(derived + cfg.strings("haproxy-runtime-api-servers")))
 
 
 def build_routers(cfg: Any) -> list[Router]:
     """One router per enabled proxy kind, from a validated ``ClusterConfig``."""
     routers: list[Router] = []
-    if setting(cfg, "haproxy"):
+    if cfg.flag("haproxy"):
         from repman.routing.haproxy import HAProxyRouter
         routers += [HAProxyRouter.from_config(cfg, endpoint) for endpoint in haproxy_endpoints(cfg)]
-    if setting(cfg, "proxysql"):
+    if cfg.flag("proxysql"):
         from repman.routing.proxysql import ProxySQLRouter
-        routers += [ProxySQLRouter.from_config(cfg, host) for host in setting(cfg, "proxysql-servers")]
-    if setting(cfg, "maxscale"):
+        routers += [ProxySQLRouter.from_config(cfg, host) for host in cfg.strings("proxysql-servers")]
+    if cfg.flag("maxscale"):
         from repman.routing.maxscale import MaxScaleRouter
-        routers += [MaxScaleRouter.from_config(cfg, host) for host in setting(cfg, "maxscale-servers")]
-    if setting(cfg, "registry-consul"):
+        routers += [MaxScaleRouter.from_config(cfg, host) for host in cfg.strings("maxscale-servers")]
+    if cfg.flag("registry-consul"):
         from repman.routing.consul import ConsulRouter
-        routers += [ConsulRouter.from_config(cfg, agent) for agent in setting(cfg, "registry-servers")]
-    if setting(cfg, "mdbshardproxy"):
+        routers += [ConsulRouter.from_config(cfg, agent) for agent in cfg.strings("registry-servers")]
+    if cfg.flag("mdbshardproxy"):
         from repman.routing.spider import SpiderRouter
-        routers += [SpiderRouter.from_config(cfg, host) for host in setting(cfg, "mdbshardproxy-hosts")]
-    if setting(cfg, "kube-role-labels"):
+        routers += [SpiderRouter.from_config(cfg, host) for host in cfg.hosts("mdbshardproxy-hosts")]
+    if cfg.flag("kube-role-labels"):
         from repman.routing.kube import KubeApi, KubeLabelRouter, KubeNames
         api = KubeApi.in_cluster()
         routers.append(KubeLabelRouter(api, KubeNames(cfg.name, api.namespace)))
-    if setting(cfg, "failover-vip-script"):
+    if cfg.text("failover-vip-script"):
         from repman.routing.vip import VipScriptRouter
         routers.append(VipScriptRouter.from_config(cfg))
     for router in routers:
         # Not part of the Router protocol: kept on the object, read back with getattr in _dispatch.
-        setattr(router, "resync_interval", float(setting(cfg, "proxy-resync-interval")))  # noqa: B010
+        setattr(router, "resync_interval", cfg.seconds("proxy-resync-interval"))  # noqa: B010
     return routers
 
 

@@ -15,7 +15,7 @@ from repman.routing.base import RoutingError, Topology
 from repman.routing.endpoints import endpoint
 from repman.routing.http import request
 from repman.routing.names import server_name
-from repman.routing.settings import cluster_name, setting
+from repman.routing.settings import cluster_name
 
 
 class ConsulRouter:
@@ -31,7 +31,7 @@ class ConsulRouter:
     @classmethod
     def from_config(cls, cfg: Any, agent: str) -> "ConsulRouter":
         return cls(endpoint(agent, 8500, "registry-servers"), cluster_name(cfg),
-                   setting(cfg, "registry-consul-token") or "", float(setting(cfg, "proxy-timeout")))
+                   cfg.text("registry-consul-token"), cfg.seconds("proxy-timeout"))
 
     def desired(self, topology: Topology) -> dict[str, dict[str, Any]]:
         """Service definitions by ID, exactly as sent to ``/v1/agent/service/register``."""

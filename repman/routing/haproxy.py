@@ -16,7 +16,6 @@ from repman.db import ServerAddress
 from repman.routing.base import RoutingError, Topology
 from repman.routing.haproxy_runtime import RuntimeAPI, ServerState
 from repman.routing.names import haproxy_server_name
-from repman.routing.settings import setting
 
 LEADER = "leader"
 
@@ -38,8 +37,8 @@ class HAProxyRouter:
     @classmethod
     def from_config(cls, cfg: Any, endpoint: str) -> "HAProxyRouter":
         return cls(
-            endpoint, setting(cfg, "haproxy-api-write-backend"), setting(cfg, "haproxy-api-read-backend"),
-            bool(setting(cfg, "haproxy-read-on-master")), float(setting(cfg, "proxy-timeout")),
+            endpoint, cfg.text("haproxy-api-write-backend"), cfg.text("haproxy-api-read-backend"),
+            cfg.flag("haproxy-read-on-master"), cfg.seconds("proxy-timeout"),
         )
 
     # -- writes ---------------------------------------------------------------------------

@@ -19,7 +19,6 @@ from repman.db import ServerAddress
 from repman.routing.base import RoutingError, Topology
 from repman.routing.endpoints import endpoint
 from repman.routing.http import Response, basic_auth, request
-from repman.routing.settings import setting
 
 
 @dataclass(frozen=True)
@@ -75,9 +74,9 @@ class MaxScaleRouter:
 
     @classmethod
     def from_config(cls, cfg: Any, host: str) -> "MaxScaleRouter":
-        api = endpoint(host, int(setting(cfg, "maxscale-api-port")), "maxscale-servers")
-        return cls(api, setting(cfg, "maxscale-user"), setting(cfg, "maxscale-pass"),
-                   bool(setting(cfg, "maxscale-monitor-follow")), float(setting(cfg, "proxy-timeout")))
+        api = endpoint(host, cfg.integer("maxscale-api-port"), "maxscale-servers")
+        return cls(api, cfg.text("maxscale-user"), cfg.text("maxscale-pass"),
+                   cfg.flag("maxscale-monitor-follow"), cfg.seconds("proxy-timeout"))
 
     def _call(self, method: str, path: str) -> Response:
         resp = request(method, self.base + path, headers={"Authorization": self.auth}, timeout=self.timeout)

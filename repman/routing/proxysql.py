@@ -16,7 +16,7 @@ import pymysql
 from repman.db import Credential, ServerAddress, query, session
 from repman.routing.base import RoutingError, Topology
 from repman.routing.endpoints import endpoint
-from repman.routing.settings import cluster_name, setting
+from repman.routing.settings import cluster_name
 
 # Accounts that exist on every MariaDB and must never become proxy users.
 SYSTEM_USERS = ("mariadb.sys", "mysql", "root", "PUBLIC")
@@ -63,15 +63,15 @@ class ProxySQLRouter:
 
     @classmethod
     def from_config(cls, cfg: Any, host: str) -> "ProxySQLRouter":
-        admin = parse_admin_endpoint(host, int(setting(cfg, "proxysql-admin-port")))
-        db_cred = cfg.get("db-servers-credential") if hasattr(cfg, "get") else None
-        repl = cfg.get("replication-credential") if hasattr(cfg, "get") else None
+        admin = parse_admin_endpoint(host, cfg.integer("proxysql-admin-port"))
+        db_cred = cfg.credential("db-servers-credential")
+        repl = cfg.credential("replication-credential")
         ignored = tuple(c.user for c in (db_cred, repl) if c is not None)
         return cls(
-            admin, Credential(setting(cfg, "proxysql-user"), setting(cfg, "proxysql-password")),
-            cluster_name(cfg), int(setting(cfg, "proxysql-writer-hostgroup")),
-            int(setting(cfg, "proxysql-reader-hostgroup")), bool(setting(cfg, "proxysql-copy-grants")),
-            bool(setting(cfg, "proxysql-save-to-disk")), db_cred, ignored, float(setting(cfg, "proxy-timeout")),
+            admin, Credential(cfg.text("proxysql-user"), cfg.text("proxysql-password")),
+            cluster_name(cfg), cfg.integer("proxysql-writer-hostgroup"),
+            cfg.integer("proxysql-reader-hostgroup"), cfg.flag("proxysql-copy-grants"),
+            cfg.flag("proxysql-save-to-disk"), db_cred, ignored, cfg.seconds("proxy-timeout"),
         )
 
     # -- statements ------------------------------------------------------------------------

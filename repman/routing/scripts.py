@@ -15,10 +15,9 @@ from typing import Any, Mapping, Sequence
 
 from repman.db import ServerAddress
 from repman.errors import OperationRefused
+from repman.key_access import TypedKeys
 from repman.routing.logsink import Log, emit
 from repman.routing.names import server_name
-
-DEFAULT_TIMEOUT = 30.0
 
 
 @dataclass(frozen=True)
@@ -48,14 +47,8 @@ class ScriptResult:
         return f"{self.key} exited {self.returncode}{tail}"
 
 
-def _cfg_get(cfg: Any, key: str, default: Any = None) -> Any:
-    getter = getattr(cfg, "get", None)
-    value = getter(key, default) if getter else default
-    return default if value is None else value
-
-
-def _timeout(cfg: Any) -> float:
-    return float(_cfg_get(cfg, "failover-script-timeout", DEFAULT_TIMEOUT))
+def _timeout(cfg: TypedKeys) -> float:
+    return cfg.seconds("failover-script-timeout")
 
 
 def run_script(
@@ -114,7 +107,7 @@ def _env(cfg: Any, kind: str) -> dict[str, str]:
 def run_pre_script(cfg: Any, old: ServerAddress | None, new: ServerAddress | None, kind: str,
                    log: Log = None) -> ScriptResult | None:
     """Run ``failover-pre-script``; a failure refuses the operation before anything changed."""
-    path = _cfg_get(cfg, "failover-pre-script", "")
+    path = cfg.text("failover-pre-script")
     if not path:
         return None
     result = run_script("failover-pre-script", path, failover_args(old, new, kind), _timeout(cfg), log,
@@ -127,7 +120,7 @@ def run_pre_script(cfg: Any, old: ServerAddress | None, new: ServerAddress | Non
 def run_post_script(cfg: Any, old: ServerAddress | None, new: ServerAddress | None, kind: str,
                     log: Log = None) -> ScriptResult | None:
     """Run ``failover-post-script`` after the change; its failure is only reported."""
-    path = _cfg_get(cfg, "failover-post-script", "")
+    path = cfg.text("failover-post-script")
     if not path:
         return None
     return run_script("failover-post-script", path, failover_args(old, new, kind), _timeout(cfg), log,
@@ -137,7 +130,7 @@ def run_post_script(cfg: Any, old: ServerAddress | None, new: ServerAddress | No
 def run_vip_script(cfg: Any, old: ServerAddress | None, new: ServerAddress | None, reason: str,
                    log: Log = None) -> ScriptResult | None:
     """Run ``failover-vip-script``: ``cluster oldHost newHost oldPort newPort reason``."""
-    path = _cfg_get(cfg, "failover-vip-script", "")
+    path = cfg.text("failover-vip-script")
     if not path:
         return None
     oh, op, _ = _hp(old)
@@ -149,7 +142,7 @@ def run_vip_script(cfg: Any, old: ServerAddress | None, new: ServerAddress | Non
 def run_state_change_script(cfg: Any, server: ServerAddress, new_state: str, old_state: str,
                             log: Log = None) -> ScriptResult | None:
     """Run ``db-servers-state-change-script``: ``cluster host port newState oldState``."""
-    path = _cfg_get(cfg, "db-servers-state-change-script", "")
+    path = cfg.text("db-servers-state-change-script")
     if not path:
         return None
     args = [str(getattr(cfg, "name", "")), server.host, str(server.port), new_state, old_state]
@@ -161,7 +154,7 @@ def run_alert_script(cfg: Any, message: str, log: Log = None, *, host: str = "",
                      state: str = "Alert") -> ScriptResult | None:
     """Run ``alert-script`` with repman's arguments ``cluster host previousState state``, then
     our sentence as a fifth argument (repman scripts read $1..$4 and are not disturbed)."""
-    path = _cfg_get(cfg, "alert-script", "")
+    path = cfg.text("alert-script")
     if not path:
         return None
     args = [str(getattr(cfg, "name", "")), host, prev_state, state, message]

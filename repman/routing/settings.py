@@ -1,22 +1,12 @@
-"""Read a routing key from a ``ClusterConfig``, falling back to the key table's default.
+"""The cluster name routers put into their service and server names.
 
-Routers may be built from a config validated before ``ROUTING_KEYS`` was merged in
-(or from a plain dict in tests); the default then comes from the one schema.
+Routers read their keys through the config's typed accessors (``cfg.flag("haproxy")``),
+which take each default from ``ROUTING_KEYS``; only the name is not a key.
 """
 
 from __future__ import annotations
 
 from typing import Any
-
-from repman.routing.keys import ROUTING_KEYS
-
-
-def setting(cfg: Any, key: str) -> Any:
-    getter = getattr(cfg, "get", None)
-    value = getter(key) if getter else None
-    if value is None and key in ROUTING_KEYS:
-        return ROUTING_KEYS[key].default
-    return value
 
 
 def cluster_name(cfg: Any) -> str:

@@ -18,7 +18,7 @@ from repman.db import Credential, ServerAddress, execute, query, session
 from repman.errors import ConfigError
 from repman.routing.base import RoutingError, Topology
 from repman.routing.names import sql_identifier
-from repman.routing.settings import cluster_name, setting
+from repman.routing.settings import cluster_name
 
 
 def default_server_name(cluster: str) -> str:
@@ -53,13 +53,12 @@ class SpiderRouter:
 
     @classmethod
     def from_config(cls, cfg: Any, node: ServerAddress) -> "SpiderRouter":
-        admin = setting(cfg, "mdbshardproxy-user") or cfg.get("db-servers-credential")
-        remote = setting(cfg, "mdbshardproxy-remote-user") or cfg.get("db-servers-credential")
+        admin = cfg.credential("mdbshardproxy-user") or cfg.credential("db-servers-credential")
+        remote = cfg.credential("mdbshardproxy-remote-user") or cfg.credential("db-servers-credential")
         if admin is None or remote is None:
             raise ConfigError("mdbshardproxy-user", "no credential for the Spider nodes (nor db-servers-credential)")
-        server = setting(cfg, "mdbshardproxy-server-name") or default_server_name(cluster_name(cfg))
-        return cls(node, admin, remote, server, setting(cfg, "mdbshardproxy-database") or "",
-                   float(setting(cfg, "proxy-timeout")))
+        server = cfg.text("mdbshardproxy-server-name") or default_server_name(cluster_name(cfg))
+        return cls(node, admin, remote, server, cfg.text("mdbshardproxy-database"), cfg.seconds("proxy-timeout"))
 
     def current(self, conn: pymysql.connections.Connection) -> dict[str, Any] | None:
         rows = query(conn, "SELECT Host, Port, Username, Password, Db FROM mysql.servers WHERE Server_name = %s",

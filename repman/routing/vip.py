@@ -12,7 +12,6 @@ from typing import Any
 from repman.db import ServerAddress
 from repman.routing.base import RoutingError, Topology
 from repman.routing.scripts import run_vip_script
-from repman.routing.settings import setting
 
 
 class VipScriptRouter:
@@ -21,7 +20,7 @@ class VipScriptRouter:
         self.name = "failover-vip-script"
         # notify waits about 3x this before reporting "still running"; the script itself
         # may run up to failover-script-timeout in the background.
-        self.timeout = float(setting(cfg, "proxy-timeout"))
+        self.timeout = cfg.seconds("proxy-timeout")
         self.current: ServerAddress | None = None
 
     @classmethod

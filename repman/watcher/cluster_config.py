@@ -7,13 +7,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from repman.backup.keys import BACKUP_KEYS
 from repman.db import Credential, ServerAddress
 from repman.errors import ConfigError
+from repman.key_access import TypedKeys
+from repman.keys import Key
+from repman.routing.keys import ROUTING_KEYS
+from repman.watcher.keys import WATCHER_KEYS
+
+#: every key a ``clusters.<name>`` section may hold, for the typed accessors
+CLUSTER_KEYS: dict[str, Key] = {**WATCHER_KEYS, **ROUTING_KEYS, **BACKUP_KEYS}
 
 
 @dataclass
-class ClusterConfig:
-    """Validated values of one ``clusters.<name>`` section (every known key present)."""
+class ClusterConfig(TypedKeys):
+    """Validated values of one ``clusters.<name>`` section.
+
+    Read keys through the typed accessors (``flag``, ``integer``, ``seconds``, ``text``...):
+    they take the default from the key tables, so a config built from a partial mapping
+    (tests, configs validated before a table was merged in) reads the same defaults.
+    """
 
     name: str
     values: dict[str, Any] = field(default_factory=dict)
@@ -39,7 +52,17 @@ class ClusterConfig:
         return self.values[key]
 
     def get(self, key: str, default: Any = None) -> Any:
+        """Untyped read; prefer the typed accessors, which know the key's default."""
         return self.values.get(key, default)
+
+    def key_definition(self, name: str) -> Key:
+        if name not in CLUSTER_KEYS:
+            raise KeyError(f"{name}: not a key of a clusters.<name> section")
+        return CLUSTER_KEYS[name]
+
+    def raw_value(self, name: str) -> Any:
+        self._refresh(name)
+        return self.values.get(name)
 
     @property
     def servers(self) -> list[ServerAddress]:
@@ -56,9 +79,9 @@ class ClusterConfig:
 
     @property
     def ticker(self) -> float:
-        return float(self.values["monitoring-ticker"])
+        return self.seconds("monitoring-ticker")
 
     @property
     def state_dir(self) -> Path:
-        base = self.values.get("monitoring-datadir") or str(Path.home() / ".repman")
+        base = self.text("monitoring-datadir") or str(Path.home() / ".repman")
         return Path(base) / self.name

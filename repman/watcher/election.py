@@ -97,7 +97,7 @@ def _exclusion(
     if state is None:
         return "was not monitored"
     addr = state.address
-    if any(same_server(addr, i) for i in cfg.get("db-servers-ignored-hosts") or []):
+    if any(same_server(addr, i) for i in cfg.hosts("db-servers-ignored-hosts")):
         return "is listed in db-servers-ignored-hosts"
     if addr.url in quarantined:
         detail = quarantined.get(addr.url) if isinstance(quarantined, dict) else ""
@@ -115,20 +115,20 @@ def _exclusion(
         return f"replicates from {rep.master.url}, not from the master {master.url}"
     if rep.filters:
         return f"has replication filters ({rep.filters})"
-    checks = bool(cfg.get("check-replication-state", True))
+    checks = cfg.flag("check-replication-state")
     if checks and rep.sql_running != "Yes":
         err = f": {rep.last_sql_error}" if rep.last_sql_error else ""
         return f"has its SQL thread stopped{err}"
     if checks and purpose == "switchover" and rep.io_running != "Yes":
         err = f": {rep.last_io_error}" if rep.last_io_error else ""
         return f"has its IO thread {'stopped' if rep.io_running == 'No' else rep.io_running.lower()}{err}"
-    max_delay = float(cfg.get("failover-max-slave-delay", 30.0))
+    max_delay = cfg.seconds("failover-max-slave-delay")
     if checks and max_delay >= 0 and rep.seconds_behind is not None and rep.seconds_behind > max_delay:
         return f"lags {rep.seconds_behind}s behind the master, over failover-max-slave-delay {max_delay:g}s"
     errant = errant_transactions(state, all_states)
     if errant:
         return f"has errant transactions the master never had ({', '.join(errant)})"
-    if purpose == "switchover" and cfg.get("switchover-at-equal-gtid", False):
+    if purpose == "switchover" and cfg.flag("switchover-at-equal-gtid"):
         if master_state is None or not master_state.reachable:
             return "cannot be compared with the master's GTID (master unreachable)"
         if state.current_pos != master_state.binlog_pos:

@@ -53,11 +53,11 @@ def failover(cfg: ClusterConfig, store: StateStore, log: Callable[[str], None] |
 def check_limits(cfg: ClusterConfig, store: StateStore) -> str | None:
     """The reason the failover limits forbid a failover now, or None."""
     state = store.load()
-    limit = int(cfg.get("failover-limit", 5))
+    limit = cfg.integer("failover-limit")
     if limit > 0 and state.failover_count >= limit:
         return (f"failover-limit {limit} reached ({state.failover_count} failovers so far); "
                 "an operator must reset the failover counter")
-    window = float(cfg.get("failover-time-limit", 0.0))
+    window = cfg.seconds("failover-time-limit")
     if window > 0 and state.last_failover_at > 0:
         since = time.time() - state.last_failover_at
         if since < window:
@@ -133,7 +133,7 @@ def _failover(cfg: ClusterConfig, store: StateStore, op: OpLog, routers: list) -
         _io_threads(cfg, replicas, start=True)
         raise
     with op.step("fence"):
-        bound = float(cfg.get("failover-fence-timeout", 3.0))
+        bound = cfg.seconds("failover-fence-timeout")
         fencing.join(bound)
         if fencing.is_alive():
             op.say(f"fencing {master.url} still runs after failover-fence-timeout {bound:g}s: promoting anyway "
@@ -176,7 +176,7 @@ def _failover(cfg: ClusterConfig, store: StateStore, op: OpLog, routers: list) -
 def _catch_up(cfg: ClusterConfig, op: OpLog, states: dict, cand: ServerAddress,
               peers: list[ServerAddress]) -> None:
     """The candidate applies everything it received, then what any peer received beyond it."""
-    max_delay = float(cfg.get("failover-max-slave-delay", 30.0))
+    max_delay = cfg.seconds("failover-max-slave-delay")
     bound = 10.0 + max(0.0, max_delay)
     target = io_position(states[cand])
     with connect(cand, cfg.admin, timeout=2) as conn:

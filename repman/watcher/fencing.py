@@ -30,7 +30,7 @@ from repman.watcher.freeze import kill_clients
 
 def pid_file_for(cfg: ClusterConfig, address: ServerAddress) -> Path | None:
     """The pid file ``failover-fence-pid-files`` names for ``address`` (``host:port=/path``)."""
-    for entry in cfg.get("failover-fence-pid-files", []) or []:
+    for entry in cfg.strings("failover-fence-pid-files"):
         hostport, _, path = str(entry).partition("=")
         try:
             if path and same_server(ServerAddress.parse(hostport.strip()), address):
@@ -61,7 +61,7 @@ def fence_outside(cfg: ClusterConfig, address: ServerAddress, timeout: float) ->
             return f"fenced {address.url}: killed its process {pid} (pid file {pid_file})"
         except (OSError, ValueError) as exc:
             return f"fence of {address.url} by pid file {pid_file} did nothing: {exc}"
-    script = cfg.get("failover-fence-script", "")
+    script = cfg.text("failover-fence-script")
     if script:
         try:
             done = subprocess.run([script, address.host, str(address.port)], capture_output=True, text=True,
@@ -81,7 +81,7 @@ def fence_old_master(cfg: ClusterConfig, address: ServerAddress, say: Callable[[
     ``answered=False`` (the failover's read just timed out on it) goes straight to the fence
     action: a second SQL attempt would cost the same timeout again.
     """
-    timeout = float(cfg.get("failover-fence-timeout", 3.0))
+    timeout = cfg.seconds("failover-fence-timeout")
 
     def run() -> None:
         try:

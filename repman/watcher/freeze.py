@@ -95,8 +95,8 @@ def freeze(cfg: ClusterConfig, address: ServerAddress, op: OpLog,
     switchover-wait-trx) is taken over: it holds the lock until the demotion closes it.
     On any failure the server is unfrozen again and ``OperationRefused`` raised.
     """
-    wait_kill = float(cfg.get("switchover-wait-kill", 5000)) / 1000.0
-    lock_wait = max(1, int(round(float(cfg.get("switchover-wait-trx", 10.0)))))
+    wait_kill = cfg.integer("switchover-wait-kill") / 1000.0
+    lock_wait = max(1, int(round(cfg.seconds("switchover-wait-trx"))))
     if conn is None:
         conn = connect(address, cfg.admin, timeout=2, read_timeout=freeze_read_timeout(cfg))
     row = query(conn, "SELECT @@GLOBAL.read_only AS ro, @@GLOBAL.max_connections AS mc, "
@@ -111,8 +111,8 @@ def freeze(cfg: ClusterConfig, address: ServerAddress, op: OpLog,
         if not drained:
             op.say(f"{left} statement(s) still running on {address.url} after switchover-wait-kill "
                    f"{wait_kill * 1000:.0f}ms: killing them")
-        if cfg.get("switchover-decrease-max-conn", True):
-            value = int(cfg.get("switchover-decrease-max-conn-value", 10))
+        if cfg.flag("switchover-decrease-max-conn"):
+            value = cfg.integer("switchover-decrease-max-conn-value")
             execute(conn, f"SET GLOBAL max_connections = {value}")
         frozen.killed = kill_clients(conn)
         execute(conn, "FLUSH TABLES WITH READ LOCK")
@@ -126,8 +126,8 @@ def freeze(cfg: ClusterConfig, address: ServerAddress, op: OpLog,
 
 
 def freeze_read_timeout(cfg: ClusterConfig) -> float:
-    wait_kill = float(cfg.get("switchover-wait-kill", 5000)) / 1000.0
-    return max(30.0, wait_kill + float(cfg.get("switchover-wait-trx", 10.0)) + 10)
+    wait_kill = cfg.integer("switchover-wait-kill") / 1000.0
+    return max(30.0, wait_kill + cfg.seconds("switchover-wait-trx") + 10)
 
 
 def unfreeze(cfg: ClusterConfig, frozen: Frozen) -> None:

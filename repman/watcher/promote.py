@@ -26,7 +26,7 @@ def semisync_roles(conn: pymysql.connections.Connection, cfg: ClusterConfig, mas
     A demoted master left with the master side on waits ``rpl_semi_sync_master_timeout``
     on its first binlogged event, stalling its replication.
     """
-    on = bool(cfg.get("semisync", False))
+    on = cfg.flag("semisync")
     wanted: list[tuple[str, bool]] = []
     if on:
         wanted = [("rpl_semi_sync_master_enabled", master), ("rpl_semi_sync_slave_enabled", not master)]
@@ -63,10 +63,10 @@ def point_at(conn: pymysql.connections.Connection, cfg: ClusterConfig, master: S
     execute(conn, "STOP SLAVE")
     if slave_pos is not None:
         execute(conn, "SET GLOBAL gtid_slave_pos = %s", (slave_pos,))
-    heartbeat = float(cfg.get("replication-heartbeat-period", 0.5))
+    heartbeat = cfg.seconds("replication-heartbeat-period")
     execute(conn, f"SET GLOBAL slave_net_timeout = {replica_net_timeout(heartbeat)}")
     sql, args = change_master_sql(master, cfg.replication, heartbeat,
-                                  CONNECT_RETRY, replica_tls_ca(conn, bool(cfg.get("replication-use-ssl", False))))
+                                  CONNECT_RETRY, replica_tls_ca(conn, cfg.flag("replication-use-ssl")))
     execute_unlogged(conn, sql, args)
 
 
@@ -102,7 +102,7 @@ def finish_replica(conn: pymysql.connections.Connection, cfg: ClusterConfig) -> 
     semisync_roles(conn, cfg, master=False)
     set_event_scheduler(conn, False)
     execute(conn, "START SLAVE")
-    readonly = bool(cfg.get("failover-readonly-state", True))
+    readonly = cfg.flag("failover-readonly-state")
     execute(conn, f"SET GLOBAL read_only = {'ON' if readonly else 'OFF'}")
 
 

@@ -79,7 +79,7 @@ def _rejoin(cfg: ClusterConfig, store: StateStore, server: ServerAddress, op: Op
     quarantined = store.load().quarantined
     if addr.url in quarantined:
         raise OperationRefused(f"{addr.url} is quarantined ({quarantined[addr.url]}); release it first")
-    if not cfg.get("autorejoin", True):
+    if not cfg.flag("autorejoin"):
         raise OperationRefused("autorejoin is off; it stays read-only and out of the cluster")
 
     if s.replica is not None and same_server(s.replica.master, primary):
@@ -200,7 +200,7 @@ def _diverged(cfg: ClusterConfig, store: StateStore, op: OpLog, addr: ServerAddr
     if reference is not None:
         try:
             tail = read_tail(cfg, addr, reference)
-            if cfg.get("autorejoin-backup-binlog", True):
+            if cfg.flag("autorejoin-backup-binlog"):
                 path = save_tail(cfg, addr, tail)
                 op.say(f"saved {len(tail.gtids)} extra transaction(s) of {addr.url} to {path}")
         except RepmanError as exc:
@@ -208,7 +208,7 @@ def _diverged(cfg: ClusterConfig, store: StateStore, op: OpLog, addr: ServerAddr
     else:
         reasons.append("the point where it diverged is unknown")
 
-    if tail is not None and cfg.get("autorejoin-flashback", True):
+    if tail is not None and cfg.flag("autorejoin-flashback"):
         blockers = list(tail.blockers)
         with connect(addr, cfg.admin, timeout=2) as conn:
             image = str(query(conn, "SELECT @@GLOBAL.binlog_row_image AS i")[0]["i"])
@@ -232,7 +232,7 @@ def _diverged(cfg: ClusterConfig, store: StateStore, op: OpLog, addr: ServerAddr
     elif tail is not None:
         reasons.append("autorejoin-flashback is off")
 
-    if cfg.get("autorejoin-mysqldump", False):
+    if cfg.flag("autorejoin-mysqldump"):
         try:
             with op.step("reseed"):
                 position = reseed(cfg, addr, primary)

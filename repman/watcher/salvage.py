@@ -53,7 +53,7 @@ class SalvageResult:
 def binlog_dirs(cfg: ClusterConfig) -> dict[str, str]:
     """``host:port`` -> binlog folder, from ``failover-salvage-binlog-dirs``."""
     out: dict[str, str] = {}
-    for item in cfg.get("failover-salvage-binlog-dirs", []) or []:
+    for item in cfg.strings("failover-salvage-binlog-dirs"):
         server, sep, folder = str(item).partition("=")
         if sep and server.strip() and folder.strip():
             out[server.strip()] = folder.strip()
@@ -62,10 +62,10 @@ def binlog_dirs(cfg: ClusterConfig) -> dict[str, str]:
 
 def _remote(cfg: ClusterConfig, master: ServerAddress, argv: list[str]) -> list[str]:
     """``argv`` as run where the dead master's files are: here, or over SSH on its host."""
-    user = str(cfg.get("failover-salvage-ssh-user", "") or "")
+    user = cfg.text("failover-salvage-ssh-user")
     if not user:
         return argv
-    options = shlex.split(str(cfg.get("failover-salvage-ssh-options", "") or ""))
+    options = shlex.split(cfg.text("failover-salvage-ssh-options"))
     return ["ssh", "-o", "BatchMode=yes", *options, f"{user}@{master.host}", shlex.join(argv)]
 
 
@@ -115,14 +115,14 @@ def salvage(cfg: ClusterConfig, master: ServerAddress, cand: ServerAddress) -> S
 
 
 def _salvage(cfg: ClusterConfig, master: ServerAddress, cand: ServerAddress) -> SalvageResult:
-    if not cfg.get("failover-salvage-binlog", True):
+    if not cfg.flag("failover-salvage-binlog"):
         return SalvageResult(False, "binlog salvage off (failover-salvage-binlog)")
-    if cfg.get("semisync", False):
+    if cfg.flag("semisync"):
         return SalvageResult(False, "semi-sync cluster: every acknowledged write is on a replica already")
     folder = binlog_dirs(cfg).get(master.url)
     if not folder:
         return SalvageResult(False, f"no binlog folder known for {master.url} (failover-salvage-binlog-dirs)")
-    timeout = float(cfg.get("failover-salvage-timeout", 10.0))
+    timeout = cfg.seconds("failover-salvage-timeout")
     deadline = time.monotonic() + timeout
     with connect(cand, cfg.admin, timeout=2) as conn:
         execute(conn, "STOP SLAVE")          # its relay log is applied; nothing may interleave

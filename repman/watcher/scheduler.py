@@ -51,7 +51,7 @@ def backup_jobs(cfg) -> list[Job]:
     out = []
     for kind in ("physical", "logical"):
         key = f"scheduler-db-servers-{kind}-backup-cron"
-        out.append(Job(f"{kind}-backup", key, cron_expression(cfg[key], key), run(kind)))
+        out.append(Job(f"{kind}-backup", key, cron_expression(cfg.text(key), key), run(kind)))
     return out
 
 
@@ -161,9 +161,9 @@ def _other_watcher_alive(run: dict) -> bool:
 def scheduler_for(monitor) -> Scheduler | None:
     """The scheduler of a monitored cluster, or None when it has nothing to run."""
     cfg = monitor.cfg
-    jobs = backup_jobs(cfg) if cfg.get("monitoring-scheduler") else []
+    jobs = backup_jobs(cfg) if cfg.flag("monitoring-scheduler") else []
     on_tick = None
-    if cfg.get("backup-binlogs"):
+    if cfg.flag("backup-binlogs"):
         from repman.backup.binlogs import BinlogArchiver
         from repman.backup.settings import BackupSettings
         archiver = BinlogArchiver(BackupSettings.from_cluster(cfg).binlogs_dir, cfg.admin, monitor.log)

@@ -97,12 +97,12 @@ def _settled(cfg: ClusterConfig, states: dict, master: ServerAddress) -> dict:
 def _planned(cfg: ClusterConfig, store: StateStore, op: OpLog, to: ServerAddress | None, routers: list,
              states: dict, master: ServerAddress, mconn: pymysql.connections.Connection) -> OperationResult:
     with op.step("guards"):
-        threshold = float(cfg.get("switchover-wait-write-query", 10.0))
+        threshold = cfg.seconds("switchover-wait-write-query")
         busy = long_writes(mconn, threshold)
         if busy:
             raise OperationRefused(f"on {master.url} {busy[0]} (switchover-wait-write-query {threshold:g}s)"
                                    + (f" and {len(busy) - 1} more" if len(busy) > 1 else ""))
-        slow = flush_tables(master, cfg.admin, float(cfg.get("switchover-wait-trx", 10.0)))
+        slow = flush_tables(master, cfg.admin, cfg.seconds("switchover-wait-trx"))
         if slow:
             raise OperationRefused(slow)
 
@@ -116,11 +116,11 @@ def _planned(cfg: ClusterConfig, store: StateStore, op: OpLog, to: ServerAddress
     run_pre_script(cfg, master, cand, "switchover", op.say)
     if ensure_replicating(cfg, cand):
         op.say(f"started replication on {cand.url} so that it can catch up")
-    wait = max(1.0, float(cfg.get("switchover-wait-trx", 10.0)))
+    wait = max(1.0, cfg.seconds("switchover-wait-trx"))
     others = [a for a in replicas_of(cfg, states, master) if a != cand and states[a].reachable]
     cconn = connect(cand, cfg.admin, timeout=2, read_timeout=wait + 30)
     chained: list[ServerAddress] = []
-    if cfg.get("semisync", False):
+    if cfg.flag("semisync"):
         with op.step("prechain"):
             chained = chain(cfg, others, cand)
     try:
@@ -174,8 +174,8 @@ def _planned(cfg: ClusterConfig, store: StateStore, op: OpLog, to: ServerAddress
 
 
 def _repoint_wait(cfg: ClusterConfig) -> float:
-    catch_wait = max(1.0, float(cfg.get("switchover-wait-trx", 10.0)))
-    return catch_wait if cfg.get("switchover-slave-wait-catch", True) else 0.0
+    catch_wait = max(1.0, cfg.seconds("switchover-wait-trx"))
+    return catch_wait if cfg.flag("switchover-slave-wait-catch") else 0.0
 
 
 def _finish(cfg: ClusterConfig, store: StateStore, op: OpLog, frozen: Frozen,
