@@ -347,3 +347,60 @@ def test_the_loop_ticks_at_once_when_an_operation_ends_and_stops_at_once():
         loop.halt()
         loop.thread.join(2)
     assert not loop.thread.is_alive()
+
+
+# -- scheduled jobs: lanes of their own ----------------------------------------------------------
+
+def test_a_job_never_holds_back_an_ha_operation_and_runs_one_of_its_kind_at_a_time():
+    gate, job_gate = Gate(), threading.Event()
+
+    def backup() -> OperationResult:
+        assert job_gate.wait(10)
+        return OperationResult(True, "backup done", kind="physical-backup")
+
+    runner = OperationRunner("c1", gate)
+    job = runner.submit(Operation("physical-backup", "scheduled physical-backup", lane="physical-backup",
+                                  call=backup))
+    assert job.accepted and runner.busy("physical-backup")
+    assert runner.running == ""                        # the facts see no HA operation: failover stays possible
+    again = runner.submit(Operation("physical-backup", "scheduled physical-backup", lane="physical-backup",
+                                    call=backup))
+    assert not again.accepted
+    assert again.refused.sentence == "physical-backup refused: scheduled physical-backup already in progress"
+    failover = runner.submit(Operation("failover", "failover to x"))
+    assert failover.accepted
+    gate.open.set()
+    job_gate.set()
+    assert failover.wait(5).ok and job.wait(5).ok
+    assert [r["kind"] for r in runner.status()] == ["failover"]      # jobs are their scheduler's records
+    assert runner.last_result.kind == "failover"
+
+
+def test_scheduler_runs_due_jobs_on_the_runner_and_skips_a_busy_kind(tmp_path):
+    from repman.watcher.scheduler import Job, Scheduler
+    from repman.watcher.state_store import StateStore
+
+    started, release = threading.Event(), threading.Event()
+
+    def slow() -> str:
+        started.set()
+        assert release.wait(10)
+        return "backup 1 of x: 3 bytes"
+
+    now = [1000.0]
+    runner = OperationRunner("c1", Gate())
+    sched = Scheduler(StateStore(tmp_path), [Job("physical-backup", "k", "* * * * * *", slow)], clock=lambda: now[0],
+                      runner=runner)
+    now[0] += 1.5
+    sched.poll()
+    assert started.wait(5)
+    assert sched.status()["jobs"][0]["running"] is True
+    now[0] += 1.0
+    sched.poll()                                       # due again while the first still runs
+    release.set()
+    runner.wait(5, lane="physical-backup")
+    runs = StateStore(tmp_path).load().jobs
+    assert [r["status"] for r in runs] == ["ok", "skipped"]          # recorded as running before it started
+    assert next(r for r in runs if r["status"] == "ok")["sentence"] == "backup 1 of x: 3 bytes"
+    assert sched.status()["jobs"][0]["running"] is False
+    sched.close()

@@ -7,6 +7,10 @@ progress"), and the loop must hear the end at once (``wake``), not a ticker late
 Every run's result and duration is kept (the last one and a short history) for
 status. Across processes the operation lock (``oplock``) still keeps a CLI's
 switchover and the watcher's failover apart; ``running`` names its holder too.
+
+HA operations share the ``cluster`` lane. A scheduled job (a backup) runs in a lane
+of its own kind: one backup of a kind at a time, and never holding back a failover
+(a backup of an hour must not keep a dead master dead).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import logging
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from repman.db import ServerAddress
@@ -24,6 +28,7 @@ from repman.watcher.result import OperationResult
 
 logger = logging.getLogger("repman.watcher")
 HISTORY_KEEP = 20
+CLUSTER = "cluster"              # the lane of HA operations: one per cluster
 LOCK_WAIT = 5.0                  # how long an operation waits for another process's lock
 
 
@@ -37,6 +42,8 @@ class Operation:
     server: ServerAddress | None = None        # the server a rejoin, reopen or autoseed works on
     lock_wait: float = LOCK_WAIT
     retry_key: tuple[str, str] | None = None   # automatic runs: a failure holds this key back a while
+    lane: str = CLUSTER                        # one operation at a time per lane
+    call: Callable[[], OperationResult] | None = field(default=None, compare=False)  # a job's own work
 
 
 @dataclass(frozen=True)
@@ -98,17 +105,20 @@ class OperationRunner:
         self._clock = clock
         self.retry_after = retry_after
         self._mutex = threading.Lock()
-        self._current: Operation | None = None
-        self._thread: threading.Thread | None = None
+        self._current: dict[str, Operation] = {}
+        self._threads: dict[str, threading.Thread] = {}
         self._retry_at: dict[tuple[str, str], float] = {}
         self.history: deque[Run] = deque(maxlen=keep)
 
     # -- what runs ----------------------------------------------------------------------
     @property
     def current(self) -> str:
-        """The operation this process runs now ("" when none)."""
-        op = self._current
+        """The HA operation this process runs now ("" when none)."""
+        op = self._current.get(CLUSTER)
         return op.describe if op is not None else ""
+
+    def busy(self, lane: str) -> bool:
+        return lane in self._current
 
     @property
     def running(self) -> str:
@@ -127,48 +137,52 @@ class OperationRunner:
     def submit(self, operation: Operation) -> Ticket:
         """Start ``operation`` on its own thread, unless one runs already (or it failed recently)."""
         with self._mutex:
-            if self._current is not None:
+            if (busy := self._current.get(operation.lane)) is not None:
                 return Ticket(operation, OperationResult(
-                    False, f"{operation.kind} refused: {self._current.describe} already in progress",
-                    kind=operation.kind))
+                    False, f"{operation.kind} refused: {busy.describe} already in progress", kind=operation.kind))
             key = operation.retry_key
             if key is not None and self._clock() < self._retry_at.get(key, float("-inf")):
                 return Ticket(operation, OperationResult(
                     False, f"{operation.kind} not retried yet: it failed less than {self.retry_after:g}s ago",
                     kind=operation.kind))
             ticket = Ticket(operation)
-            self._current = operation
-            self._thread = threading.Thread(target=self._work, args=(operation, ticket),
-                                            name=f"{operation.kind}-{self.name}", daemon=True)
-            self._thread.start()
+            self._current[operation.lane] = operation
+            thread = threading.Thread(target=self._work, args=(operation, ticket),
+                                      name=f"{operation.kind}-{self.name}",
+                                      # a job finishes before the process exits, as the scheduler's pool did
+                                      daemon=operation.lane == CLUSTER)
+            self._threads[operation.lane] = thread
+            thread.start()
         return ticket
 
     def _work(self, operation: Operation, ticket: Ticket) -> None:
         started, wall = self._clock(), time.time()
         try:
-            result = self._execute(operation)
+            result = operation.call() if operation.call is not None else self._execute(operation)
         except Exception as exc:  # noqa: BLE001 - the loop must survive a bug in an operation
             logger.exception("%s: %s crashed", self.name, operation.kind)
             result = OperationResult(False, f"{operation.kind} crashed: {exc}", kind=operation.kind)
         seconds = self._clock() - started
         with self._mutex:
-            self.history.append(Run(operation, wall, seconds, result))
+            if operation.lane == CLUSTER:       # a job's runs are its scheduler's records (state store)
+                self.history.append(Run(operation, wall, seconds, result))
             if not result.ok and operation.retry_key is not None:
                 self._retry_at[operation.retry_key] = self._clock() + self.retry_after
         try:
-            if self._on_finished is not None:
+            if self._on_finished is not None and operation.lane == CLUSTER:
                 self._on_finished(result, operation)
         except Exception:  # noqa: BLE001 - a reporting bug must not leave the runner busy forever
             logger.exception("%s: reporting the end of %s failed", self.name, operation.kind)
         finally:
             with self._mutex:
-                self._current = None
+                self._current.pop(operation.lane, None)
             ticket._resolve(result)
-            self.wake.set()
+            if operation.lane == CLUSTER:
+                self.wake.set()
 
-    def wait(self, timeout: float | None = None) -> None:
-        """Let the running operation finish (a failover must not be cut in half)."""
-        thread = self._thread
+    def wait(self, timeout: float | None = None, lane: str = CLUSTER) -> None:
+        """Let the running operation of ``lane`` finish (a failover must not be cut in half)."""
+        thread = self._threads.get(lane)
         if thread is not None:
             thread.join(timeout)
 
@@ -178,4 +192,4 @@ class OperationRunner:
             return [r.as_dict() for r in self.history]
 
 
-__all__ = ["Operation", "OperationRunner", "Run", "Ticket", "HISTORY_KEEP", "LOCK_WAIT"]
+__all__ = ["CLUSTER", "Operation", "OperationRunner", "Run", "Ticket", "HISTORY_KEEP", "LOCK_WAIT"]
