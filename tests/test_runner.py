@@ -20,7 +20,7 @@ from repman.watcher.loop import MonitorThread
 from repman.watcher.monitor import ClusterMonitor
 from repman.watcher.oplock import OperationLock
 from repman.watcher.result import OperationResult
-from repman.watcher.runner import Operation, OperationRunner
+from repman.watcher.runner import Operation, OperationRunner, Ticket
 
 M = ServerAddress("127.0.0.1", 1)
 A = ServerAddress("127.0.0.1", 2)
@@ -83,22 +83,28 @@ def test_unknown_operation_is_a_programming_error(tmp_path):
 
 # -- one at a time -----------------------------------------------------------------------------
 
+def _race(runner: OperationRunner) -> list[Ticket]:
+    """Two threads submit at the same instant (a barrier releases both)."""
+    barrier = threading.Barrier(2)
+    tickets: list[Ticket] = []
+
+    def go(kind: str) -> None:
+        barrier.wait()
+        tickets.append(runner.submit(Operation(kind, f"{kind} of x")))
+
+    threads = [threading.Thread(target=go, args=(k,)) for k in ("failover", "switchover")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(5)
+    return tickets
+
+
 def test_two_threads_racing_start_exactly_one_operation():
     for _ in range(30):
         gate = Gate()
         runner = OperationRunner("c1", gate)
-        barrier = threading.Barrier(2)
-        tickets = []
-
-        def go(kind: str) -> None:
-            barrier.wait()
-            tickets.append(runner.submit(Operation(kind, f"{kind} of x")))
-
-        threads = [threading.Thread(target=go, args=(k,)) for k in ("failover", "switchover")]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(5)
+        tickets = _race(runner)
         accepted = [t for t in tickets if t.accepted]
         refused = [t for t in tickets if not t.accepted]
         assert len(accepted) == 1 and len(refused) == 1

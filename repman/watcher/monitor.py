@@ -11,9 +11,10 @@ master is the latest crash record's new master while it is writable, else the
 server the replicas follow; the latest failover's deposed master never is, until
 an operation makes its successor a replica again (no flip-flop after a pause), and
 no decision is taken on a snapshot read before an operation finished. A second writable server is fenced within the tick
-that sees it (never two writable masters); long actions (failover, rejoin) run
-in a worker thread so the ticks go on; the operation lock keeps them exclusive
-with a CLI or API operation. Servers in maintenance come from the state store.
+that sees it (never two writable masters); long actions (failover, rejoin, reopen,
+autoseed) and operators' requests go to the cluster's operation runner (``runner``),
+so the ticks go on; the operation lock keeps them exclusive with a CLI's operation.
+Servers in maintenance come from the state store.
 """
 
 from __future__ import annotations
@@ -188,7 +189,7 @@ class ClusterMonitor:
         self.last_tick_seconds = 0.0
         self.wake = threading.Event()       # set when an operation ends: the loop ticks at once
         self._execute = executor(cfg, self.log, lambda: self.routers)
-        self.runner = OperationRunner(cfg.name, self._run, OperationLock(cfg.state_dir), on_finished=self._finish,
+        self.runner = OperationRunner(cfg.name, self._run, self.lock, on_finished=self._finish,
                                       wake=self.wake, clock=clock,
                                       retry_after=max(10.0, RETRY_AFTER_TICKS * cfg.ticker))
         self._routing_busy = threading.Lock()
