@@ -17,6 +17,7 @@ import pymysql
 
 from repman.db import ServerAddress
 from repman.errors import OperationRefused, RepmanError
+from repman.routing import build_routers as routers_of
 from repman.watcher.analysis import Action, Request, decide_request
 from repman.watcher.autoseed import autoseed
 from repman.watcher.cluster_config import ClusterConfig
@@ -66,11 +67,7 @@ def store_for(cfg: ClusterConfig) -> StateStore:
 def build_routers(cfg: ClusterConfig, log: Log | None = None) -> list[Any]:
     """The cluster's routers; a routing mistake is reported, never fatal to the watcher."""
     try:
-        from repman.routing import build_routers as build
-    except ImportError:
-        return []
-    try:
-        return list(build(cfg))
+        return list(routers_of(cfg))
     except RepmanError as exc:
         (log or logging.getLogger("repman.watcher").warning)(f"routing disabled: {exc}")
         return []

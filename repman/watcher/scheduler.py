@@ -21,7 +21,8 @@ from typing import Any, Callable
 
 from croniter import croniter
 
-from repman.backup.settings import cron_expression
+from repman.backup.binlogs import BinlogArchiver
+from repman.backup.settings import BackupSettings, cron_expression
 from repman.backup.take import take_backup
 from repman.local.mariadb import pid_alive
 from repman.watcher.result import OperationResult
@@ -167,8 +168,6 @@ def scheduler_for(monitor) -> Scheduler | None:
     jobs = backup_jobs(cfg) if cfg.get("monitoring-scheduler") else []
     on_tick = None
     if cfg.get("backup-binlogs"):
-        from repman.backup.binlogs import BinlogArchiver
-        from repman.backup.settings import BackupSettings
         archiver = BinlogArchiver(BackupSettings.from_cluster(cfg).binlogs_dir, cfg.admin, monitor.log)
         monitor.binlog_archiver = archiver
 
