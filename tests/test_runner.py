@@ -410,3 +410,57 @@ def test_scheduler_runs_due_jobs_on_the_runner_and_skips_a_busy_kind(tmp_path):
     assert next(r for r in runs if r["status"] == "ok")["sentence"] == "backup 1 of x: 3 bytes"
     assert sched.status()["jobs"][0]["running"] is False
     sched.close()
+
+
+# -- the API hands operations to the runner and waits on the result ------------------------------
+
+def test_api_operation_runs_on_the_runner_answers_202_past_its_wait_and_409_while_busy(tmp_path):
+    import base64
+    import http.client
+    import json
+
+    from repman.api.auth import hash_password
+    from repman.api.server import ApiServer
+    from repman.watcher.loop import Watcher
+
+    wc = parse_config({"clusters": {"c1": {
+        "db-servers-hosts": [M.url, A.url], "db-servers-credential": "u:p", "replication-credential": "r:p",
+        "monitoring-datadir": str(tmp_path / "state")}},
+        "api": {"api-port": 0, "api-audit-log": str(tmp_path / "audit.log"),
+                "api-users": {"ops": {"role": "operator", "password-hash": hash_password("ops-pw")}}}})
+    watcher = Watcher(wc)                      # never started: the runner alone is at work
+    mon = watcher.monitors["c1"]
+    gate = Gate()
+    mon._execute = gate
+    server = ApiServer(wc.api, watcher)
+    server.operation_wait = 0.2
+    server.start()
+
+    def post(path: str, body: dict) -> tuple[int, dict]:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+        try:
+            data = json.dumps(body).encode()
+            conn.request("POST", path, body=data, headers={
+                "Authorization": "Basic " + base64.b64encode(b"ops:ops-pw").decode(),
+                "Content-Length": str(len(data))})
+            resp = conn.getresponse()
+            return resp.status, json.loads(resp.read())
+        finally:
+            conn.close()
+
+    try:
+        code, body = post("/api/clusters/c1/switchover", {"to": A.url})
+        assert code == 202 and body["running"] is True and body["kind"] == "switchover"
+        assert set(OperationResult(True, "").as_dict()) <= set(body)
+        code, busy = post("/api/clusters/c1/failover", {})
+        assert code == 409
+        assert busy["sentence"] == "failover refused: switchover requested by an operator already in progress"
+        gate.open.set()
+        mon.wait_operation(5)
+        ((op, thread_name),) = gate.calls
+        assert thread_name == "switchover-c1" and op.to == A
+        code, body = post("/api/clusters/c1/switchover", {"to": A.url})
+        assert code == 200 and body["ok"] and body["sentence"] == "switchover done"
+    finally:
+        server.stop()
+        watcher.stop(timeout=2)
