@@ -34,7 +34,7 @@ from repman.db import ServerAddress
 from repman.errors import ConfigError, RepmanError
 from repman.paths import templates_dir
 from repman.watcher.election import same_server
-from repman.watcher.monitor import ClusterMonitor, replica_healthy
+from repman.watcher.monitor import ClusterMonitor
 from repman.watcher.result import OperationResult
 
 if TYPE_CHECKING:
@@ -168,12 +168,7 @@ class ApiServer:
                   and entry["reachable"] and entry["read_only"] is False)
             return (200 if ok else 503), body
         max_lag = float(monitor.cfg["failover-max-slave-delay"]) if lag is None else lag
-        with monitor._mutex:
-            state = monitor.states.get(target)
-            master = monitor.master
-            label = monitor.labels.get(target)
-        ok = label == "Slave" and replica_healthy(state, master, max_lag)
-        return (200 if ok else 503), body
+        return (200 if monitor.replica_fit(target, max_lag) else 503), body
 
     def dashboard(self, user: ApiUser | None = None) -> str:
         clusters = [m.status() for k, m in self.watcher.monitors.items() if user is None or user.sees(k)]

@@ -680,6 +680,12 @@ class ClusterMonitor:
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._background.shutdown(wait=False, cancel_futures=True)
 
+    def replica_fit(self, server: ServerAddress, max_lag: float) -> bool:
+        """The last tick's answer to "may ``server`` take reads?" (the API's /replica check)."""
+        with self._mutex:
+            state, master, label = self.states.get(server), self.master, self.labels.get(server)
+        return label == "Slave" and replica_healthy(state, master, max_lag)
+
     def maintenance_changed(self, server: ServerAddress, on: bool) -> None:
         """An operator's maintenance switch (already persisted): applied now, not at the next tick."""
         with self._mutex:
