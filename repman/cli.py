@@ -218,12 +218,16 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def _operation(args: argparse.Namespace, kind: str) -> int:
-    from repman.watcher.operations import build_routers, run_operation
+    from repman.watcher.analysis import Request
+    from repman.watcher.operations import build_routers, request, runner_for
     wc = _load(args)
     cfg = wc.cluster(args.cluster)
     to = ServerAddress.parse(args.to, "--to") if getattr(args, "to", None) else None
     log = _stderr_log(args.verbose)
-    result = run_operation(kind, cfg, log, build_routers(cfg, log), to=to)
+    routers = build_routers(cfg, log)
+    result = request(runner_for(cfg, log, lambda: routers), cfg, Request(kind, to=to, who="the command line"),
+                     describe=kind)
+    assert result is not None       # no timeout: the command waits for the operation's end
     if args.json:
         print(json.dumps(result.as_dict(), indent=2, sort_keys=True))
     if not result.ok:

@@ -124,7 +124,7 @@ CASES = [
     ("master recovered", replace(HEALTHY, previous_failed_pings=3), Action.RECOVER,
      "master 127.0.0.1:3306 answers again after 3 failed pings: back to normal", M),
     ("master recovered read-only", replace(HEALTHY, previous_failed_pings=4, master_read_only_now=True),
-     Action.RECOVER, "master 127.0.0.1:3306 answers again after 4 failed pings: back to normal, "
+     Action.REOPEN, "master 127.0.0.1:3306 answers again after 4 failed pings: back to normal, "
      "clearing the read_only it restarted with", M),
     ("master recovered beats rejoin", replace(HEALTHY, previous_failed_pings=1, rejoin_needed=((C, "is back"),)),
      Action.RECOVER, "master 127.0.0.1:3306 answers again after 1 failed pings: back to normal", M),

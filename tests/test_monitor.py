@@ -132,7 +132,7 @@ def test_dead_master_goes_suspect_then_failed_alerts_in_manual_mode_then_recover
             assert sql(bed, r, "SHOW SLAVE STATUS")[0]["Master_Port"] == master.port
         assert store_for(cfg).load().failover_count == 0
         restart(bed, master)
-        recovered = wait_until(lambda: (d := mon.tick()).action == Action.RECOVER and d, 30, "recovery")
+        recovered = wait_until(lambda: (d := mon.tick()).action == Action.REOPEN and d, 30, "recovery")
         assert recovered.sentence.startswith(f"master {master} answers again after ")
         assert mon.labels[master] == "Master"
         # it restarted read-only (readonly tag): the watcher gives it writes back

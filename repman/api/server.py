@@ -1,8 +1,9 @@
 """The watcher's HTTP side: JSON status and operations, HAProxy health checks, a dashboard.
 
 Served by ``repman watch`` from a thread (stdlib ``http.server``), answering from
-the monitors' last tick, so a request never opens a database connection except
-an operator's switchover/failover. Access: HTTP basic auth against salted
+the monitors' last tick, so a request never opens a database connection. An
+operator's switchover/failover is handed to the cluster's operation runner (the
+monitor's guards and limits, its thread) and the answer waits for its result. Access: HTTP basic auth against salted
 hashes or a bearer token from ``POST /api/login``; each call needs a grant
 (``repman.api.grants``) on its cluster, and a user sees only its clusters (an
 unseen cluster answers 404 like an unknown one). Failed logins are throttled and
@@ -33,7 +34,8 @@ from repman.db import ServerAddress
 from repman.errors import ConfigError, RepmanError
 from repman.paths import templates_dir
 from repman.watcher.election import same_server
-from repman.watcher.monitor import ClusterMonitor, replica_healthy
+from repman.watcher.monitor import ClusterMonitor
+from repman.watcher.result import OperationResult
 
 if TYPE_CHECKING:
     from repman.api.config import ApiConfig
@@ -43,6 +45,7 @@ logger = logging.getLogger("repman.api")
 MAX_BODY = 64 * 1024
 OPERATION_GRANTS = {"switchover": "cluster-switchover", "failover": "cluster-failover",
                     "reset-failover-counter": "cluster-settings"}
+OPERATION_WAIT = 300.0   # an operator's switchover/failover answered synchronously up to this (seconds)
 STALE_TICKS = 3          # health answers 503 when the monitor's data is older than this many tickers (+2 s)
 
 
@@ -74,6 +77,7 @@ class ApiServer:
         except OSError as exc:
             raise ConfigError("api.api-audit-log", f"cannot open {api.audit_log}: {exc.strerror}") from None
         self.templates = _dashboard_env()
+        self.operation_wait = OPERATION_WAIT
         handler = type("Handler", (_Handler,), {"app": self})
         self.httpd = ThreadingHTTPServer((api.bind, api.port), handler)
         self.httpd.daemon_threads = True
@@ -164,12 +168,7 @@ class ApiServer:
                   and entry["reachable"] and entry["read_only"] is False)
             return (200 if ok else 503), body
         max_lag = monitor.cfg.seconds("failover-max-slave-delay") if lag is None else lag
-        with monitor._mutex:
-            state = monitor.states.get(target)
-            master = monitor.master
-            label = monitor.labels.get(target)
-        ok = label == "Slave" and replica_healthy(state, master, max_lag)
-        return (200 if ok else 503), body
+        return (200 if monitor.replica_fit(target, max_lag) else 503), body
 
     def dashboard(self, user: ApiUser | None = None) -> str:
         clusters = [m.status() for k, m in self.watcher.monitors.items() if user is None or user.sees(k)]
@@ -388,11 +387,7 @@ class _Handler(BaseHTTPRequestHandler):
             target, sentence = set_maintenance(monitor.cfg, monitor.store, server, state == "on", key="server")
         except ConfigError as exc:
             raise HttpError(404 if "is not a server" in str(exc) else 400, str(exc)) from None
-        with monitor._mutex:
-            if state == "on":
-                monitor.server_maintenance.add(target)
-            else:
-                monitor.server_maintenance.discard(target)
+        monitor.maintenance_changed(target, state == "on")
         monitor.log(f"{sentence} (by {user.name if user else 'anonymous'} over the API)")
         self._json(200, {"ok": True, "server": target.url, "maintenance": state == "on", "sentence": sentence})
 
@@ -411,5 +406,9 @@ class _Handler(BaseHTTPRequestHandler):
             raise HttpError(400, "failover elects its candidate; 'to' is only for switchover")
         to = ServerAddress.parse(to_text, "to") if to_text else None
         monitor.log(f"{action} requested by {who} over the API" + (f" (to {to})" if to else ""))
-        result = monitor.operate(action, to=to)
+        result = monitor.operate(action, to=to, who=f"{who} over the API", timeout=self.app.operation_wait)
+        if result is None:     # it goes on in the watcher: its end shows in the status' last_operation
+            still = OperationResult(False, f"{action} still runs after {self.app.operation_wait:g}s: "
+                                           f"see last_operation in GET /api/clusters/{monitor.name}", kind=action)
+            return self._json(202, {**still.as_dict(), "running": True})
         self._json(200 if result.ok else 409, result.as_dict())

@@ -29,10 +29,12 @@ class Action(str, enum.Enum):
     ALERT = "alert"
     FAILOVER = "failover"
     RECOVER = "recover"
+    REOPEN = "reopen"                   # the recovered master restarted read-only: give it writes back
     REJOIN = "rejoin"
     REFUSE = "refuse"
     FENCE = "fence"
     SEED = "autoseed"
+    SWITCHOVER = "switchover"           # only ever an operator's request
 
 
 @dataclass(frozen=True)
@@ -156,7 +158,27 @@ def _agreed(f: Facts) -> bool:
             and bool(f.lost_by) and not f.still_hear)
 
 
-Rule = tuple[str, Callable[[Facts], bool], Action, Callable[[Facts], str], Callable[[Facts], ServerAddress | None]]
+def _reopens(f: Facts) -> bool:
+    """A master back from a restart, read-only, and the only writable root: its writes come back."""
+    return f.master_read_only_now and not f.other_writable
+
+
+def failover_limit(f: Facts) -> str:
+    """The limit that forbids a failover now ("failover-limit", "failover-time-limit"), or "".
+
+    The one place the limits live: the automatic rules below and an operator's request
+    (``decide_request``, and the failover itself under the operation lock) all ask it.
+    """
+    if f.failover_limit > 0 and f.failover_count >= f.failover_limit:
+        return "failover-limit"
+    if (f.failover_time_limit > 0 and f.since_last_failover is not None
+            and f.since_last_failover < f.failover_time_limit):
+        return "failover-time-limit"
+    return ""
+
+
+RuleAction = Action | Callable[[Facts], Action]
+Rule = tuple[str, Callable[[Facts], bool], RuleAction, Callable[[Facts], str], Callable[[Facts], ServerAddress | None]]
 
 _none: Callable[[Facts], ServerAddress | None] = lambda f: None  # noqa: E731
 
@@ -195,10 +217,10 @@ RULES: list[Rule] = [
      Action.NOTHING,
      lambda f: (f"master {f.master} has {f.connected_replicas} replica{'s' if f.connected_replicas != 1 else ''} "
                 "connected again: semi-sync back on"), lambda f: f.master),
-    ("master-recovered", lambda f: f.master_reachable and f.previous_failed_pings > 0, Action.RECOVER,
+    ("master-recovered", lambda f: f.master_reachable and f.previous_failed_pings > 0,
+     lambda f: Action.REOPEN if _reopens(f) else Action.RECOVER,
      lambda f: (f"master {f.master} answers again after {f.previous_failed_pings} failed pings: back to normal"
-                + (", clearing the read_only it restarted with" if f.master_read_only_now and not f.other_writable
-                   else "")),
+                + (", clearing the read_only it restarted with" if _reopens(f) else "")),
      lambda f: f.master),
     ("rejoin", lambda f: f.master_reachable and bool(f.rejoin_needed) and f.autorejoin, Action.REJOIN,
      lambda f: f"{f.rejoin_needed[0][0]} {f.rejoin_needed[0][1]}: rejoining it to master {f.master}",
@@ -247,12 +269,10 @@ RULES: list[Rule] = [
     ("no-candidate", lambda f: f.candidate is None, Action.REFUSE,
      lambda f: f"{_pings(f)} and {_nobody_hears(f)}, but {f.no_candidate_reason or 'no replica is electable'}",
      _none),
-    ("failover-limit", lambda f: f.failover_limit > 0 and f.failover_count >= f.failover_limit, Action.REFUSE,
+    ("failover-limit", lambda f: failover_limit(f) == "failover-limit", Action.REFUSE,
      lambda f: (f"{_pings(f)} and {_nobody_hears(f)}, but failover-limit {f.failover_limit} is reached "
                 f"({f.failover_count} failovers): reset it with `repman reset-failover-counter`"), _none),
-    ("failover-time-limit",
-     lambda f: (f.failover_time_limit > 0 and f.since_last_failover is not None
-                and f.since_last_failover < f.failover_time_limit), Action.REFUSE,
+    ("failover-time-limit", lambda f: failover_limit(f) == "failover-time-limit", Action.REFUSE,
      lambda f: (f"{_pings(f)} and {_nobody_hears(f)}, but the last failover was {_ago(f.since_last_failover or 0)} "
                 f"ago, within failover-time-limit {f.failover_time_limit:g}s"), _none),
     ("manual", lambda f: f.failover_mode != "automatic", Action.ALERT,
@@ -267,8 +287,53 @@ def analyse(facts: Facts) -> Decision:
     """The first rule that matches decides; every path gives one sentence."""
     for name, when, action, sentence, target in RULES:
         if when(facts):
-            return Decision(action, sentence(facts), name, target(facts))
+            chosen = action if isinstance(action, Action) else action(facts)
+            return Decision(chosen, sentence(facts), name, target(facts))
     raise AssertionError("the last rule always matches")  # pragma: no cover
+
+
+@dataclass(frozen=True)
+class Request:
+    """An operator's request (CLI, API): the operation, its target, who asked."""
+
+    kind: str                                   # "switchover" | "failover" | "rejoin"
+    to: ServerAddress | None = None             # switchover's chosen candidate, rejoin's server
+    who: str = "an operator"
+
+
+_REQUESTABLE = {"switchover": Action.SWITCHOVER, "failover": Action.FAILOVER, "rejoin": Action.REJOIN}
+
+
+def limit_refusal(f: Facts) -> str:
+    """Why the failover limits refuse an operator's failover, in the operator's words, or ""."""
+    rule = failover_limit(f)
+    if rule == "failover-limit":
+        return (f"failover-limit {f.failover_limit} reached ({f.failover_count} failovers so far); "
+                "an operator must reset the failover counter")
+    if rule == "failover-time-limit":
+        return (f"last failover {f.since_last_failover or 0:.0f}s ago, "
+                f"within failover-time-limit {f.failover_time_limit:g}s")
+    return ""
+
+
+def decide_request(request: Request, facts: Facts) -> Decision:
+    """An operator's request as a forced decision.
+
+    The operator stands in for the detection rules (they say the master is gone, or must
+    move), never for the guards: one operation at a time, and the failover limits, checked
+    by the same ``failover_limit`` as the automatic rules (orchestrator's and Patroni's way).
+    """
+    action = _REQUESTABLE.get(request.kind)
+    if action is None:
+        raise ValueError(f"unknown operation {request.kind}")
+    if facts.operation_running:
+        return Decision(Action.REFUSE, f"{request.kind} refused: {facts.operation_running} already in progress",
+                        "operation-running")
+    if action == Action.FAILOVER and (why := limit_refusal(facts)):
+        return Decision(Action.REFUSE, f"failover refused: {why}", failover_limit(facts))
+    target = f" to {request.to}" if request.to and action != Action.REJOIN else (
+        f" of {request.to}" if request.to else "")
+    return Decision(action, f"{request.kind}{target} requested by {request.who}", "operator-request", request.to)
 
 
 def master_state_label(decision: Decision, facts: Facts) -> str:
@@ -290,4 +355,5 @@ def dead_master(facts: Facts) -> bool:
     return _agreed(facts) or (_confirmed_dead(facts) and not (facts.heartbeat_check and facts.alive_observers))
 
 
-__all__ = ["Action", "Facts", "Decision", "analyse", "RULES", "master_state_label", "dead_master"]
+__all__ = ["Action", "Facts", "Decision", "Request", "analyse", "decide_request", "failover_limit",
+           "limit_refusal", "RULES", "master_state_label", "dead_master"]

@@ -12,6 +12,7 @@ from typing import Callable, Sequence
 
 from repman.db import ServerAddress
 from repman.errors import RepmanError
+from repman.seeding import reseed_member
 from repman.watcher.cluster_config import ClusterConfig
 from repman.watcher.result import OperationResult
 from repman.watcher.state_store import StateStore
@@ -19,8 +20,6 @@ from repman.watcher.state_store import StateStore
 
 def autoseed(cfg: ClusterConfig, store: StateStore, server: ServerAddress, log: Callable[[str], None],
              routers: Sequence = ()) -> OperationResult:
-    from repman.seeding import reseed_member
-
     try:
         result = reseed_member(cfg, server, progress=log)
     except RepmanError as exc:

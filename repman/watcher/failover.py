@@ -1,7 +1,8 @@
 """Failover: replace a dead master by the replica that received the most.
 
 The monitor loop decides when; this performs it, and re-checks the limits
-(``failover-limit``, ``failover-time-limit``) because the CLI calls it directly.
+(``failover-limit``, ``failover-time-limit``, with the analysis' own function) under
+the operation lock, where no other failover can slip in between.
 The replicas' IO threads are stopped first so that what each one received is
 final; the candidate then applies its whole relay log (and, if another replica
 received more, catches up from it) before it is promoted. With semi-sync
@@ -24,6 +25,7 @@ from repman.gtid import GtidPosition
 from repman.routing import Topology, notify
 from repman.routing.scripts import run_post_script, run_pre_script
 from repman.watcher import crash
+from repman.watcher.analysis import Facts, limit_refusal
 from repman.watcher.checks import in_maintenance, read_states, replicas_of
 from repman.watcher.cluster_config import ClusterConfig
 from repman.watcher.election import elect, io_position
@@ -36,7 +38,7 @@ from repman.watcher.promote import (
 )
 from repman.watcher.result import OperationResult
 from repman.watcher.salvage import salvage
-from repman.watcher.state_store import StateStore
+from repman.watcher.state_store import ClusterState, StateStore
 
 
 def failover(cfg: ClusterConfig, store: StateStore, log: Callable[[str], None] | None,
@@ -50,19 +52,21 @@ def failover(cfg: ClusterConfig, store: StateStore, log: Callable[[str], None] |
         return op.result(False, f"failover failed: {_text(exc)}")
 
 
+def limit_facts(cfg: ClusterConfig, state: ClusterState, running: str = "") -> Facts:
+    """The facts a failover's limits are judged on outside the monitor (an operator's request,
+    the re-check under the lock): the persisted counters, the limits, what runs here."""
+    since = (time.time() - state.last_failover_at) if state.last_failover_at > 0 else None
+    return Facts(master=None, failover_count=state.failover_count, failover_limit=cfg.integer("failover-limit"),
+                 since_last_failover=since, failover_time_limit=cfg.seconds("failover-time-limit"),
+                 operation_running=running)
+
+
 def check_limits(cfg: ClusterConfig, store: StateStore) -> str | None:
-    """The reason the failover limits forbid a failover now, or None."""
-    state = store.load()
-    limit = cfg.integer("failover-limit")
-    if limit > 0 and state.failover_count >= limit:
-        return (f"failover-limit {limit} reached ({state.failover_count} failovers so far); "
-                "an operator must reset the failover counter")
-    window = cfg.seconds("failover-time-limit")
-    if window > 0 and state.last_failover_at > 0:
-        since = time.time() - state.last_failover_at
-        if since < window:
-            return f"last failover {since:.0f}s ago, within failover-time-limit {window:g}s"
-    return None
+    """The reason the failover limits forbid a failover now, or None.
+
+    Asked again under the operation lock (another process may have failed over since the
+    decision); the limits themselves are ``analysis.failover_limit``'s, as the monitor's."""
+    return limit_refusal(limit_facts(cfg, store.load())) or None
 
 
 def _io_threads(cfg: ClusterConfig, servers: list[ServerAddress], start: bool) -> None:

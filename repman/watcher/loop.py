@@ -1,8 +1,10 @@
 """Many clusters in one process: one monitoring thread per cluster, one stop signal.
 
 Each thread ticks every ``monitoring-ticker`` seconds (the tick's own duration
-is subtracted, so a slow tick does not push the schedule). A bug in one tick is
-logged and the loop goes on: a watcher that dies silently is the worst outcome.
+is subtracted, so a slow tick does not push the schedule), and at once when an
+operation ends (the monitor's ``wake``): the next decision sees its outcome
+without waiting a ticker. A bug in one tick is logged and the loop goes on: a
+watcher that dies silently is the worst outcome.
 """
 
 from __future__ import annotations
@@ -46,7 +48,14 @@ class MonitorThread:
             except Exception:  # noqa: BLE001 - keep monitoring whatever happened
                 self.errors += 1
                 logger.exception("%s: monitoring tick failed", self.monitor.name)
-            self.stop.wait(max(0.0, ticker - (time.monotonic() - started)))
+            if self.stop.is_set():
+                break
+            self.monitor.wake.wait(max(0.0, ticker - (time.monotonic() - started)))
+            self.monitor.wake.clear()
+
+    def halt(self) -> None:
+        """Wake the thread so it sees ``stop`` now rather than after its ticker."""
+        self.monitor.wake.set()
 
 
 class Watcher:
@@ -79,6 +88,8 @@ class Watcher:
     def stop(self, timeout: float = 30.0) -> None:
         """Stop ticking; let a running failover/rejoin finish (it must not be cut in half)."""
         self.stop_event.set()
+        for t in self.threads:
+            t.halt()
         deadline = time.monotonic() + timeout
         for t in self.threads:
             if t.thread.ident is not None:

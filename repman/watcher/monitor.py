@@ -11,9 +11,10 @@ master is the latest crash record's new master while it is writable, else the
 server the replicas follow; the latest failover's deposed master never is, until
 an operation makes its successor a replica again (no flip-flop after a pause), and
 no decision is taken on a snapshot read before an operation finished. A second writable server is fenced within the tick
-that sees it (never two writable masters); long actions (failover, rejoin) run
-in a worker thread so the ticks go on; the operation lock keeps them exclusive
-with a CLI or API operation. Servers in maintenance come from the state store.
+that sees it (never two writable masters); long actions (failover, rejoin, reopen,
+autoseed) and operators' requests go to the cluster's operation runner (``runner``),
+so the ticks go on; the operation lock keeps them exclusive with a CLI's operation.
+Servers in maintenance come from the state store.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import pymysql
 
 from repman.db import ServerAddress, connect, execute
 from repman.topology import ServerState, read_state
-from repman.watcher.analysis import Action, Decision, Facts, analyse, master_state_label
+from repman.watcher.analysis import Action, Decision, Facts, Request, analyse, master_state_label
 from repman.watcher.checks import in_maintenance
 from repman.watcher.cluster_config import ClusterConfig
 from repman.watcher.crash import deposed_by_failover, recorded_primary
@@ -38,10 +39,11 @@ from repman.watcher.demote import own_beyond
 from repman.watcher.election import elect, io_position, same_server
 from repman.watcher.lag import fill_unknown_lag, lag_readings
 from repman.watcher.freeze import fence
-from repman.watcher.operations import build_routers, run_operation, store_for
+from repman.watcher.operations import build_routers, executor, request, store_for
 from repman.watcher.oplock import OperationLock
 from repman.watcher.primary import find_master
 from repman.watcher.result import OperationResult
+from repman.watcher.runner import Operation, OperationRunner
 
 logger = logging.getLogger("repman.watcher")
 Reader = Callable[[ServerAddress], ServerState]
@@ -155,10 +157,11 @@ class ClusterMonitor:
         self.ticks = 0
         self.last_tick_at = 0.0
         self.last_tick_seconds = 0.0
-        self._op_thread: threading.Thread | None = None
-        self._op_desc = ""
-        self.last_result: OperationResult | None = None
-        self._retry_at: dict[tuple[str, str], float] = {}
+        self.wake = threading.Event()       # set when an operation ends: the loop ticks at once
+        self._execute = executor(cfg, self.log, lambda: self.routers)
+        self.runner = OperationRunner(cfg.name, self._run, self.lock, on_finished=self._finish,
+                                      wake=self.wake, clock=clock,
+                                      retry_after=max(10.0, RETRY_AFTER_TICKS * cfg.ticker))
         self._routing_busy = threading.Lock()
         self.closed = False
         self.scheduler: Any = None          # repman.watcher.scheduler.Scheduler (watch mode)
@@ -394,12 +397,12 @@ class ClusterMonitor:
         )
 
     def operation_running(self) -> str:
-        if self._op_thread is not None and self._op_thread.is_alive():
-            return self._op_desc
-        if self._op_desc:                        # a synchronous API operation
-            return self._op_desc
-        holder = self.lock.holder()
-        return f"{holder.split(' (pid')[0]} (another process)" if holder else ""
+        """What runs now, here (the runner's operation) or in another process (the lock's holder)."""
+        return self.runner.running
+
+    @property
+    def last_result(self) -> OperationResult | None:
+        return self.runner.last_result
 
     # -- labels -------------------------------------------------------------------------
     def _labels(self, states: dict[ServerAddress, ServerState], decision: Decision, facts: Facts,
@@ -445,7 +448,8 @@ class ClusterMonitor:
             self.last_tick_at = time.monotonic()
             self.last_tick_seconds = self._clock() - started
         if changed:
-            level = "" if decision.action in (Action.NOTHING, Action.RECOVER) else f"[{decision.action.value}] "
+            level = "" if decision.action in (Action.NOTHING, Action.RECOVER, Action.REOPEN) \
+                else f"[{decision.action.value}] "
             self.log(f"{level}{decision.sentence}")
         for a, label in labels.items():
             old = old_labels.get(a)
@@ -499,7 +503,7 @@ class ClusterMonitor:
             self._start("rejoin", decision, decision.target)
         elif decision.action == Action.SEED and decision.target is not None:
             self._start("autoseed", decision, decision.target)
-        elif decision.action == Action.RECOVER and decision.sentence.endswith("restarted with"):
+        elif decision.action == Action.REOPEN:
             self._start("reopen", decision, decision.target)
 
     def _semisync_master(self, master: ServerAddress, on: bool) -> None:
@@ -543,32 +547,19 @@ class ClusterMonitor:
             lock.release()
 
     def _start(self, kind: str, decision: Decision, server: ServerAddress | None) -> None:
-        key = (kind, str(decision.target))
-        if self._clock() < self._retry_at.get(key, 0.0):
-            return
-        if self._op_thread is not None and self._op_thread.is_alive():
-            return
+        """Hand an automatic decision to the runner; it refuses while an operation runs, and
+        retries a failed one only after ``RETRY_AFTER_TICKS`` ticks (10 s at least)."""
         desc = f"{kind} to {decision.target}" if kind == "failover" else f"{kind} of {server}"
-        self._op_desc = desc
-        thread = threading.Thread(target=self._worker, args=(kind, server, desc, key),
-                                  name=f"{kind}-{self.name}", daemon=True)
-        self._op_thread = thread
-        thread.start()
+        self.runner.submit(Operation(kind, desc, server=server, lock_wait=1.0,
+                                     retry_key=(kind, str(decision.target))))
 
-    def _worker(self, kind: str, server: ServerAddress | None, desc: str, key: tuple[str, str]) -> None:
-        self.log(f"starting {desc}")
-        try:
-            result = run_operation(kind, self.cfg, self.log, self.routers, server=server, describe=desc,
-                                   lock_wait=1.0)
-        except Exception as exc:  # noqa: BLE001 - the loop must survive a bug in an operation
-            logger.exception("%s: %s crashed", self.name, kind)
-            result = OperationResult(False, f"{kind} crashed: {exc}", kind=kind)
-        self._finish(result, key)
-        self._op_desc = ""
+    def _run(self, operation: Operation) -> OperationResult:
+        """On the runner's thread: say it, then run it from the registry."""
+        self.log(f"starting {operation.describe}")
+        return self._execute(operation)
 
-    def _finish(self, result: OperationResult, key: tuple[str, str] | None) -> None:
+    def _finish(self, result: OperationResult, operation: Operation | None = None) -> None:
         with self._mutex:
-            self.last_result = result
             self._op_finished_at = self._clock()
             if result.ok and result.new_primary is not None and result.kind in ("failover", "switchover"):
                 self.master = result.new_primary
@@ -576,21 +567,14 @@ class ClusterMonitor:
                 self.history.clear()
         self.log(result.sentence)
         if not result.ok:
-            if key is not None:
-                self._retry_at[key] = self._clock() + max(10.0, RETRY_AFTER_TICKS * self.cfg.ticker)
             self.alert(result.sentence)
 
-    def operate(self, kind: str, to: ServerAddress | None = None) -> OperationResult:
-        """A switchover or failover asked by an operator (API), run now, synchronously."""
-        if self._op_thread is not None and self._op_thread.is_alive():
-            return OperationResult(False, f"{kind} refused: {self._op_desc} is running", kind=kind)
-        self._op_desc = f"{kind} requested by an operator"
-        try:
-            result = run_operation(kind, self.cfg, self.log, self.routers, to=to, describe=self._op_desc)
-        finally:
-            self._op_desc = ""
-        self._finish(result, None)
-        return result
+    def operate(self, kind: str, to: ServerAddress | None = None, who: str = "an operator",
+                timeout: float | None = None) -> OperationResult | None:
+        """An operator's switchover or failover (API): a forced decision through the same guards
+        and limits as the automatic ones, run by the runner. None: it still runs after ``timeout``."""
+        return request(self.runner, self.cfg, Request(kind, to=to, who=who),
+                       describe=f"{kind} requested by an operator", timeout=timeout)
 
     def _route(self, decision: Decision, facts: Facts) -> None:
         """Tell the routers the current view, in the background (a dead proxy never delays a tick)."""
@@ -652,6 +636,7 @@ class ClusterMonitor:
                 "maintenance": list(persisted.maintenance),
                 "operation": self.operation_running() or None,
                 "last_operation": self.last_result.as_dict() if self.last_result else None,
+                "operations": self.runner.status(),
                 "ticks": self.ticks,
                 "jobs": persisted.jobs[-20:],
                 "schedule": self.scheduler.status()["jobs"] if self.scheduler is not None else [],
@@ -665,10 +650,19 @@ class ClusterMonitor:
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._background.shutdown(wait=False, cancel_futures=True)
 
+    def replica_fit(self, server: ServerAddress, max_lag: float) -> bool:
+        """The last tick's answer to "may ``server`` take reads?" (the API's /replica check)."""
+        with self._mutex:
+            state, master, label = self.states.get(server), self.master, self.labels.get(server)
+        return label == "Slave" and replica_healthy(state, master, max_lag)
+
+    def maintenance_changed(self, server: ServerAddress, on: bool) -> None:
+        """An operator's maintenance switch (already persisted): applied now, not at the next tick."""
+        with self._mutex:
+            (self.server_maintenance.add if on else self.server_maintenance.discard)(server)
+
     def wait_operation(self, timeout: float | None = None) -> None:
-        thread = self._op_thread
-        if thread is not None:
-            thread.join(timeout)
+        self.runner.wait(timeout)
 
 
 def replica_healthy(state: ServerState | None, master: ServerAddress | None, max_lag: float) -> bool:

@@ -1,28 +1,63 @@
 """Running an HA operation the same way from the CLI, the API and the monitor.
 
 Each run takes the cluster's operation lock, opens the persistent state store,
-calls the operation (``switchover``/``failover``/``rejoin`` modules) and turns
-any ``RepmanError`` into a refused ``OperationResult``, so callers only ever see
-one result with one sentence.
+calls the operation from a static registry (``OPERATIONS``: module-level imports,
+so a missing module fails the watcher's start, never an operation during an
+outage) and turns any ``RepmanError`` into a refused ``OperationResult``, so
+callers only ever see one result with one sentence.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import pymysql
 
 from repman.db import ServerAddress
 from repman.errors import OperationRefused, RepmanError
+from repman.routing import build_routers as routers_of
+from repman.watcher.analysis import Action, Request, decide_request
+from repman.watcher.autoseed import autoseed
 from repman.watcher.cluster_config import ClusterConfig
+from repman.watcher.failover import failover, limit_facts
 from repman.watcher.oplock import OperationLock
+from repman.watcher.rejoin import rejoin
+from repman.watcher.reopen import reopen
 from repman.watcher.result import OperationResult
+from repman.watcher.runner import LOCK_WAIT, Operation, OperationRunner
 from repman.watcher.state_store import StateStore
+from repman.watcher.switchover import switchover
 
 Log = Callable[[str], None]
-LOCK_WAIT = 5.0
+
+
+@dataclass(frozen=True)
+class Call:
+    """Everything an operation is called with, whatever its kind."""
+
+    cfg: ClusterConfig
+    store: StateStore
+    log: Log
+    routers: tuple[Any, ...]
+    to: ServerAddress | None = None           # switchover's chosen candidate
+    server: ServerAddress | None = None       # the server a rejoin, reopen or autoseed works on
+
+
+def _server(call: Call, kind: str) -> ServerAddress:
+    if call.server is None:
+        raise ValueError(f"{kind} needs a server")
+    return call.server
+
+
+OPERATIONS: dict[str, Callable[[Call], OperationResult]] = {
+    "switchover": lambda c: switchover(c.cfg, c.store, c.log, to=c.to, routers=c.routers),
+    "failover": lambda c: failover(c.cfg, c.store, c.log, routers=c.routers),
+    "rejoin": lambda c: rejoin(c.cfg, c.store, _server(c, "rejoin"), c.log, routers=c.routers),
+    "reopen": lambda c: reopen(c.cfg, c.store, _server(c, "reopen"), c.log, routers=c.routers),
+    "autoseed": lambda c: autoseed(c.cfg, c.store, _server(c, "autoseed"), c.log, routers=c.routers),
+}
 
 
 def store_for(cfg: ClusterConfig) -> StateStore:
@@ -32,22 +67,10 @@ def store_for(cfg: ClusterConfig) -> StateStore:
 def build_routers(cfg: ClusterConfig, log: Log | None = None) -> list[Any]:
     """The cluster's routers; a routing mistake is reported, never fatal to the watcher."""
     try:
-        from repman.routing import build_routers as build
-    except ImportError:
-        return []
-    try:
-        return list(build(cfg))
+        return list(routers_of(cfg))
     except RepmanError as exc:
         (log or logging.getLogger("repman.watcher").warning)(f"routing disabled: {exc}")
         return []
-
-
-def _operation(kind: str) -> Callable[..., OperationResult] | None:
-    try:
-        module = importlib.import_module(f"repman.watcher.{kind}")
-    except ImportError:
-        return None
-    return getattr(module, kind, None)
 
 
 def run_operation(
@@ -55,27 +78,18 @@ def run_operation(
     to: ServerAddress | None = None, server: ServerAddress | None = None,
     lock_wait: float = LOCK_WAIT, describe: str = "",
 ) -> OperationResult:
-    """Run ``switchover``, ``failover``, ``rejoin`` or ``reopen`` under the cluster's operation lock."""
-    func = _operation(kind)
+    """Run ``switchover``, ``failover``, ``rejoin``, ``reopen`` or ``autoseed`` under the cluster's
+    operation lock, synchronously, in the caller's thread."""
+    func = OPERATIONS.get(kind)
     if func is None:
-        return OperationResult(False, f"{kind} is not available in this build", kind=kind)
+        raise ValueError(f"unknown operation {kind}")
     lock = OperationLock(cfg.state_dir)
     what = describe or (f"{kind} of {server}" if server else kind)
     if not lock.acquire(what, timeout=lock_wait):
         return OperationResult(False, f"{kind} refused: {lock.holder() or 'another operation'} is running",
                                kind=kind)
     try:
-        store = store_for(cfg)
-        if kind == "switchover":
-            result = func(cfg, store, log, to=to, routers=tuple(routers))
-        elif kind == "failover":
-            result = func(cfg, store, log, routers=tuple(routers))
-        elif kind in ("rejoin", "reopen", "autoseed"):
-            if server is None:
-                raise ValueError(f"{kind} needs a server")
-            result = func(cfg, store, server, log, routers=tuple(routers))
-        else:
-            raise ValueError(f"unknown operation {kind}")
+        result = func(Call(cfg, store_for(cfg), log, tuple(routers), to=to, server=server))
     except OperationRefused as exc:
         result = OperationResult(False, str(exc), kind=kind)
     except RepmanError as exc:
@@ -86,3 +100,36 @@ def run_operation(
     finally:
         lock.release()
     return result
+
+
+def executor(cfg: ClusterConfig, log: Log, routers: Callable[[], Sequence[Any]]
+             ) -> Callable[[Operation], OperationResult]:
+    """How a runner runs an operation of ``cfg``: ``run_operation`` with the routers of the moment."""
+    def execute(op: Operation) -> OperationResult:
+        return run_operation(op.kind, cfg, log, routers(), to=op.to, server=op.server,
+                             lock_wait=op.lock_wait, describe=op.describe)
+    return execute
+
+
+def runner_for(cfg: ClusterConfig, log: Log, routers: Callable[[], Sequence[Any]], **kwargs: Any
+               ) -> OperationRunner:
+    """The cluster's runner: its operations, and the cluster's lock to name another process's."""
+    return OperationRunner(cfg.name, executor(cfg, log, routers), OperationLock(cfg.state_dir), **kwargs)
+
+
+def request(runner: OperationRunner, cfg: ClusterConfig, req: Request, describe: str = "",
+            timeout: float | None = None) -> OperationResult | None:
+    """An operator's request: judged as a forced decision (``analysis.decide_request``: the
+    operation running here, the failover limits), then run by ``runner``.
+
+    Returns the result, or None when it still runs after ``timeout`` seconds. An operation of
+    another process is met at the operation lock, which waits ``LOCK_WAIT`` for it (a fence
+    holds it for a moment) before refusing.
+    """
+    decision = decide_request(req, limit_facts(cfg, store_for(cfg).load(), runner.current))
+    if decision.action == Action.REFUSE:
+        return OperationResult(False, decision.sentence, kind=req.kind)
+    server = req.to if req.kind == "rejoin" else None
+    to = req.to if req.kind != "rejoin" else None
+    ticket = runner.submit(Operation(req.kind, describe or decision.sentence, to=to, server=server))
+    return ticket.wait(timeout)

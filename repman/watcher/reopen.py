@@ -16,7 +16,9 @@ import pymysql
 from repman.db import ServerAddress, connect, execute
 from repman.topology import read_state
 from repman.watcher.cluster_config import ClusterConfig
+from repman.watcher.crash import scheduler_was_on
 from repman.watcher.election import io_position, same_server
+from repman.watcher.promote import semisync_roles, set_event_scheduler
 from repman.watcher.result import OperationResult
 from repman.watcher.state_store import StateStore
 
@@ -48,8 +50,6 @@ def reopen(cfg: ClusterConfig, store: StateStore, server: ServerAddress, log: Ca
     note = ""
     try:
         with connect(server, cfg.admin, timeout=2) as conn:
-            from repman.watcher.crash import scheduler_was_on
-            from repman.watcher.promote import semisync_roles, set_event_scheduler
             semisync_roles(conn, cfg, master=True)
             execute(conn, "SET GLOBAL read_only = OFF")
             if scheduler_was_on(store):          # it ran before the crash: the restart turned it off

@@ -1,9 +1,10 @@
 """Cron jobs of one cluster inside the watcher (``monitoring-scheduler``).
 
 ``poll()`` is called after every monitoring tick and only compares clocks: a
-due job runs on the scheduler's own threads, so a backup never delays a tick.
-One job of a kind runs at a time per cluster (a due run while the previous one
-still runs is recorded as ``skipped``). Every run is written to the cluster's
+due job is handed to the cluster's operation runner, in a lane of its kind, so
+a backup never delays a tick nor holds back a failover. One job of a kind runs
+at a time per cluster (the runner refuses a due run while the previous one
+still runs: it is recorded as ``skipped``). Every run is written to the cluster's
 state store before it starts and when it ends; a run the store still shows as
 ``running`` when a watcher starts belonged to a watcher that died, and is
 reported as ``interrupted`` instead of silently vanishing.
@@ -12,7 +13,6 @@ reported as ``interrupted`` instead of silently vanishing.
 from __future__ import annotations
 
 import os
-import threading
 import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -21,8 +21,12 @@ from typing import Any, Callable
 
 from croniter import croniter
 
-from repman.backup.settings import cron_expression
+from repman.backup.binlogs import BinlogArchiver
+from repman.backup.settings import BackupSettings, cron_expression
+from repman.backup.take import take_backup
 from repman.local.mariadb import pid_alive
+from repman.watcher.result import OperationResult
+from repman.watcher.runner import Operation, OperationRunner
 from repman.watcher.state_store import ClusterState, StateStore
 
 Log = Callable[[str], None]
@@ -40,8 +44,6 @@ class Job:
 
 def backup_jobs(cfg) -> list[Job]:
     """The scheduler-* jobs the cluster's keys ask for."""
-    from repman.backup.take import take_backup
-
     def run(kind: str) -> Callable[[], str]:
         def action() -> str:
             r = take_backup(cfg, kind)
@@ -57,17 +59,15 @@ def backup_jobs(cfg) -> list[Job]:
 
 class Scheduler:
     def __init__(self, store: StateStore, jobs: list[Job], log: Log = lambda m: None,
-                 clock: Callable[[], float] = time.time, workers: int = 2,
+                 clock: Callable[[], float] = time.time, runner: OperationRunner | None = None,
                  on_tick: Callable[[], None] | None = None) -> None:
         self.store = store
         self.jobs = {j.kind: j for j in jobs}
         self.log = log
         self.clock = clock
         self.instance = uuid.uuid4().hex[:12]
-        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="scheduler")
+        self.runner = runner or OperationRunner("scheduler", _no_registry_operation)
         self._side_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scheduler-side")
-        self._running: dict[str, Future] = {}
-        self._mutex = threading.Lock()
         self._on_tick = on_tick          # e.g. binlog archiver following the primary
         self._side: Future | None = None
         now = clock()
@@ -119,18 +119,16 @@ class Scheduler:
             run = {"id": f"{job.kind}-{int(due)}-{self.instance[:4]}", "kind": job.kind, "scheduled_at": due,
                    "started_at": now, "ended_at": None, "status": "running", "sentence": "",
                    "pid": os.getpid(), "instance": self.instance}
-            with self._mutex:
-                busy = job.kind in self._running and not self._running[job.kind].done()
-                if busy:
-                    run.update(status="skipped", ended_at=now,
-                               sentence=f"skipped: the previous {job.kind} still runs")
-                    self._record(run)
-                    self.log(f"scheduled {job.kind} skipped: the previous one still runs")
-                    continue
+            ticket = self.runner.submit(Operation(job.kind, f"scheduled {job.kind}", lane=job.kind,
+                                                  call=lambda job=job, run=run: self._execute(job, run)))
+            if not ticket.accepted:
+                run.update(status="skipped", ended_at=now, sentence=f"skipped: the previous {job.kind} still runs")
                 self._record(run)
-                self._running[job.kind] = self._pool.submit(self._execute, job, run)
+                self.log(f"scheduled {job.kind} skipped: the previous one still runs")
 
-    def _execute(self, job: Job, run: dict) -> None:
+    def _execute(self, job: Job, run: dict) -> OperationResult:
+        """On the runner's thread: recorded as running first, then as it ended."""
+        self._record(run)
         self.log(f"scheduled {job.kind} started")
         try:
             sentence = job.action()
@@ -140,16 +138,22 @@ class Scheduler:
         run["ended_at"] = self.clock()
         self._record(run)
         self.log(f"scheduled {job.kind} {run['status']}: {run['sentence']}")
+        return OperationResult(run["status"] == "ok", run["sentence"], kind=job.kind)
 
     def status(self) -> dict[str, Any]:
-        with self._mutex:
-            running = {k for k, f in self._running.items() if not f.done()}
-        return {"jobs": [{"kind": j.kind, "key": j.key, "next_at": j.next_at, "running": j.kind in running}
+        return {"jobs": [{"kind": j.kind, "key": j.key, "next_at": j.next_at, "running": self.runner.busy(j.kind)}
                          for j in self.jobs.values()]}
 
     def close(self, wait: bool = False) -> None:
-        self._pool.shutdown(wait=wait, cancel_futures=True)
+        if wait:
+            for kind in self.jobs:
+                self.runner.wait(lane=kind)
         self._side_pool.shutdown(wait=wait, cancel_futures=True)
+
+
+def _no_registry_operation(op: Operation) -> OperationResult:
+    """A scheduler's own runner runs jobs only (each brings its ``call``)."""
+    raise ValueError(f"the scheduler runs jobs, not {op.kind}")
 
 
 def _other_watcher_alive(run: dict) -> bool:
@@ -164,8 +168,6 @@ def scheduler_for(monitor) -> Scheduler | None:
     jobs = backup_jobs(cfg) if cfg.flag("monitoring-scheduler") else []
     on_tick = None
     if cfg.flag("backup-binlogs"):
-        from repman.backup.binlogs import BinlogArchiver
-        from repman.backup.settings import BackupSettings
         archiver = BinlogArchiver(BackupSettings.from_cluster(cfg).binlogs_dir, cfg.admin, monitor.log)
         monitor.binlog_archiver = archiver
 
@@ -176,4 +178,4 @@ def scheduler_for(monitor) -> Scheduler | None:
                 monitor.log(f"binlog archive: {exc}")
     if not jobs and on_tick is None:
         return None
-    return Scheduler(monitor.store, jobs, monitor.log, on_tick=on_tick)
+    return Scheduler(monitor.store, jobs, monitor.log, runner=monitor.runner, on_tick=on_tick)

@@ -33,6 +33,7 @@ from repman.watcher.primary import cluster_primary
 from repman.watcher.promote import (
     ensure_replicating, finish_replica, point_at, promote, repoint, start_event_scheduler, wait_gtid,
 )
+from repman.watcher.rejoin import rejoin
 from repman.watcher.result import OperationResult
 from repman.watcher.state_store import StateStore
 
@@ -221,8 +222,6 @@ def _finish(cfg: ClusterConfig, store: StateStore, op: OpLog, frozen: Frozen,
 
 def _rejoin_errant(cfg: ClusterConfig, store: StateStore, server: ServerAddress, op: OpLog) -> None:
     """A commit slipped in after the freeze: undo it (or quarantine) like a returning old master."""
-    from repman.watcher.rejoin import rejoin
-
     res = rejoin(cfg, store, server, op.say)
     op.say(f"rejoin of {server.url}: {res.sentence}")
 
