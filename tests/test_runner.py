@@ -420,6 +420,7 @@ def test_api_operation_runs_on_the_runner_answers_202_past_its_wait_and_409_whil
     import json
 
     from repman.api.auth import hash_password
+    from repman.api.config import api_config
     from repman.api.server import ApiServer
     from repman.watcher.loop import Watcher
 
@@ -432,7 +433,7 @@ def test_api_operation_runs_on_the_runner_answers_202_past_its_wait_and_409_whil
     mon = watcher.monitors["c1"]
     gate = Gate()
     mon._execute = gate
-    server = ApiServer(wc.api, watcher)
+    server = ApiServer(api_config(wc), watcher)
     server.operation_wait = 0.2
     server.start()
 
