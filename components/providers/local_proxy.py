@@ -20,6 +20,7 @@ from pulumi.dynamic import CreateResult, DiffResult, ReadResult, ResourceProvide
 
 from repman.db import ServerAddress
 from repman.routing.haproxy_config import HAProxyConfig, render_haproxy_config
+from repman.tags import DEFAULT_PROXY_TAGS
 from repman.routing.haproxy_process import HAProxyFiles, read_pid, reload, start, stop, write_config
 
 from components.providers.observed import KEY as OBSERVED, drift, observed
@@ -45,7 +46,7 @@ def haproxy_config(props: dict[str, Any]) -> tuple[HAProxyFiles, HAProxyConfig]:
         stats_socket=str(files.socket), state_file=str(files.state_file),
         write_port=int(props["write_port"]), read_port=int(props["read_port"]),
         bind_address=str(props.get("bind_address") or "127.0.0.1"),
-        tags=tuple(props.get("tags") or ("masterslave", "readwritesplit")),
+        tags=tuple(props.get("tags") or DEFAULT_PROXY_TAGS),
         nbthread=int(props.get("nbthread") or 0), check=str(props.get("check") or "tcp"),
         watcher=ServerAddress.parse(watcher, "watcher") if watcher else None,
     )
@@ -118,7 +119,7 @@ class LocalHAProxyArgs:
     def __init__(
         self, *, base_dir: pulumi.Input[str], cluster: pulumi.Input[str], servers: pulumi.Input[list[str]],
         write_port: pulumi.Input[int], read_port: pulumi.Input[int], primary: pulumi.Input[str] = "",
-        bind_address: pulumi.Input[str] = "127.0.0.1", tags: pulumi.Input[list[str]] = ("masterslave", "readwritesplit"),
+        bind_address: pulumi.Input[str] = "127.0.0.1", tags: pulumi.Input[list[str]] = DEFAULT_PROXY_TAGS,
         nbthread: pulumi.Input[int] = 0, check: pulumi.Input[str] = "tcp", watcher: pulumi.Input[str] = "",
     ) -> None:
         self.base_dir = base_dir
