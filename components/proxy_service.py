@@ -14,12 +14,10 @@ from typing import Any, Optional, Sequence
 import pulumi
 
 from repman.plans import ServicePlan
-from repman.routing.haproxy_config import validate_proxy_tags
 from repman.errors import ConfigError
+from repman.tags import DEFAULT_PROXY_TAGS as DEFAULT_TAGS, validate_proxy_tags
 
 from components.providers.local_proxy import LocalHAProxy, LocalHAProxyArgs, LocalSpider
-
-DEFAULT_TAGS = ("masterslave", "readwritesplit")
 
 
 class ProxyServiceArgs:

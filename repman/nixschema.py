@@ -9,6 +9,7 @@ the committed copy is stale.
 from __future__ import annotations
 
 import json
+from itertools import combinations
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -20,6 +21,7 @@ from repman.mycnf import CONFLICTING_TAGS, known_tags
 from repman.plans import load_plans
 from repman.routing.keys import ROUTING_KEYS
 from repman.spec import PROXY_TAGS, spec_schema, watcher_passthrough_keys
+from repman.tags import PROXY_EXCLUSIVE
 from repman.watcher.config import REQUIRED as WATCHER_REQUIRED
 from repman.watcher.keys import WATCHER_KEYS
 
@@ -75,6 +77,7 @@ def nix_schema() -> dict[str, Any]:
         "tags": known_tags(),
         "conflictingTags": [list(pair) for pair in CONFLICTING_TAGS],
         "proxyTags": list(PROXY_TAGS),
+        "conflictingProxyTags": [list(pair) for group in PROXY_EXCLUSIVE for pair in combinations(group, 2)],
     }
 
 

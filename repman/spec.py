@@ -3,7 +3,8 @@
 The Pulumi program, the Nix module check and the tests all go through
 ``load_cluster_spec``: a bad value is reported once, naming its ``repman:`` key,
 before any resource exists. Keys use replication-manager's names; the table
-``PROVISIONING_KEYS`` is the single schema (other backends add their keys to it).
+``PROVISIONING_KEYS`` is the single schema: the shared keys here, each backend's own
+keys from its table beside the backend (``repman/backends/<backend>_keys.py``).
 """
 
 from __future__ import annotations
@@ -20,11 +21,16 @@ from repman.keys import Key, coerce, key_table
 from repman.secret_store import key_path_in_effect
 from repman.mycnf import known_tags, validate_tags
 from repman.plans import ServicePlan, get_plan, load_plans
-from repman.tags import PROXY_CONTRADICTIONS, PROXY_EXCLUSIVE, PROXY_TAGS as PROXY_TAG_VOCABULARY, check_tags
+from repman.tags import PROXY_TAGS as PROXY_TAG_VOCABULARY, validate_proxy_tags
 from repman.api.keys import API_KEYS
 from repman.routing.keys import ROUTING_KEYS
 from repman.watcher.keys import WATCHER_KEYS
 from repman.backup.keys import BACKUP_KEYS
+from repman.backends.docker_keys import DOCKER_KEYS
+from repman.backends.kube_keys import KUBE_KEYS
+from repman.backends.onpremise_keys import ONPREMISE_KEYS
+from repman.backends.opensvc_keys import OPENSVC_KEYS
+from repman.backends.slapos_keys import SLAPOS_KEYS
 
 NAMESPACE = "repman"
 ORCHESTRATORS = ("local", "onpremise", "kube", "docker", "opensvc", "slapos")
@@ -32,7 +38,8 @@ PROXY_TAGS = tuple(sorted(PROXY_TAG_VOCABULARY))
 DEFAULT_DB_TAGS = ("gtidstrict", "row", "readonly", "noquerycache", "innodb", "smallredolog")
 _CLUSTER_NAME = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
 
-PROVISIONING_KEYS: dict[str, Key] = key_table(
+#: keys every backend reads (cluster, nodes, images)
+_CLUSTER_KEYS = key_table(
     Key("cluster-name", "str", "cluster1", "cluster name: prefix of every resource and watcher section"),
     Key("prov-orchestrator", "enum", "local", "where database nodes run", choices=ORCHESTRATORS),
     Key("prov-service-plan", "str", "x3.tiny", "service plan: node count (digit after x) and resource tier"),
@@ -61,43 +68,14 @@ PROVISIONING_KEYS: dict[str, Key] = key_table(
         "container image of the repman watcher and bootstrap job (docker, kube); scripts/build-images.sh builds it"),
     Key("prov-proxy-image", "str", "haproxy:2.6",
         "docker: container image of the HAProxy in front of the cluster (haproxy: true); the official image's interface"),
-    Key("kube-namespace", "str", "default", "Kubernetes namespace of the cluster"),
-    # backend-specific keys (issue 5): onpremise, kube, docker, opensvc, slapos
-    Key("onpremise-hosts", "strlist", [], "onpremise: SSH host (address) of each database node, in node order"),
-    Key("onpremise-ssh-user", "str", "root", "onpremise: SSH login (sudo -n is used when not root)"),
-    Key("onpremise-ssh-port", "int", 22, "onpremise: SSH port of the hosts", minimum=1, maximum=65535),
-    Key("onpremise-ssh-key", "str", "", "onpremise: SSH private key text (or {file: PATH})", secret=True),
-    Key("onpremise-ssh-password", "str", "", "onpremise: SSH password when no key is used", secret=True),
-    Key("onpremise-known-hosts", "path", "~/.ssh/known_hosts", "onpremise: known_hosts file with the hosts' keys"),
-    Key("onpremise-ssh-strict-host-key-checking", "bool", True,
-        "onpremise: refuse hosts whose key is not in known_hosts"),
-    Key("onpremise-ssh-timeout", "int", 10, "onpremise: SSH connect timeout (seconds)", minimum=1),
-    Key("onpremise-base-dir", "str", "/var/lib/repman/{node}",
-        "onpremise: node directory on the host ({cluster} and {node} are replaced)"),
-    Key("onpremise-db-user", "str", "", "onpremise: account mariadbd runs as (default mysql, else root)"),
-    Key("onpremise-install-packages", "bool", False,
-        "onpremise: install MariaDB with the host's package manager when missing"),
-    Key("onpremise-check-resources", "bool", True, "onpremise: refuse hosts with fewer cores/memory than the plan"),
-    Key("kube-storage-class", "str", "", "kube: storage class of the data volumes (empty: cluster default)"),
-    Key("kube-service-type", "enum", "ClusterIP", "kube: type of the -primary and -replicas Services",
-        choices=("ClusterIP", "NodePort", "LoadBalancer")),
-    Key("kube-watcher-image", "str", "repman:0.1.0", "deprecated: prov-watcher-image (used only when that one is left at its default)"),
-    Key("docker-network", "str", "", "docker: network name (default <cluster>-net)"),
-    Key("docker-publish-host", "str", "127.0.0.1", "docker: host address node ports are published on"),
-    Key("opensvc-api-url", "str", "", "opensvc: cluster agent API URL (https://node:1215)"),
-    Key("opensvc-credential", "credential", None, "opensvc: API user:password", secret=True),
-    Key("opensvc-namespace", "str", "repman", "opensvc: namespace of the service objects"),
-    Key("opensvc-ca-file", "path", "", "opensvc: CA bundle to verify the agent's certificate"),
-    Key("opensvc-network", "str", "default", "opensvc: CNI network of the containers' ip#N sections"),
-    Key("opensvc-nodes", "strlist", [], "opensvc: agent nodes the services may run on (empty: all)"),
-    Key("slapos-master-url", "str", "", "slapos: SlapOS master (or slapproxy) URL"),
-    Key("slapos-key-file", "path", "", "slapos: client key for the master (https)"),
-    Key("slapos-cert-file", "path", "", "slapos: client certificate for the master (https)"),
-    Key("slapos-software-release", "str", "", "slapos: URL of the repman software release"),
-    Key("slapos-software-type", "str", "default", "slapos: software type of the cluster instance"),
-    Key("slapos-repman-computer-guid", "str", "", "slapos: computer of the root (repman) instance"),
-    Key("slapos-computer-guids", "strlist", [], "slapos: computer of each database node (-sla-N-computer_guid)"),
-    Key("slapos-databases", "strlist", [], "slapos: per-user databases as shared instances (db or db:user)"),
+)
+#: each backend's own keys (issue 5), declared beside the backend; their names start with the backend's
+BACKEND_KEYS: dict[str, dict[str, Key]] = {
+    "onpremise": ONPREMISE_KEYS, "kube": KUBE_KEYS, "docker": DOCKER_KEYS, "opensvc": OPENSVC_KEYS,
+    "slapos": SLAPOS_KEYS,
+}
+#: keys every backend reads again: the watcher, restore, node settings, data loading
+_DEPLOYMENT_KEYS = key_table(
     Key("prov-watcher", "bool", True, "run the repman watcher for this cluster (local backend: detached)"),
     # issue 11: a new cluster from a backup and a point in time (local backend)
     Key("prov-db-restore-from", "path", "", "local: watcher config (YAML) of the cluster whose backups and "
@@ -124,6 +102,11 @@ PROVISIONING_KEYS: dict[str, Key] = key_table(
     Key("prov-service-plan-registry", "str", "",
         "CSV file or http(s) URL of service plans in repman's registry format (empty: service_plans/)"),
 )
+#: the single schema of stack keys, in the order Pulumi.yaml, the Nix schema and the docs list them
+PROVISIONING_KEYS: dict[str, Key] = {
+    **_CLUSTER_KEYS, **{name: key for table in BACKEND_KEYS.values() for name, key in table.items()},
+    **_DEPLOYMENT_KEYS,
+}
 REQUIRED_KEYS = ("db-servers-credential", "replication-credential")
 # Watcher keys the provisioner fills in itself from what it deployed.
 DERIVED_WATCHER_KEYS = ("db-servers-hosts",)
@@ -334,8 +317,7 @@ def load_cluster_spec(raw: Mapping[str, Any], project_dir: Path | str | None = N
             raise ConfigError(_key("prov-service-plan-registry"), str(exc).split(": ", 1)[1]) from None
         raise
     db_tags = tuple(validate_tags(values["prov-db-tags"], key=_key("prov-db-tags")))
-    proxy_tags = tuple(check_tags(values["prov-proxy-tags"], PROXY_TAG_VOCABULARY, PROXY_CONTRADICTIONS,
-                                  PROXY_EXCLUSIVE, _key("prov-proxy-tags")))
+    proxy_tags = tuple(validate_proxy_tags(values["prov-proxy-tags"], _key("prov-proxy-tags")))
     if watcher_settings.get("replication-use-ssl") in (True, "true", "on", "yes") and "ssl" not in db_tags:
         raise ConfigError(_key("replication-use-ssl"), "needs the ssl tag in prov-db-tags (the nodes' certificates)")
     count = values["prov-db-nodes"]

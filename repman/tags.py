@@ -138,6 +138,8 @@ PROXY_CONTRADICTIONS = {
     "wsrep": "Galera (wsrep) routing is another topology than GTID master/replicas",
 }
 PROXY_EXCLUSIVE = (("readwritesplit", "noreadwritesplit"), ("docker", "pkg"), ("deb", "rpm"), ("linux", "osx"))
+#: what a proxy does when the stack gives no proxy tags
+DEFAULT_PROXY_TAGS = ("masterslave", "readwritesplit")
 
 
 def check_tags(tags: Iterable[object], vocabulary: dict[str, Tag], contradictions: dict[str, str],
@@ -158,6 +160,11 @@ def check_tags(tags: Iterable[object], vocabulary: dict[str, Tag], contradiction
         if len(present) > 1:
             raise ConfigError(key, f"tags {present[0]!r} and {present[1]!r} contradict each other")
     return seen
+
+
+def validate_proxy_tags(tags: Iterable[object], key: str = "prov-proxy-tags") -> list[str]:
+    """The one check of proxy tags: the stack spec, every proxy's config and the Nix schema use it."""
+    return check_tags(tags, PROXY_TAGS, PROXY_CONTRADICTIONS, PROXY_EXCLUSIVE, key)
 
 
 def optimizer_switch(tags: Sequence[str]) -> str:

@@ -123,6 +123,8 @@ BOTH_REJECT = [
     ('prov-proxy-tags = [ "readwritesplit" "noreadwritesplit" ];',
      {"prov-proxy-tags": ["readwritesplit", "noreadwritesplit"]},
      "tags 'readwritesplit' and 'noreadwritesplit' contradict each other"),
+    ('prov-proxy-tags = [ "docker" "pkg" ];', {"prov-proxy-tags": ["docker", "pkg"]},   # one proxy-tag list
+     "tags 'docker' and 'pkg' contradict each other"),
     ('db-servers-base-port = 70000;', {"db-servers-base-port": 70000}, "db-servers-base-port"),
     ('db-servers-base-port = 65534;', {"db-servers-base-port": 65534}, "3 nodes from port 65534 go past 65535"),
     ('prov-db-nodes = 0;', {"prov-db-nodes": 0}, "node count must be at least 1, got 0"),

@@ -104,7 +104,7 @@ def test_the_stack_passes_replication_use_ssl_to_its_bootstrap():
     assert _request(props).replication_ssl is False
     off = BootstrapArgs(servers=[], members=[], admin_user="a", admin_password="x", replication_user="r",
                         replication_password="y")
-    assert "replication_ssl" not in vars(off)  # existing stacks get no new input (no spurious update)
+    assert "replication_ssl" not in off.inputs()  # existing stacks get no new input (no spurious update)
 
 
 def test_replication_use_ssl_without_the_ssl_tag_is_refused_before_anything_is_created():

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import sys
 import uuid
-from typing import Any, Optional
+from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
-from pulumi.dynamic import ConfigureRequest, CreateResult, DiffResult, ReadResult, ResourceProvider, UpdateResult
+from pulumi.dynamic import ConfigureRequest, CreateResult, ReadResult, UpdateResult
 
 from repman.bootstrap import BootstrapRequest, bootstrap, current_primary
 from repman.db import Credential, ServerAddress
@@ -23,16 +24,7 @@ from repman.spec import NAMESPACE, PROVISIONING_KEYS
 from repman.rolling_restart import pending_local_nodes, restart_pending_nodes
 from repman.topology import read_state
 
-from components.providers.secret_digest import digest_matches, has_unknowns, make_digest, without
-
-PROVIDER_VERSION = "1"
-SECRET_KEYS = ("admin_password", "replication_password", "monitoring_password")
-INPUT_KEYS = (
-    "servers", "members", "admin_user", "replication_user", "monitoring_user", "preferred_master",
-    "semisync", "sysbench_table_size", "readonly_replicas", "provider_version", "load_sql", "load_csv",
-    "replication_ssl",
-)
-OUTPUT_KEYS = ("primary", "replicas", "actions", "secret_digest")
+from components.providers.scaffold import ResourceInputs, ScaffoldProvider, ScaffoldResource
 
 
 def _ssh_seeder(props: dict[str, Any], secrets: dict[str, str] | None):
@@ -108,11 +100,10 @@ def _run(props: dict[str, Any], digest: str | None = None,
             if now is not None and now != primary:
                 primary, replicas = now, [s.url for s in req.servers if s.url != now]
     return {
-        **without(props, SECRET_KEYS),
+        **BootstrapProvider.public_outputs(props, digest),
         "primary": primary,
         "replicas": replicas,
         "actions": actions,
-        "secret_digest": digest or make_digest(props, SECRET_KEYS),
     }
 
 
@@ -153,7 +144,16 @@ def _restarts_pending(props: dict[str, Any]) -> bool:
         return False
 
 
-class BootstrapProvider(ResourceProvider):
+class BootstrapProvider(ScaffoldProvider):
+    secret_keys = ("admin_password", "replication_password", "monitoring_password")
+    input_keys = (
+        "servers", "members", "admin_user", "replication_user", "monitoring_user", "preferred_master",
+        "semisync", "sysbench_table_size", "readonly_replicas", "provider_version", "load_sql", "load_csv",
+        "replication_ssl",
+    )
+    output_keys = ("primary", "replicas", "actions", "secret_digest")
+    stables = ()
+    delete_before_replace = False
     admin: Credential | None = None
     ssh_secrets: dict[str, str] = {}
 
@@ -176,78 +176,61 @@ class BootstrapProvider(ResourceProvider):
         outs = _run(props, ssh_secrets=self.ssh_secrets)
         return CreateResult(id_=f"bootstrap-{uuid.uuid4().hex[:12]}", outs=outs)
 
-    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        changed = [k for k in INPUT_KEYS if olds.get(k) != news.get(k)]
-        if has_unknowns(news):
-            changed.append("unknown")
-        elif not digest_matches(olds.get("secret_digest"), news, SECRET_KEYS):
-            changed.append("credentials")
-        elif not changed and olds.get("observed_primary") not in (None, olds.get("primary")):
-            changed.append("primary")         # read() saw another primary (a failover since)
-        elif not changed and news.get("seed_local") and _restarts_pending(news):
-            changed.append("rolling restart")
-        return DiffResult(changes=bool(changed), replaces=[], stables=[], delete_before_replace=False)
+    def drift(self, olds: dict[str, Any], news: dict[str, Any]) -> list[str]:
+        if olds.get("observed_primary") not in (None, olds.get("primary")):
+            return ["primary"]                # read() saw another primary (a failover since)
+        if news.get("seed_local") and _restarts_pending(news):
+            return ["rolling restart"]
+        return []
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        same = digest_matches(olds.get("secret_digest"), news, SECRET_KEYS)
-        return UpdateResult(outs=_run(news, olds.get("secret_digest") if same else None, self.ssh_secrets))
+        return UpdateResult(outs=_run(news, self.kept_digest(olds, news), self.ssh_secrets))
 
     def delete(self, _id: str, _props: dict[str, Any]) -> None:
         return None
 
 
-class BootstrapArgs:
+@dataclass(kw_only=True)
+class BootstrapArgs(ResourceInputs):
     """Inputs of the bootstrap; every password must be a secret Output."""
 
-    def __init__(
-        self, *, servers: pulumi.Input[list[str]], members: pulumi.Input[list[str]],
-        admin_user: str, admin_password: pulumi.Input[str],
-        replication_user: str, replication_password: pulumi.Input[str],
-        monitoring_user: str | None = None, monitoring_password: pulumi.Input[str] | None = None,
-        preferred_master: pulumi.Input[str] = "", semisync: bool = False,
-        sysbench_table_size: int = 0, readonly_replicas: bool = True, seed_local: bool = False,
-        replication_ssl: bool = False,
-        cluster_name: str = "", monitoring_datadir: str = "", ssh_seed_nodes: pulumi.Input[list] = (),
-        load_sql: list[str] | None = None, load_csv: list[str] | None = None,
-    ) -> None:
-        self.servers = servers
-        self.members = members
-        self.admin_user = admin_user
-        self.admin_password = admin_password
-        self.replication_user = replication_user
-        self.replication_password = replication_password
-        self.monitoring_user = monitoring_user or ""
-        self.monitoring_password = monitoring_password if monitoring_password is not None else ""
-        self.preferred_master = preferred_master
-        self.semisync = semisync
-        self.sysbench_table_size = sysbench_table_size
-        self.readonly_replicas = readonly_replicas
-        if replication_ssl:  # only when on: existing stacks see no new input, hence no diff
-            self.replication_ssl = True
-        # Not an INPUT_KEY: how a joining node gets its data, not what the cluster is.
-        self.seed_local = seed_local
-        # Not INPUT_KEYS either: where the watcher keeps its operation lock and crash records.
-        self.cluster_name = cluster_name
-        self.monitoring_datadir = monitoring_datadir
-        self.ssh_seed_nodes = ssh_seed_nodes if ssh_seed_nodes else []
-        if load_sql:                 # only when set: older states see no change
-            self.load_sql = load_sql
-        if load_csv:
-            self.load_csv = load_csv
+    # only when set: existing stacks get no new input, hence no diff
+    omit_when_empty = ("replication_ssl", "load_sql", "load_csv")
+
+    servers: pulumi.Input[list[str]]
+    members: pulumi.Input[list[str]]
+    admin_user: str
+    admin_password: pulumi.Input[str]
+    replication_user: str
+    replication_password: pulumi.Input[str]
+    monitoring_user: str | None = None
+    monitoring_password: pulumi.Input[str] | None = None
+    preferred_master: pulumi.Input[str] = ""
+    semisync: bool = False
+    sysbench_table_size: int = 0
+    readonly_replicas: bool = True
+    replication_ssl: bool = False
+    # Not an input key: how a joining node gets its data, not what the cluster is.
+    seed_local: bool = False
+    # Not input keys either: where the watcher keeps its operation lock and crash records.
+    cluster_name: str = ""
+    monitoring_datadir: str = ""
+    ssh_seed_nodes: pulumi.Input[list] = field(default_factory=list)
+    load_sql: list[str] | None = None
+    load_csv: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        self.monitoring_user = self.monitoring_user or ""
+        self.monitoring_password = self.monitoring_password if self.monitoring_password is not None else ""
+        self.replication_ssl = bool(self.replication_ssl)
+        self.ssh_seed_nodes = self.ssh_seed_nodes if self.ssh_seed_nodes else []
 
 
-class Bootstrap(pulumi.dynamic.Resource, module="repman", name="Bootstrap"):
+class Bootstrap(ScaffoldResource, module="repman", name="Bootstrap"):
     """Replication users, GTID replication from the preferred master, read-only replicas."""
 
     primary: pulumi.Output[str]
     replicas: pulumi.Output[list[str]]
     actions: pulumi.Output[list[str]]
 
-    def __init__(self, name: str, args: BootstrapArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
-        props: dict[str, Any] = {k: getattr(args, k) for k in vars(args)}
-        for key in SECRET_KEYS:
-            props[key] = pulumi.Output.secret(props[key])
-        props["provider_version"] = PROVIDER_VERSION
-        props.update({k: None for k in OUTPUT_KEYS})
-        base = pulumi.ResourceOptions(additional_secret_outputs=["secret_digest"])
-        super().__init__(BootstrapProvider(), name, props, pulumi.ResourceOptions.merge(base, opts))
+    provider_class = BootstrapProvider

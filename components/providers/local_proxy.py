@@ -12,26 +12,20 @@ delete: stop the process and any predecessor still draining a reload.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import pulumi
-from pulumi.dynamic import CreateResult, DiffResult, ReadResult, ResourceProvider, UpdateResult
+from pulumi.dynamic import CreateResult, ReadResult, UpdateResult
 
 from repman.db import ServerAddress
 from repman.routing.haproxy_config import HAProxyConfig, render_haproxy_config
 from repman.local.haproxy_process import HAProxyFiles, read_pid, reload, start, stop, write_config
+from repman.tags import DEFAULT_PROXY_TAGS
 
 from components.providers.observed import KEY as OBSERVED, drift, observed
-from components.providers.secret_digest import has_unknowns
-
-PROVIDER_VERSION = "1"
-REPLACE_KEYS = ("base_dir",)
-INPUT_KEYS = (
-    "base_dir", "cluster", "servers", "primary", "write_port", "read_port", "bind_address", "tags",
-    "nbthread", "check", "watcher", "provider_version",
-)
-OUTPUT_KEYS = ("pid", "admin_socket", "config_path", "write_address", "read_address", "instance", "observed")
+from components.providers.scaffold import ResourceInputs, ScaffoldProvider, ScaffoldResource, read_live
 
 
 def haproxy_config(props: dict[str, Any]) -> tuple[HAProxyFiles, HAProxyConfig]:
@@ -45,7 +39,7 @@ def haproxy_config(props: dict[str, Any]) -> tuple[HAProxyFiles, HAProxyConfig]:
         stats_socket=str(files.socket), state_file=str(files.state_file),
         write_port=int(props["write_port"]), read_port=int(props["read_port"]),
         bind_address=str(props.get("bind_address") or "127.0.0.1"),
-        tags=tuple(props.get("tags") or ("masterslave", "readwritesplit")),
+        tags=tuple(props.get("tags") or DEFAULT_PROXY_TAGS),
         nbthread=int(props.get("nbthread") or 0), check=str(props.get("check") or "tcp"),
         watcher=ServerAddress.parse(watcher, "watcher") if watcher else None,
     )
@@ -79,21 +73,21 @@ def _ensure(props: dict[str, Any]) -> tuple[HAProxyFiles, HAProxyConfig, int]:
     return files, conf, pid
 
 
-class LocalHAProxyProvider(ResourceProvider):
+class LocalHAProxyProvider(ScaffoldProvider):
+    replace_keys = ("base_dir",)
+    input_keys = (
+        "base_dir", "cluster", "servers", "primary", "write_port", "read_port", "bind_address", "tags",
+        "nbthread", "check", "watcher", "provider_version",
+    )
+    output_keys = ("pid", "admin_socket", "config_path", "write_address", "read_address", "instance", "observed")
+
     def create(self, props: dict[str, Any]) -> CreateResult:
         files, conf, pid = _ensure(props)
         instance = f"haproxy:{files.base}/{uuid.uuid4().hex[:12]}"
         return CreateResult(id_=instance, outs=_outs(props, files, conf, pid, instance))
 
-    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        replaces = [k for k in REPLACE_KEYS if olds.get(k) != news.get(k)]
-        changed = [k for k in INPUT_KEYS if olds.get(k) != news.get(k)]
-        if has_unknowns(news):
-            changed.append("unknown")
-        elif not changed and not replaces:
-            changed += drift(olds, render_haproxy_config(haproxy_config(news)[1]))
-        return DiffResult(changes=bool(changed or replaces), replaces=replaces, stables=["instance"],
-                          delete_before_replace=True)
+    def drift(self, olds: dict[str, Any], news: dict[str, Any]) -> list[str]:
+        return drift(olds, render_haproxy_config(haproxy_config(news)[1]))
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         files, conf, pid = _ensure(news)
@@ -102,39 +96,33 @@ class LocalHAProxyProvider(ResourceProvider):
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         """The live proxy: its process and the config on disk (gone: neither)."""
         files = HAProxyFiles(Path(str(props["base_dir"])))
-        pid = read_pid(files)
-        if pid is None and not files.config.exists():
-            return ReadResult(id_="", outs={})
-        text = files.config.read_text() if files.config.exists() else None
-        return ReadResult(id_=id_, outs={**props, "pid": pid or 0, OBSERVED: observed(pid is not None, text)})
+        return read_live(id_, props, read_pid(files), files.config)
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         stop(HAProxyFiles(Path(str(props["base_dir"]))))
 
 
-class LocalHAProxyArgs:
+@dataclass(kw_only=True)
+class LocalHAProxyArgs(ResourceInputs):
     """Inputs of one local HAProxy; ``servers`` are host:port strings (Outputs allowed)."""
 
-    def __init__(
-        self, *, base_dir: pulumi.Input[str], cluster: pulumi.Input[str], servers: pulumi.Input[list[str]],
-        write_port: pulumi.Input[int], read_port: pulumi.Input[int], primary: pulumi.Input[str] = "",
-        bind_address: pulumi.Input[str] = "127.0.0.1", tags: pulumi.Input[list[str]] = ("masterslave", "readwritesplit"),
-        nbthread: pulumi.Input[int] = 0, check: pulumi.Input[str] = "tcp", watcher: pulumi.Input[str] = "",
-    ) -> None:
-        self.base_dir = base_dir
-        self.cluster = cluster
-        self.servers = servers
-        self.write_port = write_port
-        self.read_port = read_port
-        self.primary = primary
-        self.bind_address = bind_address
-        self.tags = list(tags) if isinstance(tags, tuple) else tags
-        self.nbthread = nbthread
-        self.check = check
-        self.watcher = watcher
+    base_dir: pulumi.Input[str]
+    cluster: pulumi.Input[str]
+    servers: pulumi.Input[list[str]]
+    write_port: pulumi.Input[int]
+    read_port: pulumi.Input[int]
+    primary: pulumi.Input[str] = ""
+    bind_address: pulumi.Input[str] = "127.0.0.1"
+    tags: pulumi.Input[list[str]] = DEFAULT_PROXY_TAGS
+    nbthread: pulumi.Input[int] = 0
+    check: pulumi.Input[str] = "tcp"
+    watcher: pulumi.Input[str] = ""
+
+    def __post_init__(self) -> None:
+        self.tags = list(self.tags) if isinstance(self.tags, tuple) else self.tags
 
 
-class LocalHAProxy(pulumi.dynamic.Resource, module="repman", name="LocalHAProxy"):
+class LocalHAProxy(ScaffoldResource, module="repman", name="LocalHAProxy"):
     """A real haproxy process on this host, detached so it outlives the deployment."""
 
     pid: pulumi.Output[int]
@@ -144,23 +132,12 @@ class LocalHAProxy(pulumi.dynamic.Resource, module="repman", name="LocalHAProxy"
     read_address: pulumi.Output[str]
     instance: pulumi.Output[str]
 
-    def __init__(self, name: str, args: LocalHAProxyArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
-        props: dict[str, Any] = {k: getattr(args, k) for k in vars(args)}
-        props["provider_version"] = PROVIDER_VERSION
-        props.update({k: None for k in OUTPUT_KEYS})
-        base = pulumi.ResourceOptions(delete_before_replace=True)
-        super().__init__(LocalHAProxyProvider(), name, props, pulumi.ResourceOptions.merge(base, opts))
+    provider_class = LocalHAProxyProvider
+    secret_outputs = ()
+    replace_after_delete = True
 
 
 # ---- A local MariaDB Spider node as a routing layer ---------------------------------------
-
-SPIDER_SECRET_KEYS = ("admin_password", "remote_password")
-SPIDER_REPLACE_KEYS = ("base_dir", "server_id")
-SPIDER_INPUT_KEYS = (
-    "base_dir", "server_id", "port", "host", "plan", "admin_user", "remote_user", "primary",
-    "server_name", "database", "provider_version",
-)
-SPIDER_OUTPUT_KEYS = ("pid", "address", "instance", "secret_digest")
 
 
 def _spider_node(props: dict[str, Any], password: str = ""):
@@ -190,18 +167,24 @@ def _point_spider(props: dict[str, Any]) -> None:
         router.apply(Topology(str(props["server_name"]), ServerAddress.parse(str(props["primary"]), "primary")))
 
 
-class LocalSpiderProvider(ResourceProvider):
+class LocalSpiderProvider(ScaffoldProvider):
     """create: a local mariadbd with ha_spider and the server definition; update: re-point or
     restart; delete: stop and remove the node (it holds no data of its own)."""
 
+    secret_keys = ("admin_password", "remote_password")
+    replace_keys = ("base_dir", "server_id")
+    input_keys = (
+        "base_dir", "server_id", "port", "host", "plan", "admin_user", "remote_user", "primary",
+        "server_name", "database", "provider_version",
+    )
+    output_keys = ("pid", "address", "instance", "secret_digest")
+
     def _outs(self, props: dict[str, Any], instance: str, digest: str | None = None) -> dict[str, Any]:
         from repman.local.mariadb import read_pid as node_pid
-        from components.providers.secret_digest import make_digest, without
 
         spec = _spider_node(props)
-        return {**without(props, SPIDER_SECRET_KEYS), "pid": node_pid(spec.paths) or 0,
-                "address": f"{spec.host}:{spec.port}", "instance": instance,
-                "secret_digest": digest or make_digest(props, SPIDER_SECRET_KEYS)}
+        return {**self.public_outputs(props, digest), "pid": node_pid(spec.paths) or 0,
+                "address": f"{spec.host}:{spec.port}", "instance": instance}
 
     def create(self, props: dict[str, Any]) -> CreateResult:
         from repman.local.node import create_node
@@ -211,20 +194,10 @@ class LocalSpiderProvider(ResourceProvider):
         instance = f"spider:{props['host']}:{props['port']}/{uuid.uuid4().hex[:12]}"
         return CreateResult(id_=instance, outs=self._outs(props, instance))
 
-    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+    def drift(self, olds: dict[str, Any], news: dict[str, Any]) -> list[str]:
         from repman.local.node import node_running
-        from components.providers.secret_digest import digest_matches
 
-        replaces = [k for k in SPIDER_REPLACE_KEYS if olds.get(k) != news.get(k)]
-        changed = [k for k in SPIDER_INPUT_KEYS if olds.get(k) != news.get(k)]
-        if not digest_matches(olds.get("secret_digest"), news, SPIDER_SECRET_KEYS):
-            changed.append("secrets")
-        if has_unknowns(news):
-            changed.append("unknown")
-        elif not changed and not node_running(_spider_node(news)):
-            changed.append("pid")
-        return DiffResult(changes=bool(changed or replaces), replaces=replaces, stables=["instance"],
-                          delete_before_replace=True)
+        return [] if node_running(_spider_node(news)) else ["pid"]
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         from repman.local.node import update_node
@@ -240,18 +213,12 @@ class LocalSpiderProvider(ResourceProvider):
         delete_node(_spider_node(props), keep_data=False)
 
 
-class LocalSpider(pulumi.dynamic.Resource, module="repman", name="LocalSpider"):
+class LocalSpider(ScaffoldResource, module="repman", name="LocalSpider"):
     """A real mariadbd with the Spider engine whose server definition follows the primary."""
 
     address: pulumi.Output[str]
     instance: pulumi.Output[str]
     pid: pulumi.Output[int]
 
-    def __init__(self, name: str, props: dict[str, Any], opts: Optional[pulumi.ResourceOptions] = None) -> None:
-        props = dict(props)
-        for key in SPIDER_SECRET_KEYS:
-            props[key] = pulumi.Output.secret(props[key])
-        props["provider_version"] = PROVIDER_VERSION
-        props.update({k: None for k in SPIDER_OUTPUT_KEYS})
-        base = pulumi.ResourceOptions(additional_secret_outputs=["secret_digest"], delete_before_replace=True)
-        super().__init__(LocalSpiderProvider(), name, props, pulumi.ResourceOptions.merge(base, opts))
+    provider_class = LocalSpiderProvider
+    replace_after_delete = True

@@ -11,22 +11,18 @@ from __future__ import annotations
 
 import shutil
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import pulumi
-from pulumi.dynamic import CreateResult, DiffResult, ReadResult, ResourceProvider, UpdateResult
+from pulumi.dynamic import CreateResult, ReadResult, UpdateResult
 
 from repman.local.watcher import WatcherFiles, running_pid, start_watcher, stop_watcher
 from repman.watcher_yaml import dump, write_secret_files
 
 from components.providers.observed import KEY as OBSERVED, drift, integral, observed
-from components.providers.secret_digest import digest_matches, has_unknowns, make_digest, without
-
-PROVIDER_VERSION = "1"
-SECRET_KEYS = ("secrets",)
-INPUT_KEYS = ("base_dir", "cluster", "config", "api", "keep_state", "provider_version")
-OUTPUT_KEYS = ("pid", "config_path", "log_path", "api_url", "instance", "secret_digest", "observed")
+from components.providers.scaffold import ResourceInputs, ScaffoldProvider, ScaffoldResource, read_live
 
 
 def _files(props: dict[str, Any]) -> WatcherFiles:
@@ -71,18 +67,21 @@ def _outs(props: dict[str, Any], pid: int, instance: str, digest: str | None = N
     files = _files(props)
     api = _api(props)
     return {
-        **without(props, SECRET_KEYS),
+        **LocalWatcherProvider.public_outputs(props, digest),
         "pid": pid,
         "config_path": str(files.config),
         "log_path": str(files.log),
         "api_url": f"http://{api[0]}:{api[1]}" if api else "",
         "instance": instance,
-        "secret_digest": digest or make_digest(props, SECRET_KEYS),
         OBSERVED: observed(bool(pid), _config_text(props)),
     }
 
 
-class LocalWatcherProvider(ResourceProvider):
+class LocalWatcherProvider(ScaffoldProvider):
+    secret_keys = ("secrets",)
+    input_keys = ("base_dir", "cluster", "config", "api", "keep_state", "provider_version")
+    output_keys = ("pid", "config_path", "log_path", "api_url", "instance", "secret_digest", "observed")
+
     def create(self, props: dict[str, Any]) -> CreateResult:
         files = _files(props)
         _write(props)
@@ -91,15 +90,8 @@ class LocalWatcherProvider(ResourceProvider):
         instance = f"watcher:{files.base}/{uuid.uuid4().hex[:12]}"
         return CreateResult(id_=instance, outs=_outs(props, pid, instance))
 
-    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        changed = [k for k in INPUT_KEYS if olds.get(k) != news.get(k)]
-        if has_unknowns(news):
-            changed.append("unknown")
-        elif not digest_matches(olds.get("secret_digest"), news, SECRET_KEYS):
-            changed.append("secrets")
-        elif not changed:
-            changed += drift(olds, _config_text(news))
-        return DiffResult(changes=bool(changed), replaces=[], stables=["instance"], delete_before_replace=True)
+    def drift(self, olds: dict[str, Any], news: dict[str, Any]) -> list[str]:
+        return drift(olds, _config_text(news))
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         files = _files(news)
@@ -108,18 +100,12 @@ class LocalWatcherProvider(ResourceProvider):
         if _write(news) or olds.get("api") != news.get("api"):
             stop_watcher(files)
         pid = start_watcher(files, _api(news))
-        same = digest_matches(olds.get("secret_digest"), news, SECRET_KEYS)
-        return UpdateResult(outs=_outs(news, pid, str(olds.get("instance") or _id),
-                                       olds.get("secret_digest") if same else None))
+        return UpdateResult(outs=_outs(news, pid, str(olds.get("instance") or _id), self.kept_digest(olds, news)))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         """The live watcher: its process and the config on disk (gone: neither)."""
         files = _files(props)
-        pid = running_pid(files)
-        if pid is None and not files.config.exists():
-            return ReadResult(id_="", outs={})
-        text = files.config.read_text() if files.config.exists() else None
-        return ReadResult(id_=id_, outs={**props, "pid": pid or 0, OBSERVED: observed(pid is not None, text)})
+        return read_live(id_, props, running_pid(files), files.config)
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         """Stop it and remove its secret files; its state (failover counter, crash records) goes
@@ -131,20 +117,22 @@ class LocalWatcherProvider(ResourceProvider):
             shutil.rmtree(files.base, ignore_errors=True)
 
 
-class LocalWatcherArgs:
+@dataclass(kw_only=True)
+class LocalWatcherArgs(ResourceInputs):
     """The rendered config (no secrets in it) and the secrets it references (a secret Output)."""
 
-    def __init__(self, *, base_dir: str, cluster: str, config: pulumi.Input[dict],
-                 secrets: pulumi.Input[dict], api: dict | None = None, keep_state: bool = True) -> None:
-        self.base_dir = base_dir
-        self.cluster = cluster
-        self.config = config
-        self.secrets = secrets
-        self.api = api or {}
-        self.keep_state = keep_state
+    base_dir: str
+    cluster: str
+    config: pulumi.Input[dict]
+    secrets: pulumi.Input[dict]
+    api: dict = field(default_factory=dict)
+    keep_state: bool = True
+
+    def __post_init__(self) -> None:
+        self.api = self.api or {}
 
 
-class LocalWatcher(pulumi.dynamic.Resource, module="repman", name="LocalWatcher"):
+class LocalWatcher(ScaffoldResource, module="repman", name="LocalWatcher"):
     """``repman watch`` for this cluster, detached on this host."""
 
     pid: pulumi.Output[int]
@@ -152,10 +140,4 @@ class LocalWatcher(pulumi.dynamic.Resource, module="repman", name="LocalWatcher"
     log_path: pulumi.Output[str]
     api_url: pulumi.Output[str]
 
-    def __init__(self, name: str, args: LocalWatcherArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
-        props: dict[str, Any] = {k: getattr(args, k) for k in vars(args)}
-        props["secrets"] = pulumi.Output.secret(args.secrets)
-        props["provider_version"] = PROVIDER_VERSION
-        props.update({k: None for k in OUTPUT_KEYS})
-        base = pulumi.ResourceOptions(additional_secret_outputs=["secret_digest"])
-        super().__init__(LocalWatcherProvider(), name, props, pulumi.ResourceOptions.merge(base, opts))
+    provider_class = LocalWatcherProvider

@@ -12,12 +12,12 @@ in state); the admin password is an input marked secret and kept only as a diges
 
 from __future__ import annotations
 
-import json
 import uuid
-from typing import Any, Optional
+from dataclasses import dataclass
+from typing import Any
 
 import pulumi
-from pulumi.dynamic import ConfigureRequest, CreateResult, DiffResult, ReadResult, ResourceProvider, UpdateResult
+from pulumi.dynamic import ConfigureRequest, CreateResult, ReadResult, UpdateResult
 
 from repman.backends.opensvc import (
     OpenSvcClient, OpenSvcSettings, ServiceNames, node_config_keys, provision_node, purge_node, render_service,
@@ -25,28 +25,15 @@ from repman.backends.opensvc import (
 )
 from repman.db import Credential
 from repman.errors import ConfigError
-from repman.keys import coerce
 from repman.plans import get_plan
 from repman.password_hash import native_password_hash
-from repman.spec import NAMESPACE, PROVISIONING_KEYS
 
-from components.providers.secret_digest import digest_matches, make_digest, without
-
-PROVIDER_VERSION = "1"
-SECRET_KEYS = ("admin_password",)
-REPLACE_KEYS = ("api_url", "namespace", "node_name")
-INPUT_KEYS = ("cluster", "server_id", "plan", "tags", "image", "network", "nodes", "ca_file", "keep_data",
-              "admin_user", "provider_version", "db_settings")
+from components.providers.scaffold import ResourceInputs, ScaffoldProvider, ScaffoldResource, stack_config_value
+from components.providers.secret_digest import digest_matches
 
 
 def api_credential_from_config(config: Any) -> Credential | None:
-    raw = config.get(f"{NAMESPACE}:opensvc-credential")
-    if isinstance(raw, str) and raw.strip().startswith("{"):
-        try:
-            raw = json.loads(raw)
-        except ValueError:
-            pass
-    return coerce(PROVISIONING_KEYS["opensvc-credential"], raw)
+    return stack_config_value(config, "opensvc-credential")
 
 
 def _plan(props: dict[str, Any]):
@@ -61,7 +48,12 @@ def _service_text(props: dict[str, Any]) -> str:
                           nodes=tuple(props.get("nodes") or ()))
 
 
-class OpenSvcServiceProvider(ResourceProvider):
+class OpenSvcServiceProvider(ScaffoldProvider):
+    secret_keys = ("admin_password",)
+    replace_keys = ("api_url", "namespace", "node_name")
+    input_keys = ("cluster", "server_id", "plan", "tags", "image", "network", "nodes", "ca_file", "keep_data",
+                  "admin_user", "provider_version", "db_settings")
+    output_keys = ("path", "address", "instance", "definition", "secret_digest")
     credential: Credential | None = None
 
     def configure(self, req: ConfigureRequest) -> None:
@@ -84,16 +76,8 @@ class OpenSvcServiceProvider(ResourceProvider):
             made = provision_node(client, names, _service_text(props), keys, admin)
         instance = f"{made.path}/{uuid.uuid4().hex[:12]}"
         return CreateResult(id_=made.path, outs={
-            **without(props, SECRET_KEYS), "path": made.path, "address": made.address, "instance": instance,
-            "definition": _service_text(props), "secret_digest": make_digest(props, SECRET_KEYS)})
-
-    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        replaces = [k for k in REPLACE_KEYS if olds.get(k) != news.get(k)]
-        changed = [k for k in INPUT_KEYS if olds.get(k) != news.get(k)]
-        if not digest_matches(olds.get("secret_digest"), news, SECRET_KEYS):
-            changed.append("admin_password")
-        return DiffResult(changes=bool(changed or replaces), replaces=replaces, stables=["instance"],
-                          delete_before_replace=True)
+            **self.public_outputs(props), "path": made.path, "address": made.address, "instance": instance,
+            "definition": _service_text(props)})
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         names = ServiceNames(str(news["namespace"]), str(news["node_name"]))
@@ -101,12 +85,11 @@ class OpenSvcServiceProvider(ResourceProvider):
                                 dict(news.get("db_settings") or {}))
         with self.client(news) as client:
             update_node(client, names, _service_text(news), keys)
-            if not digest_matches(olds.get("secret_digest"), news, SECRET_KEYS):
+            if not digest_matches(olds.get("secret_digest"), news, self.secret_keys):
                 client.set_key(names.sec, "admin-password-hash", native_password_hash(str(news["admin_password"])))
         return UpdateResult(outs={
-            **without(news, SECRET_KEYS), "path": olds.get("path"), "address": olds.get("address"),
-            "instance": olds.get("instance"), "definition": _service_text(news),
-            "secret_digest": make_digest(news, SECRET_KEYS)})
+            **self.public_outputs(news), "path": olds.get("path"), "address": olds.get("address"),
+            "instance": olds.get("instance"), "definition": _service_text(news)})
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
         """The service as the agent reports it: gone when the agent has no such object."""
@@ -126,36 +109,33 @@ class OpenSvcServiceProvider(ResourceProvider):
             purge_node(client, names, keep_data=bool(props.get("keep_data", True)))
 
 
-class OpenSvcServiceArgs:
+@dataclass(kw_only=True)
+class OpenSvcServiceArgs(ResourceInputs):
     """Inputs of one database service; ``admin_password`` must be a secret Output."""
 
-    def __init__(
-        self, *, api_url: pulumi.Input[str], namespace: pulumi.Input[str], cluster: pulumi.Input[str],
-        node_name: pulumi.Input[str], server_id: pulumi.Input[int], plan: pulumi.Input[str],
-        tags: pulumi.Input[list[str]], image: pulumi.Input[str], network: pulumi.Input[str],
-        admin_user: pulumi.Input[str], admin_password: pulumi.Input[str],
-        nodes: pulumi.Input[list[str]] | None = None, ca_file: pulumi.Input[str] = "",
-        keep_data: pulumi.Input[bool] = True, db_settings: pulumi.Input[dict] | None = None,
-    ) -> None:
-        if db_settings:              # only non-default prov-db-* settings: older states see no change
-            self.db_settings = db_settings
-        self.api_url = api_url
-        self.namespace = namespace
-        self.cluster = cluster
-        self.node_name = node_name
-        self.server_id = server_id
-        self.plan = plan
-        self.tags = tags
-        self.image = image
-        self.network = network
-        self.admin_user = admin_user
-        self.admin_password = admin_password
-        self.nodes = nodes or []
-        self.ca_file = ca_file
-        self.keep_data = keep_data
+    omit_when_empty = ("db_settings",)   # only non-default prov-db-* settings: older states see no change
+
+    api_url: pulumi.Input[str]
+    namespace: pulumi.Input[str]
+    cluster: pulumi.Input[str]
+    node_name: pulumi.Input[str]
+    server_id: pulumi.Input[int]
+    plan: pulumi.Input[str]
+    tags: pulumi.Input[list[str]]
+    image: pulumi.Input[str]
+    network: pulumi.Input[str]
+    admin_user: pulumi.Input[str]
+    admin_password: pulumi.Input[str]
+    nodes: pulumi.Input[list[str]] | None = None
+    ca_file: pulumi.Input[str] = ""
+    keep_data: pulumi.Input[bool] = True
+    db_settings: pulumi.Input[dict] | None = None
+
+    def __post_init__(self) -> None:
+        self.nodes = self.nodes or []
 
 
-class OpenSvcService(pulumi.dynamic.Resource, module="repman", name="OpenSvcService"):
+class OpenSvcService(ScaffoldResource, module="repman", name="OpenSvcService"):
     """A MariaDB node as an OpenSVC service, orchestrated by the cluster's agents."""
 
     path: pulumi.Output[str]
@@ -163,10 +143,5 @@ class OpenSvcService(pulumi.dynamic.Resource, module="repman", name="OpenSvcServ
     instance: pulumi.Output[str]
     definition: pulumi.Output[str]
 
-    def __init__(self, name: str, args: OpenSvcServiceArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
-        props: dict[str, Any] = {k: getattr(args, k) for k in vars(args)}
-        props["admin_password"] = pulumi.Output.secret(args.admin_password)
-        props["provider_version"] = PROVIDER_VERSION
-        props.update({"path": None, "address": None, "instance": None, "definition": None, "secret_digest": None})
-        base = pulumi.ResourceOptions(additional_secret_outputs=["secret_digest"], delete_before_replace=True)
-        super().__init__(OpenSvcServiceProvider(), name, props, pulumi.ResourceOptions.merge(base, opts))
+    provider_class = OpenSvcServiceProvider
+    replace_after_delete = True

@@ -19,17 +19,17 @@ Client key/certificate paths come from inputs; nothing secret is sent by the dep
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import pulumi
-from pulumi.dynamic import CreateResult, DiffResult, ReadResult, ResourceProvider, UpdateResult
+from pulumi.dynamic import CreateResult, ReadResult, UpdateResult
 
 from repman.backends.slapos import SharedDatabase, SlapOSClient, SlapOSSettings
 
-PROVIDER_VERSION = "1"
-REPLACE_KEYS = ("title", "software_release", "shared", "cluster")
-INPUT_KEYS = ("master_url", "software_type", "computer_guid", "parameters", "database", "key_file",
-              "cert_file", "provider_version")
+from components.providers.scaffold import ResourceInputs, ScaffoldProvider, ScaffoldResource
+
+PROVIDER_VERSION = ScaffoldProvider.version
 
 
 def _client(props: dict[str, Any]) -> SlapOSClient:
@@ -53,15 +53,16 @@ def _request(props: dict[str, Any], state: str) -> dict[str, Any]:
             "partition": got.partition_id, "connection": got.connection}
 
 
-class SlapOSRequestProvider(ResourceProvider):
+class SlapOSRequestProvider(ScaffoldProvider):
+    replace_keys = ("title", "software_release", "shared", "cluster")
+    input_keys = ("master_url", "software_type", "computer_guid", "parameters", "database", "key_file",
+                  "cert_file", "provider_version")
+    output_keys = ("instance_guid", "allocated_computer", "partition", "connection")
+    stables = None
+
     def create(self, props: dict[str, Any]) -> CreateResult:
         outs = _request(props, "started")
         return CreateResult(id_=f"{props['software_release']}#{props['title']}", outs={**props, **outs})
-
-    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        replaces = [k for k in REPLACE_KEYS if olds.get(k) != news.get(k)]
-        changed = [k for k in INPUT_KEYS if olds.get(k) != news.get(k)]
-        return DiffResult(changes=bool(changed or replaces), replaces=replaces, delete_before_replace=True)
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         return UpdateResult(outs={**news, **_request(news, "started")})
@@ -73,31 +74,28 @@ class SlapOSRequestProvider(ResourceProvider):
         _request(props, "destroyed")
 
 
-class SlapOSRequestArgs:
+@dataclass(kw_only=True)
+class SlapOSRequestArgs(ResourceInputs):
     """One request: ``parameters`` (root) is the JSON text of the cluster dict; ``database``
     (shared) is ``{"name": ..., "user": ...}``."""
 
-    def __init__(
-        self, *, master_url: pulumi.Input[str], software_release: pulumi.Input[str],
-        software_type: pulumi.Input[str], computer_guid: pulumi.Input[str], title: pulumi.Input[str],
-        cluster: pulumi.Input[str], parameters: pulumi.Input[str] = "", shared: bool = False,
-        database: Optional[dict[str, str]] = None, key_file: pulumi.Input[str] = "",
-        cert_file: pulumi.Input[str] = "",
-    ) -> None:
-        self.master_url = master_url
-        self.software_release = software_release
-        self.software_type = software_type
-        self.computer_guid = computer_guid
-        self.title = title
-        self.cluster = cluster
-        self.parameters = parameters
-        self.shared = shared
-        self.database = database or {}
-        self.key_file = key_file
-        self.cert_file = cert_file
+    master_url: pulumi.Input[str]
+    software_release: pulumi.Input[str]
+    software_type: pulumi.Input[str]
+    computer_guid: pulumi.Input[str]
+    title: pulumi.Input[str]
+    cluster: pulumi.Input[str]
+    parameters: pulumi.Input[str] = ""
+    shared: bool = False
+    database: Optional[dict[str, str]] = field(default_factory=dict)
+    key_file: pulumi.Input[str] = ""
+    cert_file: pulumi.Input[str] = ""
+
+    def __post_init__(self) -> None:
+        self.database = self.database or {}
 
 
-class SlapOSRequest(pulumi.dynamic.Resource, module="repman", name="SlapOSRequest"):
+class SlapOSRequest(ScaffoldResource, module="repman", name="SlapOSRequest"):
     """An instance requested from a SlapOS master (the master allocates and deploys it)."""
 
     instance_guid: pulumi.Output[str]
@@ -105,9 +103,5 @@ class SlapOSRequest(pulumi.dynamic.Resource, module="repman", name="SlapOSReques
     partition: pulumi.Output[str]
     connection: pulumi.Output[dict]
 
-    def __init__(self, name: str, args: SlapOSRequestArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
-        props: dict[str, Any] = {k: getattr(args, k) for k in vars(args)}
-        props["provider_version"] = PROVIDER_VERSION
-        props.update({"instance_guid": None, "allocated_computer": None, "partition": None, "connection": None})
-        base = pulumi.ResourceOptions(additional_secret_outputs=["connection"])
-        super().__init__(SlapOSRequestProvider(), name, props, pulumi.ResourceOptions.merge(base, opts))
+    provider_class = SlapOSRequestProvider
+    secret_outputs = ('connection',)

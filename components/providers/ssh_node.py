@@ -14,12 +14,12 @@ only kept as a salted digest.
 
 from __future__ import annotations
 
-import json
 import uuid
-from typing import Any, Optional
+from dataclasses import dataclass
+from typing import Any
 
 import pulumi
-from pulumi.dynamic import ConfigureRequest, CreateResult, DiffResult, ReadResult, ResourceProvider, UpdateResult
+from pulumi.dynamic import ConfigureRequest, CreateResult, ReadResult, UpdateResult
 
 from repman.backends.onpremise import (
     HostFacts, NodeState, OnPremNodeSpec, create_node, delete_node, node_running, render_node_config,
@@ -27,22 +27,11 @@ from repman.backends.onpremise import (
 )
 from repman.backends.ssh import HostSession, SshAuth
 from repman.errors import RepmanError
-from repman.keys import coerce
-from repman.spec import NAMESPACE, PROVISIONING_KEYS
 
 from components.providers.observed import KEY as OBSERVED, drift, integral, observed
-from components.providers.secret_digest import digest_matches, has_unknowns, make_digest, without
+from components.providers.scaffold import ResourceInputs, ScaffoldProvider, ScaffoldResource, stack_config_value
 
-PROVIDER_VERSION = "1"
-SECRET_KEYS = ("admin_password",)
 SSH_CONFIG_KEYS = {"private_key": "onpremise-ssh-key", "password": "onpremise-ssh-password"}
-REPLACE_KEYS = ("host", "base_dir", "node_name", "server_id")
-INPUT_KEYS = (
-    "host", "node_name", "server_id", "port", "plan", "tags", "base_dir", "admin_user", "service_user",
-    "install_packages", "check_resources", "keep_data", "ssh_user", "ssh_port", "known_hosts",
-    "strict_host_key_checking", "connect_timeout", "provider_version", "db_settings",
-)
-OUTPUT_KEYS = ("address", "instance", "state", "secret_digest", "observed")
 
 
 def node_spec(props: dict[str, Any], password: str = "") -> OnPremNodeSpec:
@@ -71,13 +60,7 @@ def ssh_secrets_from_config(config: Any) -> dict[str, str]:
     """``repman:onpremise-ssh-key`` / ``-password`` from stack config ({file: PATH} resolved)."""
     out: dict[str, str] = {}
     for field, name in SSH_CONFIG_KEYS.items():
-        raw = config.get(f"{NAMESPACE}:{name}")
-        if isinstance(raw, str) and raw.strip().startswith("{"):
-            try:
-                raw = json.loads(raw)
-            except ValueError:
-                pass
-        value = coerce(PROVISIONING_KEYS[name], raw)
+        value = stack_config_value(config, name)
         if value:
             out[field] = str(value)
     return out
@@ -86,16 +69,23 @@ def ssh_secrets_from_config(config: Any) -> dict[str, str]:
 def _outs(props: dict[str, Any], state: NodeState, instance: str, digest: str | None = None) -> dict[str, Any]:
     spec = node_spec(props)
     return {
-        **without(props, SECRET_KEYS),
+        **SshNodeProvider.public_outputs(props, digest),
         "address": f"{state.host}:{int(state.port)}",
         "instance": instance,
         "state": state.as_dict(),
-        "secret_digest": digest or make_digest(props, SECRET_KEYS),
         OBSERVED: observed(True, render_node_config(spec, HostFacts(**state.facts))),
     }
 
 
-class SshNodeProvider(ResourceProvider):
+class SshNodeProvider(ScaffoldProvider):
+    secret_keys = ("admin_password",)
+    replace_keys = ("host", "base_dir", "node_name", "server_id")
+    input_keys = (
+        "host", "node_name", "server_id", "port", "plan", "tags", "base_dir", "admin_user", "service_user",
+        "install_packages", "check_resources", "keep_data", "ssh_user", "ssh_port", "known_hosts",
+        "strict_host_key_checking", "connect_timeout", "provider_version", "db_settings",
+    )
+    output_keys = ("address", "instance", "state", "secret_digest", "observed")
     secrets: dict[str, str] = {}
 
     def configure(self, req: ConfigureRequest) -> None:
@@ -110,26 +100,18 @@ class SshNodeProvider(ResourceProvider):
         instance = f"{spec.host}:{spec.port}/{spec.server_id}/{uuid.uuid4().hex[:12]}"
         return CreateResult(id_=instance, outs=_outs(props, state, instance))
 
-    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        replaces = [k for k in REPLACE_KEYS if olds.get(k) != news.get(k)]
-        changed = [k for k in INPUT_KEYS if olds.get(k) != news.get(k)]
-        if not digest_matches(olds.get("secret_digest"), news, SECRET_KEYS):
-            changed.append("admin_password")
-        if has_unknowns(news):
-            changed.append("unknown")
-        elif not changed and not replaces and olds.get("state"):
-            state = NodeState(**integral(olds["state"]))
-            changed += drift(olds, render_node_config(node_spec(news), HostFacts(**state.facts)))
-        return DiffResult(changes=bool(changed or replaces), replaces=replaces,
-                          stables=["instance"], delete_before_replace=True)
+    def drift(self, olds: dict[str, Any], news: dict[str, Any]) -> list[str]:
+        if not olds.get("state"):
+            return []
+        state = NodeState(**integral(olds["state"]))
+        return drift(olds, render_node_config(node_spec(news), HostFacts(**state.facts)))
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         password = str(news["admin_password"])
-        same_password = digest_matches(olds.get("secret_digest"), news, SECRET_KEYS)
+        digest = self.kept_digest(olds, news)
         state = NodeState(**integral(olds["state"]))   # through the engine's wire every number is a float
-        update_node(node_spec(olds, password if same_password else ""), node_spec(news, password),
+        update_node(node_spec(olds, password if digest else ""), node_spec(news, password),
                     state, self.auth(news))
-        digest = olds.get("secret_digest") if same_password else None
         return UpdateResult(outs=_outs(news, state, str(olds.get("instance") or _id), digest))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
@@ -156,42 +138,34 @@ def _observe(props: dict[str, Any], auth: SshAuth) -> dict[str, Any]:
         return observed(False, None)
 
 
-class SshNodeArgs:
+@dataclass(kw_only=True)
+class SshNodeArgs(ResourceInputs):
     """Inputs of one on-premise node; the admin password must be a secret Output."""
 
-    def __init__(
-        self, *, host: pulumi.Input[str], node_name: pulumi.Input[str], server_id: pulumi.Input[int],
-        port: pulumi.Input[int], plan: pulumi.Input[str], tags: pulumi.Input[list[str]],
-        base_dir: pulumi.Input[str], admin_user: pulumi.Input[str], admin_password: pulumi.Input[str],
-        ssh_user: pulumi.Input[str] = "root", ssh_port: pulumi.Input[int] = 22,
-        known_hosts: pulumi.Input[str] = "", strict_host_key_checking: pulumi.Input[bool] = True,
-        connect_timeout: pulumi.Input[float] = 10, service_user: pulumi.Input[str] = "",
-        install_packages: pulumi.Input[bool] = False, check_resources: pulumi.Input[bool] = True,
-        keep_data: pulumi.Input[bool] = True, db_settings: pulumi.Input[dict] | None = None,
-    ) -> None:
-        self.host = host
-        self.node_name = node_name
-        self.server_id = server_id
-        self.port = port
-        self.plan = plan
-        self.tags = tags
-        self.base_dir = base_dir
-        self.admin_user = admin_user
-        self.admin_password = admin_password
-        self.ssh_user = ssh_user
-        self.ssh_port = ssh_port
-        self.known_hosts = known_hosts
-        self.strict_host_key_checking = strict_host_key_checking
-        self.connect_timeout = connect_timeout
-        self.service_user = service_user
-        self.install_packages = install_packages
-        self.check_resources = check_resources
-        self.keep_data = keep_data
-        if db_settings:              # only non-default settings: older states see no change
-            self.db_settings = db_settings
+    omit_when_empty = ("db_settings",)   # only non-default settings: older states see no change
+
+    host: pulumi.Input[str]
+    node_name: pulumi.Input[str]
+    server_id: pulumi.Input[int]
+    port: pulumi.Input[int]
+    plan: pulumi.Input[str]
+    tags: pulumi.Input[list[str]]
+    base_dir: pulumi.Input[str]
+    admin_user: pulumi.Input[str]
+    admin_password: pulumi.Input[str]
+    ssh_user: pulumi.Input[str] = "root"
+    ssh_port: pulumi.Input[int] = 22
+    known_hosts: pulumi.Input[str] = ""
+    strict_host_key_checking: pulumi.Input[bool] = True
+    connect_timeout: pulumi.Input[float] = 10
+    service_user: pulumi.Input[str] = ""
+    install_packages: pulumi.Input[bool] = False
+    check_resources: pulumi.Input[bool] = True
+    keep_data: pulumi.Input[bool] = True
+    db_settings: pulumi.Input[dict] | None = None
 
 
-class SshNode(pulumi.dynamic.Resource, module="repman", name="SshNode"):
+class SshNode(ScaffoldResource, module="repman", name="SshNode"):
     """A mariadbd on an existing host, provisioned over SSH with no agent."""
 
     address: pulumi.Output[str]
@@ -200,11 +174,5 @@ class SshNode(pulumi.dynamic.Resource, module="repman", name="SshNode"):
     port: pulumi.Output[int]
     state: pulumi.Output[dict]
 
-    def __init__(self, name: str, args: SshNodeArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
-        props: dict[str, Any] = {k: getattr(args, k) for k in vars(args)}
-        props["admin_password"] = pulumi.Output.secret(args.admin_password)
-        props["provider_version"] = PROVIDER_VERSION
-        props.update({k: None for k in OUTPUT_KEYS})
-        base = pulumi.ResourceOptions(additional_secret_outputs=["secret_digest"],
-                                      delete_before_replace=True)
-        super().__init__(SshNodeProvider(), name, props, pulumi.ResourceOptions.merge(base, opts))
+    provider_class = SshNodeProvider
+    replace_after_delete = True

@@ -23,6 +23,7 @@ let
   badEntry = b.filter (s: indexOf s == null && !(keyTypes.isHostOrHostPort s)) preferredEntries;
   preferredIndex = if badIndex == [ ] then null else indexOf (b.head badIndex);
   has = tag: b.elem tag cfg.prov-db-tags;
+  hasProxy = tag: b.elem tag cfg.prov-proxy-tags;
   show = b.toJSON;
 
   required = b.filter (e: e.required) schema.stack;
@@ -62,10 +63,6 @@ in
         message = "repman.db-servers-prefered-master: ${show (if badEntry == [ ] then preferred else b.head badEntry)} is neither a node index nor host:port";
       }
       {
-        assertion = !(b.elem "readwritesplit" cfg.prov-proxy-tags && b.elem "noreadwritesplit" cfg.prov-proxy-tags);
-        message = "repman.prov-proxy-tags: tags 'readwritesplit' and 'noreadwritesplit' contradict each other";
-      }
-      {
         assertion = !(sameRef cfg.db-servers-credential cfg.replication-credential);
         message = "repman.replication-credential: must not be the same secret as db-servers-credential (replication needs its own user)";
       }
@@ -79,5 +76,11 @@ in
         assertion = !(has (b.elemAt pair 0) && has (b.elemAt pair 1));
         message = "repman.prov-db-tags: tags '${b.elemAt pair 0}' and '${b.elemAt pair 1}' contradict each other";
       })
-      schema.conflictingTags;
+      schema.conflictingTags
+    ++ map
+      (pair: {
+        assertion = !(hasProxy (b.elemAt pair 0) && hasProxy (b.elemAt pair 1));
+        message = "repman.prov-proxy-tags: tags '${b.elemAt pair 0}' and '${b.elemAt pair 1}' contradict each other";
+      })
+      schema.conflictingProxyTags;
 }

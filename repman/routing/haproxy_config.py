@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import jinja2
 
@@ -18,17 +18,10 @@ from repman.db import ServerAddress
 from repman.errors import ConfigError
 from repman.paths import templates_dir
 from repman.routing.names import haproxy_server_name
+from repman.tags import DEFAULT_PROXY_TAGS, validate_proxy_tags
 
-PROXY_TAGS = ("masterslave", "readwritesplit", "noreadwritesplit", "ssl")
 CHECK_MODES = ("tcp", "http")
 BALANCES = ("leastconn", "roundrobin", "first", "source")
-
-
-def validate_proxy_tags(tags: Sequence[str], key: str = "prov-proxy-tags") -> list[str]:
-    """repman's proxy tag vocabulary (platform hints included); contradictions are errors."""
-    from repman.tags import PROXY_CONTRADICTIONS, PROXY_EXCLUSIVE, PROXY_TAGS as VOCABULARY, check_tags
-
-    return check_tags(tags, VOCABULARY, PROXY_CONTRADICTIONS, PROXY_EXCLUSIVE, key)
 
 
 @dataclass(frozen=True)
@@ -43,7 +36,7 @@ class HAProxyConfig:
     write_port: int = 3306
     read_port: int = 3307
     bind_address: str = "0.0.0.0"
-    tags: tuple[str, ...] = ("masterslave", "readwritesplit")
+    tags: tuple[str, ...] = DEFAULT_PROXY_TAGS
     write_backend: str = "service_write"
     read_backend: str = "service_read"
     stats_tcp: ServerAddress | None = None        # also expose the runtime API over TCP

@@ -14,7 +14,7 @@ import jinja2
 from repman.db import Credential, ServerAddress
 from repman.errors import ConfigError
 from repman.paths import templates_dir
-from repman.routing.haproxy_config import validate_proxy_tags
+from repman.tags import DEFAULT_PROXY_TAGS, validate_proxy_tags
 from repman.routing.names import server_name
 
 
@@ -32,7 +32,7 @@ class MaxScaleConfig:
     monitor: Credential | None = None      # needed with monitor_follow
     monitor_follow: bool = False
     monitor_name: str = "MariaDB-Monitor"
-    tags: tuple[str, ...] = ("masterslave", "readwritesplit")
+    tags: tuple[str, ...] = DEFAULT_PROXY_TAGS
     admin_host: str = "127.0.0.1"
     admin_port: int = 8989
     bind_address: str = "0.0.0.0"

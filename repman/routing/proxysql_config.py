@@ -13,7 +13,7 @@ import jinja2
 from repman.db import Credential, ServerAddress
 from repman.errors import ConfigError
 from repman.paths import templates_dir
-from repman.routing.haproxy_config import validate_proxy_tags
+from repman.tags import DEFAULT_PROXY_TAGS, validate_proxy_tags
 
 
 def libconfig_string(value: object) -> str:
@@ -31,7 +31,7 @@ class ProxySQLConfig:
     primary: ServerAddress | None
     admin: Credential
     monitor: Credential
-    tags: tuple[str, ...] = ("masterslave", "readwritesplit")
+    tags: tuple[str, ...] = DEFAULT_PROXY_TAGS
     datadir: str = "/var/lib/proxysql"
     admin_port: int = 6032
     client_port: int = 6033
