@@ -164,11 +164,8 @@ class ApiServer:
                   and entry["reachable"] and entry["read_only"] is False)
             return (200 if ok else 503), body
         max_lag = float(monitor.cfg["failover-max-slave-delay"]) if lag is None else lag
-        with monitor._mutex:
-            state = monitor.states.get(target)
-            master = monitor.master
-            label = monitor.labels.get(target)
-        ok = label == "Slave" and replica_healthy(state, master, max_lag)
+        snap = monitor.snapshot
+        ok = snap.labels.get(target) == "Slave" and replica_healthy(snap.states.get(target), snap.master, max_lag)
         return (200 if ok else 503), body
 
     def dashboard(self, user: ApiUser | None = None) -> str:
@@ -384,11 +381,6 @@ class _Handler(BaseHTTPRequestHandler):
             target, sentence = set_maintenance(monitor.cfg, monitor.store, server, state == "on", key="server")
         except ConfigError as exc:
             raise HttpError(404 if "is not a server" in str(exc) else 400, str(exc)) from None
-        with monitor._mutex:
-            if state == "on":
-                monitor.server_maintenance.add(target)
-            else:
-                monitor.server_maintenance.discard(target)
         monitor.log(f"{sentence} (by {user.name if user else 'anonymous'} over the API)")
         self._json(200, {"ok": True, "server": target.url, "maintenance": state == "on", "sentence": sentence})
 
