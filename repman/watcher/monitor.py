@@ -268,7 +268,6 @@ class ClusterMonitor:
         holder = self.lock.holder()
         return f"{holder.split(' (pid')[0]} (another process)" if holder else ""
 
-
     # -- acting -------------------------------------------------------------------------
     def _hook(self, kind: str, *args: Any) -> None:
         try:
