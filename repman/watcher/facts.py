@@ -284,31 +284,30 @@ def derive_facts(memory: Memory, cfg: ClusterConfig, states: Mapping[ServerAddre
 
     master_state = states.get(master) if master else None
     reachable = bool(master_state and master_state.reachable)
+    seen = dict(states)     # as this tick saw them: a NULL lag filled once the master is gone
     if master is not None and not reachable:
-        states = _with_lag_filled(states, memory.lag_while_master_answered or persisted.lag_seen)
-        master_state = states.get(master)
-    else:
-        states = dict(states)
+        seen = _with_lag_filled(seen, memory.lag_while_master_answered or persisted.lag_seen)
+        master_state = seen.get(master)
 
     last_seen, fails = dict(memory.last_seen), dict(memory.fails)
-    for a, s in states.items():
+    for a, s in seen.items():
         if s.reachable:
             last_seen[a] = s
             fails.pop(a, None)
         else:
             fails[a] = fails.get(a, 0) + 1
-    whole_down = memory.whole_down or not any(s.reachable for s in states.values())
+    whole_down = memory.whole_down or not any(s.reachable for s in seen.values())
     previous_pings = failed_pings
     failed_pings = 0 if reachable else failed_pings + 1
     lag_kept = memory.lag_while_master_answered
     if reachable:
-        lag_kept = _frozen({url: (r[0], r[1]) for url, r in lag_readings(states, wall).items()})
+        lag_kept = _frozen({url: (r[0], r[1]) for url, r in lag_readings(seen, wall).items()})
         whole_down = False
     elif previous_pings == 0 and master is not None:
         effects.append(KeepLagSeen(lag_kept))
     read_only_ticks = memory.read_only_ticks + 1 if reachable and master_state.read_only else 0
 
-    samples = samples_of(states, master)
+    samples = samples_of(seen, master)
     window = float(cfg["failover-falsepositive-heartbeat-timeout"])
     period = float(cfg.get("replication-heartbeat-period", 0.5) or 0.5)
     ready, observers = alive_observers(history, now, samples, window, period) if not reachable else (True, ())
@@ -323,26 +322,26 @@ def derive_facts(memory: Memory, cfg: ClusterConfig, states: Mapping[ServerAddre
                      and s.replica is not None and same_server(s.replica.master, master))
     candidate, no_reason = None, ""
     if master is not None and not reachable:
-        election = elect(cfg, states, master, "failover", maintenance=server_maintenance,
+        election = elect(cfg, seen, master, "failover", maintenance=server_maintenance,
                          quarantined=persisted.quarantined)
         candidate = election.candidate
         no_reason = "; ".join(f"{u} {w}" for u, w in election.reasons.items())
     rejoin: list[tuple[ServerAddress, str]] = []
     detached: Mapping[ServerAddress, int] = {}
     if master and reachable:
-        rejoin, detached = rejoin_needed(cfg, states, master, persisted.quarantined, server_maintenance,
+        rejoin, detached = rejoin_needed(cfg, seen, master, persisted.quarantined, server_maintenance,
                                          memory.labels, memory.detached)
     else:
         detached = memory.detached
-    followers = {s.replica.master for s in states.values() if s.reachable and s.replica}
+    followers = {s.replica.master for s in seen.values() if s.reachable and s.replica}
     other_writable = tuple(
         a for a in cfg.servers
-        if a != master and states[a].reachable and states[a].replica is None
-        and not states[a].read_only and any(same_server(a, f) for f in followers)
+        if a != master and seen[a].reachable and seen[a].replica is None
+        and not seen[a].read_only and any(same_server(a, f) for f in followers)
     )
     broken = []
     for a in replicas:
-        rep = states[a].replica if states[a].reachable else None
+        rep = seen[a].replica if seen[a].reachable else None
         if rep is None:
             continue
         if rep.sql_running != "Yes" and rep.last_sql_error:
@@ -351,8 +350,8 @@ def derive_facts(memory: Memory, cfg: ClusterConfig, states: Mapping[ServerAddre
             broken.append((a, f"IO thread stopped: {rep.last_io_error}"))
     since = (wall - persisted.last_failover_at) if persisted.last_failover_at else None
     quarantined = tuple((a, persisted.quarantined[a.url]) for a in cfg.servers
-                        if a.url in persisted.quarantined and states[a].reachable)
-    connected = sum(1 for a in cfg.servers if a != master and (s := states[a]).reachable
+                        if a.url in persisted.quarantined and seen[a].reachable)
+    connected = sum(1 for a in cfg.servers if a != master and (s := seen[a]).reachable
                     and s.replica is not None and same_server(s.replica.master, master)
                     and s.replica.io_running == "Yes")
     no_replica_since = memory.no_replica_since
@@ -371,7 +370,7 @@ def derive_facts(memory: Memory, cfg: ClusterConfig, states: Mapping[ServerAddre
         master_error=(master_state.error if master_state and not reachable else ""),
         failed_pings=failed_pings, ping_threshold=int(cfg["failover-falsepositive-ping-counter"]),
         previous_failed_pings=previous_pings if reachable else 0,
-        replicas=replicas, replicas_reachable=sum(1 for a in replicas if states[a].reachable),
+        replicas=replicas, replicas_reachable=sum(1 for a in replicas if seen[a].reachable),
         heartbeat_check=bool(cfg["failover-falsepositive-heartbeat"]), heartbeat_window_ready=ready,
         alive_observers=observers, failover_mode=cfg["failover-mode"],
         replicas_agree=agree, replicas_agree_pings=int(cfg["failover-falsepositive-replicas-agree-pings"]),
@@ -385,8 +384,8 @@ def derive_facts(memory: Memory, cfg: ClusterConfig, states: Mapping[ServerAddre
         master_read_only_now=read_only_ticks >= 1,
         rejoin_needed=tuple(rejoin), autorejoin=bool(cfg["autorejoin"]), quarantined=quarantined,
         broken_replicas=tuple(broken), servers=len(cfg.servers), autoseed=bool(cfg.get("autoseed")),
-        unreachable_replicas=tuple(a for a in cfg.servers if a != master and not states[a].reachable),
-        stray_writable=tuple(stray_writable(cfg, states, master, server_maintenance)),
+        unreachable_replicas=tuple(a for a in cfg.servers if a != master and not seen[a].reachable),
+        stray_writable=tuple(stray_writable(cfg, seen, master, server_maintenance)),
         master_maintenance=master in server_maintenance,
         in_maintenance=tuple(a for a in cfg.servers if a in server_maintenance),
     )
@@ -394,7 +393,7 @@ def derive_facts(memory: Memory, cfg: ClusterConfig, states: Mapping[ServerAddre
         memory, master=master, failed_pings=failed_pings, history=history, fails=_frozen(fails),
         last_seen=_frozen(last_seen), whole_down=whole_down, read_only_ticks=read_only_ticks,
         detached=_frozen(detached), lag_while_master_answered=lag_kept, no_replica_since=no_replica_since,
-        server_maintenance=server_maintenance, states=_frozen(states),
+        server_maintenance=server_maintenance, states=_frozen(seen),
     )
     return facts, remembered, effects
 
