@@ -266,6 +266,18 @@ def test_no_replica_for_grows_while_the_master_answers_without_a_connected_repli
     assert (f.no_replica_for, run.memory.no_replica_since) == (0.0, None)
 
 
+def test_broken_replicas_name_the_stopped_thread_and_its_error():
+    run = Run.of(config((M, A, B, C)))
+    stopped_sql = replica(A, sql="No")
+    stopped_sql.replica.last_sql_error = "Duplicate entry '1' for key 'PRIMARY'"
+    stopped_io = replica(B, io="No")
+    stopped_io.replica.last_io_error = "Got fatal error 1236 from master"
+    f = run.tick(0.0, primary(M), stopped_sql, stopped_io, replica(C, io="Connecting"))
+    assert f.broken_replicas == ((A, "SQL thread stopped: Duplicate entry '1' for key 'PRIMARY'"),
+                                 (B, "IO thread stopped: Got fatal error 1236 from master"))
+    assert f.replicas == (A, B, C) and f.replicas_reachable == 3
+
+
 # -- the rest of the memory ----------------------------------------------------------------------------
 def test_event_scheduler_is_stored_when_it_changes_on_a_writable_master_with_no_operation_running():
     run = Run.of(config(), persisted=ClusterState())                  # never seen yet

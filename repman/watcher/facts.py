@@ -113,7 +113,8 @@ Effect = Union[LogLine, KeepLagSeen, KeepEventScheduler]
 
 
 # -- derivations ---------------------------------------------------------------------------------------
-def samples_of(states: Mapping[ServerAddress, ServerState], master: ServerAddress | None) -> dict[ServerAddress, Sample]:
+def samples_of(states: Mapping[ServerAddress, ServerState], master: ServerAddress | None
+               ) -> dict[ServerAddress, Sample]:
     """The heartbeat counter, received position and IO thread of every reachable replica of ``master``."""
     out = {}
     for a, s in states.items():
@@ -240,6 +241,21 @@ def stray_writable(cfg: ClusterConfig, states: Mapping[ServerAddress, ServerStat
     return out
 
 
+def broken_replicas(states: Mapping[ServerAddress, ServerState], replicas: Collection[ServerAddress]
+                    ) -> tuple[tuple[ServerAddress, str], ...]:
+    """Reachable replicas whose replication stopped on an error, with the error."""
+    broken = []
+    for a in replicas:
+        rep = states[a].replica if states[a].reachable else None
+        if rep is None:
+            continue
+        if rep.sql_running != "Yes" and rep.last_sql_error:
+            broken.append((a, f"SQL thread stopped: {rep.last_sql_error}"))
+        elif rep.io_running == "No" and rep.last_io_error:
+            broken.append((a, f"IO thread stopped: {rep.last_io_error}"))
+    return tuple(broken)
+
+
 def primary_of(cfg: ClusterConfig, states: Mapping[ServerAddress, ServerState], persisted: ClusterState,
                previous: ServerAddress | None) -> ServerAddress | None:
     """The master this tick: the primary finder's answer, never the latest failover's deposed master
@@ -327,27 +343,16 @@ def derive_facts(memory: Memory, cfg: ClusterConfig, states: Mapping[ServerAddre
         candidate = election.candidate
         no_reason = "; ".join(f"{u} {w}" for u, w in election.reasons.items())
     rejoin: list[tuple[ServerAddress, str]] = []
-    detached: Mapping[ServerAddress, int] = {}
+    detached: Mapping[ServerAddress, int] = memory.detached     # counted only while the master answers
     if master and reachable:
         rejoin, detached = rejoin_needed(cfg, seen, master, persisted.quarantined, server_maintenance,
                                          memory.labels, memory.detached)
-    else:
-        detached = memory.detached
     followers = {s.replica.master for s in seen.values() if s.reachable and s.replica}
     other_writable = tuple(
         a for a in cfg.servers
         if a != master and seen[a].reachable and seen[a].replica is None
         and not seen[a].read_only and any(same_server(a, f) for f in followers)
     )
-    broken = []
-    for a in replicas:
-        rep = seen[a].replica if seen[a].reachable else None
-        if rep is None:
-            continue
-        if rep.sql_running != "Yes" and rep.last_sql_error:
-            broken.append((a, f"SQL thread stopped: {rep.last_sql_error}"))
-        elif rep.io_running == "No" and rep.last_io_error:
-            broken.append((a, f"IO thread stopped: {rep.last_io_error}"))
     since = (wall - persisted.last_failover_at) if persisted.last_failover_at else None
     quarantined = tuple((a, persisted.quarantined[a.url]) for a in cfg.servers
                         if a.url in persisted.quarantined and seen[a].reachable)
@@ -383,7 +388,8 @@ def derive_facts(memory: Memory, cfg: ClusterConfig, states: Mapping[ServerAddre
         other_writable=other_writable, master_read_only=read_only_ticks >= 2,
         master_read_only_now=read_only_ticks >= 1,
         rejoin_needed=tuple(rejoin), autorejoin=bool(cfg["autorejoin"]), quarantined=quarantined,
-        broken_replicas=tuple(broken), servers=len(cfg.servers), autoseed=bool(cfg.get("autoseed")),
+        broken_replicas=broken_replicas(seen, replicas), servers=len(cfg.servers),
+        autoseed=bool(cfg.get("autoseed")),
         unreachable_replicas=tuple(a for a in cfg.servers if a != master and not seen[a].reachable),
         stray_writable=tuple(stray_writable(cfg, seen, master, server_maintenance)),
         master_maintenance=master in server_maintenance,
@@ -421,6 +427,6 @@ def server_labels(cfg: ClusterConfig, memory: Memory, states: Mapping[ServerAddr
 
 __all__ = [
     "REJOIN_CONFIRM_TICKS", "Effect", "KeepEventScheduler", "KeepLagSeen", "LogLine", "Memory", "Sample",
-    "agreement", "alive_observers", "derive_facts", "primary_of", "rejoin_needed", "samples_of",
-    "server_labels", "stray_writable",
+    "agreement", "alive_observers", "broken_replicas", "derive_facts", "primary_of", "rejoin_needed",
+    "samples_of", "server_labels", "stray_writable",
 ]
