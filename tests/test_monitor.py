@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import stat
+import threading
 import time
 
 import pytest
@@ -13,9 +14,11 @@ from repman.topology import ReplicaStatus, ServerState
 from repman.watcher.analysis import Action
 from repman.watcher.config import parse_config
 from repman.watcher.crash import recorded_primary
+from repman.watcher.facts import stray_writable
 from repman.watcher.failover import failover
-from repman.watcher.monitor import ClusterMonitor, find_master, stray_writable
+from repman.watcher.monitor import ClusterMonitor
 from repman.watcher.operations import store_for
+from repman.watcher.primary import find_master
 from repman.watcher.state_store import CrashRecord
 from tests.watcherbed import (
     StrayWriter, cluster_config, converged, create_app_user, drop_readonly_tag, insert, make_table, master_of,
@@ -71,6 +74,61 @@ def test_recorded_new_master_outranks_the_replicas_votes():
     assert stray_writable(cfg, {**states, B: st(B, A, ro=False)}, A, maintenance={B}) == []
     cfg.values["failover-readonly-state"] = False                   # writable replicas by design
     assert stray_writable(cfg, {**states, B: st(B, A, ro=False)}, A) == []
+
+
+def test_status_comes_from_the_snapshot_published_each_tick_without_the_monitor_lock(tmp_path):
+    """A fake reader instead of servers: the thin loop publishes one immutable snapshot per tick."""
+    cfg = parse_config({"clusters": {"c1": {
+        "db-servers-hosts": [M.url, A.url, B.url], "db-servers-credential": "u:p",
+        "replication-credential": "r:p", "monitoring-datadir": str(tmp_path)}}}).cluster()
+    world = {M: st(M, ro=False), A: st(A, M), B: st(B, M)}
+    lines: list[str] = []
+    mon = ClusterMonitor(cfg, log=lines.append, act=False, reader=lambda a: world[a])
+    try:
+        assert mon.status()["master"] is None and mon.status()["ticks"] == 0
+        first = mon.snapshot
+        assert mon.tick().rule == "healthy"
+        published = mon.snapshot
+        assert published is not first and first.ticks == 0 and first.decision is None
+        assert (published.ticks, published.master, dict(published.labels)) == (
+            1, M, {M: "Master", A: "Slave", B: "Slave"})
+        with pytest.raises(TypeError):
+            published.labels[A] = "Failed"                        # type: ignore[index]
+        # a reader never waits on the monitor's lock, even while something holds it
+        held, release = threading.Event(), threading.Event()
+
+        def hold() -> None:
+            with mon._mutex:
+                held.set()
+                release.wait(10)
+        holder = threading.Thread(target=hold)
+        holder.start()
+        held.wait(5)
+        answers: list[object] = []
+        reader = threading.Thread(target=lambda: answers.extend([mon.status(), mon.read_targets(0)]))
+        reader.start()
+        reader.join(5)
+        release.set()
+        holder.join(5)
+        assert len(answers) == 2, "status() or read_targets() waited on the monitor's lock"
+        status, targets = answers
+        assert status["master"] == M.url and status["ticks"] == 1
+        assert [s["state"] for s in status["servers"]] == ["Master", "Slave", "Slave"]
+        assert targets == ([A, B], [])
+        # the master moves: one log line from the facts' effects, a new snapshot, the old one intact
+        world.update({M: st(M, reachable=False), A: st(A, ro=False), B: st(B, A)})
+        mon.tick()
+        assert mon.master == A and published.master == M
+        assert f"master is now {A} (was {M})" in lines
+        # maintenance set in the store shows in the status before the next tick
+        store_for(cfg).set_maintenance(B.url, True)
+        assert {s["url"]: s["maintenance"] for s in mon.status()["servers"]} == {
+            M.url: False, A.url: False, B.url: True}
+        assert mon.labels[B] == "Slave"                           # the labels wait for the tick
+        mon.tick()
+        assert mon.labels[B] == "Maintenance" and mon.server_maintenance == frozenset({B})
+    finally:
+        mon.close()
 
 
 @pytest.fixture

@@ -18,7 +18,6 @@ import logging
 import ssl
 import threading
 import time
-from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -387,7 +386,6 @@ class _Handler(BaseHTTPRequestHandler):
             target, sentence = set_maintenance(monitor.cfg, monitor.store, server, state == "on", key="server")
         except ConfigError as exc:
             raise HttpError(404 if "is not a server" in str(exc) else 400, str(exc)) from None
-        monitor.maintenance_changed(target, state == "on")
         monitor.log(f"{sentence} (by {user.name if user else 'anonymous'} over the API)")
         self._json(200, {"ok": True, "server": target.url, "maintenance": state == "on", "sentence": sentence})
 

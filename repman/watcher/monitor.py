@@ -1,115 +1,52 @@
-"""One cluster's monitor: read every server, gather facts, decide, act.
+"""One cluster's monitor: a thin loop that reads every server, derives facts, decides, acts.
 
 A tick reads all servers in parallel (a dead one costs its connect timeout, not
-the others'), keeps the per-server states (Master, Slave, Suspect, Failed,
-Maintenance, Standalone), counts the master's failed pings, keeps a short
-history of the replicas' heartbeat counters and received positions for the
-false-positive checks (the heartbeat window, and the replicas' agreement that
-they lost the master: IO thread not connected, nothing received since the
-previous tick), and asks ``analysis.analyse`` for the decision. The
-master is the latest crash record's new master while it is writable, else the
-server the replicas follow; the latest failover's deposed master never is, until
-an operation makes its successor a replica again (no flip-flop after a pause), and
-no decision is taken on a snapshot read before an operation finished. A second writable server is fenced within the tick
-that sees it (never two writable masters); long actions (failover, rejoin, reopen,
-autoseed) and operators' requests go to the cluster's operation runner (``runner``),
-so the ticks go on; the operation lock keeps them exclusive with a CLI's operation.
+the others'), hands the states with what it remembers to ``facts.derive_facts``
+(pure: pings, heartbeat history, the replicas' agreement, rejoin confirmation,
+the lag kept after the master died), asks ``analysis.analyse`` for the decision,
+applies the effects (log lines, state-store writes) and publishes an immutable
+``status.Snapshot`` that the CLI and the API read without the monitor's lock.
+The master is ``primary.find_master``'s answer, never the latest failover's
+deposed master, and no decision is taken on a snapshot read before an operation
+finished. A second writable server is fenced within the tick that sees it (never
+two writable masters); long actions (failover, rejoin, reopen, autoseed) and
+operators' requests go to the cluster's operation runner (``runner``), so the
+ticks go on; the operation lock keeps them exclusive with a CLI's operation.
 Servers in maintenance come from the state store.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
-from collections import Counter, deque
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any, Callable, Collection, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import pymysql
 
 from repman.db import ServerAddress, connect, execute
 from repman.topology import ServerState, read_state
-from repman.watcher.analysis import Action, Decision, Facts, Request, analyse, master_state_label
-from repman.watcher.checks import in_maintenance
+from repman.watcher.analysis import Action, Decision, Facts, Request, analyse
 from repman.watcher.cluster_config import ClusterConfig
 from repman.watcher.crash import deposed_by_failover, recorded_primary
-from repman.watcher.demote import own_beyond
-from repman.watcher.election import elect, io_position, same_server
-from repman.watcher.lag import fill_unknown_lag, lag_readings
+from repman.watcher.election import io_position
+from repman.watcher.facts import (
+    REJOIN_CONFIRM_TICKS, Effect, History, KeepEventScheduler, KeepLagSeen, LogLine, Memory, Sample,
+    derive_facts, server_labels, stray_writable,
+)
 from repman.watcher.freeze import fence
 from repman.watcher.operations import build_routers, executor, request, store_for
 from repman.watcher.oplock import OperationLock
 from repman.watcher.primary import find_master
 from repman.watcher.result import OperationResult
 from repman.watcher.runner import Operation, OperationRunner
+from repman.watcher.status import Snapshot, cluster_status, read_targets, replica_healthy, server_status
 
 logger = logging.getLogger("repman.watcher")
 Reader = Callable[[ServerAddress], ServerState]
-REJOIN_CONFIRM_TICKS = 2      # a server must look detached this many ticks before a rejoin
 RETRY_AFTER_TICKS = 5         # a failed operation is retried after max(10 s, this many ticks)
-
-
-@dataclass(frozen=True)
-class Sample:
-    """What one replica reported about its master at one instant."""
-
-    heartbeats: int
-    received: str
-    io_running: str
-
-
-def stray_writable(cfg: ClusterConfig, states: dict[ServerAddress, ServerState], master: ServerAddress | None,
-                   maintenance: Collection[ServerAddress] = ()) -> list[tuple[ServerAddress, str]]:
-    """Servers other than the master that take writes: each is a second master.
-
-    A writable non-replica always (an old master back without ``read_only``, a server
-    opened by hand); a writable replica when ``failover-readonly-state`` keeps replicas
-    read-only and an operator has not put it in maintenance.
-    """
-    if master is None:
-        return []
-    replicas_read_only = bool(cfg.get("failover-readonly-state", True))
-    out = []
-    for a in cfg.servers:
-        s = states.get(a)
-        if a == master or s is None or not s.reachable or s.read_only:
-            continue
-        if s.replica is None:
-            out.append((a, "a standalone server"))
-        elif replicas_read_only and a not in maintenance:
-            out.append((a, f"a replica of {s.replica.master.url}"))
-    return out
-
-
-def server_status(state: ServerState | None, label: str, address: ServerAddress,
-                  master: ServerAddress | None, last_seen: ServerState | None = None,
-                  maintenance: bool = False) -> dict[str, Any]:
-    """One server as status/API JSON: positions, threads, lag, errors; never a credential.
-
-    An unreachable server keeps the role it had when last seen (a dead replica is no
-    "standalone"); its positions and threads are unknown, so they stay empty.
-    """
-    s = state or ServerState(address=address, reachable=False, error="not read yet")
-    rep = s.replica
-    known = s if s.reachable else (last_seen or s)
-    role = "master" if same_server(address, master) else ("replica" if known.replica else "standalone")
-    return {
-        "url": address.url, "state": label, "role": role, "reachable": s.reachable, "maintenance": maintenance,
-        "error": s.error or None, "server_id": s.server_id or None, "version": s.version or None,
-        "read_only": s.read_only if s.reachable else None,
-        "gtid_binlog_pos": s.gtid_binlog_pos, "gtid_current_pos": s.gtid_current_pos,
-        "gtid_slave_pos": s.gtid_slave_pos, "gtid_io_pos": rep.gtid_io_pos if rep else "",
-        "master_url": rep.master.url if rep else None,
-        "io_thread": rep.io_running if rep else None, "sql_thread": rep.sql_running if rep else None,
-        "seconds_behind_master": rep.seconds_behind if rep else None,
-        "last_io_error": (rep.last_io_error or None) if rep else None,
-        "last_sql_error": (rep.last_sql_error or None) if rep else None,
-        "using_gtid": rep.using_gtid if rep else None,
-        "received_heartbeats": rep.received_heartbeats if rep else None,
-        "semisync_master": s.semisync_master, "semisync_slave": s.semisync_slave,
-    }
 
 
 class ClusterMonitor:
@@ -132,31 +69,13 @@ class ClusterMonitor:
         self._clock = clock
         self._pool = ThreadPoolExecutor(max_workers=max(2, len(cfg.servers)), thread_name_prefix=f"read-{cfg.name}")
         self._background = ThreadPoolExecutor(max_workers=2, thread_name_prefix=f"hooks-{cfg.name}")
-        self._mutex = threading.RLock()
-        self.states: dict[ServerAddress, ServerState] = {}
-        self.last_seen: dict[ServerAddress, ServerState] = {}
-        self.lag_while_master_answered: dict[str, list[float]] = {}
-        self.labels: dict[ServerAddress, str] = {}
-        self.fails: Counter[ServerAddress] = Counter()
+        self._mutex = threading.RLock()     # a tick's derivation against an operation's end (_finish)
         latest = self.store.latest_crash()
-        self.master: ServerAddress | None = None
+        master = None
         if latest is not None:
-            self.master = next((a for a in cfg.servers if a.url == latest.new_master), None)
-        self.failed_pings = 0
-        window = float(cfg["failover-falsepositive-heartbeat-timeout"])
-        self.history: deque[tuple[float, dict[ServerAddress, Sample]]] = deque(
-            maxlen=min(10000, int((window + 2.0) / max(cfg.ticker, 0.01)) + 5))
-        self.whole_down = False
-        self.read_only_ticks = 0
-        self.detached: Counter[ServerAddress] = Counter()
-        self.maintenance = False
-        self.server_maintenance: set[ServerAddress] = set()
-        self.decision: Decision | None = None
-        self.decision_at = 0.0
-        self.candidate: ServerAddress | None = None
-        self.ticks = 0
-        self.last_tick_at = 0.0
-        self.last_tick_seconds = 0.0
+            master = next((a for a in cfg.servers if a.url == latest.new_master), None)
+        self._memory = Memory.start(cfg, master)
+        self._snapshot = Snapshot(cluster=cfg.name, master=master)
         self.wake = threading.Event()       # set when an operation ends: the loop ticks at once
         self._execute = executor(cfg, self.log, lambda: self.routers)
         self.runner = OperationRunner(cfg.name, self._run, self.lock, on_finished=self._finish,
@@ -166,8 +85,98 @@ class ClusterMonitor:
         self.closed = False
         self.scheduler: Any = None          # repman.watcher.scheduler.Scheduler (watch mode)
         self.binlog_archiver: Any = None    # repman.backup.binlogs.BinlogArchiver (backup-binlogs)
-        self.no_replica_since: float | None = None
         self._op_finished_at = float("-inf")
+
+    # -- what readers see: the published snapshot ---------------------------------------
+    @property
+    def snapshot(self) -> Snapshot:
+        """The last tick's outcome, immutable; swapped in whole, read without a lock."""
+        return self._snapshot
+
+    @property
+    def master(self) -> ServerAddress | None:
+        return self._snapshot.master
+
+    @property
+    def states(self) -> Mapping[ServerAddress, ServerState]:
+        return self._snapshot.states
+
+    @property
+    def labels(self) -> Mapping[ServerAddress, str]:
+        return self._snapshot.labels
+
+    @property
+    def decision(self) -> Decision | None:
+        return self._snapshot.decision
+
+    @property
+    def decision_at(self) -> float:
+        return self._snapshot.decision_at
+
+    @property
+    def candidate(self) -> ServerAddress | None:
+        return self._snapshot.candidate
+
+    @property
+    def failed_pings(self) -> int:
+        return self._snapshot.failed_pings
+
+    @property
+    def ticks(self) -> int:
+        return self._snapshot.ticks
+
+    @property
+    def last_tick_at(self) -> float:
+        return self._snapshot.last_tick_at
+
+    @property
+    def last_tick_seconds(self) -> float:
+        return self._snapshot.last_tick_seconds
+
+    # -- what the monitor remembers between ticks ---------------------------------------
+    @property
+    def memory(self) -> Memory:
+        return self._memory
+
+    @property
+    def last_seen(self) -> Mapping[ServerAddress, ServerState]:
+        return self._memory.last_seen
+
+    @property
+    def fails(self) -> Mapping[ServerAddress, int]:
+        return self._memory.fails
+
+    @property
+    def history(self) -> History:
+        return self._memory.history
+
+    @property
+    def whole_down(self) -> bool:
+        return self._memory.whole_down
+
+    @property
+    def read_only_ticks(self) -> int:
+        return self._memory.read_only_ticks
+
+    @property
+    def detached(self) -> Mapping[ServerAddress, int]:
+        return self._memory.detached
+
+    @property
+    def lag_while_master_answered(self) -> Mapping[str, tuple[float, float]]:
+        return self._memory.lag_while_master_answered
+
+    @property
+    def no_replica_since(self) -> float | None:
+        return self._memory.no_replica_since
+
+    @property
+    def server_maintenance(self) -> frozenset[ServerAddress]:
+        return self._memory.server_maintenance
+
+    @property
+    def maintenance(self) -> bool:
+        return self._memory.maintenance
 
     # -- logging ------------------------------------------------------------------------
     def log(self, message: str) -> None:
@@ -190,241 +199,9 @@ class ClusterMonitor:
                 out[addr] = ServerState(address=addr, reachable=False, error=str(exc) or type(exc).__name__)
         return out
 
-    # -- facts --------------------------------------------------------------------------
-    def _sample(self, states: dict[ServerAddress, ServerState]) -> dict[ServerAddress, Sample]:
-        out = {}
-        for a, s in states.items():
-            if s.reachable and s.replica is not None and same_server(s.replica.master, self.master):
-                out[a] = Sample(s.replica.received_heartbeats, s.replica.gtid_io_pos, s.replica.io_running)
-        return out
-
-    def _alive_observers(self, now: float, current: dict[ServerAddress, Sample]) -> tuple[bool, tuple]:
-        """(window ready, replicas that still hear the master between a sample one window ago and now)."""
-        window = float(self.cfg["failover-falsepositive-heartbeat-timeout"])
-        base = None
-        for at, samples in reversed(self.history):
-            if at <= now - window:
-                base = (at, samples)
-                break
-        if base is None:
-            return window <= 0, ()
-        at, before = base
-        span = max(now - at, 1e-6)
-        period = float(self.cfg.get("replication-heartbeat-period", 0.5) or 0.5)
-        observers = []
-        for addr, cur in current.items():
-            old = before.get(addr)
-            if old is None:
-                continue
-            if cur.heartbeats > old.heartbeats:
-                observers.append((addr, f"received {cur.heartbeats - old.heartbeats} heartbeats in {span:.1f}s"))
-            elif cur.received and cur.received != old.received:
-                observers.append((addr, f"received events up to {cur.received}"))
-            elif cur.io_running == "Yes" and old.io_running == "Yes" and span < 2 * period:
-                observers.append((addr, "is still connected to it"))
-        return True, tuple(observers)
-
-    def _agreement(self, current: dict[ServerAddress, Sample]
-                   ) -> tuple[tuple[ServerAddress, ...], tuple[tuple[ServerAddress, str], ...]]:
-        """(replicas that lost the master, replicas that do not agree and why), from this tick's
-        snapshot against the previous tick's.
-
-        Every reachable replica of the master is an observer, in maintenance or ignored too:
-        it lost the master when its IO thread is not connected ("Connecting", "No") and neither
-        its heartbeat counter nor its received position moved since the previous reading.
-        """
-        before = self.history[-1][1] if self.history else {}
-        lost: list[ServerAddress] = []
-        hear: list[tuple[ServerAddress, str]] = []
-        for addr in sorted(current):
-            cur, old = current[addr], before.get(addr)
-            if cur.io_running == "Yes":
-                hear.append((addr, "still has its IO thread connected"))
-            elif old is None:
-                hear.append((addr, "has no earlier reading"))
-            elif cur.heartbeats > old.heartbeats:
-                hear.append((addr, f"received {cur.heartbeats - old.heartbeats} heartbeats since the last tick"))
-            elif cur.received and cur.received != old.received:
-                hear.append((addr, f"received events up to {cur.received} since the last tick"))
-            else:
-                lost.append(addr)
-        return tuple(lost), tuple(hear)
-
-    def _rejoin_needed(self, states: dict[ServerAddress, ServerState], quarantined: dict[str, str]
-                       ) -> list[tuple[ServerAddress, str]]:
-        out = []
-        followers = {s.replica.master for s in states.values() if s.reachable and s.replica}
-        replicas_read_only = bool(self.cfg.get("failover-readonly-state", True))
-        for addr in self.cfg.servers:
-            s = states[addr]
-            if (same_server(addr, self.master) or not s.reachable or addr.url in quarantined
-                    or addr in self.server_maintenance):
-                self.detached.pop(addr, None)
-                continue
-            why = ""
-            if s.replica is None:
-                if not any(same_server(addr, f) for f in followers):
-                    why = "is back as a standalone server" if self.labels.get(addr) == "Failed" else \
-                        "replicates from nobody"
-            elif not same_server(s.replica.master, self.master):
-                why = f"replicates from {s.replica.master.url}, not from the master {self.master}"
-            elif replicas_read_only and (own := own_beyond(s.gtid_binlog_pos, s.server_id, s.gtid_slave_pos)):
-                # Writes of its own (it was made writable): errant, to undo. With
-                # failover-readonly-state off replicas are writable on purpose: left alone.
-                why = f"wrote {', '.join(own)} itself while a replica"
-            elif (s.replica.io_running == "No" and s.replica.sql_running == "No"
-                  and self.labels.get(addr) in ("Failed", "Suspect")):
-                why = "is back with replication stopped"
-            if why:
-                self.detached[addr] += 1
-                if self.detached[addr] >= REJOIN_CONFIRM_TICKS:
-                    out.append((addr, why))
-            else:
-                self.detached.pop(addr, None)
-        return out
-
-    def gather(self, states: dict[ServerAddress, ServerState], now: float) -> Facts:
-        cfg = self.cfg
-        persisted = self.store.load()
-        self.server_maintenance = set(in_maintenance(cfg, persisted.maintenance))
-        previous_master = self.master
-        latest = persisted.crashes[-1] if persisted.crashes else None
-        self.master = find_master(states, cfg.servers, self.master, recorded_primary(cfg, latest, states))
-        deposed = deposed_by_failover(cfg, latest, states)
-        if deposed is not None and self.master == deposed[0]:
-            self.master = deposed[1]         # no flip-flop back to a deposed master
-        if self.master != previous_master:
-            self.failed_pings = 0
-            self.history.clear()
-            if previous_master is not None:
-                self.log(f"master is now {self.master} (was {previous_master})")
-        for a, s in states.items():
-            if s.reachable:
-                self.last_seen[a] = s
-                self.fails.pop(a, None)
-            else:
-                self.fails[a] += 1
-        if not any(s.reachable for s in states.values()):
-            self.whole_down = True
-        master_state = states.get(self.master) if self.master else None
-        reachable = bool(master_state and master_state.reachable)
-        previous_pings = self.failed_pings
-        self.failed_pings = 0 if reachable else self.failed_pings + 1
-        if reachable:
-            self.lag_while_master_answered = lag_readings(states, time.time())
-        elif previous_pings == 0 and self.act and self.master is not None:
-            # The master just stopped answering: keep the lag it left the replicas with
-            # (they report NULL from now on) for failover-max-slave-delay.
-            self.store.set_lag_seen(self.lag_while_master_answered)
-        if reachable:
-            self.whole_down = False
-        self.read_only_ticks = self.read_only_ticks + 1 if reachable and master_state.read_only else 0
-
-        samples = self._sample(states)
-        ready, observers = self._alive_observers(now, samples) if not reachable else (True, ())
-        agree = bool(cfg["failover-falsepositive-replicas-agree"])
-        lost_by, still_hear = self._agreement(samples) if agree and not reachable else ((), ())
-        self.history.append((now, samples))
-
-        running = self.operation_running()
-        if (self.act and reachable and not running and not master_state.read_only
-                and persisted.master_event_scheduler != (on := master_state.event_scheduler.upper() == "ON")):
-            self.store.set_master_event_scheduler(on)      # a later failover starts it on the new master
-        replicas = tuple(a for a in cfg.servers if a != self.master and (s := self.last_seen.get(a))
-                         and s.replica is not None and same_server(s.replica.master, self.master))
-        candidate, no_reason = None, ""
-        if self.master is not None and not reachable:
-            fill_unknown_lag(states, self.lag_while_master_answered or persisted.lag_seen)
-            election = elect(cfg, states, self.master, "failover", maintenance=self.server_maintenance,
-                             quarantined=persisted.quarantined)
-            candidate = election.candidate
-            no_reason = "; ".join(f"{u} {w}" for u, w in election.reasons.items())
-        self.candidate = candidate
-        rejoin = self._rejoin_needed(states, persisted.quarantined) if self.master and reachable else []
-        followers = Counter(s.replica.master for s in states.values() if s.reachable and s.replica)
-        other_writable = tuple(
-            a for a in cfg.servers
-            if a != self.master and states[a].reachable and states[a].replica is None
-            and not states[a].read_only and any(same_server(a, f) for f in followers)
-        )
-        broken = []
-        for a in replicas:
-            rep = states[a].replica if states[a].reachable else None
-            if rep is None:
-                continue
-            if rep.sql_running != "Yes" and rep.last_sql_error:
-                broken.append((a, f"SQL thread stopped: {rep.last_sql_error}"))
-            elif rep.io_running == "No" and rep.last_io_error:
-                broken.append((a, f"IO thread stopped: {rep.last_io_error}"))
-        since = (time.time() - persisted.last_failover_at) if persisted.last_failover_at else None
-        quarantined = tuple((a, persisted.quarantined[a.url]) for a in cfg.servers
-                            if a.url in persisted.quarantined and states[a].reachable)
-        connected = sum(1 for a in cfg.servers if a != self.master and states[a].reachable
-                        and states[a].replica is not None and same_server(states[a].replica.master, self.master)
-                        and states[a].replica.io_running == "Yes")
-        if not reachable or connected:
-            self.no_replica_since = None
-        elif self.no_replica_since is None:
-            self.no_replica_since = now
-        return Facts(
-            semisync_managed=bool(cfg.get("semisync", False)),
-            semisync_master_on=bool(master_state and master_state.semisync_master),
-            connected_replicas=connected,
-            no_replica_for=(now - self.no_replica_since) if self.no_replica_since is not None else 0.0,
-            async_fallback_after=float(cfg.get("failover-semisync-async-fallback", 10.0)),
-            master=self.master, master_reachable=reachable,
-            master_error=(master_state.error if master_state and not reachable else ""),
-            failed_pings=self.failed_pings, ping_threshold=int(cfg["failover-falsepositive-ping-counter"]),
-            previous_failed_pings=previous_pings if reachable else 0,
-            replicas=replicas, replicas_reachable=sum(1 for a in replicas if states[a].reachable),
-            heartbeat_check=bool(cfg["failover-falsepositive-heartbeat"]), heartbeat_window_ready=ready,
-            alive_observers=observers, failover_mode=cfg["failover-mode"],
-            replicas_agree=agree, replicas_agree_pings=int(cfg["failover-falsepositive-replicas-agree-pings"]),
-            lost_by=lost_by, still_hear=still_hear,
-            failover_count=persisted.failover_count, failover_limit=int(cfg["failover-limit"]),
-            since_last_failover=since, failover_time_limit=float(cfg["failover-time-limit"]),
-            candidate=candidate, no_candidate_reason=no_reason, maintenance=self.maintenance,
-            operation_running=running,
-            whole_cluster_was_down=self.whole_down, restart_unsafe=bool(cfg["failover-restart-unsafe"]),
-            other_writable=other_writable, master_read_only=self.read_only_ticks >= 2,
-            master_read_only_now=self.read_only_ticks >= 1,
-            rejoin_needed=tuple(rejoin), autorejoin=bool(cfg["autorejoin"]), quarantined=quarantined,
-            broken_replicas=tuple(broken), servers=len(cfg.servers), autoseed=bool(cfg.get("autoseed")),
-            unreachable_replicas=tuple(a for a in cfg.servers if a != self.master and not states[a].reachable),
-            stray_writable=tuple(stray_writable(cfg, states, self.master, self.server_maintenance)),
-            master_maintenance=self.master in self.server_maintenance,
-            in_maintenance=tuple(a for a in cfg.servers if a in self.server_maintenance),
-        )
-
-    def operation_running(self) -> str:
-        """What runs now, here (the runner's operation) or in another process (the lock's holder)."""
-        return self.runner.running
-
-    @property
-    def last_result(self) -> OperationResult | None:
-        return self.runner.last_result
-
-    # -- labels -------------------------------------------------------------------------
-    def _labels(self, states: dict[ServerAddress, ServerState], decision: Decision, facts: Facts,
-                quarantined: dict[str, str]) -> dict[ServerAddress, str]:
-        threshold = int(self.cfg["failover-falsepositive-ping-counter"])
-        out = {}
-        for a in self.cfg.servers:
-            s = states[a]
-            if a == self.master:
-                out[a] = master_state_label(decision, facts)
-            elif a in self.server_maintenance or a.url in quarantined or self.maintenance:
-                out[a] = "Maintenance"
-            elif not s.reachable:
-                out[a] = "Suspect" if self.fails[a] < threshold else "Failed"
-            elif s.replica is not None:
-                out[a] = "Slave"
-            else:
-                out[a] = "Standalone"
-        return out
-
     # -- one round ----------------------------------------------------------------------
     def tick(self) -> Decision:
+        """Read, derive the facts, decide, publish, then act on the decision."""
         started = self._clock()
         states = self.read_all()
         if self._op_finished_at >= started:
@@ -434,25 +211,24 @@ class ClusterMonitor:
             states = self.read_all()
         now = self._clock()
         with self._mutex:
-            facts = self.gather(states, now)
+            persisted = self.store.load()
+            facts, memory, effects = derive_facts(self._memory, self.cfg, states, persisted, now,
+                                                  self.operation_running(), wall=time.time())
+            self._apply(effects)
             decision = analyse(facts)
-            persisted_q = self.store.load().quarantined
-            labels = self._labels(states, decision, facts, persisted_q)
-            changed = self.decision is None or decision.sentence != self.decision.sentence
-            old_labels = self.labels
-            self.states, self.labels = states, labels
-            if changed:
-                self.decision_at = time.time()
-            self.decision = decision
-            self.ticks += 1
-            self.last_tick_at = time.monotonic()
-            self.last_tick_seconds = self._clock() - started
+            labels = server_labels(self.cfg, memory, memory.states, decision, facts, persisted.quarantined)
+            before = self._snapshot
+            changed = before.decision is None or decision.sentence != before.decision.sentence
+            self._memory = memory.with_labels(labels)
+            self._publish(decision=decision, decision_at=time.time() if changed else before.decision_at,
+                          candidate=facts.candidate, ticks=before.ticks + 1, last_tick_at=time.monotonic(),
+                          last_tick_seconds=self._clock() - started)
         if changed:
             level = "" if decision.action in (Action.NOTHING, Action.RECOVER, Action.REOPEN) \
                 else f"[{decision.action.value}] "
             self.log(f"{level}{decision.sentence}")
         for a, label in labels.items():
-            old = old_labels.get(a)
+            old = before.labels.get(a)
             if old is not None and old != label:
                 self.log(f"server {a}: {old} -> {label}")
                 if self.act:
@@ -461,6 +237,40 @@ class ClusterMonitor:
             self._act(decision, changed, facts)
             self._route(decision, facts)
         return decision
+
+    def _apply(self, effects: list[Effect]) -> None:
+        """Hand each effect to its owner: log lines to the log, the rest to the state store
+        (only when acting: an observe-only monitor writes nothing)."""
+        for effect in effects:
+            if isinstance(effect, LogLine):
+                self.log(effect.message)
+            elif not self.act:
+                continue
+            elif isinstance(effect, KeepLagSeen):
+                self.store.set_lag_seen(effect.as_store_value())
+            elif isinstance(effect, KeepEventScheduler):
+                self.store.set_master_event_scheduler(effect.on)
+
+    def _publish(self, **changes: Any) -> None:
+        """Swap in a new snapshot: the memory's master, pings and states with ``changes``."""
+        m = self._memory
+        self._snapshot = dataclasses.replace(
+            self._snapshot, master=m.master, failed_pings=m.failed_pings, states=m.states, labels=m.labels,
+            last_seen=m.last_seen, **changes)
+
+    def _adopt_primary(self, primary: ServerAddress) -> None:
+        """An operation promoted ``primary``: remember and show it before the next tick."""
+        with self._mutex:
+            self._memory = self._memory.with_primary(primary)
+            self._publish()
+
+    def operation_running(self) -> str:
+        """What runs now, here (the runner's operation) or in another process (the lock's holder)."""
+        return self.runner.running
+
+    @property
+    def last_result(self) -> OperationResult | None:
+        return self.runner.last_result
 
     # -- acting -------------------------------------------------------------------------
     def _hook(self, kind: str, *args: Any) -> None:
@@ -471,7 +281,7 @@ class ClusterMonitor:
         if kind == "state-change":
             fn, call_args = scripts.run_state_change_script, (self.cfg, *args, self.log)
             addr, new, old = args
-            if self.cfg.get("alert-script") and not self.closed:   # repman alerts on state changes
+            if self.cfg.text("alert-script") and not self.closed:   # repman alerts on state changes
                 try:
                     self._background.submit(scripts.run_alert_script, self.cfg, f"{addr} {old} -> {new}",
                                             self.log, host=str(addr), prev_state=old, state=new)
@@ -479,7 +289,7 @@ class ClusterMonitor:
                     pass
         else:
             fn, call_args = scripts.run_alert_script, (self.cfg, args[0], self.log)
-        path = self.cfg.get("db-servers-state-change-script" if kind == "state-change" else "alert-script")
+        path = self.cfg.text("db-servers-state-change-script" if kind == "state-change" else "alert-script")
         if path and not self.closed:
             try:
                 self._background.submit(fn, *call_args)
@@ -562,9 +372,7 @@ class ClusterMonitor:
         with self._mutex:
             self._op_finished_at = self._clock()
             if result.ok and result.new_primary is not None and result.kind in ("failover", "switchover"):
-                self.master = result.new_primary
-                self.failed_pings = 0
-                self.history.clear()
+                self._adopt_primary(result.new_primary)
         self.log(result.sentence)
         if not result.ok:
             self.alert(result.sentence)
@@ -600,50 +408,17 @@ class ClusterMonitor:
         self._background.submit(run)
 
     def read_targets(self, max_lag: float | None = None) -> tuple[list[ServerAddress], list[ServerAddress]]:
-        """(replicas fit for reads, every other non-master server)."""
+        """(replicas fit for reads, every other non-master server), from the published snapshot."""
         if max_lag is None:
-            max_lag = float(self.cfg["failover-max-slave-delay"])
-        healthy, unhealthy = [], []
-        with self._mutex:
-            for a in self.cfg.servers:
-                if a == self.master:
-                    continue
-                if replica_healthy(self.states.get(a), self.master, max_lag) and self.labels.get(a) == "Slave":
-                    healthy.append(a)
-                else:
-                    unhealthy.append(a)
-        return healthy, unhealthy
+            max_lag = self.cfg.seconds("failover-max-slave-delay")
+        return read_targets(self._snapshot, self.cfg.servers, max_lag)
 
     # -- status -------------------------------------------------------------------------
     def status(self) -> dict[str, Any]:
-        with self._mutex:
-            persisted = self.store.load()
-            d = self.decision
-            return {
-                "cluster": self.name,
-                "master": self.master.url if self.master else None,
-                "failover_mode": self.cfg["failover-mode"],
-                "decision": None if d is None else {
-                    "action": d.action.value, "sentence": d.sentence, "rule": d.rule,
-                    "target": d.target.url if d.target else None, "since": self.decision_at,
-                },
-                "failover_candidate": self.candidate.url if self.candidate else None,
-                "failed_pings": self.failed_pings,
-                "failover_count": persisted.failover_count,
-                "failover_limit": self.cfg["failover-limit"],
-                "last_failover_at": persisted.last_failover_at or None,
-                "quarantined": dict(persisted.quarantined),
-                "maintenance": list(persisted.maintenance),
-                "operation": self.operation_running() or None,
-                "last_operation": self.last_result.as_dict() if self.last_result else None,
-                "operations": self.runner.status(),
-                "ticks": self.ticks,
-                "jobs": persisted.jobs[-20:],
-                "schedule": self.scheduler.status()["jobs"] if self.scheduler is not None else [],
-                "servers": [server_status(self.states.get(a), self.labels.get(a, "Unknown"), a, self.master,
-                                          self.last_seen.get(a), maintenance=a in self.server_maintenance)
-                            for a in self.cfg.servers],
-            }
+        """The status document from the published snapshot and the state store; no lock taken."""
+        schedule = self.scheduler.status()["jobs"] if self.scheduler is not None else []
+        return cluster_status(self._snapshot, self.cfg, self.store.load(), self.operation_running(),
+                              self.last_result, schedule, self.runner.status())
 
     def close(self) -> None:
         self.closed = True
@@ -652,29 +427,14 @@ class ClusterMonitor:
 
     def replica_fit(self, server: ServerAddress, max_lag: float) -> bool:
         """The last tick's answer to "may ``server`` take reads?" (the API's /replica check)."""
-        with self._mutex:
-            state, master, label = self.states.get(server), self.master, self.labels.get(server)
-        return label == "Slave" and replica_healthy(state, master, max_lag)
-
-    def maintenance_changed(self, server: ServerAddress, on: bool) -> None:
-        """An operator's maintenance switch (already persisted): applied now, not at the next tick."""
-        with self._mutex:
-            (self.server_maintenance.add if on else self.server_maintenance.discard)(server)
+        snap = self._snapshot
+        return snap.labels.get(server) == "Slave" and replica_healthy(snap.states.get(server), snap.master, max_lag)
 
     def wait_operation(self, timeout: float | None = None) -> None:
         self.runner.wait(timeout)
 
 
-def replica_healthy(state: ServerState | None, master: ServerAddress | None, max_lag: float) -> bool:
-    """Replicating from the master, both threads running, lag known and within ``max_lag`` (<0: any)."""
-    if state is None or not state.reachable or state.replica is None:
-        return False
-    rep = state.replica
-    if not same_server(rep.master, master) or not rep.healthy:
-        return False
-    if rep.seconds_behind is None:
-        return False
-    return max_lag < 0 or rep.seconds_behind <= max_lag
-
-
-__all__ = ["ClusterMonitor", "find_master", "replica_healthy", "server_status", "io_position"]
+__all__ = [
+    "REJOIN_CONFIRM_TICKS", "ClusterMonitor", "Sample", "find_master", "io_position", "replica_healthy",
+    "server_status", "stray_writable",
+]

@@ -61,7 +61,7 @@ OPERATIONS: dict[str, Callable[[Call], OperationResult]] = {
 
 
 def store_for(cfg: ClusterConfig) -> StateStore:
-    return StateStore(cfg.state_dir, keep=int(cfg.get("crash-records-keep", 20) or 20))
+    return StateStore(cfg.state_dir, keep=cfg.integer("crash-records-keep"))
 
 
 def build_routers(cfg: ClusterConfig, log: Log | None = None) -> list[Any]:
