@@ -20,11 +20,10 @@ from repman.topology import ServerState
 from repman.watcher.analysis import Decision, Facts, master_state_label
 from repman.watcher.checks import in_maintenance
 from repman.watcher.cluster_config import ClusterConfig
-from repman.watcher.crash import deposed_by_failover, recorded_primary
 from repman.watcher.demote import own_beyond
 from repman.watcher.election import elect, same_server
 from repman.watcher.lag import fill_unknown_lag, lag_readings
-from repman.watcher.primary import find_master
+from repman.watcher.primary import find_primary
 from repman.watcher.state_store import ClusterState
 
 REJOIN_CONFIRM_TICKS = 2      # a server must look detached this many ticks before a rejoin
@@ -261,11 +260,7 @@ def primary_of(cfg: ClusterConfig, states: Mapping[ServerAddress, ServerState], 
     """The master this tick: the primary finder's answer, never the latest failover's deposed master
     (no flip-flop back to it)."""
     latest = persisted.crashes[-1] if persisted.crashes else None
-    master = find_master(dict(states), cfg.servers, previous, recorded_primary(cfg, latest, dict(states)))
-    deposed = deposed_by_failover(cfg, latest, dict(states))
-    if deposed is not None and master == deposed[0]:
-        master = deposed[1]
-    return master
+    return find_primary(dict(states), cfg.servers, latest, previous).address
 
 
 def _with_lag_filled(states: Mapping[ServerAddress, ServerState], lag_seen: Mapping[str, tuple[float, float]] |
@@ -321,7 +316,8 @@ def derive_facts(memory: Memory, cfg: ClusterConfig, states: Mapping[ServerAddre
         whole_down = False
     elif previous_pings == 0 and master is not None:
         effects.append(KeepLagSeen(lag_kept))
-    read_only_ticks = memory.read_only_ticks + 1 if reachable and master_state.read_only else 0
+    read_only_ticks = memory.read_only_ticks + 1 if master_state is not None and reachable and master_state.read_only \
+        else 0
 
     samples = samples_of(seen, master)
     window = cfg.seconds("failover-falsepositive-heartbeat-timeout")
@@ -331,11 +327,11 @@ def derive_facts(memory: Memory, cfg: ClusterConfig, states: Mapping[ServerAddre
     lost_by, still_hear = agreement(history, samples) if agree and not reachable else ((), ())
     history = (*history, (now, _frozen(samples)))[-memory.history_size:]
 
-    if (reachable and not running and not master_state.read_only
+    if (master_state is not None and reachable and not running and not master_state.read_only
             and persisted.master_event_scheduler != (on := master_state.event_scheduler.upper() == "ON")):
         effects.append(KeepEventScheduler(on))
-    replicas = tuple(a for a in cfg.servers if a != master and (s := last_seen.get(a))
-                     and s.replica is not None and same_server(s.replica.master, master))
+    replicas = tuple(a for a in cfg.servers if a != master and (known := last_seen.get(a))
+                     and known.replica is not None and same_server(known.replica.master, master))
     candidate, no_reason = None, ""
     if master is not None and not reachable:
         election = elect(cfg, seen, master, "failover", maintenance=server_maintenance,

@@ -6,7 +6,7 @@ the others'), hands the states with what it remembers to ``facts.derive_facts``
 the lag kept after the master died), asks ``analysis.analyse`` for the decision,
 applies the effects (log lines, state-store writes) and publishes an immutable
 ``status.Snapshot`` that the CLI and the API read without the monitor's lock.
-The master is ``primary.find_master``'s answer, never the latest failover's
+The master is ``primary.find_primary``'s answer, never the latest failover's
 deposed master, and no decision is taken on a snapshot read before an operation
 finished. A second writable server is fenced within the tick that sees it (never
 two writable masters); long actions (failover, rejoin, reopen, autoseed) and
@@ -30,7 +30,8 @@ from repman.db import ServerAddress, connect, execute
 from repman.topology import ServerState, read_state
 from repman.watcher.analysis import Action, Decision, Facts, Request, analyse
 from repman.watcher.cluster_config import ClusterConfig
-from repman.watcher.crash import deposed_by_failover, recorded_primary
+from repman.routing import notify, scripts
+from repman.routing.base import Topology
 from repman.watcher.election import io_position
 from repman.watcher.facts import (
     REJOIN_CONFIRM_TICKS, Effect, History, KeepEventScheduler, KeepLagSeen, LogLine, Memory, Sample,
@@ -39,7 +40,7 @@ from repman.watcher.facts import (
 from repman.watcher.freeze import fence
 from repman.watcher.operations import build_routers, executor, request, store_for
 from repman.watcher.oplock import OperationLock
-from repman.watcher.primary import find_master
+from repman.watcher.primary import find_master, find_primary
 from repman.watcher.result import OperationResult
 from repman.watcher.runner import Operation, OperationRunner
 from repman.watcher.status import Snapshot, cluster_status, read_targets, replica_healthy, server_status
@@ -274,25 +275,23 @@ class ClusterMonitor:
 
     # -- acting -------------------------------------------------------------------------
     def _hook(self, kind: str, *args: Any) -> None:
-        try:
-            from repman.routing import scripts
-        except ImportError:
+        """Run the state-change or alert script in the background (a slow script never delays a tick)."""
+        if self.closed:
             return
+        jobs: list[Callable[[], Any]] = []
         if kind == "state-change":
-            fn, call_args = scripts.run_state_change_script, (self.cfg, *args, self.log)
             addr, new, old = args
-            if self.cfg.text("alert-script") and not self.closed:   # repman alerts on state changes
-                try:
-                    self._background.submit(scripts.run_alert_script, self.cfg, f"{addr} {old} -> {new}",
-                                            self.log, host=str(addr), prev_state=old, state=new)
-                except RuntimeError:
-                    pass
-        else:
-            fn, call_args = scripts.run_alert_script, (self.cfg, args[0], self.log)
-        path = self.cfg.text("db-servers-state-change-script" if kind == "state-change" else "alert-script")
-        if path and not self.closed:
+            if self.cfg.text("db-servers-state-change-script"):
+                jobs.append(lambda: scripts.run_state_change_script(self.cfg, addr, new, old, self.log))
+            if self.cfg.text("alert-script"):                   # repman alerts on state changes
+                jobs.append(lambda: scripts.run_alert_script(self.cfg, f"{addr} {old} -> {new}", self.log,
+                                                             host=str(addr), prev_state=old, state=new))
+        elif self.cfg.text("alert-script"):
+            sentence = args[0]
+            jobs.append(lambda: scripts.run_alert_script(self.cfg, sentence, self.log))
+        for job in jobs:
             try:
-                self._background.submit(fn, *call_args)
+                self._background.submit(job)
             except RuntimeError:      # closing: the hook is dropped, the log has the line
                 pass
 
@@ -340,12 +339,8 @@ class ClusterMonitor:
             return
         try:
             states = self.read_all()
-            latest = self.store.latest_crash()
-            master = find_master(states, self.cfg.servers, self.master, recorded_primary(self.cfg, latest, states))
-            deposed = deposed_by_failover(self.cfg, latest, states)
-            if deposed is not None and master == deposed[0]:
-                master = deposed[1]
-            if master != facts.master or not states[master].reachable:
+            master = find_primary(states, self.cfg.servers, self.store.latest_crash(), self.master).address
+            if master is None or master != facts.master or not states[master].reachable:
                 self.log(f"not fencing {names}: the master changed or does not answer on a second read")
                 return
             for addr, _ in stray_writable(self.cfg, states, master, self.server_maintenance):
@@ -387,11 +382,6 @@ class ClusterMonitor:
     def _route(self, decision: Decision, facts: Facts) -> None:
         """Tell the routers the current view, in the background (a dead proxy never delays a tick)."""
         if not self.routers or self.master is None or facts.operation_running:
-            return
-        try:
-            from repman.routing import notify
-            from repman.routing.base import Topology
-        except ImportError:
             return
         healthy, unhealthy = self.read_targets()
         topology = Topology(cluster=self.name, primary=self.master, replicas=tuple(healthy),
