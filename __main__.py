@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pulumi
 
-from repman.errors import RepmanError
-
 from components.backends import get_backend
 from components.cluster import Cluster, ClusterArgs
 from components.stack_config import load_stack_spec
+from repman.errors import RepmanError
 
 spec = load_stack_spec(Path(__file__).resolve().parent)
 try:

@@ -6,21 +6,19 @@ cluster wires replication between the addresses it gets back.
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import pulumi
-
-from repman.db import ServerAddress
-from repman.spec import ClusterSpec
-
-from repman.local.watcher import WatcherFiles
-from repman.watcher_yaml import dump, env_ref, file_ref, render_watcher_config, secret_values
 
 from components.backends.base import Backend, ClusterSecrets
 from components.database_service import DatabaseService, DatabaseServiceArgs
 from components.providers.bootstrap import Bootstrap, BootstrapArgs
 from components.providers.local_watcher import LocalWatcher, LocalWatcherArgs
 from components.proxy_service import DEFAULT_TAGS as DEFAULT_PROXY_TAGS, ProxyService, ProxyServiceArgs
+from repman.db import ServerAddress
+from repman.local.watcher import WatcherFiles
+from repman.spec import ClusterSpec
+from repman.watcher_yaml import dump, env_ref, file_ref, render_watcher_config, secret_values
 
 
 class ClusterArgs:
@@ -44,7 +42,7 @@ class Cluster(pulumi.ComponentResource):
     primary_endpoint: pulumi.Output[str]
     replica_endpoints: pulumi.Output[list[str]]
 
-    def __init__(self, name: str, args: ClusterArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
+    def __init__(self, name: str, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("repman:cluster:Cluster", name, None, opts)
         spec, backend = args.spec, args.backend
         secrets = ClusterSecrets.from_spec(spec)

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import pulumi
 
+from components.backends.base import Backend, ClusterSecrets
 from repman.db import ServerAddress
 from repman.spec import NodeSpec
-
-from components.backends.base import Backend, ClusterSecrets
 
 
 class DatabaseServiceArgs:
@@ -29,7 +26,7 @@ class DatabaseService(pulumi.ComponentResource):
     address: pulumi.Output[str]
     instance: pulumi.Output[str]
 
-    def __init__(self, name: str, args: DatabaseServiceArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
+    def __init__(self, name: str, args: DatabaseServiceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("repman:database:DatabaseService", name, None, opts)
         made = args.backend.create_node(args.node, args.secrets, self)
         self.resources = made.resources

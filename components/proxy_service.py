@@ -9,15 +9,14 @@ keys the watcher config needs to drive this proxy (``haproxy``, ``haproxy-runtim
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from typing import Any, Sequence
 
 import pulumi
 
-from repman.plans import ServicePlan
-from repman.errors import ConfigError
-from repman.tags import DEFAULT_PROXY_TAGS as DEFAULT_TAGS, validate_proxy_tags
-
 from components.providers.local_proxy import LocalHAProxy, LocalHAProxyArgs, LocalSpider
+from repman.errors import ConfigError
+from repman.plans import ServicePlan
+from repman.tags import DEFAULT_PROXY_TAGS as DEFAULT_TAGS, validate_proxy_tags
 
 
 class ProxyServiceArgs:
@@ -46,7 +45,7 @@ class ProxyServiceArgs:
         self.secrets = secrets                    # ClusterSecrets: the Spider node's admin/remote user
         self.spider_server_id = spider_server_id
 
-    def validate(self) -> "ProxyServiceArgs":
+    def validate(self) -> ProxyServiceArgs:
         validate_proxy_tags(self.tags)
         for key, port in (("haproxy-write-port", self.write_port), ("haproxy-read-port", self.read_port)):
             if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
@@ -77,7 +76,7 @@ class ProxyService(pulumi.ComponentResource):
     admin_socket: pulumi.Output[str]
     watcher_keys: pulumi.Output[dict]
 
-    def __init__(self, name: str, args: ProxyServiceArgs, opts: Optional[pulumi.ResourceOptions] = None) -> None:
+    def __init__(self, name: str, args: ProxyServiceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("repman:proxy:ProxyService", name, None, opts)
         args.validate()
         backend_name = getattr(args.backend, "name", "")

@@ -106,7 +106,7 @@ def render_project_file() -> str:
         lines.append(f"  {name}:")
         for field, value in decl.items():
             if field == "items":
-                lines += [f"    items:", f"      type: {value['type']}"]
+                lines += ["    items:", f"      type: {value['type']}"]
             elif field == "type":
                 lines.append(f"    type: {value}")
             else:

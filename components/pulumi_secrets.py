@@ -27,10 +27,21 @@ from pathlib import Path
 import yaml
 
 from repman.errors import RepmanError
-from repman.pulumisecrets import (CHECK_WORD, ITERATIONS, KEY_BYTES, NO_PASSPHRASE, NONCE_BYTES,  # noqa: F401
-                                  SALT_BYTES, WRONG_PASSPHRASE, PassphraseCrypter, SecretsError,
-                                  crypter_from_salt, derive_key, new_encryption_salt, read_passphrase)
-
+from repman.pulumisecrets import (  # noqa: F401
+    CHECK_WORD,
+    ITERATIONS,
+    KEY_BYTES,
+    NO_PASSPHRASE,
+    NONCE_BYTES,
+    SALT_BYTES,
+    WRONG_PASSPHRASE,
+    PassphraseCrypter,
+    SecretsError,
+    crypter_from_salt,
+    derive_key,
+    new_encryption_salt,
+    read_passphrase,
+)
 
 # ---------------------------------------------------------------- stack files
 

@@ -67,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--yes", "-y", action="store_true", help="up: apply the plan without asking")
     parser.add_argument("--diff", action="store_true", help="preview/up: show old => new values of changed keys")
     parser.add_argument("--refresh", "-r", action="store_true",
-                        help="preview/up: read every resource first, so the plan sees drift (dead process, edited my.cnf)")
+                        help="preview/up: read every resource first, so the plan sees drift "
+                        "(dead process, edited my.cnf)")
     parser.add_argument("--expect-no-changes", action="store_true",
                         help="preview/up: exit non-zero when the plan is not empty (drift check)")
     args = parser.parse_args(argv)

@@ -16,10 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from components.providers.docker_engine import BLOB_PREFIX as DOCKER_BLOB_PREFIX
-from components.providers.docker_engine import TYPES as DOCKER_TYPES
-from components.providers.docker_engine import blob as docker_blob
-from components.providers.docker_engine import provider_for as docker_provider_for
+from components.providers.docker_engine import (
+    BLOB_PREFIX as DOCKER_BLOB_PREFIX,
+    TYPES as DOCKER_TYPES,
+    blob as docker_blob,
+    provider_for as docker_provider_for,
+)
 from components.state_secrets import derive_key, is_sealed, seal, unseal
 from embedded_engine.errors import EngineError
 from embedded_engine.stack import project_name

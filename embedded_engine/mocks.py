@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pulumi
-from pulumi.runtime import config as runtime_config
-from pulumi.runtime import mocks, rpc, settings
+from pulumi.runtime import config as runtime_config, mocks, rpc, settings
 from pulumi.runtime.proto import resource_pb2
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await

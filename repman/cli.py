@@ -138,7 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
             "datadir stays in place if any step fails. Never the primary.\n"
             "example: repman --config repman.yaml reseed 127.0.0.1:3312")
     p.add_argument("server", metavar="HOST:PORT", help="the replica to rebuild")
-    p.add_argument("--from", dest="source", metavar="HOST:PORT", help="copy from this member (default: a healthy replica)")
+    p.add_argument("--from", dest="source", metavar="HOST:PORT",
+                   help="copy from this member (default: a healthy replica)")
     p.add_argument("--base-dir", metavar="DIR", help="the node's directory (my.cnf, data/) when it is down")
     add("rolling-restart", "restart every server, replicas first, the primary last after a switchover",
         "Each replica is restarted and back in sync before the next; then one planned switchover,\n"
@@ -482,6 +483,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "reseed": cmd_reseed, "rolling-restart": cmd_rolling_restart,
 }
 from repman.backup.cli import COMMANDS as _BACKUP_COMMANDS  # noqa: E402 - backup, backups, restore
+
 COMMANDS.update(_BACKUP_COMMANDS)
 
 

@@ -7,9 +7,9 @@ hang on a dead server, and a stale pooled connection would hide a failure.
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Iterator
-from contextlib import contextmanager
 
 import pymysql
 import pymysql.cursors
@@ -34,7 +34,7 @@ class ServerAddress:
         return self.url
 
     @classmethod
-    def parse(cls, text: Any, key: str = "db-servers-hosts", default_port: int | None = None) -> "ServerAddress":
+    def parse(cls, text: Any, key: str = "db-servers-hosts", default_port: int | None = None) -> ServerAddress:
         """``host:port`` or ``[v6]:port``; a bare host takes ``default_port`` when one is given
         (repman's ``db-servers-hosts`` defaults to 3306)."""
         if not isinstance(text, str):
@@ -61,7 +61,7 @@ class Credential:
         return f"Credential(user={self.user!r}, password='***')"
 
     @classmethod
-    def parse(cls, text: Any, key: str) -> "Credential":
+    def parse(cls, text: Any, key: str) -> Credential:
         if not isinstance(text, str):
             raise ConfigError(key, f"expected user:password, got a {type(text).__name__}")
         if ":" not in text:

@@ -21,7 +21,7 @@ _ca_of: dict[tuple[str, int], str] = {}
 _contexts: dict[tuple[str, int], ssl.SSLContext] = {}
 
 
-def register(servers: Iterable["ServerAddress"], ca_file: str) -> None:
+def register(servers: Iterable[ServerAddress], ca_file: str) -> None:
     """Verify ``servers`` against ``ca_file`` from now on (empty: stop requiring TLS)."""
     with _lock:
         for s in servers:
@@ -50,7 +50,7 @@ def context_for(ca_file: str) -> ssl.SSLContext:
         return ctx
 
 
-def tls_arguments(address: "ServerAddress") -> dict[str, Any]:
+def tls_arguments(address: ServerAddress) -> dict[str, Any]:
     """pymysql keyword arguments for ``address``: a verifying TLS context, or nothing."""
     with _lock:
         ca_file = _ca_of.get((address.host, address.port))

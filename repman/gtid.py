@@ -22,7 +22,7 @@ class GtidPosition:
         self.by_domain: dict[int, Gtid] = dict(gtids or {})
 
     @classmethod
-    def parse(cls, text: str | None) -> "GtidPosition":
+    def parse(cls, text: str | None) -> GtidPosition:
         out: dict[int, Gtid] = {}
         for part in (text or "").replace("\n", "").split(","):
             part = part.strip()
@@ -54,10 +54,10 @@ class GtidPosition:
         """Sum of sequence numbers: a single number to rank positions of one cluster."""
         return sum(g.seq for g in self.by_domain.values())
 
-    def contains(self, other: "GtidPosition") -> bool:
+    def contains(self, other: GtidPosition) -> bool:
         """True when every domain of ``other`` is at or behind this position."""
         return all(self.seq(d) >= g.seq for d, g in other.by_domain.items())
 
-    def ahead_of(self, other: "GtidPosition") -> list[str]:
+    def ahead_of(self, other: GtidPosition) -> list[str]:
         """Domains where this position is beyond ``other``: the transactions it alone holds."""
         return [str(g) for d, g in sorted(self.by_domain.items()) if g.seq > other.seq(d)]

@@ -17,7 +17,15 @@ import jinja2
 from repman.errors import ConfigError
 from repman.paths import templates_dir
 from repman.plans import ServicePlan
-from repman.tags import CLUSTER_CONTRADICTIONS, DB_EXCLUSIVE, DB_TAGS, MYCNF, OPTIMIZER_SWITCH, check_tags, optimizer_switch
+from repman.tags import (
+    CLUSTER_CONTRADICTIONS,
+    DB_EXCLUSIVE,
+    DB_TAGS,
+    MYCNF,
+    OPTIMIZER_SWITCH,
+    check_tags,
+    optimizer_switch,
+)
 
 CONFLICTING_TAGS = tuple(pair for group in DB_EXCLUSIVE for pair in combinations(group, 2))
 

@@ -7,7 +7,7 @@ names, the digit after ``x`` is the number of database nodes; the loader checks 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -115,7 +115,8 @@ def load_registry(source: str) -> dict[str, ServicePlan]:
         name = (row.get("plan") or "").strip()
         match = _NAME_RE.match(name)
         if not match:
-            raise ConfigError(REGISTRY_KEY, f"{source} line {number}: plan name {name!r} must look like x<nodes>.<tier>")
+            raise ConfigError(REGISTRY_KEY,
+                              f"{source} line {number}: plan name {name!r} must look like x<nodes>.<tier>")
         try:
             nums = {c: int(str(row[c]).strip() or 0) for c in REGISTRY_COLUMNS[1:]}
         except ValueError:

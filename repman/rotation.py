@@ -24,8 +24,8 @@ from repman.db import Credential, ServerAddress, connect, execute, execute_unlog
 from repman.errors import RepmanError
 from repman.password_hash import native_password_hash
 from repman.watcher.checks import read_states
-from repman.watcher.primary import cluster_primary
 from repman.watcher.cluster_config import ClusterConfig
+from repman.watcher.primary import cluster_primary
 
 
 class RotationError(RepmanError):

@@ -15,22 +15,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from repman.db import Credential, ServerAddress
-from repman.errors import ConfigError
-from repman.keys import Key, coerce, key_table
-from repman.secret_store import key_path_in_effect
-from repman.mycnf import known_tags, validate_tags
-from repman.plans import ServicePlan, get_plan, load_plans
-from repman.tags import PROXY_TAGS as PROXY_TAG_VOCABULARY, validate_proxy_tags
 from repman.api.keys import API_KEYS
-from repman.routing.keys import ROUTING_KEYS
-from repman.watcher.keys import WATCHER_KEYS
-from repman.backup.keys import BACKUP_KEYS
 from repman.backends.docker_keys import DOCKER_KEYS
 from repman.backends.kube_keys import KUBE_KEYS
 from repman.backends.onpremise_keys import ONPREMISE_KEYS
 from repman.backends.opensvc_keys import OPENSVC_KEYS
 from repman.backends.slapos_keys import SLAPOS_KEYS
+from repman.backup.keys import BACKUP_KEYS
+from repman.db import Credential, ServerAddress
+from repman.errors import ConfigError
+from repman.keys import Key, coerce, key_table
+from repman.mycnf import known_tags, validate_tags
+from repman.plans import ServicePlan, get_plan, load_plans
+from repman.routing.keys import ROUTING_KEYS
+from repman.secret_store import key_path_in_effect
+from repman.tags import PROXY_TAGS as PROXY_TAG_VOCABULARY, validate_proxy_tags
+from repman.watcher.keys import WATCHER_KEYS
 
 NAMESPACE = "repman"
 ORCHESTRATORS = ("local", "onpremise", "kube", "docker", "opensvc", "slapos")
@@ -67,7 +67,8 @@ _CLUSTER_KEYS = key_table(
     Key("prov-watcher-image", "str", "repman/watcher:0.1.0",
         "container image of the repman watcher and bootstrap job (docker, kube); scripts/build-images.sh builds it"),
     Key("prov-proxy-image", "str", "haproxy:2.6",
-        "docker: container image of the HAProxy in front of the cluster (haproxy: true); the official image's interface"),
+        "docker: container image of the HAProxy in front of the cluster (haproxy: true); "
+        "the official image's interface"),
 )
 #: each backend's own keys (issue 5), declared beside the backend; their names start with the backend's
 BACKEND_KEYS: dict[str, dict[str, Key]] = {

@@ -44,7 +44,7 @@ def _locked(directory: Path) -> Iterator[None]:
 
 
 def _new_ca(days: int, common_name: str = "repman cluster CA") -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     cert = (
@@ -95,14 +95,14 @@ def ensure_server_certificates(directory: Path, hosts: list[str], days: int = 82
 def new_ca(days: int = 3650) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     """A fresh CA for certificate rotation, named apart from the old one: while both are
     trusted (one bundle) a verifier must find each certificate's issuer by name."""
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S.%f")
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S.%f")
     return _new_ca(days, f"repman cluster CA {stamp}")
 
 
 def issue_server_certificate(ca_cert: x509.Certificate, ca_key: ec.EllipticCurvePrivateKey, hosts: list[str],
                              days: int = 825) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     """A server certificate for ``hosts`` (IP or DNS SANs; the first is the CN) signed by the CA."""
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     key = ec.generate_private_key(ec.SECP256R1())
     names: list[x509.GeneralName] = []
     for h in hosts:

@@ -7,7 +7,7 @@ only thing that touches the network, so decisions stay pure and testable.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, asdict
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import pymysql

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import importlib
 
+from components.backends.base import Backend
 from repman.errors import ConfigError
 from repman.spec import ClusterSpec
-
-from components.backends.base import Backend
 
 # Tried in order; the first importable module wins (helpers may name theirs either way).
 MODULES: dict[str, tuple[str, ...]] = {

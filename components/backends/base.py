@@ -34,7 +34,7 @@ class ClusterSecrets:
     monitoring_password: pulumi.Output | None = None
 
     @classmethod
-    def from_spec(cls, spec: ClusterSpec) -> "ClusterSecrets":
+    def from_spec(cls, spec: ClusterSpec) -> ClusterSecrets:
         mon: Credential | None = spec.monitoring
         return cls(
             admin_user=spec.admin.user,

@@ -16,13 +16,12 @@ from typing import Any, Sequence
 import pulumi
 import pulumi_docker as docker
 
+from components.backends.base import Backend, ClusterSecrets, NodeResources
 from repman.backends.container import admin_init_script, container_mycnf
 from repman.db import ServerAddress
 from repman.routing.haproxy_config import HAProxyConfig, render_haproxy_config
 from repman.spec import PROVISIONING_KEYS, ClusterSpec, NodeSpec
 from repman.watcher_yaml import dump, file_ref, preferred_master, render_watcher_config, secret_values
-
-from components.backends.base import Backend, ClusterSecrets, NodeResources
 
 DB_PORT = 3306
 CONFIG_PATH = "/etc/repman/repman.yaml"

@@ -19,15 +19,13 @@ from typing import Any, Sequence
 import pulumi
 import pulumi_kubernetes as k8s
 
-from repman.backends import container as image
-from repman.backends import kube_spec as ks
-from repman.routing import kube as rk
-from repman.spec import ClusterSpec, NodeSpec
-from repman.password_hash import native_password_hash
-from repman.watcher_yaml import dump, env_name, env_ref, render_watcher_config
-
 from components.backends.base import Backend, ClusterSecrets, NodeResources
 from components.backends.docker import watcher_image_of
+from repman.backends import container as image, kube_spec as ks
+from repman.password_hash import native_password_hash
+from repman.routing import kube as rk
+from repman.spec import ClusterSpec, NodeSpec
+from repman.watcher_yaml import dump, env_name, env_ref, render_watcher_config
 
 meta = k8s.meta.v1
 core = k8s.core.v1

@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pulumi
 
-from repman.spec import ClusterSpec, NodeSpec
-
 from components.backends.base import Backend, ClusterSecrets, NodeResources
 from components.providers.local_node import LocalNode, LocalNodeArgs
+from repman.spec import ClusterSpec, NodeSpec
 
 
 class LocalBackend(Backend):

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import pulumi
 
-from repman.backends.onpremise import node_specs_from_spec, ssh_auth_from_spec
-from repman.spec import ClusterSpec, NodeSpec
-
 from components.backends.base import Backend, ClusterSecrets, NodeResources
 from components.providers.ssh_node import SshNode, SshNodeArgs
+from repman.backends.onpremise import node_specs_from_spec, ssh_auth_from_spec
+from repman.spec import ClusterSpec, NodeSpec
 
 
 class OnPremiseBackend(Backend):

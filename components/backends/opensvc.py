@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import pulumi
 
-from repman.backends.opensvc import DB_PORT, settings_from_spec
-from repman.spec import ClusterSpec, NodeSpec
-
 from components.backends.base import Backend, ClusterSecrets, NodeResources
 from components.providers.opensvc_service import OpenSvcService, OpenSvcServiceArgs
+from repman.backends.opensvc import DB_PORT, settings_from_spec
+from repman.spec import ClusterSpec, NodeSpec
 
 
 class OpenSvcBackend(Backend):

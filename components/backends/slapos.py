@@ -14,14 +14,16 @@ from typing import Any, Sequence
 
 import pulumi
 
+from components.backends.base import Backend, ClusterSecrets, NodeResources
+from components.providers.slapos_request import SlapOSRequest, SlapOSRequestArgs
 from repman.backends.slapos import (
-    cluster_parameters, root_title, settings_from_spec, shared_databases_from_spec,
+    cluster_parameters,
+    root_title,
+    settings_from_spec,
+    shared_databases_from_spec,
 )
 from repman.backends.slapos_instance import node_title
 from repman.spec import ClusterSpec, NodeSpec
-
-from components.backends.base import Backend, ClusterSecrets, NodeResources
-from components.providers.slapos_request import SlapOSRequest, SlapOSRequestArgs
 
 DB_PORT = 3306
 

@@ -16,15 +16,14 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import ConfigureRequest, CreateResult, ReadResult, UpdateResult
 
+from components.providers.scaffold import ResourceInputs, ScaffoldProvider, ScaffoldResource
 from repman.bootstrap import BootstrapRequest, bootstrap, current_primary
 from repman.db import Credential, ServerAddress
 from repman.errors import RepmanError
 from repman.keys import coerce
-from repman.spec import NAMESPACE, PROVISIONING_KEYS
 from repman.rolling_restart import pending_local_nodes, restart_pending_nodes
+from repman.spec import NAMESPACE, PROVISIONING_KEYS
 from repman.topology import read_state
-
-from components.providers.scaffold import ResourceInputs, ScaffoldProvider, ScaffoldResource
 
 
 def _ssh_seeder(props: dict[str, Any], secrets: dict[str, str] | None):
@@ -34,10 +33,10 @@ def _ssh_seeder(props: dict[str, Any], secrets: dict[str, str] | None):
         return None
 
     def seed(req):
+        from components.providers.ssh_node import ssh_auth
         from repman.backends.onpremise import NodeState, OnPremNodeSpec
         from repman.backends.ssh_seed import seed_ssh_node
         from repman.seeding import choose_source
-        from components.providers.ssh_node import ssh_auth
 
         source = choose_source(req)
         if req.target.url not in nodes or source.url not in nodes:

@@ -48,7 +48,7 @@ def blob(typ: str) -> str:
     return BLOB_PREFIX + typ
 
 
-def provider_for(serialized: str) -> "DockerPyProvider":
+def provider_for(serialized: str) -> DockerPyProvider:
     return DockerPyProvider(serialized[len(BLOB_PREFIX):])
 
 
@@ -196,8 +196,9 @@ class DockerPyProvider:
         return UpdateResult({**_public(news), "id": id_})
 
     def read(self, id_: str, props: dict[str, Any]) -> Any:
-        import docker
         from pulumi.dynamic import ReadResult
+
+        import docker
 
         client = _client()
         try:
@@ -255,8 +256,9 @@ class DockerPyProvider:
         return f"{image.id}{p['name']}", {"imageId": image.id, "repoDigest": digests[0] if digests else ""}
 
     def _create_container(self, client: Any, p: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        import docker
         from docker.types import Healthcheck, Mount
+
+        import docker
 
         networks = p.get("networksAdvanced") or []
         first = networks[0] if networks else None

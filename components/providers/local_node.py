@@ -16,11 +16,10 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import CreateResult, ReadResult, UpdateResult
 
-from repman.local.node import LocalNodeSpec, create_node, delete_node, render_node_config, update_node
-from repman.local.mariadb import read_pid
-
 from components.providers.observed import KEY as OBSERVED, drift, observed
 from components.providers.scaffold import ResourceInputs, ScaffoldProvider, ScaffoldResource, read_live
+from repman.local.mariadb import read_pid
+from repman.local.node import LocalNodeSpec, create_node, delete_node, render_node_config, update_node
 
 
 def node_spec(props: dict[str, Any], password: str = "") -> LocalNodeSpec:

@@ -19,13 +19,12 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import CreateResult, ReadResult, UpdateResult
 
-from repman.db import ServerAddress
-from repman.routing.haproxy_config import HAProxyConfig, render_haproxy_config
-from repman.local.haproxy_process import HAProxyFiles, read_pid, reload, start, stop, write_config
-from repman.tags import DEFAULT_PROXY_TAGS
-
 from components.providers.observed import KEY as OBSERVED, drift, observed
 from components.providers.scaffold import ResourceInputs, ScaffoldProvider, ScaffoldResource, read_live
+from repman.db import ServerAddress
+from repman.local.haproxy_process import HAProxyFiles, read_pid, reload, start, stop, write_config
+from repman.routing.haproxy_config import HAProxyConfig, render_haproxy_config
+from repman.tags import DEFAULT_PROXY_TAGS
 
 
 def haproxy_config(props: dict[str, Any]) -> tuple[HAProxyFiles, HAProxyConfig]:

@@ -18,11 +18,10 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import CreateResult, ReadResult, UpdateResult
 
-from repman.local.watcher import WatcherFiles, running_pid, start_watcher, stop_watcher
-from repman.watcher_yaml import dump, write_secret_files
-
 from components.providers.observed import KEY as OBSERVED, drift, integral, observed
 from components.providers.scaffold import ResourceInputs, ScaffoldProvider, ScaffoldResource, read_live
+from repman.local.watcher import WatcherFiles, running_pid, start_watcher, stop_watcher
+from repman.watcher_yaml import dump, write_secret_files
 
 
 def _files(props: dict[str, Any]) -> WatcherFiles:

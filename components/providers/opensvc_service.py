@@ -19,17 +19,23 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import ConfigureRequest, CreateResult, ReadResult, UpdateResult
 
+from components.providers.scaffold import ResourceInputs, ScaffoldProvider, ScaffoldResource, stack_config_value
+from components.providers.secret_digest import digest_matches
 from repman.backends.opensvc import (
-    OpenSvcClient, OpenSvcSettings, ServiceNames, node_config_keys, provision_node, purge_node, render_service,
-    service_address, update_node,
+    OpenSvcClient,
+    OpenSvcSettings,
+    ServiceNames,
+    node_config_keys,
+    provision_node,
+    purge_node,
+    render_service,
+    service_address,
+    update_node,
 )
 from repman.db import Credential
 from repman.errors import ConfigError
-from repman.plans import get_plan
 from repman.password_hash import native_password_hash
-
-from components.providers.scaffold import ResourceInputs, ScaffoldProvider, ScaffoldResource, stack_config_value
-from components.providers.secret_digest import digest_matches
+from repman.plans import get_plan
 
 
 def api_credential_from_config(config: Any) -> Credential | None:

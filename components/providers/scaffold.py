@@ -13,16 +13,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, ClassVar, Mapping, Optional, Sequence
+from typing import Any, ClassVar, Mapping, Sequence
 
 import pulumi
 from pulumi.dynamic import DiffResult, ReadResult, ResourceProvider
 
-from repman.keys import coerce
-from repman.spec import NAMESPACE, PROVISIONING_KEYS
-
 from components.providers.observed import KEY as OBSERVED, observed
 from components.providers.secret_digest import digest_matches, has_unknowns, make_digest, without
+from repman.keys import coerce
+from repman.spec import NAMESPACE, PROVISIONING_KEYS
 
 DIGEST = "secret_digest"
 
@@ -48,7 +47,7 @@ class ScaffoldProvider(ResourceProvider):
     #: outputs the resource publishes (empty slots at registration)
     output_keys: ClassVar[tuple[str, ...]] = ()
     #: outputs an update never changes
-    stables: ClassVar[Optional[tuple[str, ...]]] = ("instance",)
+    stables: ClassVar[tuple[str, ...] | None] = ("instance",)
     #: a replacement deletes the old resource first (it holds the port, datadir or name)
     delete_before_replace: ClassVar[bool] = True
 
@@ -120,7 +119,7 @@ class ScaffoldResource(pulumi.dynamic.Resource):
     replace_after_delete: ClassVar[bool] = False
 
     def __init__(self, name: str, args: ResourceInputs | Mapping[str, Any],
-                 opts: Optional[pulumi.ResourceOptions] = None) -> None:
+                 opts: pulumi.ResourceOptions | None = None) -> None:
         inputs = args.inputs() if isinstance(args, ResourceInputs) else dict(args)
         super().__init__(self.provider_class(), name, self.provider_class.resource_props(inputs),
                          resource_options(opts, secret_outputs=self.secret_outputs,

@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any
 
 import pulumi
 from pulumi.dynamic import CreateResult, ReadResult, UpdateResult
 
-from repman.backends.slapos import SharedDatabase, SlapOSClient, SlapOSSettings
-
 from components.providers.scaffold import ResourceInputs, ScaffoldProvider, ScaffoldResource
+from repman.backends.slapos import SharedDatabase, SlapOSClient, SlapOSSettings
 
 PROVIDER_VERSION = ScaffoldProvider.version
 
@@ -87,7 +86,7 @@ class SlapOSRequestArgs(ResourceInputs):
     cluster: pulumi.Input[str]
     parameters: pulumi.Input[str] = ""
     shared: bool = False
-    database: Optional[dict[str, str]] = field(default_factory=dict)
+    database: dict[str, str] | None = field(default_factory=dict)
     key_file: pulumi.Input[str] = ""
     cert_file: pulumi.Input[str] = ""
 

@@ -21,15 +21,20 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import ConfigureRequest, CreateResult, ReadResult, UpdateResult
 
+from components.providers.observed import KEY as OBSERVED, drift, integral, observed
+from components.providers.scaffold import ResourceInputs, ScaffoldProvider, ScaffoldResource, stack_config_value
 from repman.backends.onpremise import (
-    HostFacts, NodeState, OnPremNodeSpec, create_node, delete_node, node_running, render_node_config,
+    HostFacts,
+    NodeState,
+    OnPremNodeSpec,
+    create_node,
+    delete_node,
+    node_running,
+    render_node_config,
     update_node,
 )
 from repman.backends.ssh import HostSession, SshAuth
 from repman.errors import RepmanError
-
-from components.providers.observed import KEY as OBSERVED, drift, integral, observed
-from components.providers.scaffold import ResourceInputs, ScaffoldProvider, ScaffoldResource, stack_config_value
 
 SSH_CONFIG_KEYS = {"private_key": "onpremise-ssh-key", "password": "onpremise-ssh-password"}
 
@@ -121,7 +126,8 @@ class SshNodeProvider(ScaffoldProvider):
         return ReadResult(id_=id_, outs={**props, OBSERVED: _observe(props, self.auth(props))})
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
-        delete_node(NodeState(**integral(props["state"])), self.auth(props), keep_data=bool(props.get("keep_data", True)))
+        keep_data = bool(props.get("keep_data", True))
+        delete_node(NodeState(**integral(props["state"])), self.auth(props), keep_data=keep_data)
 
 
 def _observe(props: dict[str, Any], auth: SshAuth) -> dict[str, Any]:

@@ -148,7 +148,7 @@ def parse_users(raw: Any, where: str = "api.api-users") -> dict[str, ApiUser]:
 class Authenticator:
     """Checks ``Authorization: Basic`` (scripts) and ``Bearer`` (tokens from POST /api/login) headers."""
 
-    def __init__(self, users: Mapping[str, ApiUser], tokens: "TokenIssuer | None" = None) -> None:
+    def __init__(self, users: Mapping[str, ApiUser], tokens: TokenIssuer | None = None) -> None:
         self.users = dict(users)
         self.tokens = tokens
         self._pepper = os.urandom(32)

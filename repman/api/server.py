@@ -65,7 +65,7 @@ def _dashboard_env() -> jinja2.Environment:
 class ApiServer:
     """Owns the listening socket and the serving thread."""
 
-    def __init__(self, api: "ApiConfig", watcher: "Watcher") -> None:
+    def __init__(self, api: ApiConfig, watcher: Watcher) -> None:
         self.api = api
         self.watcher = watcher
         self.tokens = TokenIssuer(api.jwt_secret or None, api.jwt_ttl)

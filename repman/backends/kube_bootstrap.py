@@ -16,11 +16,11 @@ import time
 from typing import Sequence
 
 from repman.bootstrap import BootstrapRequest, BootstrapResult, bootstrap
-from repman.watcher.election import preferred_masters
 from repman.errors import RepmanError
 from repman.routing.base import Topology
 from repman.routing.kube import KubeApi, KubeLabelRouter, KubeNames
 from repman.topology import read_state
+from repman.watcher.election import preferred_masters
 
 
 def wait_reachable(request: BootstrapRequest, timeout: float) -> None:

@@ -12,5 +12,6 @@ KUBE_KEYS = key_table(
     Key("kube-storage-class", "str", "", "kube: storage class of the data volumes (empty: cluster default)"),
     Key("kube-service-type", "enum", "ClusterIP", "kube: type of the -primary and -replicas Services",
         choices=("ClusterIP", "NodePort", "LoadBalancer")),
-    Key("kube-watcher-image", "str", "repman:0.1.0", "deprecated: prov-watcher-image (used only when that one is left at its default)"),
+    Key("kube-watcher-image", "str", "repman:0.1.0",
+        "deprecated: prov-watcher-image (used only when that one is left at its default)"),
 )

@@ -20,8 +20,8 @@ import jinja2
 
 from repman.backends.ssh import HostSession, HostStepError, SshAuth
 from repman.errors import ConfigError
-from repman.password_hash import native_password_hash
 from repman.mycnf import NodeContext, render_mycnf
+from repman.password_hash import native_password_hash
 from repman.paths import templates_dir
 from repman.plans import get_plan
 
@@ -86,7 +86,7 @@ class OnPremNodeSpec:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> "OnPremNodeSpec":
+    def from_dict(cls, raw: dict[str, Any]) -> OnPremNodeSpec:
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in raw.items() if k in known})
 
@@ -364,8 +364,9 @@ def create_node(spec: OnPremNodeSpec, auth: SshAuth) -> NodeState:
         except HostStepError as exc:
             leftovers = undo.run()
             if leftovers:
+                reason = str(exc).split(': ', 2)[2]
                 raise HostStepError(exc.host, exc.step,
-                                    f"{str(exc).split(': ', 2)[2]} (rollback incomplete: {'; '.join(leftovers)})") from None
+                                    f"{reason} (rollback incomplete: {'; '.join(leftovers)})") from None
             raise
 
 
@@ -470,7 +471,7 @@ def server_pid(session: HostSession, state: NodeState) -> int | None:
 
 
 # -- stack config -> nodes -----------------------------------------------------------------
-def ssh_auth_from_spec(spec: "ClusterSpec") -> SshAuth:
+def ssh_auth_from_spec(spec: ClusterSpec) -> SshAuth:
     """Login settings from the ``onpremise-*`` keys (secrets already resolved by the spec)."""
     v = spec.values
     key, password = v["onpremise-ssh-key"], v["onpremise-ssh-password"]
@@ -485,7 +486,7 @@ def ssh_auth_from_spec(spec: "ClusterSpec") -> SshAuth:
                    port=v["onpremise-ssh-port"], connect_timeout=float(v["onpremise-ssh-timeout"]))
 
 
-def node_specs_from_spec(spec: "ClusterSpec") -> list[OnPremNodeSpec]:
+def node_specs_from_spec(spec: ClusterSpec) -> list[OnPremNodeSpec]:
     """One ``OnPremNodeSpec`` per plan node, host i from ``onpremise-hosts``."""
     v = spec.values
     hosts = [h.strip() for h in v["onpremise-hosts"]]
@@ -502,7 +503,8 @@ def node_specs_from_spec(spec: "ClusterSpec") -> list[OnPremNodeSpec]:
         try:
             base = template.format(cluster=spec.name, node=node.name)
         except (KeyError, IndexError, ValueError):
-            raise ConfigError("repman:onpremise-base-dir", f"{template!r}: only {{cluster}} and {{node}} may be used") from None
+            raise ConfigError("repman:onpremise-base-dir",
+                              f"{template!r}: only {{cluster}} and {{node}} may be used") from None
         out.append(OnPremNodeSpec(
             host=host, node_name=node.name, server_id=node.server_id, port=node.port,
             plan=spec.plan.name, tags=list(spec.db_tags), base_dir=base.rstrip("/"),

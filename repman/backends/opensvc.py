@@ -20,8 +20,8 @@ import jinja2
 from repman.backends.container import admin_init_script, container_mycnf
 from repman.db import Credential
 from repman.errors import ConfigError, RepmanError
-from repman.paths import templates_dir
 from repman.password_hash import native_password_hash
+from repman.paths import templates_dir
 from repman.plans import ServicePlan
 
 if TYPE_CHECKING:
@@ -69,7 +69,7 @@ class ServiceNames:
         return f"{self.namespace}/sec/{self.name}"
 
 
-def settings_from_spec(spec: "ClusterSpec") -> OpenSvcSettings:
+def settings_from_spec(spec: ClusterSpec) -> OpenSvcSettings:
     v = spec.values
     url = v["opensvc-api-url"]
     if not url:
@@ -118,7 +118,7 @@ class OpenSvcClient:
     """The few agent API calls repman needs; every failure names the URL, call and path."""
 
     def __init__(self, settings: OpenSvcSettings, timeout: float = 30.0,
-                 transport: "httpx.BaseTransport | None" = None) -> None:
+                 transport: httpx.BaseTransport | None = None) -> None:
         try:
             import httpx
         except ImportError:
@@ -135,7 +135,7 @@ class OpenSvcClient:
     def close(self) -> None:
         self._http.close()
 
-    def __enter__(self) -> "OpenSvcClient":
+    def __enter__(self) -> OpenSvcClient:
         return self
 
     def __exit__(self, *exc: object) -> None:

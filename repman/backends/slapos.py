@@ -67,7 +67,7 @@ class SharedDatabase:
                                 sort_keys=True)}
 
 
-def settings_from_spec(spec: "ClusterSpec") -> SlapOSSettings:
+def settings_from_spec(spec: ClusterSpec) -> SlapOSSettings:
     v = spec.values
     for key in ("slapos-master-url", "slapos-software-release", "slapos-repman-computer-guid"):
         if not v[key]:
@@ -91,7 +91,7 @@ def _expand(path: str) -> str:
     return os.path.expanduser(path) if path else ""
 
 
-def shared_databases_from_spec(spec: "ClusterSpec") -> list[SharedDatabase]:
+def shared_databases_from_spec(spec: ClusterSpec) -> list[SharedDatabase]:
     """``slapos-databases`` entries: ``db`` or ``db:user`` (MySQL identifiers)."""
     out: list[SharedDatabase] = []
     for entry in spec.values["slapos-databases"]:
@@ -111,7 +111,7 @@ def root_title(cluster: str) -> str:
     return f"repman-{cluster}"
 
 
-def cluster_parameters(spec: "ClusterSpec", settings: SlapOSSettings) -> dict[str, Any]:
+def cluster_parameters(spec: ClusterSpec, settings: SlapOSSettings) -> dict[str, Any]:
     """The root instance's parameter dict, in the shape of seed 003's request."""
     cluster: dict[str, Any] = {"database-amount": spec.node_count}
     for i, guid in enumerate(settings.computer_guids):
@@ -171,8 +171,8 @@ class SlapOSClient:
     def __init__(self, settings: SlapOSSettings, timeout: float = 60) -> None:
         self.settings = settings
         slap_module = _slap_module()
-        from slapos.slap.exception import SlapException
         import requests
+        from slapos.slap.exception import SlapException
 
         self._errors: tuple[type[BaseException], ...] = (SlapException, requests.RequestException, OSError)
         self.slap = slap_module.slap()

@@ -90,7 +90,7 @@ class HostSession:
     def sudo_prefix(self) -> str:
         return "" if self.auth.user == "root" else "sudo -n "
 
-    def open(self) -> "HostSession":
+    def open(self) -> HostSession:
         if self._conn is not None:
             return self
         kwargs: dict = {"allow_agent": False, "look_for_keys": False,
@@ -127,7 +127,7 @@ class HostSession:
             self._conn.close()
             self._conn = None
 
-    def __enter__(self) -> "HostSession":
+    def __enter__(self) -> HostSession:
         return self.open()
 
     def __exit__(self, *exc: object) -> None:
@@ -180,7 +180,7 @@ def _exec(conn: Connection, command: str, stdin: str | None, timeout: float) -> 
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise socket.timeout()
+                raise TimeoutError()
             select.select([chan], [], [], min(remaining, 1.0))
             while chan.recv_ready():
                 out += chan.recv(65536)

@@ -339,7 +339,7 @@ class ArchiverThread:
                 self.log(f"binlog archive: {exc}")
             self._stop.wait(self.interval)
 
-    def start(self) -> "ArchiverThread":
+    def start(self) -> ArchiverThread:
         self.thread.start()
         return self
 

@@ -49,7 +49,7 @@ class Catalog:
     records: list[BackupRecord] = field(default_factory=list)
 
     @classmethod
-    def at(cls, state_dir: Path) -> "Catalog":
+    def at(cls, state_dir: Path) -> Catalog:
         return cls(Path(state_dir) / "backups.json")
 
     def load(self) -> list[BackupRecord]:

@@ -56,8 +56,8 @@ def check_restore_keys(values: Mapping[str, Any], namespace: str = "repman") -> 
 
 def restore_node(spec: Any, restore: Mapping[str, Any]) -> int:
     """Create the local node ``spec`` (a ``LocalNodeSpec``) from a backup; returns its pid."""
-    from repman.backup.cli import parse_time
     from repman.backup.binlogs import BinlogArchive
+    from repman.backup.cli import parse_time
     from repman.backup.restore import restore as run_restore
     from repman.local.mariadb import read_pid
     from repman.local.node import _ensure_admin_user, render_node_config

@@ -27,9 +27,9 @@ from repman.backup.binlogs import BinlogArchive, Piece
 from repman.backup.catalog import BackupRecord, Catalog
 from repman.backup.repository import open_repository
 from repman.backup.secretfiles import client_options
-from repman.backup.tools import installed
 from repman.backup.settings import BackupSettings
 from repman.backup.take import PHYSICAL_NAME
+from repman.backup.tools import installed
 from repman.db import Credential, ServerAddress, connect, execute, query
 from repman.errors import OperationRefused, RepmanError
 from repman.gtid import GtidPosition

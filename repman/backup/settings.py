@@ -65,7 +65,7 @@ class BackupSettings:
         return f"BackupSettings(cluster={self.cluster!r}, restic={self.restic}, dir={str(self.backup_dir)!r})"
 
     @classmethod
-    def from_values(cls, cluster: str, state_dir: Path, values: Mapping[str, Any]) -> "BackupSettings":
+    def from_values(cls, cluster: str, state_dir: Path, values: Mapping[str, Any]) -> BackupSettings:
         keys = KeyValues([BACKUP_KEYS], values)
         return cls(
             cluster=cluster, state_dir=Path(state_dir),
@@ -82,5 +82,5 @@ class BackupSettings:
         )
 
     @classmethod
-    def from_cluster(cls, cfg: Any) -> "BackupSettings":
+    def from_cluster(cls, cfg: Any) -> BackupSettings:
         return cls.from_values(cfg.name, cfg.state_dir, cfg.values)

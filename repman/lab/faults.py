@@ -71,7 +71,7 @@ class Pause:
     def __post_init__(self) -> None:
         self._timer: threading.Timer | None = None
 
-    def start(self) -> "Pause":
+    def start(self) -> Pause:
         os.kill(self.pid, signal.SIGSTOP)
         self.stopped_at = time.monotonic()
         self._timer = threading.Timer(self.seconds, self.resume)
@@ -131,7 +131,7 @@ class Network:
     def group(self, addr: ServerAddress) -> Path:
         return CGROUP_ROOT / f"rmlab{self.tag}" / f"p{addr.port}"
 
-    def open(self) -> "Network":
+    def open(self) -> Network:
         (CGROUP_ROOT / f"rmlab{self.tag}").mkdir(exist_ok=True)
         _ipt("-N", self.mark_chain)
         _ipt("-N", self.chain)

@@ -110,7 +110,7 @@ class Writer:
             if self.pause:
                 time.sleep(self.pause)
 
-    def start(self, base: int = 0) -> "Writer":
+    def start(self, base: int = 0) -> Writer:
         self._base = base
         self._thread = threading.Thread(target=self._run, name=f"writer-{self.name}", daemon=True)
         self._thread.start()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field, asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +16,17 @@ import pymysql
 
 from repman.db import Credential, connect_socket, execute, query
 from repman.errors import RepmanError
-from repman.password_hash import native_password_hash
 from repman.local.mariadb import (
-    LocalServerPaths, initialise_datadir, kill_server, read_pid, start_server, stop_server,
+    LocalServerPaths,
+    initialise_datadir,
+    kill_server,
+    read_pid,
+    start_server,
+    stop_server,
 )
 from repman.local.restart_marker import mark_restart_pending
 from repman.mycnf import NodeContext, render_mycnf
+from repman.password_hash import native_password_hash
 from repman.plans import ServicePlan, get_plan
 
 # Options only read at start-up: a change means a clean restart.
@@ -65,7 +70,7 @@ class LocalNodeSpec:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> "LocalNodeSpec":
+    def from_dict(cls, raw: dict[str, Any]) -> LocalNodeSpec:
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in raw.items() if k in known})
 

@@ -13,8 +13,8 @@ from typing import Sequence
 
 from repman.bootstrap import BootstrapRequest, BootstrapResult, bootstrap
 from repman.db import Credential, ServerAddress, connect
+from repman.local.node import LocalNodeSpec, crash_node, create_node, delete_node, node_running, restart_node
 from repman.local.ports import free_ports  # noqa: F401  (re-exported for tests)
-from repman.local.node import LocalNodeSpec, create_node, crash_node, delete_node, node_running, restart_node
 
 ADMIN = Credential("repman", "admin-secret")
 REPLICATION = Credential("repl", "repl-secret")
@@ -36,7 +36,7 @@ class Testbed:
     def create(
         cls, base: Path, count: int = 3, tags: Sequence[str] = DEFAULT_TAGS, plan: str = "x3.tiny",
         first_server_id: int = 1, ca_dir: Path | None = None,
-    ) -> "Testbed":
+    ) -> Testbed:
         bed = cls(base=base)
         try:
             for i, port in enumerate(free_ports(count)):

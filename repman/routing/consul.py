@@ -29,7 +29,7 @@ class ConsulRouter:
         self.timeout = timeout
 
     @classmethod
-    def from_config(cls, cfg: Any, agent: str) -> "ConsulRouter":
+    def from_config(cls, cfg: Any, agent: str) -> ConsulRouter:
         return cls(endpoint(agent, 8500, "registry-servers"), cluster_name(cfg),
                    cfg.text("registry-consul-token"), cfg.seconds("proxy-timeout"))
 

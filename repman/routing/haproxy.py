@@ -35,7 +35,7 @@ class HAProxyRouter:
         self.timeout = timeout
 
     @classmethod
-    def from_config(cls, cfg: Any, endpoint: str) -> "HAProxyRouter":
+    def from_config(cls, cfg: Any, endpoint: str) -> HAProxyRouter:
         return cls(
             endpoint, cfg.text("haproxy-api-write-backend"), cfg.text("haproxy-api-read-backend"),
             cfg.flag("haproxy-read-on-master"), cfg.seconds("proxy-timeout"),

@@ -65,7 +65,7 @@ class HAProxyConfig:
     def read_split(self) -> bool:
         return "noreadwritesplit" not in self.tags
 
-    def validate(self) -> "HAProxyConfig":
+    def validate(self) -> HAProxyConfig:
         validate_proxy_tags(self.tags)
         if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", self.cluster):
             raise ConfigError("cluster", f"name {self.cluster!r} must be 1-64 letters, digits, '.', '_' or '-'")

@@ -111,7 +111,7 @@ class KubeApi:
     timeout: float = 10.0
 
     @classmethod
-    def in_cluster(cls) -> "KubeApi":
+    def in_cluster(cls) -> KubeApi:
         host, port = os.environ.get("KUBERNETES_SERVICE_HOST"), os.environ.get("KUBERNETES_SERVICE_PORT", "443")
         if not host:
             raise KubeApiError("not running in a Kubernetes pod (KUBERNETES_SERVICE_HOST is unset)")

@@ -73,7 +73,7 @@ class MaxScaleRouter:
         self.timeout = timeout
 
     @classmethod
-    def from_config(cls, cfg: Any, host: str) -> "MaxScaleRouter":
+    def from_config(cls, cfg: Any, host: str) -> MaxScaleRouter:
         api = endpoint(host, cfg.integer("maxscale-api-port"), "maxscale-servers")
         return cls(api, cfg.text("maxscale-user"), cfg.text("maxscale-pass"),
                    cfg.flag("maxscale-monitor-follow"), cfg.seconds("proxy-timeout"))

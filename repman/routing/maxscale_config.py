@@ -14,8 +14,8 @@ import jinja2
 from repman.db import Credential, ServerAddress
 from repman.errors import ConfigError
 from repman.paths import templates_dir
-from repman.tags import DEFAULT_PROXY_TAGS, validate_proxy_tags
 from repman.routing.names import server_name
+from repman.tags import DEFAULT_PROXY_TAGS, validate_proxy_tags
 
 
 def _ini_value(key: str, value: str) -> str:

@@ -62,7 +62,7 @@ class ProxySQLRouter:
         self.timeout = timeout
 
     @classmethod
-    def from_config(cls, cfg: Any, host: str) -> "ProxySQLRouter":
+    def from_config(cls, cfg: Any, host: str) -> ProxySQLRouter:
         admin = parse_admin_endpoint(host, cfg.integer("proxysql-admin-port"))
         db_cred = cfg.credential("db-servers-credential")
         repl = cfg.credential("replication-credential")

@@ -52,7 +52,7 @@ class SpiderRouter:
         self.timeout = timeout
 
     @classmethod
-    def from_config(cls, cfg: Any, node: ServerAddress) -> "SpiderRouter":
+    def from_config(cls, cfg: Any, node: ServerAddress) -> SpiderRouter:
         admin = cfg.credential("mdbshardproxy-user") or cfg.credential("db-servers-credential")
         remote = cfg.credential("mdbshardproxy-remote-user") or cfg.credential("db-servers-credential")
         if admin is None or remote is None:

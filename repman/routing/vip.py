@@ -24,7 +24,7 @@ class VipScriptRouter:
         self.current: ServerAddress | None = None
 
     @classmethod
-    def from_config(cls, cfg: Any) -> "VipScriptRouter":
+    def from_config(cls, cfg: Any) -> VipScriptRouter:
         return cls(cfg)
 
     def apply(self, topology: Topology) -> None:

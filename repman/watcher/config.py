@@ -15,16 +15,15 @@ from typing import Any, Mapping
 
 import yaml
 
+from repman.backup.keys import BACKUP_KEYS
+from repman.backup.settings import check_backup_section
 from repman.db import ServerAddress
 from repman.errors import ConfigError
 from repman.keys import Key, validate_section
+from repman.routing.keys import ROUTING_KEYS
 from repman.watcher.cluster_config import ClusterConfig
 from repman.watcher.election import same_server
 from repman.watcher.keys import WATCHER_KEYS
-
-from repman.routing.keys import ROUTING_KEYS
-from repman.backup.keys import BACKUP_KEYS
-from repman.backup.settings import check_backup_section
 
 CLUSTER_TABLES: tuple[Mapping[str, Key], ...] = (WATCHER_KEYS, ROUTING_KEYS, BACKUP_KEYS)
 REQUIRED = ("db-servers-hosts", "db-servers-credential", "replication-credential")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Collection, Mapping, TypeVar, Union
+from typing import Collection, Mapping, TypeVar
 
 from repman.db import ServerAddress
 from repman.topology import ServerState
@@ -71,16 +71,16 @@ class Memory:
     states: Mapping[ServerAddress, ServerState] = field(default_factory=lambda: _frozen({}))
 
     @classmethod
-    def start(cls, cfg: ClusterConfig, master: ServerAddress | None) -> "Memory":
+    def start(cls, cfg: ClusterConfig, master: ServerAddress | None) -> Memory:
         """A fresh memory whose history spans the heartbeat window (capped for tiny tickers)."""
         window = cfg.seconds("failover-falsepositive-heartbeat-timeout")
         size = min(10000, int((window + 2.0) / max(cfg.ticker, 0.01)) + 5)
         return cls(master=master, history_size=size)
 
-    def with_labels(self, labels: Mapping[ServerAddress, str]) -> "Memory":
+    def with_labels(self, labels: Mapping[ServerAddress, str]) -> Memory:
         return dataclasses.replace(self, labels=_frozen(labels))
 
-    def with_primary(self, master: ServerAddress) -> "Memory":
+    def with_primary(self, master: ServerAddress) -> Memory:
         """An operation promoted ``master``: its pings and heartbeat history start over."""
         return dataclasses.replace(self, master=master, failed_pings=0, history=())
 
@@ -108,7 +108,7 @@ class KeepEventScheduler:
     on: bool
 
 
-Effect = Union[LogLine, KeepLagSeen, KeepEventScheduler]
+Effect = LogLine | KeepLagSeen | KeepEventScheduler
 
 
 # -- derivations ---------------------------------------------------------------------------------------

@@ -34,7 +34,13 @@ from repman.watcher.lag import fill_unknown_lag
 from repman.watcher.oplog import OpLog
 from repman.watcher.primary import dead_primary
 from repman.watcher.promote import (
-    applied_pos, open_writes, point_at, promote, repoint, start_event_scheduler, wait_gtid,
+    applied_pos,
+    open_writes,
+    point_at,
+    promote,
+    repoint,
+    start_event_scheduler,
+    wait_gtid,
 )
 from repman.watcher.result import OperationResult
 from repman.watcher.salvage import salvage

@@ -13,15 +13,15 @@ import re
 import shutil
 import subprocess
 import time
-from dataclasses import dataclass, field
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+from repman.backup.secretfiles import private_file
 from repman.db import ServerAddress, connect, query
 from repman.errors import RepmanError
 from repman.watcher.cluster_config import ClusterConfig
-from repman.backup.secretfiles import private_file
 
 _HEADER = re.compile(r"^#\d{6}\s+\d{1,2}:\d{2}:\d{2}\s+server id (\d+)\s+end_log_pos \d+"
                      r"(?: CRC32 0x[0-9a-fA-F]+)?\s+(.*)$")

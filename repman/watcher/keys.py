@@ -64,7 +64,8 @@ WATCHER_KEYS = key_table(
         "seconds to wait after telling proxies, as in repman (repman's default is 2; ours confirm "
         "synchronously, so 0)", minimum=0, maximum=3600),
     Key("autorejoin", "bool", True, "rejoin a returning old master as a replica"),
-    Key("autorejoin-flashback", "bool", True, "undo an old master's extra transactions with mariadb-binlog --flashback"),
+    Key("autorejoin-flashback", "bool", True,
+        "undo an old master's extra transactions with mariadb-binlog --flashback"),
     Key("autorejoin-mysqldump", "bool", False, "re-seed an old master from a dump when flashback is impossible"),
     Key("autorejoin-backup-binlog", "bool", True, "save an old master's extra binlog events before undoing them"),
     Key("autoseed", "bool", False,

@@ -75,7 +75,7 @@ class Watcher:
         self.threads = [MonitorThread(m, self.stop_event) for m in self.monitors.values()]
 
     @classmethod
-    def for_clusters(cls, clusters: list[ClusterConfig], act: bool = True) -> "Watcher":
+    def for_clusters(cls, clusters: list[ClusterConfig], act: bool = True) -> Watcher:
         from pathlib import Path
 
         wc = WatcherConfig(Path("<memory>"), {c.name: c for c in clusters})

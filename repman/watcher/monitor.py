@@ -27,15 +27,24 @@ from typing import Any, Callable, Mapping, Sequence
 import pymysql
 
 from repman.db import ServerAddress, connect, execute
+from repman.routing import notify, scripts
+from repman.routing.base import Topology
 from repman.topology import ServerState, read_state
 from repman.watcher.analysis import Action, Decision, Facts, Request, analyse
 from repman.watcher.cluster_config import ClusterConfig
-from repman.routing import notify, scripts
-from repman.routing.base import Topology
 from repman.watcher.election import io_position
 from repman.watcher.facts import (
-    REJOIN_CONFIRM_TICKS, Effect, History, KeepEventScheduler, KeepLagSeen, LogLine, Memory, Sample,
-    derive_facts, server_labels, stray_writable,
+    REJOIN_CONFIRM_TICKS,
+    Effect,
+    History,
+    KeepEventScheduler,
+    KeepLagSeen,
+    LogLine,
+    Memory,
+    Sample,
+    derive_facts,
+    server_labels,
+    stray_writable,
 )
 from repman.watcher.freeze import fence
 from repman.watcher.operations import build_routers, executor, request, store_for

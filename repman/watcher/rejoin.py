@@ -26,9 +26,9 @@ from repman.topology import ServerState, read_state_from
 from repman.watcher import crash
 from repman.watcher.checks import member, read_states
 from repman.watcher.cluster_config import ClusterConfig
+from repman.watcher.demote import own_beyond
 from repman.watcher.election import same_server
 from repman.watcher.flashback import flashback, read_tail, save_tail
-from repman.watcher.demote import own_beyond
 from repman.watcher.freeze import fence, kill_clients
 from repman.watcher.oplog import OpLog
 from repman.watcher.primary import cluster_primary

@@ -42,7 +42,7 @@ def dump(cfg: ClusterConfig, source: ServerAddress, path: Path) -> str:
     if done.returncode != 0:
         err = done.stderr.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
         raise FlashbackError(f"mariadb-dump of {source.url} failed: {err[0]}")
-    with open(path, "r", errors="replace") as f:
+    with open(path, errors="replace") as f:
         head = f.read(64 * 1024)
     m = _GTID_LINE.search(head)
     if not m:

@@ -16,7 +16,7 @@ import os
 import tempfile
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field, asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -34,7 +34,7 @@ class CrashRecord:
     event_scheduler: bool = False  # the old master ran the event scheduler
 
     @classmethod
-    def from_dict(cls, raw: dict[str, Any]) -> "CrashRecord":
+    def from_dict(cls, raw: dict[str, Any]) -> CrashRecord:
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in raw.items() if k in known})
 

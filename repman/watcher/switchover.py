@@ -31,7 +31,13 @@ from repman.watcher.oplog import OpLog
 from repman.watcher.prechain import chain, unchain
 from repman.watcher.primary import cluster_primary
 from repman.watcher.promote import (
-    ensure_replicating, finish_replica, point_at, promote, repoint, start_event_scheduler, wait_gtid,
+    ensure_replicating,
+    finish_replica,
+    point_at,
+    promote,
+    repoint,
+    start_event_scheduler,
+    wait_gtid,
 )
 from repman.watcher.rejoin import rejoin
 from repman.watcher.result import OperationResult
