@@ -12,6 +12,7 @@ from typing import Callable, Sequence
 
 from repman.db import ServerAddress
 from repman.errors import RepmanError
+from repman.routing.base import Router
 from repman.seeding import reseed_member
 from repman.watcher.cluster_config import ClusterConfig
 from repman.watcher.result import OperationResult
@@ -19,7 +20,7 @@ from repman.watcher.state_store import StateStore
 
 
 def autoseed(cfg: ClusterConfig, store: StateStore, server: ServerAddress, log: Callable[[str], None],
-             routers: Sequence = ()) -> OperationResult:
+             routers: Sequence[Router] = ()) -> OperationResult:
     try:
         result = reseed_member(cfg, server, progress=log)
     except RepmanError as exc:

@@ -70,12 +70,14 @@ class ClusterConfig(TypedKeys):
 
     @property
     def admin(self) -> Credential:
-        return self.values["db-servers-credential"]
+        admin: Credential = self.values["db-servers-credential"]  # a required key, parsed by its table
+        return admin
 
     @property
     def replication(self) -> Credential:
         self._refresh("replication-credential")
-        return self.values["replication-credential"]
+        replication: Credential = self.values["replication-credential"]  # required, parsed by its table
+        return replication
 
     @property
     def ticker(self) -> float:

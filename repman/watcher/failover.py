@@ -23,7 +23,9 @@ from repman.db import ServerAddress, connect, execute
 from repman.errors import OperationRefused
 from repman.gtid import GtidPosition
 from repman.routing import Topology, notify
+from repman.routing.base import Router
 from repman.routing.scripts import run_post_script, run_pre_script
+from repman.topology import ServerState
 from repman.watcher import crash
 from repman.watcher.analysis import Facts, limit_refusal
 from repman.watcher.checks import in_maintenance, read_states, replicas_of
@@ -31,7 +33,7 @@ from repman.watcher.cluster_config import ClusterConfig
 from repman.watcher.election import elect, io_position
 from repman.watcher.fencing import fence_old_master
 from repman.watcher.lag import fill_unknown_lag
-from repman.watcher.oplog import OpLog
+from repman.watcher.oplog import OpLog, error_text
 from repman.watcher.primary import dead_primary
 from repman.watcher.promote import (
     applied_pos,
@@ -48,14 +50,14 @@ from repman.watcher.state_store import ClusterState, StateStore
 
 
 def failover(cfg: ClusterConfig, store: StateStore, log: Callable[[str], None] | None,
-             routers: Sequence = ()) -> OperationResult:
+             routers: Sequence[Router] = ()) -> OperationResult:
     op = OpLog(log, "failover")
     try:
         return _failover(cfg, store, op, list(routers))
     except OperationRefused as exc:
         return op.result(False, f"failover refused: {exc}")
     except pymysql.MySQLError as exc:
-        return op.result(False, f"failover failed: {_text(exc)}")
+        return op.result(False, f"failover failed: {error_text(exc)}")
 
 
 def limit_facts(cfg: ClusterConfig, state: ClusterState, running: str = "") -> Facts:
@@ -87,7 +89,7 @@ def _io_threads(cfg: ClusterConfig, servers: list[ServerAddress], start: bool) -
             list(pool.map(one, servers))
 
 
-def _stop_io_threads(cfg: ClusterConfig) -> dict[ServerAddress, Future]:
+def _stop_io_threads(cfg: ClusterConfig) -> dict[ServerAddress, Future[None]]:
     """STOP SLAVE IO_THREAD on every server in the background: what each received becomes final.
 
     A replica's IO thread busy reconnecting to a frozen master may take its connect timeout
@@ -105,7 +107,7 @@ def _stop_io_threads(cfg: ClusterConfig) -> dict[ServerAddress, Future]:
     return futures
 
 
-def _failover(cfg: ClusterConfig, store: StateStore, op: OpLog, routers: list) -> OperationResult:
+def _failover(cfg: ClusterConfig, store: StateStore, op: OpLog, routers: list[Router]) -> OperationResult:
     limited = check_limits(cfg, store)
     if limited:
         raise OperationRefused(limited)
@@ -174,7 +176,7 @@ def _failover(cfg: ClusterConfig, store: StateStore, op: OpLog, routers: list) -
                 try:
                     op.say(fut.result())
                 except pymysql.MySQLError as exc:
-                    problems.append(f"re-pointing {addr.url} failed: {_text(exc)}")
+                    problems.append(f"re-pointing {addr.url} failed: {error_text(exc)}")
                     op.say(problems[-1])
     run_post_script(cfg, master, cand, "failover", op.say)
     count = store.load().failover_count
@@ -183,7 +185,7 @@ def _failover(cfg: ClusterConfig, store: StateStore, op: OpLog, routers: list) -
     return op.result(True, f"failover done: {cand.url} replaces {master.url} (failover {count})", master, cand)
 
 
-def _catch_up(cfg: ClusterConfig, op: OpLog, states: dict, cand: ServerAddress,
+def _catch_up(cfg: ClusterConfig, op: OpLog, states: dict[ServerAddress, ServerState], cand: ServerAddress,
               peers: list[ServerAddress]) -> None:
     """The candidate applies everything it received, then what any peer received beyond it."""
     max_delay = cfg.seconds("failover-max-slave-delay")
@@ -211,8 +213,3 @@ def _catch_up(cfg: ClusterConfig, op: OpLog, states: dict, cand: ServerAddress,
         with connect(cand, cfg.admin, timeout=2) as conn:
             execute(conn, "STOP SLAVE")
         have = GtidPosition.parse(applied_pos(cand, cfg))
-
-
-def _text(exc: BaseException) -> str:
-    args = getattr(exc, "args", ())
-    return f"{args[0]}: {args[1]}" if len(args) >= 2 else str(exc)

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any, Callable
 
 import pymysql
 
 from repman.db import ServerAddress, connect, execute, query
 from repman.errors import OperationRefused
 from repman.watcher.cluster_config import ClusterConfig
-from repman.watcher.oplog import OpLog
+from repman.watcher.oplog import OpLog, error_text
 
 # Threads that are not clients: replication in both directions, daemons, our own.
 _NOT_CLIENTS = (
@@ -46,7 +47,7 @@ class Frozen:
     killed: list[int] = field(default_factory=list)
 
 
-def client_threads(conn: pymysql.connections.Connection) -> list[dict]:
+def client_threads(conn: pymysql.connections.Connection) -> list[dict[str, Any]]:
     return query(conn, _NOT_CLIENTS)
 
 
@@ -119,7 +120,7 @@ def freeze(cfg: ClusterConfig, address: ServerAddress, op: OpLog,
         frozen.final_pos = str(query(conn, "SELECT @@GLOBAL.gtid_binlog_pos AS p")[0]["p"] or "")
     except pymysql.MySQLError as exc:
         unfreeze(cfg, frozen)
-        raise OperationRefused(f"could not freeze {address.url}: {_text(exc)}") from None
+        raise OperationRefused(f"could not freeze {address.url}: {error_text(exc)}") from None
     op.say(f"froze {address.url} at {frozen.final_pos or 'empty GTID'} "
            f"(read_only, {len(frozen.killed)} client thread(s) killed, global read lock)")
     return frozen
@@ -148,7 +149,7 @@ def unfreeze(cfg: ClusterConfig, frozen: Frozen) -> None:
             pass
 
 
-def fence(cfg: ClusterConfig, address: ServerAddress, log=None) -> bool:
+def fence(cfg: ClusterConfig, address: ServerAddress, log: Callable[[str], None] | None = None) -> bool:
     """Make a server that must not take writes read-only and drop its clients.
 
     Used when a server is seen writable while another primary exists. Returns True
@@ -167,8 +168,3 @@ def fence(cfg: ClusterConfig, address: ServerAddress, log=None) -> bool:
                 log(f"fenced {address.url}: it was writable while another server is the master; "
                     f"set read_only and killed {len(killed)} client thread(s)")
         return was_writable
-
-
-def _text(exc: BaseException) -> str:
-    args = getattr(exc, "args", ())
-    return f"{args[0]}: {args[1]}" if len(args) >= 2 else str(exc)

@@ -46,3 +46,9 @@ class OpLog:
         self.say(sentence)
         return OperationResult(ok=ok, sentence=sentence, kind=self.kind, old_primary=old, new_primary=new,
                                steps=list(self.steps), timings=dict(self.timings))
+
+
+def error_text(exc: BaseException) -> str:
+    """A driver error as "code: message" (pymysql's args), anything else as its text: one line for a step."""
+    args = exc.args
+    return f"{args[0]}: {args[1]}" if len(args) >= 2 else str(exc)

@@ -21,6 +21,7 @@ import pymysql
 from repman.db import ServerAddress, connect, execute, query
 from repman.errors import OperationRefused, RepmanError
 from repman.gtid import Gtid, GtidPosition
+from repman.routing.base import Router
 from repman.routing.scripts import run_alert_script
 from repman.topology import ServerState, read_state_from
 from repman.watcher import crash
@@ -30,7 +31,7 @@ from repman.watcher.demote import own_beyond
 from repman.watcher.election import same_server
 from repman.watcher.flashback import flashback, read_tail, save_tail
 from repman.watcher.freeze import fence, kill_clients
-from repman.watcher.oplog import OpLog
+from repman.watcher.oplog import OpLog, error_text
 from repman.watcher.primary import cluster_primary
 from repman.watcher.promote import finish_replica, point_at, replication_health
 from repman.watcher.reseed import reseed
@@ -43,14 +44,14 @@ _DIVERGED = ("1236", "1950", "diverged", "not in the master's binlog", "out-of-o
 
 
 def rejoin(cfg: ClusterConfig, store: StateStore, server: ServerAddress, log: Callable[[str], None] | None,
-           routers: Sequence = ()) -> OperationResult:
+           routers: Sequence[Router] = ()) -> OperationResult:
     op = OpLog(log, "rejoin")
     try:
         return _rejoin(cfg, store, server, op)
     except OperationRefused as exc:
         return op.result(False, f"rejoin of {server.url} refused: {exc}")
     except (pymysql.MySQLError, RepmanError) as exc:
-        return op.result(False, f"rejoin of {server.url} failed: {_text(exc)}")
+        return op.result(False, f"rejoin of {server.url} failed: {error_text(exc)}")
 
 
 def _rejoin(cfg: ClusterConfig, store: StateStore, server: ServerAddress, op: OpLog) -> OperationResult:
@@ -171,7 +172,7 @@ def _verify(cfg: ClusterConfig, store: StateStore, op: OpLog, addr: ServerAddres
                      new=primary)
 
 
-def release_semisync_waiters(conn) -> None:
+def release_semisync_waiters(conn: pymysql.connections.Connection) -> None:
     """Let a deposed master's commits that wait for a semi-sync acknowledgement finish.
 
     Without fallback they wait "forever", holding their row locks, and KILL does not end
@@ -226,7 +227,7 @@ def _diverged(cfg: ClusterConfig, store: StateStore, op: OpLog, addr: ServerAddr
                 return _final_check(cfg, store, op, addr, primary,
                                     f"{addr.url} rejoined {primary.url} by flashback of {', '.join(tail.gtids)}")
             except (RepmanError, pymysql.MySQLError) as exc:
-                reasons.append(f"flashback failed: {_text(exc)}")
+                reasons.append(f"flashback failed: {error_text(exc)}")
         else:
             reasons.append("flashback impossible: " + "; ".join(blockers[:3]))
     elif tail is not None:
@@ -239,7 +240,7 @@ def _diverged(cfg: ClusterConfig, store: StateStore, op: OpLog, addr: ServerAddr
             return _final_check(cfg, store, op, addr, primary,
                                 f"{addr.url} re-seeded from a dump of {primary.url} at {position}")
         except (RepmanError, pymysql.MySQLError) as exc:
-            reasons.append(f"re-seed failed: {_text(exc)}")
+            reasons.append(f"re-seed failed: {error_text(exc)}")
     else:
         reasons.append("autorejoin-mysqldump is off")
     return _quarantine(cfg, store, op, addr, "; ".join(reasons))
@@ -261,8 +262,3 @@ def _quarantine(cfg: ClusterConfig, store: StateStore, op: OpLog, addr: ServerAd
     message = f"ALERT: {addr.url} is quarantined (read-only, not replicating): {reason}"
     run_alert_script(cfg, message, op.say, host=addr.url, state="Quarantined")
     return op.result(False, message)
-
-
-def _text(exc: BaseException) -> str:
-    args = getattr(exc, "args", ())
-    return f"{args[0]}: {args[1]}" if len(args) >= 2 else str(exc)

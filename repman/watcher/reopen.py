@@ -14,6 +14,7 @@ from typing import Callable, Sequence
 import pymysql
 
 from repman.db import ServerAddress, connect, execute
+from repman.routing.base import Router
 from repman.topology import read_state
 from repman.watcher.cluster_config import ClusterConfig
 from repman.watcher.crash import scheduler_was_on
@@ -24,7 +25,7 @@ from repman.watcher.state_store import StateStore
 
 
 def reopen(cfg: ClusterConfig, store: StateStore, server: ServerAddress, log: Callable[[str], None] | None,
-           routers: Sequence = ()) -> OperationResult:
+           routers: Sequence[Router] = ()) -> OperationResult:
     states = {a: read_state(a, cfg.admin, timeout=2.0) for a in cfg.servers}
     me = states.get(server)
     if me is None or not me.reachable:

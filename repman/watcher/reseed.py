@@ -13,6 +13,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pymysql
+
 from repman.db import ServerAddress, connect, execute, query
 from repman.watcher.cluster_config import ClusterConfig
 from repman.watcher.flashback import FlashbackError, admin_options, apply_sql_file, tool
@@ -22,7 +24,7 @@ SYSTEM_SCHEMAS = ("mysql", "information_schema", "performance_schema", "sys")
 _GTID_LINE = re.compile(r"^-- SET GLOBAL gtid_slave_pos='([^']*)';", re.MULTILINE)
 
 
-def user_databases(conn) -> list[str]:
+def user_databases(conn: pymysql.connections.Connection) -> list[str]:
     rows = query(conn, "SHOW DATABASES")
     return [str(next(iter(r.values()))) for r in rows if str(next(iter(r.values()))) not in SYSTEM_SCHEMAS]
 

@@ -17,7 +17,8 @@ import time
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Callable
+from functools import partial
+from typing import TYPE_CHECKING, Any, Callable
 
 from croniter import croniter
 
@@ -25,11 +26,16 @@ from repman.backup.binlogs import BinlogArchiver
 from repman.backup.settings import BackupSettings, cron_expression
 from repman.backup.take import take_backup
 from repman.local.mariadb import pid_alive
+from repman.watcher.cluster_config import ClusterConfig
 from repman.watcher.result import OperationResult
 from repman.watcher.runner import Operation, OperationRunner
 from repman.watcher.state_store import ClusterState, StateStore
 
+if TYPE_CHECKING:  # the monitor imports this module; the type is for the checker only
+    from repman.watcher.monitor import ClusterMonitor
+
 Log = Callable[[str], None]
+Run = dict[str, Any]  # one job run as the state store keeps it (JSON)
 HISTORY_KEEP = 100
 
 
@@ -42,7 +48,7 @@ class Job:
     next_at: float = 0.0
 
 
-def backup_jobs(cfg) -> list[Job]:
+def backup_jobs(cfg: ClusterConfig) -> list[Job]:
     """The scheduler-* jobs the cluster's keys ask for."""
     def run(kind: str) -> Callable[[], str]:
         def action() -> str:
@@ -69,7 +75,7 @@ class Scheduler:
         self.runner = runner or OperationRunner("scheduler", _no_registry_operation)
         self._side_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scheduler-side")
         self._on_tick = on_tick          # e.g. binlog archiver following the primary
-        self._side: Future | None = None
+        self._side: Future[None] | None = None
         now = clock()
         for job in self.jobs.values():
             job.next_at = self._next(job, now)
@@ -80,7 +86,7 @@ class Scheduler:
         return float(croniter(job.cron, after).get_next(float))
 
     def _report_interrupted(self) -> None:
-        found: list[dict] = []
+        found: list[Run] = []
 
         def change(state: ClusterState) -> None:
             for run in state.jobs:
@@ -95,7 +101,7 @@ class Scheduler:
         for run in found:
             self.log(f"[alert] scheduled {run['kind']} {run['id']} was interrupted by a watcher restart")
 
-    def _record(self, run: dict) -> None:
+    def _record(self, run: Run) -> None:
         def change(state: ClusterState) -> None:
             for i, r in enumerate(state.jobs):
                 if r.get("id") == run["id"]:
@@ -116,17 +122,17 @@ class Scheduler:
                 continue
             due = job.next_at
             job.next_at = self._next(job, now)
-            run = {"id": f"{job.kind}-{int(due)}-{self.instance[:4]}", "kind": job.kind, "scheduled_at": due,
+            run: Run = {"id": f"{job.kind}-{int(due)}-{self.instance[:4]}", "kind": job.kind, "scheduled_at": due,
                    "started_at": now, "ended_at": None, "status": "running", "sentence": "",
                    "pid": os.getpid(), "instance": self.instance}
             ticket = self.runner.submit(Operation(job.kind, f"scheduled {job.kind}", lane=job.kind,
-                                                  call=lambda job=job, run=run: self._execute(job, run)))
+                                                  call=partial(self._execute, job, run)))
             if not ticket.accepted:
                 run.update(status="skipped", ended_at=now, sentence=f"skipped: the previous {job.kind} still runs")
                 self._record(run)
                 self.log(f"scheduled {job.kind} skipped: the previous one still runs")
 
-    def _execute(self, job: Job, run: dict) -> OperationResult:
+    def _execute(self, job: Job, run: Run) -> OperationResult:
         """On the runner's thread: recorded as running first, then as it ended."""
         self._record(run)
         self.log(f"scheduled {job.kind} started")
@@ -156,13 +162,13 @@ def _no_registry_operation(op: Operation) -> OperationResult:
     raise ValueError(f"the scheduler runs jobs, not {op.kind}")
 
 
-def _other_watcher_alive(run: dict) -> bool:
+def _other_watcher_alive(run: Run) -> bool:
     """A run still owned by another live process (two watchers in one host) is not interrupted."""
     pid = int(run.get("pid") or 0)
     return pid > 0 and pid != os.getpid() and pid_alive(pid)
 
 
-def scheduler_for(monitor) -> Scheduler | None:
+def scheduler_for(monitor: ClusterMonitor) -> Scheduler | None:
     """The scheduler of a monitored cluster, or None when it has nothing to run."""
     cfg = monitor.cfg
     jobs = backup_jobs(cfg) if cfg.flag("monitoring-scheduler") else []

@@ -129,7 +129,9 @@ class StateStore:
         self.update(lambda state: state.quarantined.__setitem__(url, reason))
 
     def release(self, url: str) -> None:
-        self.update(lambda state: state.quarantined.pop(url, None))
+        def change(state: ClusterState) -> None:
+            state.quarantined.pop(url, None)
+        self.update(change)
 
     def set_maintenance(self, url: str, on: bool) -> bool:
         """Put a server in maintenance or take it out; True when that changed something."""

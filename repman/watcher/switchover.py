@@ -20,14 +20,16 @@ import pymysql
 from repman.db import ServerAddress, connect, execute
 from repman.errors import OperationRefused
 from repman.routing import Topology, notify, route_change_wait
+from repman.routing.base import Router
 from repman.routing.scripts import run_post_script, run_pre_script
+from repman.topology import ServerState
 from repman.watcher import crash
 from repman.watcher.checks import flush_tables, in_maintenance, long_writes, read_states, replicas_of
 from repman.watcher.cluster_config import ClusterConfig
 from repman.watcher.demote import demote
 from repman.watcher.election import elect, same_server
 from repman.watcher.freeze import Frozen, freeze, freeze_read_timeout, unfreeze
-from repman.watcher.oplog import OpLog
+from repman.watcher.oplog import OpLog, error_text
 from repman.watcher.prechain import chain, unchain
 from repman.watcher.primary import cluster_primary
 from repman.watcher.promote import (
@@ -45,18 +47,18 @@ from repman.watcher.state_store import StateStore
 
 
 def switchover(cfg: ClusterConfig, store: StateStore, log: Callable[[str], None] | None,
-               to: ServerAddress | None = None, routers: Sequence = ()) -> OperationResult:
+               to: ServerAddress | None = None, routers: Sequence[Router] = ()) -> OperationResult:
     op = OpLog(log, "switchover")
     try:
         return _switchover(cfg, store, op, to, list(routers))
     except OperationRefused as exc:
         return op.result(False, f"switchover refused: {exc}")
     except pymysql.MySQLError as exc:
-        return op.result(False, f"switchover failed: {_text(exc)}")
+        return op.result(False, f"switchover failed: {error_text(exc)}")
 
 
 def _switchover(cfg: ClusterConfig, store: StateStore, op: OpLog, to: ServerAddress | None,
-                routers: list) -> OperationResult:
+                routers: list[Router]) -> OperationResult:
     with op.step("read"):
         states = read_states(cfg)
         found = cluster_primary(cfg, states, store)
@@ -81,7 +83,8 @@ _IO_STARTING = ("connecting", "preparing")
 IO_SETTLE_S = 5.0
 
 
-def _settled(cfg: ClusterConfig, states: dict, master: ServerAddress) -> dict:
+def _settled(cfg: ClusterConfig, states: dict[ServerAddress, ServerState],
+             master: ServerAddress) -> dict[ServerAddress, ServerState]:
     """Re-read while a replica of the master is still starting its IO thread.
 
     A replica re-pointed a moment ago (by a previous switchover, failover or rejoin)
@@ -101,8 +104,9 @@ def _settled(cfg: ClusterConfig, states: dict, master: ServerAddress) -> dict:
         states = read_states(cfg)
 
 
-def _planned(cfg: ClusterConfig, store: StateStore, op: OpLog, to: ServerAddress | None, routers: list,
-             states: dict, master: ServerAddress, mconn: pymysql.connections.Connection) -> OperationResult:
+def _planned(cfg: ClusterConfig, store: StateStore, op: OpLog, to: ServerAddress | None,
+             routers: list[Router], states: dict[ServerAddress, ServerState], master: ServerAddress,
+             mconn: pymysql.connections.Connection) -> OperationResult:
     with op.step("guards"):
         threshold = cfg.seconds("switchover-wait-write-query")
         busy = long_writes(mconn, threshold)
@@ -139,7 +143,7 @@ def _planned(cfg: ClusterConfig, store: StateStore, op: OpLog, to: ServerAddress
                     caught = wait_gtid(cand, cfg, frozen.final_pos, wait, conn=cconn)
                 except pymysql.MySQLError as exc:
                     unfreeze(cfg, frozen)
-                    raise OperationRefused(f"cannot wait on {cand.url}: {_text(exc)}") from None
+                    raise OperationRefused(f"cannot wait on {cand.url}: {error_text(exc)}") from None
                 if not caught:
                     unfreeze(cfg, frozen)
                     raise OperationRefused(f"{cand.url} did not reach the frozen position {frozen.final_pos} "
@@ -170,7 +174,7 @@ def _planned(cfg: ClusterConfig, store: StateStore, op: OpLog, to: ServerAddress
                 execute(cconn, "SET GLOBAL read_only = OFF")
             except (pymysql.MySQLError, OSError) as exc:
                 _rollback(cfg, frozen, cand, moved)
-                raise OperationRefused(f"promotion of {cand.url} failed ({_text(exc)}); {master.url} is the "
+                raise OperationRefused(f"promotion of {cand.url} failed ({error_text(exc)}); {master.url} is the "
                                        "master again") from None
     finally:
         _close(cconn)
@@ -186,8 +190,8 @@ def _repoint_wait(cfg: ClusterConfig) -> float:
 
 
 def _finish(cfg: ClusterConfig, store: StateStore, op: OpLog, frozen: Frozen,
-            master: ServerAddress, cand: ServerAddress, moved: dict[ServerAddress, Future],
-            routers: list) -> OperationResult:
+            master: ServerAddress, cand: ServerAddress, moved: dict[ServerAddress, Future[str]],
+            routers: list[Router]) -> OperationResult:
     """Writes are open on the candidate: tell the routers, demote the old master; the others are moving already."""
     others = list(moved)
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -205,7 +209,7 @@ def _finish(cfg: ClusterConfig, store: StateStore, op: OpLog, frozen: Frozen,
             try:
                 sentence, errant = demoted.result()
             except pymysql.MySQLError as exc:
-                sentence, errant = f"demotion of {master.url} failed: {_text(exc)}", []
+                sentence, errant = f"demotion of {master.url} failed: {error_text(exc)}", []
                 problems.append(sentence)
             op.say(sentence)
         with op.step("repoint"):
@@ -213,7 +217,7 @@ def _finish(cfg: ClusterConfig, store: StateStore, op: OpLog, frozen: Frozen,
                 try:
                     op.say(fut.result())
                 except pymysql.MySQLError as exc:
-                    problems.append(f"re-pointing {addr.url} failed: {_text(exc)}")
+                    problems.append(f"re-pointing {addr.url} failed: {error_text(exc)}")
                     op.say(problems[-1])
     if errant:
         problems.append(f"{master.url} holds {len(errant)} commit(s) made after its freeze")
@@ -233,10 +237,10 @@ def _rejoin_errant(cfg: ClusterConfig, store: StateStore, server: ServerAddress,
 
 
 def _rollback(cfg: ClusterConfig, frozen: Frozen, cand: ServerAddress,
-              moved: dict[ServerAddress, Future] | None = None) -> None:
+              moved: dict[ServerAddress, Future[str]] | None = None) -> None:
     """Promotion failed half-way: the candidate and the other replicas follow the old master again, which thaws."""
     for addr in [cand, *(moved or {})]:
-        if addr != cand:
+        if moved is not None and addr != cand:
             try:
                 moved[addr].result()        # let the early re-pointing end before undoing it
             except pymysql.MySQLError:
@@ -255,8 +259,3 @@ def _close(conn: pymysql.connections.Connection) -> None:
         conn.close()
     except pymysql.MySQLError:
         pass
-
-
-def _text(exc: BaseException) -> str:
-    args = getattr(exc, "args", ())
-    return f"{args[0]}: {args[1]}" if len(args) >= 2 else str(exc)
