@@ -141,9 +141,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from", dest="source", metavar="HOST:PORT",
                    help="copy from this member (default: a healthy replica)")
     p.add_argument("--base-dir", metavar="DIR", help="the node's directory (my.cnf, data/) when it is down")
-    add("rolling-restart", "restart every server, replicas first, the primary last after a switchover",
-        "Each replica is restarted and back in sync before the next; then one planned switchover,\n"
-        "then the old primary restarts as a replica. Writes pause once (one switchover).")
+    p.add_argument("--json", action="store_true", help="print the operation result as JSON")
+    p = add("rolling-restart", "restart every server, replicas first, the primary last after a switchover",
+            "Each replica is restarted and back in sync before the next; then one planned switchover,\n"
+            "then the old primary restarts as a replica. Writes pause once (one switchover).")
+    p.add_argument("--json", action="store_true", help="print the operation result as JSON")
     from repman.backup.cli import add_commands as add_backup_commands
     add_backup_commands(add)
     return parser
@@ -218,16 +220,19 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def _operation(args: argparse.Namespace, kind: str) -> int:
+def _operation(args: argparse.Namespace, kind: str, to: ServerAddress | None = None,
+               source: ServerAddress | None = None, base_dir: str | None = None, verbose: bool = False) -> int:
+    """Every operator command enters as the watcher's own operations do: judged, then run by a runner."""
     from repman.watcher.analysis import Request
     from repman.watcher.operations import build_routers, request, runner_for
     wc = _load(args)
     cfg = wc.cluster(args.cluster)
-    to = ServerAddress.parse(args.to, "--to") if getattr(args, "to", None) else None
-    log = _stderr_log(args.verbose)
+    if to is None and getattr(args, "to", None):
+        to = ServerAddress.parse(args.to, "--to")
+    log = _stderr_log(verbose or args.verbose)
     routers = build_routers(cfg, log)
     result = request(runner_for(cfg, log, lambda: routers), cfg, Request(kind, to=to, who="the command line"),
-                     describe=kind)
+                     describe=kind, source=source, base_dir=base_dir)
     assert result is not None       # no timeout: the command waits for the operation's end
     if args.json:
         print(json.dumps(result.as_dict(), indent=2, sort_keys=True))
@@ -453,25 +458,13 @@ def cmd_password(args: argparse.Namespace) -> int:
 
 
 def cmd_reseed(args: argparse.Namespace) -> int:
-    from repman.seeding import reseed_member
-    cfg = _load(args).cluster(args.cluster)
+    server = ServerAddress.parse(args.server, "server")
     source = ServerAddress.parse(args.source, "--from") if args.source else None
-    from pathlib import Path
-    result = reseed_member(cfg, ServerAddress.parse(args.server, "server"), source,
-                           progress=lambda m: print(m, file=sys.stderr, flush=True),
-                           base_dir=Path(args.base_dir) if args.base_dir else None)
-    print(f"reseeded {result.target.url} from {result.source.url} at GTID {result.gtid} "
-          f"({result.bytes_copied / 2**20:.0f} MiB): replicating")
-    return 0
+    return _operation(args, "reseed", to=server, source=source, base_dir=args.base_dir, verbose=True)
 
 
 def cmd_rolling_restart(args: argparse.Namespace) -> int:
-    from repman.rolling_restart import rolling_restart
-    from repman.watcher.operations import build_routers
-    cfg = _load(args).cluster(args.cluster)
-    log = _stderr_log(True)
-    print(rolling_restart(cfg, log, build_routers(cfg, log)).sentence)
-    return 0
+    return _operation(args, "rolling-restart", verbose=True)
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {

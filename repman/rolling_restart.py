@@ -20,7 +20,7 @@ from typing import Callable, Sequence
 import pymysql
 
 from repman.db import Credential, ServerAddress, execute, query, session
-from repman.errors import RepmanError
+from repman.errors import OperationRefused, RepmanError
 from repman.local.mariadb import start_server, stop_server
 from repman.local.restart_marker import RESTART_MARKER, restart_pending
 from repman.seeding import local_paths
@@ -30,8 +30,9 @@ Restart = Callable[[ServerAddress, Credential], None]
 _ROLE = ("read_only", "rpl_semi_sync_master_enabled", "rpl_semi_sync_slave_enabled")
 
 
-class RollingRestartError(RepmanError):
-    """A step of the rolling restart failed; the servers not yet restarted are untouched."""
+class RollingRestartError(OperationRefused):
+    """A step of the rolling restart failed; the servers not yet restarted are untouched (its words are
+    the operation's result sentence as they are)."""
 
 
 @dataclass

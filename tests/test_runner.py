@@ -50,7 +50,8 @@ class Gate:
 # -- the registry ----------------------------------------------------------------------------
 
 def test_registry_holds_every_operation_the_monitor_and_the_operators_start():
-    assert set(operations.OPERATIONS) == {"switchover", "failover", "rejoin", "reopen", "autoseed"}
+    assert set(operations.OPERATIONS) == {"switchover", "failover", "rejoin", "reopen", "autoseed", "reseed",
+                                          "rolling-restart"}
     assert "importlib" not in inspect.getsource(operations)
 
 

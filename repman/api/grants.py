@@ -12,6 +12,7 @@ GRANTS: dict[str, str] = {
     "cluster-switchover": "POST switchover",
     "cluster-failover": "POST failover",
     "cluster-settings": "change cluster settings (reset the failover counter)",
+    "cluster-rolling-restart": "POST rolling-restart: restart every server, one switchover",
     "db-maintenance": "put a server in maintenance or take it out",
     "db-reseed": "re-seed a server from a backup or a donor",
     "backup": "take backups",
@@ -20,8 +21,8 @@ GRANTS: dict[str, str] = {
 }
 
 _VIEWER = frozenset({"cluster-show"})
-_OPERATOR = _VIEWER | {"cluster-switchover", "cluster-failover", "cluster-settings", "db-maintenance",
-                       "db-reseed", "backup", "restore"}
+_OPERATOR = _VIEWER | {"cluster-switchover", "cluster-failover", "cluster-settings", "cluster-rolling-restart",
+                       "db-maintenance", "db-reseed", "backup", "restore"}
 ROLES: dict[str, frozenset[str]] = {
     "viewer": _VIEWER,
     "operator": frozenset(_OPERATOR),

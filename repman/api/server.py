@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("repman.api")
 MAX_BODY = 64 * 1024
 OPERATION_GRANTS = {"switchover": "cluster-switchover", "failover": "cluster-failover",
-                    "reset-failover-counter": "cluster-settings"}
+                    "rolling-restart": "cluster-rolling-restart", "reset-failover-counter": "cluster-settings"}
 OPERATION_WAIT = 300.0   # an operator's switchover/failover answered synchronously up to this (seconds)
 STALE_TICKS = 3          # health answers 503 when the monitor's data is older than this many tickers (+2 s)
 
@@ -339,6 +339,11 @@ class _Handler(BaseHTTPRequestHandler):
                 raise HttpError(405, "maintenance is set with POST {\"state\": \"on\"|\"off\"}")
             user = self._user("db-maintenance", parts[2])
             return self._maintenance(self.app.monitor(parts[2], user), parts[4], user, query)
+        if len(parts) == 6 and parts[1] == "clusters" and parts[3] == "servers" and parts[5] == "reseed":
+            if method != "POST":
+                raise HttpError(405, "reseed is asked with POST (optional {\"from\": \"host:port\"})")
+            user = self._user("db-reseed", parts[2])
+            return self._reseed(self.app.monitor(parts[2], user), parts[4], user, query)
         if len(parts) in (3, 4) and parts[1] == "clusters":
             raise HttpError(405, f"{method} is not allowed here")
         raise HttpError(404, "not found")
@@ -396,15 +401,29 @@ class _Handler(BaseHTTPRequestHandler):
             monitor.store.reset_failover_counter()
             monitor.log(f"failover counter reset by {who}")
             return self._json(200, {"ok": True, "sentence": f"failover counter of {monitor.name} reset"})
-        if action not in ("switchover", "failover"):
+        if action not in ("switchover", "failover", "rolling-restart"):
             raise HttpError(404, f"unknown operation {action!r}")
         body = self._body()
         to_text = body.get("to") or query.get("to")
-        if action == "failover" and to_text:
-            raise HttpError(400, "failover elects its candidate; 'to' is only for switchover")
+        if action != "switchover" and to_text:
+            raise HttpError(400, f"{action} chooses its servers; 'to' is only for switchover")
         to = ServerAddress.parse(to_text, "to") if to_text else None
+        self._run(action, monitor, who, to=to)
+
+    def _reseed(self, monitor: ClusterMonitor, server: str, user: ApiUser | None, query: dict[str, str]) -> None:
+        """POST .../servers/<host:port>/reseed: rebuild a replica on the watcher's runner, as the CLI does."""
+        body = self._body()
+        source_text = body.get("from") or query.get("from")
+        target = ServerAddress.parse(server, "server")
+        source = ServerAddress.parse(source_text, "from") if source_text else None
+        self._run("reseed", monitor, user.name if user else "anonymous", to=target, source=source)
+
+    def _run(self, action: str, monitor: ClusterMonitor, who: str, to: ServerAddress | None = None,
+             source: ServerAddress | None = None) -> None:
+        """An operator's request on the cluster's runner, answered when it ends (or 202 while it runs)."""
         monitor.log(f"{action} requested by {who} over the API" + (f" (to {to})" if to else ""))
-        result = monitor.operate(action, to=to, who=f"{who} over the API", timeout=self.app.operation_wait)
+        result = monitor.operate(action, to=to, who=f"{who} over the API", timeout=self.app.operation_wait,
+                                 source=source)
         if result is None:     # it goes on in the watcher: its end shows in the status' last_operation
             still = OperationResult(False, f"{action} still runs after {self.app.operation_wait:g}s: "
                                            f"see last_operation in GET /api/clusters/{monitor.name}", kind=action)

@@ -35,6 +35,8 @@ class Action(str, enum.Enum):
     FENCE = "fence"
     SEED = "autoseed"
     SWITCHOVER = "switchover"           # only ever an operator's request
+    RESEED = "reseed"                   # an operator's request (the automatic one is SEED)
+    ROLLING_RESTART = "rolling-restart"  # an operator's request
 
 
 @dataclass(frozen=True)
@@ -296,12 +298,14 @@ def analyse(facts: Facts) -> Decision:
 class Request:
     """An operator's request (CLI, API): the operation, its target, who asked."""
 
-    kind: str                                   # "switchover" | "failover" | "rejoin"
-    to: ServerAddress | None = None             # switchover's chosen candidate, rejoin's server
+    kind: str                                   # a key of _REQUESTABLE
+    to: ServerAddress | None = None             # switchover's chosen candidate; rejoin's, reseed's server
     who: str = "an operator"
 
 
-_REQUESTABLE = {"switchover": Action.SWITCHOVER, "failover": Action.FAILOVER, "rejoin": Action.REJOIN}
+_REQUESTABLE = {"switchover": Action.SWITCHOVER, "failover": Action.FAILOVER, "rejoin": Action.REJOIN,
+                "reseed": Action.RESEED, "rolling-restart": Action.ROLLING_RESTART}
+ON_A_SERVER = frozenset({Action.REJOIN, Action.RESEED})  # requests whose ``to`` is the server worked on
 
 
 def limit_refusal(f: Facts) -> str:
@@ -331,7 +335,7 @@ def decide_request(request: Request, facts: Facts) -> Decision:
                         "operation-running")
     if action == Action.FAILOVER and (why := limit_refusal(facts)):
         return Decision(Action.REFUSE, f"failover refused: {why}", failover_limit(facts))
-    target = f" to {request.to}" if request.to and action != Action.REJOIN else (
+    target = f" to {request.to}" if request.to and action not in ON_A_SERVER else (
         f" of {request.to}" if request.to else "")
     return Decision(action, f"{request.kind}{target} requested by {request.who}", "operator-request", request.to)
 

@@ -382,11 +382,11 @@ class ClusterMonitor:
             self.alert(result.sentence)
 
     def operate(self, kind: str, to: ServerAddress | None = None, who: str = "an operator",
-                timeout: float | None = None) -> OperationResult | None:
-        """An operator's switchover or failover (API): a forced decision through the same guards
-        and limits as the automatic ones, run by the runner. None: it still runs after ``timeout``."""
+                timeout: float | None = None, source: ServerAddress | None = None) -> OperationResult | None:
+        """An operator's request (API): a forced decision through the same guards and limits as
+        the automatic ones, run by the runner. None: it still runs after ``timeout``."""
         return request(self.runner, self.cfg, Request(kind, to=to, who=who),
-                       describe=f"{kind} requested by an operator", timeout=timeout)
+                       describe=f"{kind} requested by an operator", timeout=timeout, source=source)
 
     def _route(self, decision: Decision, facts: Facts) -> None:
         """Tell the routers the current view, in the background (a dead proxy never delays a tick)."""

@@ -39,7 +39,9 @@ class Operation:
     kind: str
     describe: str
     to: ServerAddress | None = None            # switchover's chosen candidate
-    server: ServerAddress | None = None        # the server a rejoin, reopen or autoseed works on
+    server: ServerAddress | None = None        # the server a rejoin, reopen, autoseed or reseed works on
+    source: ServerAddress | None = None        # reseed's chosen donor (default: a healthy replica)
+    base_dir: str | None = None                # reseed of a local node that is down: its directory
     lock_wait: float = LOCK_WAIT
     retry_key: tuple[str, str] | None = None   # automatic runs: a failure holds this key back a while
     lane: str = CLUSTER                        # one operation at a time per lane
