@@ -64,7 +64,7 @@ def test_network_volumes_and_one_container_per_node(docker_program):
         assert "dev-network" in deps and "dev-image" in deps and f"dev-db{i}-data" in deps
         assert program.monitor.options[f"dev-db{i}-container"]["parent"] == f"dev-db{i}"
     boot = unwrap(containers["dev-bootstrap"]["inputs"])
-    assert boot["command"][:3] == ["python", "-m", "repman.backends.kube_bootstrap"]
+    assert boot["command"][:3] == ["python", "-m", "repman.backends.container_bootstrap"]
     assert boot["mustRun"] is False and boot["networksAdvanced"] == [{"name": "dev-net"}]
     config = yaml.safe_load(boot["uploads"][0]["content"])["clusters"]["dev"]
     assert config["db-servers-hosts"] == ["dev-db1:3306", "dev-db2:3306", "dev-db3:3306"]

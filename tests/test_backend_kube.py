@@ -506,7 +506,7 @@ def test_admin_init_script_with_the_hash_only_keeps_the_password_out_of_env_and_
 def test_in_network_bootstrap_wires_a_real_cluster_from_the_watcher_config(testbed, tmp_path: Path,
                                                                             monkeypatch: pytest.MonkeyPatch):
     """What the bootstrap Job/container runs: the watcher YAML (secrets as env refs) -> bootstrap."""
-    from repman.backends.kube_bootstrap import run
+    from repman.backends.container_bootstrap import run
     from repman.db import connect, query
 
     servers = [a.url for a in testbed.addresses]

@@ -137,7 +137,7 @@ class DockerBackend(Backend):
         node_containers = [r for n in nodes for r in n.resources if isinstance(r, docker.Container)]
         bootstrap = docker.Container(
             f"{spec.name}-bootstrap", name=f"{spec.name}-bootstrap",
-            command=["python", "-m", "repman.backends.kube_bootstrap", CONFIG_PATH],
+            command=["python", "-m", "repman.backends.container_bootstrap", CONFIG_PATH],
             must_run=False, attach=True, logs=True, labels=self._labels(**{"repman.role": "bootstrap"}),
             opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=node_containers)),
             **common,

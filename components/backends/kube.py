@@ -322,7 +322,7 @@ class KubeBackend(Backend):
                         security_context=pod_security,
                         containers=[core.ContainerArgs(
                             name="bootstrap", image=watcher_image_of(spec),
-                            command=["python", "-m", "repman.backends.kube_bootstrap",
+                            command=["python", "-m", "repman.backends.container_bootstrap",
                                      f"{ks.WATCHER_CONFIG_DIR}/repman.yaml"],
                             env=env, volume_mounts=mounts[:1], security_context=container_security,
                         )],
