@@ -62,7 +62,7 @@ def preferred_master(spec: ClusterSpec, servers: list[str]) -> str:
             return pm.url
         index = pm if isinstance(pm, int) else 1
         return servers[index - 1] if 0 < index <= len(servers) else ""
-    entries = list(spec.preferred_masters) or [spec.preferred_master]
+    entries: list[int | ServerAddress | None] = list(spec.preferred_masters) or [spec.preferred_master]
     return ",".join(dict.fromkeys(u for u in (one(pm) for pm in entries) if u))
 
 
