@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any, Callable, Mapping
 
 import yaml
@@ -33,7 +33,7 @@ def env_ref(key: str) -> dict[str, str]:
     return {"env": env_name(key)}
 
 
-def file_ref(secrets_dir: Path) -> SecretRef:
+def file_ref(secrets_dir: PurePath) -> SecretRef:
     return lambda key: {"file": str(secrets_dir / key)}
 
 
