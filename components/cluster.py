@@ -190,8 +190,7 @@ def _as_node_resources(service: DatabaseService):
 def _after(previous: list[pulumi.Resource]):
     """A transformation (inherited by a node's children) making them wait for the previous node."""
     def transform(args: pulumi.ResourceTransformationArgs) -> pulumi.ResourceTransformationResult:
-        deps = list(args.opts.depends_on or []) if isinstance(args.opts.depends_on, list) else \
-            ([args.opts.depends_on] if args.opts.depends_on else [])
-        opts = pulumi.ResourceOptions.merge(args.opts, pulumi.ResourceOptions(depends_on=deps + previous))
+        # merge() appends the new depends_on to the child's own (a list, one resource or an Output)
+        opts = pulumi.ResourceOptions.merge(args.opts, pulumi.ResourceOptions(depends_on=list(previous)))
         return pulumi.ResourceTransformationResult(args.props, opts)
     return transform

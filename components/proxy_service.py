@@ -104,6 +104,8 @@ class ProxyService(pulumi.ComponentResource):
             outputs = {"write_address": "", "read_address": "", "admin_socket": ""}
         spider_address: pulumi.Input[str] = ""
         if args.spider_port and backend_name == "local":
+            if args.plan is None:                 # validate() refuses this already; narrows the type
+                raise ConfigError("mdbshardproxy-user", "a Spider node needs the cluster's secrets and plan")
             spider = LocalSpider(f"{name}-spider", {
                 "base_dir": f"{args.state_dir}/{args.cluster}-spider", "server_id": args.spider_server_id,
                 "port": args.spider_port, "host": args.bind_address, "plan": args.plan.name,

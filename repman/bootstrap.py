@@ -24,7 +24,7 @@ from repman.db import Credential, ServerAddress, connect, execute, execute_unlog
 from repman.errors import BootstrapError
 from repman.password_hash import native_password_hash
 from repman.resize import hand_over, leaving_primary
-from repman.seeding import SeedRequest, needs_seed, oldest_binlog_gtids, seed_node
+from repman.seeding import SeedRequest, SeedResult, needs_seed, oldest_binlog_gtids, seed_node
 from repman.topology import ServerState, read_state
 from repman.watcher.primary import replicated_primary
 
@@ -65,7 +65,7 @@ class BootstrapRequest:
     # error 1236) with a physical copy (repman.seeding); only where nodes are local.
     seed_local: bool = False
     # Or any other way to seed one node (SSH hosts: repman.backends.ssh_seed); tried first.
-    seeder: Callable[[SeedRequest], object] | None = None
+    seeder: Callable[[SeedRequest], SeedResult] | None = None
     # The watcher's cluster name and monitoring-datadir: the switchovers bootstrap runs (scale-in,
     # rolling restart) then take the watcher's operation lock and land in its crash records.
     cluster_name: str = "bootstrap"

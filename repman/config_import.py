@@ -441,8 +441,8 @@ def import_slapos_request(parameters: Mapping[str, Any]) -> tuple[dict[str, dict
         for key, value in dict(params).items():
             if key in SLAPOS_PARAMETERS:
                 stack[SLAPOS_PARAMETERS[key]] = value
-            elif _SLA_GUID.match(key):
-                guids[int(_SLA_GUID.match(key).group(1))] = str(value)
+            elif guid := _SLA_GUID.match(key):
+                guids[int(guid.group(1))] = str(value)
             elif key in SLAPOS_IGNORED:
                 warnings.append(f"{where} {key}: ignored: {SLAPOS_IGNORED[key]}")
             else:

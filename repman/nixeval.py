@@ -169,7 +169,9 @@ def write_stack(evaluation: NixEvaluation, stack: str, stacks_dir: Path | str = 
     prefix = f"{NAMESPACE}:"
     config: dict[str, Any] = {k: v for k, v in old.items() if not str(k).startswith(prefix)}
     config.update({name: _stack_value(name, value) for name, value in evaluation.config.items()})
-    kept, missing, dropped = [], [], []
+    kept: list[str] = []
+    missing: list[str] = []
+    dropped: list[str] = []
     for name in evaluation.pulumi_secrets:
         value = old.get(name)
         if isinstance(value, dict) and set(value) == {"secure"}:

@@ -156,15 +156,19 @@ def rolling_restart(cfg, log: Log, routers: Sequence = (), restart: Restart = re
         if not switched.ok:
             raise RollingRestartError(f"rolling restart stopped before the primary {primary.url}: "
                                       f"{switched.sentence}")
-        result.new_primary = switched.new_primary
+        if switched.new_primary is None:
+            raise RollingRestartError(f"rolling restart stopped before the primary {primary.url}: the switchover "
+                                      f"named no new primary ({switched.sentence})")
+        new_primary = switched.new_primary
         result.seconds["switchover"] = time.monotonic() - started
     else:
-        result.new_primary = primary
+        new_primary = primary
+    result.new_primary = new_primary
     started = time.monotonic()
     log(f"restarting the old primary {primary.url}")
     restart(primary, cfg.admin)
-    if result.new_primary != primary:
-        wait_in_sync(primary, result.new_primary, cfg.admin, sync_timeout)
+    if new_primary != primary:
+        wait_in_sync(primary, new_primary, cfg.admin, sync_timeout)
     result.restarted.append(primary)
     result.seconds[primary.url] = time.monotonic() - started
     return result

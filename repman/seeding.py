@@ -185,9 +185,12 @@ def stream_backup(source: ServerAddress, source_paths: LocalServerPaths, admin: 
     return copied
 
 
-def _pump(backup: subprocess.Popen, extract: subprocess.Popen, progress: Progress) -> int:
+def _pump(backup: subprocess.Popen[bytes], extract: subprocess.Popen[bytes], progress: Progress) -> int:
     """Move the stream between the two pipes (``splice``: no copy through Python) and count it."""
-    src, dst = backup.stdout.fileno(), extract.stdin.fileno()
+    out, into = backup.stdout, extract.stdin
+    if out is None or into is None:
+        raise ValueError("_pump: start the backup with stdout=PIPE and the extract with stdin=PIPE")
+    src, dst = out.fileno(), into.fileno()
     copied, started, last = 0, time.monotonic(), time.monotonic()
     try:
         while True:
@@ -208,8 +211,8 @@ def _pump(backup: subprocess.Popen, extract: subprocess.Popen, progress: Progres
     except BrokenPipeError:
         backup.kill()
     finally:
-        backup.stdout.close()
-        extract.stdin.close()
+        out.close()
+        into.close()
     elapsed = max(time.monotonic() - started, 1e-6)
     progress(f"  {copied / 2**20:.0f} MiB copied in {elapsed:.1f}s ({copied / 2**20 / elapsed:.0f} MiB/s)")
     return copied

@@ -153,7 +153,7 @@ def read_state(address: ServerAddress, credential: Credential, timeout: float = 
 
 
 def _error_text(exc: BaseException) -> str:
-    args = getattr(exc, "args", ())
+    args: tuple[object, ...] = getattr(exc, "args", ())
     if len(args) >= 2:
         return f"{args[0]}: {args[1]}"
     return str(exc) or type(exc).__name__

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import re
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any, Callable, Mapping
 
 import yaml
@@ -33,7 +33,7 @@ def env_ref(key: str) -> dict[str, str]:
     return {"env": env_name(key)}
 
 
-def file_ref(secrets_dir: Path) -> SecretRef:
+def file_ref(secrets_dir: PurePath) -> SecretRef:
     return lambda key: {"file": str(secrets_dir / key)}
 
 
@@ -62,7 +62,7 @@ def preferred_master(spec: ClusterSpec, servers: list[str]) -> str:
             return pm.url
         index = pm if isinstance(pm, int) else 1
         return servers[index - 1] if 0 < index <= len(servers) else ""
-    entries = list(spec.preferred_masters) or [spec.preferred_master]
+    entries: list[int | ServerAddress | None] = list(spec.preferred_masters) or [spec.preferred_master]
     return ",".join(dict.fromkeys(u for u in (one(pm) for pm in entries) if u))
 
 

@@ -230,7 +230,7 @@ class KubeBackend(Backend):
         return [
             core.PersistentVolumeClaimPatch(
                 f"{self.spec.name}-db{i + 1}-volume-size",
-                metadata=meta.ObjectMetaArgs(
+                metadata=meta.ObjectMetaPatchArgs(
                     name=self.names.pvc(i), namespace=self.names.namespace,
                     annotations={"pulumi.com/patchForce": "true"},
                 ),

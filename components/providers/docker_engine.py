@@ -56,7 +56,7 @@ def _client() -> Any:
     import docker
 
     try:
-        client = docker.from_env(timeout=120)
+        client = docker.from_env(timeout=120)  # type: ignore[attr-defined]  # mypy resolves `docker` to the repo's docker/ folder, not the SDK
         client.ping()
         return client
     except Exception as exc:  # docker.errors.DockerException, connection refused...
@@ -210,7 +210,7 @@ class DockerPyProvider:
                 client.images.get(props.get("imageId") or props.get("name"))
             else:
                 client.containers.get(id_)
-        except docker.errors.NotFound:
+        except docker.errors.NotFound:  # type: ignore[attr-defined]  # mypy resolves `docker` to the repo's docker/ folder, not the SDK
             return ReadResult("", {})
         return ReadResult(id_, props)
 
@@ -229,7 +229,7 @@ class DockerPyProvider:
             elif self.kind == "volume" and not self.keep_volumes:
                 client.volumes.get(id_).remove(force=True)
             # RemoteImage: keep_locally (our images are built, never pulled): nothing to delete.
-        except docker.errors.NotFound:
+        except docker.errors.NotFound:  # type: ignore[attr-defined]  # mypy resolves `docker` to the repo's docker/ folder, not the SDK
             pass
 
     # -- one kind each
@@ -249,7 +249,7 @@ class DockerPyProvider:
 
         try:
             image = client.images.get(p["name"])
-        except docker.errors.ImageNotFound:
+        except docker.errors.ImageNotFound:  # type: ignore[attr-defined]  # mypy resolves `docker` to the repo's docker/ folder, not the SDK
             raise RepmanError(f"image {p['name']} not found locally (nothing is pulled here: build it with "
                               "scripts/build-images.sh or docker pull it, then set repman:prov-db-image)") from None
         digests = image.attrs.get("RepoDigests") or []
@@ -293,7 +293,7 @@ class DockerPyProvider:
                 aliases=first.get("aliases") or None, ipv4_address=first.get("ipv4Address") or None)}
         try:
             container = client.containers.create(**{k: v for k, v in kwargs.items() if v is not None})
-        except docker.errors.APIError as exc:
+        except docker.errors.APIError as exc:  # type: ignore[attr-defined]  # mypy resolves `docker` to the repo's docker/ folder, not the SDK
             raise RepmanError(f"container {p['name']}: {exc.explanation or exc}") from None
         for extra in networks[1:]:
             client.networks.get(extra["name"]).connect(container, aliases=extra.get("aliases") or None)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import pulumi
 from pulumi.dynamic import CreateResult, ReadResult, UpdateResult
@@ -107,12 +107,12 @@ class LocalHAProxyArgs(ResourceInputs):
 
     base_dir: pulumi.Input[str]
     cluster: pulumi.Input[str]
-    servers: pulumi.Input[list[str]]
+    servers: pulumi.Input[Sequence[str]]
     write_port: pulumi.Input[int]
     read_port: pulumi.Input[int]
     primary: pulumi.Input[str] = ""
     bind_address: pulumi.Input[str] = "127.0.0.1"
-    tags: pulumi.Input[list[str]] = DEFAULT_PROXY_TAGS
+    tags: pulumi.Input[Sequence[str]] = DEFAULT_PROXY_TAGS
     nbthread: pulumi.Input[int] = 0
     check: pulumi.Input[str] = "tcp"
     watcher: pulumi.Input[str] = ""

@@ -9,7 +9,7 @@ what it flips; the image's paths and files, shared with Docker and OpenSVC, are 
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from typing import Any, Mapping, NotRequired, TypedDict
 
 from repman.plans import ServicePlan
 from repman.routing.kube import KubeNames
@@ -39,7 +39,14 @@ def start_command(names: KubeNames) -> list[str]:
     return ["bash", "-c", script]
 
 
-def temp_volume(values: Mapping[str, Any]) -> dict[str, str]:
+class EmptyDirFields(TypedDict):
+    """Keyword arguments of ``EmptyDirVolumeSourceArgs``."""
+
+    medium: NotRequired[str]
+    size_limit: str
+
+
+def temp_volume(values: Mapping[str, Any]) -> EmptyDirFields:
     """emptyDir fields of a pod's /tmp: ``prov-db-docker-tmpfs-size`` (memory) wins over
     ``prov-db-disk-temp-size`` (MB of node disk)."""
     tmpfs = str(values.get("prov-db-docker-tmpfs-size") or "").strip()

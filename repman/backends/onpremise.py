@@ -128,9 +128,9 @@ class _Undo:
     """Undo actions of the steps done so far, run in reverse on failure."""
 
     def __init__(self) -> None:
-        self.actions: list[tuple[str, Callable[[], None]]] = []
+        self.actions: list[tuple[str, Callable[[], object]]] = []
 
-    def push(self, what: str, action: Callable[[], None]) -> None:
+    def push(self, what: str, action: Callable[[], object]) -> None:
         self.actions.append((what, action))
 
     def run(self) -> list[str]:

@@ -39,7 +39,10 @@ def _options(session: HostSession, spec: OnPremNodeSpec, req: SeedRequest) -> st
 
 def _channel(session: HostSession, command: str) -> paramiko.Channel:
     session.open()
-    transport = session._conn.client.get_transport()  # noqa: SLF001 - the stream needs a raw channel
+    conn = session._conn  # noqa: SLF001 - the stream needs a raw channel
+    if conn is None:
+        raise HostStepError(session.host, "stream", "SSH connection is not open")
+    transport = conn.client.get_transport()
     if transport is None or not transport.is_active():
         raise HostStepError(session.host, "stream", "SSH transport is closed")
     chan = transport.open_session(timeout=30)

@@ -12,7 +12,7 @@ import json
 import shutil
 import subprocess
 import tempfile
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import IO, Iterator, Protocol
 
@@ -27,19 +27,25 @@ class RepositoryError(RepmanError):
     """The backup repository refused an operation."""
 
 
+class ByteSource(Protocol):
+    """What ``put_stream`` reads from: a binary file or pipe, or a reader wrapping one."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
 class Repository(Protocol):
     description: str
 
     def init(self) -> bool: ...
-    def put_stream(self, backup_id: str, name: str, source: IO[bytes]) -> tuple[str, int]: ...
+    def put_stream(self, backup_id: str, name: str, source: ByteSource) -> tuple[str, int]: ...
     def put_dir(self, backup_id: str, folder: Path) -> tuple[str, int]: ...
-    def open_stream(self, location: str, name: str) -> contextmanager[IO[bytes]]: ...
+    def open_stream(self, location: str, name: str) -> AbstractContextManager[IO[bytes]]: ...
     def get_dir(self, location: str, target: Path) -> Path: ...
     def remove(self, locations: list[str]) -> None: ...
     def check(self) -> str: ...
 
 
-def copy_stream(source: IO[bytes], sink: IO[bytes]) -> int:
+def copy_stream(source: ByteSource, sink: IO[bytes]) -> int:
     total = 0
     while True:
         chunk = source.read(CHUNK)
@@ -61,7 +67,7 @@ class DirectoryRepository:
         self.root.mkdir(parents=True, exist_ok=True)
         return not existed
 
-    def put_stream(self, backup_id: str, name: str, source: IO[bytes]) -> tuple[str, int]:
+    def put_stream(self, backup_id: str, name: str, source: ByteSource) -> tuple[str, int]:
         folder = self.root / backup_id
         folder.mkdir(parents=True, exist_ok=True)
         with open(folder / name, "wb") as sink:
@@ -145,7 +151,7 @@ class ResticRepository:
                 return str(msg["snapshot_id"]), int(msg.get("total_bytes_processed", 0))
         raise RepositoryError(f"restic backup on {self.repository} gave no summary")
 
-    def put_stream(self, backup_id: str, name: str, source: IO[bytes]) -> tuple[str, int]:
+    def put_stream(self, backup_id: str, name: str, source: ByteSource) -> tuple[str, int]:
         with self._argv("backup", "--json", "--stdin", "--stdin-filename", name, "--host", self.host,
                         "--tag", "repman", "--tag", f"id={backup_id}") as cmd, \
                 tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import IO, Callable, Iterator
 
 from repman.backup.catalog import BackupRecord, Catalog, new_backup_id
-from repman.backup.repository import Repository, open_repository
+from repman.backup.repository import ByteSource, Repository, open_repository
 from repman.backup.retention import expired
 from repman.backup.secretfiles import client_options
 from repman.backup.settings import BackupSettings
@@ -81,15 +81,16 @@ def _tail(path: Path, lines: int = 1) -> str:
 
 
 def _stream_into(repo: Repository, backup_id: str, name: str, cmd: list[str], stderr_path: Path,
-                 watched: list | None = None) -> tuple[str, int, int]:
+                 watched: list[_Watched] | None = None) -> tuple[str, int, int]:
     """Run ``cmd`` and stream its stdout into the repository; (location, size, exit code)."""
     with open(stderr_path, "wb") as err:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL)
     assert proc.stdout is not None
-    source: IO[bytes] = proc.stdout
+    source: ByteSource = proc.stdout
     if watched is not None:
-        source = _Watched(proc.stdout)
-        watched.append(source)
+        wrapped = _Watched(proc.stdout)
+        watched.append(wrapped)
+        source = wrapped
     try:
         location, size = repo.put_stream(backup_id, name, source)
     finally:

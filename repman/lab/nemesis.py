@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, TypeVar
 
 from repman.db import ServerAddress, connect, query
 from repman.lab.faults import Network, Pause, kill9, pid_of
 from repman.lab.writer import Writer
 from repman.local.testbed import Testbed
 from repman.watcher.monitor import ClusterMonitor
+
+_T = TypeVar("_T")
 
 FAULTS = ("kill9", "pause", "isolate", "isolate-from-replicas", "isolate-from-watcher", "heal-during-failover",
           "kill-replica-during-failover")
@@ -69,7 +71,8 @@ class Lab:
         assert m is not None, "the watcher knows no master"
         return m
 
-    def wait(self, predicate: Callable[[], object], timeout: float, what: str) -> object:
+    def wait(self, predicate: Callable[[], _T | None], timeout: float, what: str) -> _T:
+        """The predicate's first truthy answer (``None``, ``False``, 0: not yet)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             got = predicate()
@@ -133,6 +136,7 @@ def run_round(lab: Lab, fault: str, seconds: float = 8.0, settle: float = 4.0, t
     healed = False
     if fault == "heal-during-failover":
         lab.wait(lambda: lab.decided_after(now), timeout, "the failover decision")
+        assert net is not None
         net.heal()
         healed = True
     if fault == "kill-replica-during-failover":
@@ -179,6 +183,8 @@ def run_round(lab: Lab, fault: str, seconds: float = 8.0, settle: float = 4.0, t
 def all_replicating(lab: Lab) -> bool:
     st = lab.monitor.states
     master = lab.monitor.master
+    if master is None:
+        return False                         # no master known yet: nobody follows it
     for a in lab.bed.addresses:
         if a == master:
             continue

@@ -101,10 +101,11 @@ class Writer:
                 if code not in NOT_WRITTEN:
                     self.maybe.add(row)
                 self.errors.append(f"{self._where}: {code} {exc.args[1] if len(exc.args) > 1 else ''}")
-                try:
-                    self._conn.close()
-                except Exception:  # noqa: BLE001
-                    pass
+                if self._conn is not None:
+                    try:
+                        self._conn.close()
+                    except Exception:  # noqa: BLE001
+                        pass
                 self._conn = None
                 continue
             if self.pause:
