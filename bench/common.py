@@ -21,7 +21,8 @@ if str(ROOT) not in sys.path:
 
 from repman.watcher.checks import read_states  # noqa: E402
 from repman.watcher.election import errant_transactions  # noqa: E402
-from tests.writer import HACluster, Writer, make_cluster  # noqa: E402,F401
+from testkit.cluster import HACluster, make_cluster  # noqa: E402
+from repman.lab.writer import Writer  # noqa: E402
 
 BENCH_TAGS = ("gtidstrict", "row", "readonly", "noquerycache", "smallredolog")
 

@@ -44,7 +44,8 @@ import pymysql  # noqa: E402
 from repman.db import Credential, ServerAddress, connect, query  # noqa: E402
 from repman.watcher.loop import Watcher  # noqa: E402
 from repman.watcher.switchover import switchover  # noqa: E402
-from tests.writer import SCHEMA, HACluster, Writer  # noqa: E402
+from repman.lab.writer import SCHEMA, Writer  # noqa: E402
+from testkit.cluster import HACluster  # noqa: E402
 
 APP = Credential("app", "app-bench-secret")
 

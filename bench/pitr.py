@@ -39,7 +39,7 @@ from repman.gtid import GtidPosition  # noqa: E402
 from repman.local.mariadb import LocalServerPaths, start_server, stop_server  # noqa: E402
 from repman.local.node import LocalNodeSpec, render_node_config  # noqa: E402
 from repman.local.ports import free_port_block  # noqa: E402
-from tests.writer import make_cluster  # noqa: E402
+from testkit.cluster import make_cluster  # noqa: E402
 
 TAGS = ("gtidstrict", "row", "readonly", "noquerycache", "smallredolog")
 

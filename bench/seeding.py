@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 from repman.db import Credential, ServerAddress, execute, query, session  # noqa: E402
 from repman.local.testbed import Testbed  # noqa: E402
 from repman.seeding import SeedRequest, purge_binlogs, seed_node  # noqa: E402
-from tests.conftest import free_port_block  # noqa: E402
+from repman.local.ports import free_port_block  # noqa: E402
 
 ROW = 1024  # bytes of payload per row
 

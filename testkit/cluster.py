@@ -147,3 +147,13 @@ def make_cluster(base: Path, count: int = 3, semisync: bool = False, tags: Itera
     except BaseException:
         bed.destroy()
         raise
+
+
+def raw_section(c: HACluster, **keys: Any) -> dict[str, Any]:
+    """The cluster section of ``c`` as raw keys (to load it again with other settings)."""
+    raw = {"db-servers-hosts": [a.url for a in c.cfg.servers],
+           "db-servers-credential": f"{c.bed.admin.user}:{c.bed.admin.password}",
+           "replication-credential": f"{c.bed.replication.user}:{c.bed.replication.password}",
+           "monitoring-datadir": str(c.cfg.state_dir.parent)}
+    raw.update(keys)
+    return raw

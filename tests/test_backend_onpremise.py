@@ -26,8 +26,8 @@ import pytest
 from repman.backends.onpremise import NodeState, OnPremNodeSpec, create_node, node_running, server_pid
 from repman.backends.ssh import HostSession, HostStepError, SshAuth
 from repman.db import Credential, ServerAddress, connect, execute, query
-from tests.conftest import HAVE_MARIADB
-from tests.netns import NetnsLab, skip_reason
+from testkit.env import HAVE_MARIADB
+from testkit.netns import NetnsLab, skip_reason
 
 _SKIP = skip_reason() or (None if HAVE_MARIADB else "mariadbd / mariadb-install-db not installed")
 pytestmark = pytest.mark.skipif(_SKIP is not None, reason=_SKIP or "")

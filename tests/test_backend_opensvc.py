@@ -22,8 +22,8 @@ from repman.errors import ConfigError
 from repman.plans import get_plan
 from repman.spec import load_cluster_spec
 from repman.password_hash import native_password_hash
-from tests.standins.opensvc_api import RecordingOpenSvcAgent
-from tests.test_backend_kube import plain_strings, run_program, stack_config, unwrap
+from testkit.standins.opensvc_api import RecordingOpenSvcAgent
+from testkit.pulumi_mocks import plain_strings, run_program, stack_config, unwrap
 
 ROOT = Path(__file__).resolve().parent.parent
 API_USER, API_PASSWORD = "osvc-admin", "osvc-api-pw"

@@ -22,8 +22,9 @@ from repman.gtid import GtidPosition
 from repman.local.mariadb import LocalServerPaths, stop_server
 from repman.local.ports import free_port_block
 from repman.watcher.config import load_cluster
-from tests.sshd_local import HAVE_SSHD, LocalSshd
-from tests.writer import SCHEMA, TABLE, cluster_factory, needs_mariadb  # noqa: F401 - fixture
+from testkit.sshd import HAVE_SSHD, LocalSshd
+from repman.lab.writer import SCHEMA, TABLE
+from testkit.env import needs_mariadb
 
 HAVE_RESTIC = shutil.which("restic") is not None
 pytestmark = [needs_mariadb, pytest.mark.slow,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.writer import needs_mariadb
+from testkit.env import needs_mariadb
 
 ROOT = Path(__file__).resolve().parent.parent
 MHA = all(shutil.which(t) for t in ("masterha_manager", "masterha_master_switch", "save_binary_logs"))

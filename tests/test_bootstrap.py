@@ -13,7 +13,7 @@ from repman.db import Credential, ServerAddress, execute, query, session, variab
 from repman.errors import BootstrapError
 from repman.topology import read_state
 from repman.local.testbed import Testbed
-from tests.conftest import HAVE_MARIADB, needs_mariadb
+from testkit.env import HAVE_MARIADB, needs_mariadb
 
 pytestmark = needs_mariadb
 APP = Credential("app", "app-pw")

@@ -19,27 +19,10 @@ from repman.api.auth import verify_password
 from repman.db import connect, execute
 from repman.local.testbed import free_ports
 from repman.watcher.state_store import StateStore
-from tests.watcherbed import (
+from testkit.cli import REPMAN, one_line_error, repman
+from testkit.watcherbed import (
     cluster_section, converged, insert, make_table, master_of, sql, wait_until, write_config,
 )
-
-_SCRIPT = Path(sys.executable).parent / "repman"
-REPMAN = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "repman.cli"]
-
-
-def repman(*args: str, timeout: float = 120, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([*REPMAN, *args], capture_output=True, text=True, timeout=timeout, input=stdin)
-
-
-def one_line_error(p: subprocess.CompletedProcess, code: int) -> str:
-    assert p.returncode == code, (p.returncode, p.stdout, p.stderr)
-    assert "Traceback" not in p.stderr
-    lines = p.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("repman: "), p.stderr
-    return lines[0]
-
-
-# -- no server needed -----------------------------------------------------------------------
 
 def test_help_has_examples_and_every_command():
     p = repman("--help")

@@ -20,7 +20,7 @@ from repman.routing.haproxy import HAProxyRouter
 from repman.routing.haproxy_config import HAProxyConfig, render_haproxy_config
 from repman.local.haproxy_process import HAProxyFiles, check_config, haproxy_binary, reload, write_config
 from repman.watcher.cluster_config import ClusterConfig
-from tests.standins.haproxy_local import LocalHAProxy, port_or_none, port_via, ports_via, wait_for
+from testkit.standins.haproxy_local import LocalHAProxy, port_or_none, port_via, ports_via, wait_for
 
 pytestmark = pytest.mark.skipif(haproxy_binary() is None, reason="haproxy binary not installed")
 
@@ -206,7 +206,7 @@ def test_dead_proxy_is_reported_never_raised_and_retried(tmp_path, nodes):
 def test_http_check_mode_follows_the_watcher_endpoints(tmp_path, nodes):
     """HAProxy asks /primary and /replica for each node by name (host:port): with no runtime
     push at all it follows what those endpoints answer; the router still moves it at once."""
-    from tests.standins.http_recorder import RecordingHTTPServer
+    from testkit.standins.http_recorder import RecordingHTTPServer
 
     a, b, c = nodes.addresses
     view = {"primary": a.url}

@@ -11,7 +11,8 @@ from repman.db import Credential, ServerAddress, connect, variable
 from repman.local.mariadb import pid_alive, read_pid
 
 from components.providers.local_node import LocalNodeProvider, node_spec
-from tests.conftest import free_port_block, needs_mariadb
+from repman.local.ports import free_port_block
+from testkit.env import needs_mariadb
 
 pytestmark = needs_mariadb
 PASSWORD = "node-admin-pw"

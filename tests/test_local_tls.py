@@ -12,7 +12,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from repman.local.node import LocalNodeSpec, create_node, delete_node
 from repman.local.testbed import ADMIN
 from repman.tls import ensure_server_certificates
-from tests.conftest import free_port_block, needs_mariadb
+from repman.local.ports import free_port_block
+from testkit.env import needs_mariadb
 
 import pymysql
 

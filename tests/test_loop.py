@@ -12,7 +12,7 @@ from repman.watcher.config import parse_config
 from repman.watcher.loop import Watcher
 from repman.watcher.oplock import OperationLock
 from repman.watcher.operations import run_operation, store_for
-from tests.watcherbed import (
+from testkit.watcherbed import (
     cluster_section, converged, insert, make_table, master_of, restart, sql, wait_until,
 )
 

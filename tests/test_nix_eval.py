@@ -16,7 +16,7 @@ import yaml
 from repman.errors import ConfigError, RepmanError
 from repman.nixeval import evaluate, nix_error as one_line, validate, write_stack
 from repman.spec import load_cluster_spec
-from tests.nix_support import (EXAMPLES, NIX_DIR, REPO, eval_cluster, eval_cluster_error, needs_nix,
+from testkit.nix import (EXAMPLES, NIX_DIR, REPO, eval_cluster, eval_cluster_error, needs_nix,
                                nix_string, run_nix)
 
 pytestmark = needs_nix

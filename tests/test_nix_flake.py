@@ -15,7 +15,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from repman.nixeval import nix_dir
-from tests.nix_support import EXAMPLES, NIX_DIR, REPO, eval_cluster, needs_nix, nix_json, run_nix
+from testkit.nix import EXAMPLES, NIX_DIR, REPO, eval_cluster, needs_nix, nix_json, run_nix
 
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
 VERSIONS = json.loads((NIX_DIR / "versions.json").read_text())

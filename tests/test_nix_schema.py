@@ -20,7 +20,7 @@ from repman.routing.keys import ROUTING_KEYS
 from repman.spec import PROVISIONING_KEYS, PROXY_TAGS, load_cluster_spec, watcher_passthrough_keys
 from repman.watcher.keys import WATCHER_KEYS
 from repman.backup.keys import BACKUP_KEYS
-from tests.nix_support import NIX_DIR, needs_nix, nix_json
+from testkit.nix import NIX_DIR, needs_nix, nix_json
 
 
 def test_committed_schema_is_what_python_reports_now():

@@ -17,7 +17,8 @@ from repman.local.node import LocalNodeSpec, create_node, delete_node, render_no
 from repman.local.testbed import ADMIN, Testbed
 from repman.plans import load_registry
 from repman.spec import load_cluster_spec
-from tests.conftest import free_port_block, needs_mariadb
+from repman.local.ports import free_port_block
+from testkit.env import needs_mariadb
 
 CREDS = {"repman:db-servers-credential": "repman:pw-a", "repman:replication-credential": "repl:pw-r"}
 REGISTRY = ("id,plan,dbmemory,dbcores,dbdatasize,dbsystemsize,dbiops,dbcpufreq,prxcores,prxdatasize\n"

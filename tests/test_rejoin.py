@@ -6,7 +6,7 @@ import pytest
 
 from repman.watcher.failover import failover
 from repman.watcher.rejoin import rejoin
-from tests.writer import cluster_factory, needs_mariadb  # noqa: F401 - fixture
+from testkit.env import needs_mariadb
 
 pytestmark = needs_mariadb
 

@@ -33,7 +33,8 @@ from repman.watcher.loop import Watcher
 from repman.watcher.failover import failover
 from repman.watcher.rejoin import rejoin
 from repman.watcher.state_store import StateStore
-from tests.writer import HACluster, needs_mariadb
+from testkit.cluster import HACluster
+from testkit.env import needs_mariadb
 
 pytestmark = [needs_mariadb, pytest.mark.slow]
 

@@ -10,7 +10,7 @@ import pytest
 
 from repman.db import connect, execute
 from repman.watcher.switchover import switchover
-from tests.writer import cluster_factory, needs_mariadb  # noqa: F401 - fixture
+from testkit.env import needs_mariadb
 
 pytestmark = needs_mariadb
 
