@@ -29,7 +29,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import ROOT  # noqa: E402,F401
-
 from repman.backup.binlogs import ArchiverThread, BinlogArchive  # noqa: E402
 from repman.backup.restore import RESTORE_TAGS, plan_replay, restore  # noqa: E402
 from repman.backup.secretfiles import client_options  # noqa: E402

@@ -17,7 +17,6 @@ from repman.watcher.loop import Watcher
 from testkit.polling import wait_until
 from testkit.watcherbed import cluster_section
 
-
 USERS = {
     "ops": {"role": "operator", "password-hash": hash_password("ops-pass")},
     "eve": {"role": "viewer", "password-hash": hash_password("eve-pass")},
@@ -48,7 +47,7 @@ class Running:
         self.server = ApiServer(api_config(wc), self.watcher)
         self.mon = self.watcher.monitors["c1"]
 
-    def __enter__(self) -> "Running":
+    def __enter__(self) -> Running:
         self.watcher.start()
         self.server.start()
         wait_until(lambda: self.mon.decision is not None and self.mon.decision.rule == "healthy", 30, "healthy")

@@ -10,7 +10,6 @@ from repman.gtid import GtidPosition
 from repman.lab.writer import TABLE, Writer
 from testkit.cluster import HACluster
 
-
 DURABLE_TAGS = ("gtidstrict", "row", "readonly", "noquerycache", "smallredolog")
 
 

@@ -6,7 +6,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 _SCRIPT = Path(sys.executable).parent / "repman"
 
 

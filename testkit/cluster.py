@@ -15,18 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-import pymysql
-
-from repman.db import Credential, ServerAddress, connect, execute, query
+from repman.db import Credential, ServerAddress, connect, query
 from repman.gtid import GtidPosition
+from repman.lab.writer import Writer
 from repman.local.testbed import DEFAULT_TAGS, Testbed
 from repman.watcher.checks import read_states
-from repman.watcher.primary import cluster_primary
 from repman.watcher.cluster_config import ClusterConfig
 from repman.watcher.config import load_cluster
+from repman.watcher.primary import cluster_primary
 from repman.watcher.state_store import StateStore
-
-from repman.lab.writer import Writer
 from testkit.polling import wait_until
 
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 
-
-
 def check_deployment(doc: dict) -> dict[str, dict]:
     """The snapshot rules ``pulumi stack import`` verifies: version 3, unique URNs, parents,
     dependencies and providers defined before use, custom resources with an id and a provider."""

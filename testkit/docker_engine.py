@@ -16,8 +16,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent
 DB_IMAGE = "repman/mariadb:10.11-standin"
 WATCHER_IMAGE = "repman/watcher:0.1.0"

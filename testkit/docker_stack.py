@@ -13,7 +13,6 @@ from repman.db import Credential, ServerAddress, connect, query
 from repman.local.ports import free_port_block
 from testkit.docker_engine import ROOT
 
-
 ADMIN = Credential("repman", "docker-admin-Pw1")
 
 

@@ -17,7 +17,6 @@ from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
 
 from repman.db import Credential
 
-
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -18,8 +18,7 @@ from typing import Any, Callable, Iterator
 import pulumi
 import pytest
 import yaml
-from pulumi.runtime import config as runtime_config
-from pulumi.runtime import mocks, rpc, settings
+from pulumi.runtime import config as runtime_config, mocks, rpc, settings
 
 ROOT = Path(__file__).resolve().parent.parent
 MAIN = str(ROOT / "__main__.py")

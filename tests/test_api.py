@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import ssl
 import urllib.error
 import urllib.request
-from typing import Any
 
 import pytest
 
-from repman.api.auth import hash_password
-from repman.api.config import api_config
-from repman.api.server import ApiServer
 from repman.tls import ensure_server_certificates
-from repman.watcher.config import parse_config
-from repman.watcher.loop import Watcher
-from testkit.watcherbed import cluster_section, converged, insert, make_table, master_of, sql, wait_until
-from testkit.api_client import USERS, Running, call
+from testkit.api_client import Running, call
+from testkit.watcherbed import converged, insert, make_table, master_of, sql, wait_until
+
 
 @pytest.fixture
 def bed(testbed):

@@ -10,7 +10,6 @@ Kubernetes API; the admin init script runs for real against a mariadbd.
 from __future__ import annotations
 
 import json
-import runpy
 import shutil
 import subprocess
 import sys
@@ -19,20 +18,26 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Iterator
 
-import pulumi
 import pytest
 import yaml
-from pulumi.runtime import config as runtime_config
-from pulumi.runtime import mocks, rpc, settings
 
 from repman.db import ServerAddress
 from repman.routing import kube as rk
 from repman.routing.base import RoutingError, Topology
 from repman.routing.kube import KubeApi, KubeLabelRouter, desired_roles
 from repman.spec import load_cluster_spec
-from testkit.pulumi_mocks import (KUBE_PASSWORDS, KUBE_SECRET_CONFIG, ROOT, Program, manifests, plain_strings,
-                                  run_program, stack_config, unwrap)
-
+from testkit.pulumi_mocks import (
+    KUBE_PASSWORDS,
+    KUBE_SECRET_CONFIG,
+    ROOT,
+    Program,
+    is_secret,
+    manifests,
+    plain_strings,
+    run_program,
+    stack_config,
+    unwrap,
+)
 
 
 def kubernetes_validate_strict(docs: list[dict[str, Any]], directory: Path) -> subprocess.CompletedProcess:
@@ -178,11 +183,12 @@ def test_secrets_never_in_plain_text_and_least_rbac(kube):
     program = kube()
     secret = program.one(":Secret", "shop-credentials")
     string_data = secret["inputs"]["stringData"]
-    assert all(_is_secret(v) for v in string_data.values()) or _is_secret(string_data)
+    assert all(is_secret(v) for v in string_data.values()) or is_secret(string_data)
     for r in program.recorder.registered:
         for text in plain_strings(r["inputs"]):
             assert not any(pw in text for pw in KUBE_PASSWORDS), (r["name"], text[:80])
-    watcher_cfg = yaml.safe_load(unwrap(program.one(":ConfigMap", "shop-watcher-config")["inputs"])["data"]["repman.yaml"])
+    watcher_map = unwrap(program.one(":ConfigMap", "shop-watcher-config")["inputs"])
+    watcher_cfg = yaml.safe_load(watcher_map["data"]["repman.yaml"])
     section = watcher_cfg["clusters"]["shop"]
     assert section["db-servers-credential"] == {"env": "REPMAN_DB_SERVERS_CREDENTIAL"}
     assert section["db-servers-hosts"][0] == "shop-db-0.shop-db-hl.databases.svc.cluster.local:3306"

@@ -276,8 +276,8 @@ def test_seeding_over_ssh_after_purged_binlogs(lab: NetnsLab, base_root: Path) -
     """Three hosts; the third joins after the primary purged its binlogs: a physical copy
     streamed from host2's mariadb-backup through SSH into host3's mbstream, then replication."""
     from repman.backends.onpremise import delete_node
-    from repman.bootstrap import BootstrapRequest, bootstrap
     from repman.backends.ssh_seed import seed_ssh_node
+    from repman.bootstrap import BootstrapRequest, bootstrap
     from repman.seeding import SeedRequest, purge_binlogs
 
     if shutil.which("mariadb-backup") is None:

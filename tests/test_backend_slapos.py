@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -34,7 +34,12 @@ from testkit.env import HAVE_MARIADB
 slap_module = pytest.importorskip("slapos.slap", reason="slapos.core is not installed (pip install 'repman[slapos]')")
 
 from repman.backends.slapos import (  # noqa: E402
-    SharedDatabase, SlapOSClient, SlapOSError, cluster_parameters, decode_parameters, settings_from_spec,
+    SharedDatabase,
+    SlapOSClient,
+    SlapOSError,
+    cluster_parameters,
+    decode_parameters,
+    settings_from_spec,
     shared_databases_from_spec,
 )
 from repman.backends.slapos_instance import request_database_nodes, serve_shared_databases  # noqa: E402

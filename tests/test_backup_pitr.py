@@ -16,14 +16,14 @@ from repman.backup.take import take_backup
 from repman.db import ServerAddress
 from repman.errors import OperationRefused
 from repman.gtid import GtidPosition
+from repman.lab.writer import TABLE
 from repman.local.mariadb import LocalServerPaths, stop_server
 from repman.local.ports import free_port_block
 from repman.watcher.failover import failover
 from repman.watcher.rejoin import rejoin
 from repman.watcher.switchover import switchover
-from repman.lab.writer import TABLE
-from testkit.env import needs_mariadb
 from testkit.backup import DURABLE_TAGS, exact, row_ids, wait_archived
+from testkit.env import needs_mariadb
 
 pytestmark = [needs_mariadb, pytest.mark.slow]
 def test_backup_under_writes_archive_across_a_switchover_and_two_failovers_then_pitr(cluster_factory, tmp_path):

@@ -11,6 +11,7 @@ import time
 import pytest
 import yaml
 
+from components.providers.local_node import LocalNodeProvider
 from repman.backup.binlogs import ArchiverThread
 from repman.backup.provision import ensure_repositories
 from repman.backup.take import take_backup
@@ -20,7 +21,6 @@ from repman.gtid import GtidPosition
 from repman.local.ports import free_port_block
 from repman.local.testbed import ADMIN
 from repman.watcher.config import load_config
-from components.providers.local_node import LocalNodeProvider
 from testkit.backup import exact, wait_archived
 from testkit.cluster import raw_section
 from testkit.env import needs_mariadb

@@ -6,11 +6,9 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 import yaml
@@ -21,8 +19,15 @@ from repman.local.testbed import free_ports
 from repman.watcher.state_store import StateStore
 from testkit.cli import REPMAN, one_line_error, repman
 from testkit.watcherbed import (
-    cluster_section, converged, insert, make_table, master_of, sql, wait_until, write_config,
+    cluster_section,
+    converged,
+    insert,
+    make_table,
+    master_of,
+    wait_until,
+    write_config,
 )
+
 
 def test_help_has_examples_and_every_command():
     p = repman("--help")
@@ -58,7 +63,8 @@ BASE = {"db-servers-hosts": ["127.0.0.1:3306", "127.0.0.1:3307"], "db-servers-cr
 
 @pytest.mark.parametrize("section, expected", [
     ({"failover-mode": "sometimes"}, "repman: clusters.c1.failover-mode: 'sometimes' is not one of manual, automatic"),
-    ({"monitoring-tickr": 1}, "repman: clusters.c1.monitoring-tickr: unknown key (value 1); did you mean monitoring-ticker?"),
+    ({"monitoring-tickr": 1},
+     "repman: clusters.c1.monitoring-tickr: unknown key (value 1); did you mean monitoring-ticker?"),
     ({"monitoring-ticker": "soon"}, "repman: clusters.c1.monitoring-ticker: expected a number, got 'soon'"),
     ({"db-servers-hosts": ["db 1"]}, "repman: clusters.c1.db-servers-hosts: bad host:port 'db 1'"),
     ({"db-servers-hosts": []}, "repman: clusters.c1.db-servers-hosts: is required"),

@@ -16,9 +16,9 @@ from typing import Callable
 import pytest
 
 from repman.db import ServerAddress
+from repman.lab.writer import Writer
 from testkit.docker_engine import docker
 from testkit.docker_stack import ADMIN, DockerStack, node_state
-from repman.lab.writer import Writer
 
 pytestmark = [pytest.mark.soak, pytest.mark.slow,
               pytest.mark.skipif(os.environ.get("REPMAN_SOAK") != "1", reason="container faults: REPMAN_SOAK=1")]
@@ -52,8 +52,9 @@ def _run_fault(docker_stack: DockerStack, fault: Callable[[], None], heal: Calla
         new = None
         if expect_failover:
             while new is None:
-                assert time.monotonic() - started < 90, \
-                    f"no failover; watcher log:\n{docker('logs', f'{docker_stack.name}-watcher', check=False).stderr[-3000:]}"
+                assert time.monotonic() - started < 90, (
+                    "no failover; watcher log:\n"
+                    f"{docker('logs', f'{docker_stack.name}-watcher', check=False).stderr[-3000:]}")
                 found = [a for a in _primaries(servers[1:])]
                 new = found[0] if found else None
                 time.sleep(0.2)

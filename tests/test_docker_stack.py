@@ -17,10 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from repman.db import Credential, ServerAddress, connect, query
-from repman.local.ports import free_port_block
-from testkit.docker_engine import ROOT, docker
+from repman.db import ServerAddress, connect, query
 from repman.lab.writer import Writer
+from testkit.docker_engine import ROOT, docker, remove_cluster
 from testkit.docker_stack import ADMIN, DockerStack, node_state
 
 pytestmark = pytest.mark.slow
@@ -28,7 +27,8 @@ def test_docker_stack_up_failover_rerun_and_destroy(docker_stack: DockerStack):
     up = docker_stack.run("up")
     assert "11 created" in up.stdout
     ps = {c["Names"]: c for c in map(json.loads, docker(
-        "ps", "-a", "--filter", f"label=repman.cluster={docker_stack.name}", "--format", "{{json .}}").stdout.splitlines())}
+        "ps", "-a", "--filter", f"label=repman.cluster={docker_stack.name}", "--format", "{{json .}}",
+    ).stdout.splitlines())}
     assert set(ps) == {docker_stack.container(0), docker_stack.container(1), docker_stack.container(2),
                        f"{docker_stack.name}-bootstrap", f"{docker_stack.name}-watcher", f"{docker_stack.name}-haproxy"}
     # The exact inputs reached the engine: memory and cpus of the plan, restart policy, health check, mounts.
@@ -77,7 +77,9 @@ def test_docker_stack_up_failover_rerun_and_destroy(docker_stack: DockerStack):
         killed_at = time.monotonic()
         new_primary = None
         while new_primary is None:
-            assert time.monotonic() - killed_at < 90, f"no failover; watcher log:\n{docker('logs', f'{docker_stack.name}-watcher', check=False).stderr[-3000:]}"
+            assert time.monotonic() - killed_at < 90, (
+                f"no failover; watcher log:\n"
+                f"{docker('logs', f'{docker_stack.name}-watcher', check=False).stderr[-3000:]}")
             for addr in servers[1:]:
                 try:
                     if node_state(addr) == {"ro": 0, "master": None}:
@@ -138,7 +140,8 @@ def test_destroy_removes_volumes_unless_kept(docker_images):
 def test_missing_image_is_a_one_line_error_and_creates_no_container(docker_stack: DockerStack):
     proc = subprocess.run(
         [sys.executable, "-m", "embedded_engine", "up", "--yes", "--stack", "docker",
-         *[x for k, v in {**docker_stack.config, "prov-db-image": "repman/absent:0"}.items() for x in ("-c", f"{k}={v}")]],
+         *[x for k, v in {**docker_stack.config, "prov-db-image": "repman/absent:0"}.items()
+           for x in ("-c", f"{k}={v}")]],
         cwd=ROOT, env=docker_stack.env, capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert "repman/absent:0 not found locally" in proc.stderr + proc.stdout

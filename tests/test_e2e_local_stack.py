@@ -9,8 +9,6 @@ so the test never collides with a developer's own local stack.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,9 +17,8 @@ import pytest
 
 from repman.db import Credential, ServerAddress, connect, execute, query, session, variable
 from repman.local.mariadb import pid_alive
-from repman.local.ports import free_port_block
 from testkit.env import needs_mariadb
-from testkit.local_stack import ROOT, engine, local_config
+from testkit.local_stack import engine, local_config
 
 pytestmark = needs_mariadb
 def wait_for(check, timeout: float = 30.0, what: str = "condition"):

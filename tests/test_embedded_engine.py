@@ -19,8 +19,8 @@ import pytest
 import yaml
 
 from repman.local.mariadb import pid_alive
-from testkit.env import needs_mariadb
 from testkit.deployment import check_deployment
+from testkit.env import needs_mariadb
 
 pytestmark = [needs_mariadb, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parent.parent

@@ -18,12 +18,12 @@ import pytest
 from embedded_engine.engine import Engine
 from embedded_engine.errors import EngineError
 from repman.errors import RepmanError
+from testkit.deployment import check_deployment
 
 PROGRAM = '''
 import json, os
 import pulumi
 from testkit.standins.recording_provider import Recorded
-from testkit.deployment import check_deployment
 
 params = json.loads(os.environ["REC_PARAMS"])
 parent = pulumi.ComponentResource("test:index:Group", "group")

@@ -10,9 +10,9 @@ import time
 import pytest
 
 from repman.db import Credential, ServerAddress, query
+from repman.local.haproxy_process import haproxy_binary
 from repman.local.testbed import Testbed as LocalBed
 from repman.routing import build_routers
-from repman.local.haproxy_process import haproxy_binary
 from repman.watcher.config import load_cluster
 from repman.watcher.state_store import StateStore
 from testkit.standins.haproxy_local import LocalHAProxy, wait_for

@@ -11,17 +11,15 @@ from typing import Any
 import pulumi
 import pytest
 
-
 from components.providers.local_proxy import LocalHAProxyProvider
 from components.proxy_service import ProxyService, ProxyServiceArgs
 from repman.db import ServerAddress
 from repman.errors import ConfigError
-from repman.local.testbed import Testbed as LocalBed
-from repman.local.testbed import free_ports
+from repman.local.haproxy_process import HAProxyFiles, haproxy_binary, instance_pids, pid_alive, read_pid
+from repman.local.testbed import Testbed as LocalBed, free_ports
 from repman.plans import get_plan
 from repman.routing.base import Topology
 from repman.routing.haproxy import HAProxyRouter
-from repman.local.haproxy_process import HAProxyFiles, haproxy_binary, instance_pids, pid_alive, read_pid
 from testkit.pulumi_mocks import Recorder, run_component
 from testkit.standins.haproxy_local import port_via, ports_via
 

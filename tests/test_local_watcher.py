@@ -12,16 +12,16 @@ from pathlib import Path
 import pytest
 import yaml
 
+from components.providers.local_watcher import LocalWatcherProvider
 from repman.local.mariadb import pid_alive
+from repman.local.ports import free_port_block
 from repman.local.watcher import WatcherFiles, running_pid
 from repman.spec import load_cluster_spec
 from repman.watcher.config import load_config
 from repman.watcher_yaml import dump, env_ref, file_ref, render_watcher_config, secret_values
-
-from components.providers.local_watcher import LocalWatcherProvider
-from repman.local.ports import free_port_block
 from testkit.env import needs_mariadb
 from testkit.local_watcher import SPEC, watcher_props
+
 
 def test_rendered_config_is_valid_for_the_watcher_and_holds_no_secret(tmp_path):
     spec = load_cluster_spec(SPEC)

@@ -9,10 +9,10 @@ import pytest
 from repman.db import ServerAddress, session, variable
 from repman.errors import ConfigError
 from repman.local.node import LocalNodeSpec, create_node, delete_node, render_node_config
+from repman.local.ports import free_port_block
 from repman.local.testbed import ADMIN
 from repman.mycnf import NodeContext, known_tags, render_mycnf, validate_tags
 from repman.plans import get_plan
-from repman.local.ports import free_port_block
 from testkit.env import needs_mariadb
 
 REQUIRED_TAGS = {

@@ -10,8 +10,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from repman.api.config import api_config
 from repman.watcher.config import parse_config
 from testkit.nix import EXAMPLES, NIX_DIR, needs_nix, nix_error, nix_json, nix_string

@@ -65,7 +65,9 @@ def test_statefulset_pods_start_with_our_mycnf_init_script_and_probes(docker_ima
             deadline = time.monotonic() + 120
             while podman(env, "exec", container, *readiness, check=False).returncode != 0:
                 assert time.monotonic() < deadline, \
-                    f"{container} never ready:\n" + "\n".join([l for l in podman(env, "logs", container, check=False).stderr.splitlines() if "Warning" not in l][-25:])
+                    f"{container} never ready:\n" + "\n".join([
+                        line for line in podman(env, "logs", container, check=False).stderr.splitlines()
+                        if "Warning" not in line][-25:])
                 time.sleep(1)
             assert podman(env, "exec", container, *liveness, check=False).returncode == 0
             row = podman(env, "exec", container, "mariadb", "-N", "-e",

@@ -13,7 +13,6 @@ haproxy run through it.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
@@ -21,32 +20,30 @@ import sys
 import sysconfig
 import time
 from pathlib import Path
-from typing import Any
 
-import grpc
 import pytest
 from pulumi.dynamic.dynamic import serialize_provider
-from pulumi.runtime import rpc
-from pulumi.runtime.proto import provider_pb2, provider_pb2_grpc
+from pulumi.runtime.proto import provider_pb2
 
 from components.providers.bootstrap import BootstrapProvider
 from components.providers.local_node import LocalNodeProvider, node_spec
 from components.providers.local_proxy import LocalHAProxyProvider
 from components.providers.local_watcher import LocalWatcherProvider
-from components.providers.opensvc_service import OpenSvcServiceProvider
 from components.providers.observed import integral
+from components.providers.opensvc_service import OpenSvcServiceProvider
 from components.providers.ssh_node import SshNodeProvider, _outs as ssh_outs
 from repman.backends.onpremise import NodeState
-from repman.db import Credential, ServerAddress, query, session
+from repman.db import ServerAddress, query, session
+from repman.local.haproxy_process import haproxy_binary
 from repman.local.mariadb import pid_alive
 from repman.local.node import crash_node
-from repman.local.watcher import WatcherFiles, running_pid
-from repman.local.haproxy_process import haproxy_binary
 from repman.local.ports import free_port_block
+from repman.local.watcher import WatcherFiles, running_pid
 from testkit.env import needs_mariadb
-from testkit.standins.opensvc_api import RecordingOpenSvcAgent
 from testkit.local_watcher import watcher_props
-from testkit.provider_host import CONFIG, OSVC, ROOT, Host, plain, struct, urn
+from testkit.provider_host import ADMIN, CONFIG, OSVC, REPL, ROOT, Host, plain, struct, urn
+from testkit.standins.opensvc_api import RecordingOpenSvcAgent
+
 
 @pytest.fixture
 def host():

@@ -8,8 +8,7 @@ import pytest
 
 from repman.db import Credential, ServerAddress, execute, query
 from repman.errors import ConfigError
-from repman.local.testbed import Testbed as LocalBed
-from repman.local.testbed import free_ports
+from repman.local.testbed import Testbed as LocalBed, free_ports
 from repman.routing import build_routers, failed, notify
 from repman.routing.base import RoutingError, Topology
 from repman.routing.proxysql import ProxySQLRouter

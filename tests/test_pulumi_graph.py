@@ -12,6 +12,7 @@ import pytest
 from pulumi.runtime import rpc
 
 from testkit.pulumi_mocks import Recorder, RecordingMonitor, plain_strings, run_program
+
 PASSWORDS = ("graph-admin-pw", "graph-repl-pw", "graph-mon-pw")
 BASE_CONFIG = {
     "repman:db-servers-credential": f"repman:{PASSWORDS[0]}",
@@ -64,7 +65,8 @@ def test_graph_per_plan(program, plan, nodes):
     assert sorted(int(n["server_id"]) for n in node_inputs) == list(range(1, nodes + 1))
     assert sorted(int(n["port"]) for n in node_inputs) == [3310 + i for i in range(nodes)]
     assert all(n["plan"] == plan for n in node_inputs)
-    assert {n["base_dir"] for n in node_inputs} == {f"/var/tmp/repman-graph-test/shop/db{i}" for i in range(1, nodes + 1)}
+    assert {n["base_dir"] for n in node_inputs} == {
+        f"/var/tmp/repman-graph-test/shop/db{i}" for i in range(1, nodes + 1)}
     servers = [f"127.0.0.1:{3310 + i}" for i in range(nodes)]
     assert outputs["servers"] == servers
     assert outputs["primary_endpoint"] == servers[0]

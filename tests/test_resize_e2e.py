@@ -11,20 +11,20 @@ from __future__ import annotations
 
 import json
 import os
-import time
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
 from repman.db import Credential, ServerAddress, query, session, variable
+from repman.lab.writer import Writer
 from repman.local.mariadb import pid_alive
 from repman.seeding import purge_binlogs
-from testkit.local_stack import ROOT, engine, local_config
-from repman.lab.writer import Writer
 from testkit.env import needs_mariadb
+from testkit.local_stack import ROOT, engine, local_config
 
 pytestmark = [needs_mariadb, pytest.mark.slow]
 

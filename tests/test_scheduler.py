@@ -18,8 +18,8 @@ import yaml
 from repman.watcher.config import load_cluster
 from repman.watcher.loop import Watcher
 from repman.watcher.operations import store_for
-from testkit.env import needs_mariadb
 from testkit.cluster import raw_section
+from testkit.env import needs_mariadb
 
 pytestmark = [needs_mariadb, pytest.mark.slow]
 
@@ -66,9 +66,9 @@ def test_jobs_fire_on_time_one_at_a_time_and_ticks_go_on(cluster_factory):
     # The HTTP API serves the same history.
     import urllib.request
 
+    from repman.api.config import ApiConfig
     from repman.api.server import ApiServer
     from repman.local.ports import free_port_block
-    from repman.api.config import ApiConfig
     api = ApiServer(ApiConfig(enabled=True, port=free_port_block(1), anonymous_read=True), watcher)
     api.start()
     try:

@@ -23,8 +23,6 @@ from testkit.cluster import HACluster
 from testkit.env import needs_mariadb
 
 
-
-
 def _slave(c: HACluster, addr: ServerAddress) -> dict:
     return c.sql(addr, "SHOW SLAVE STATUS")[0]
 
