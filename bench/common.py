@@ -19,9 +19,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from repman.lab.writer import Writer  # noqa: E402
 from repman.watcher.checks import read_states  # noqa: E402
 from repman.watcher.election import errant_transactions  # noqa: E402
-from tests.writer import HACluster, Writer, make_cluster  # noqa: E402,F401
+from testkit.cluster import HACluster, make_cluster  # noqa: E402
 
 BENCH_TAGS = ("gtidstrict", "row", "readonly", "noquerycache", "smallredolog")
 

@@ -26,8 +26,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from repman.db import Credential, ServerAddress  # noqa: E402
+from repman.lab.writer import Writer  # noqa: E402
 from repman.local.ports import free_port_block  # noqa: E402
-from tests.writer import Writer  # noqa: E402
 
 ADMIN = Credential("repman", "bench-admin-Pw1")
 TAGS = ["gtidstrict", "row", "readonly", "noquerycache", "smallredolog", "nodurable", "semisync"]

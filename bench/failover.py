@@ -27,7 +27,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import fmt, new_cluster, percentile, verdict  # noqa: E402
-
 from repman.watcher.loop import Watcher  # noqa: E402
 
 

@@ -66,7 +66,7 @@ class PrivateSshd:
     def ssh_options(self) -> str:
         return f"-i {self.key} -o UserKnownHostsFile=/dev/null -o LogLevel=ERROR"
 
-    def start(self) -> "PrivateSshd":
+    def start(self) -> PrivateSshd:
         self.base.mkdir(parents=True, exist_ok=True)
         for name in ("host_key", "client_key"):
             subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(self.base / name)], check=True)
@@ -79,7 +79,8 @@ class PrivateSshd:
             f"Port {self.port}", "ListenAddress 127.0.0.1", f"HostKey {self.base / 'host_key'}",
             f"PidFile {self.base / 'sshd.pid'}", f"AuthorizedKeysFile {self.base / 'authorized_keys'}",
             "PermitRootLogin prohibit-password", "PasswordAuthentication no", "KbdInteractiveAuthentication no",
-            "UsePAM no", "StrictModes no", "Subsystem sftp /usr/lib/openssh/sftp-server", "MaxStartups 100", "MaxSessions 100",
+            "UsePAM no", "StrictModes no", "Subsystem sftp /usr/lib/openssh/sftp-server",
+            "MaxStartups 100", "MaxSessions 100",
             f"SetEnv PERL5LIB={OVERLAY_DIR} PERL5OPT=-MMHAMariaDBOverlay",
             "",
         ]))

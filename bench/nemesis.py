@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 
 from common import fmt, new_cluster, percentile  # noqa: E402
-
 from repman.lab.checker import check  # noqa: E402
 from repman.lab.faults import Network, iptables_available  # noqa: E402
 from repman.lab.nemesis import NO_FAILOVER, Lab, run_round  # noqa: E402

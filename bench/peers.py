@@ -36,15 +36,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import mha_harness as mha  # noqa: E402
-from common import errant_count, fmt, new_cluster, percentile  # noqa: E402
-
 import pymysql  # noqa: E402
 
+import mha_harness as mha  # noqa: E402
+from common import errant_count, fmt, new_cluster, percentile  # noqa: E402
 from repman.db import Credential, ServerAddress, connect, query  # noqa: E402
+from repman.lab.writer import SCHEMA, Writer  # noqa: E402
 from repman.watcher.loop import Watcher  # noqa: E402
 from repman.watcher.switchover import switchover  # noqa: E402
-from tests.writer import SCHEMA, HACluster, Writer  # noqa: E402
+from testkit.cluster import HACluster  # noqa: E402
 
 APP = Credential("app", "app-bench-secret")
 

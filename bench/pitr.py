@@ -29,7 +29,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import ROOT  # noqa: E402,F401
-
 from repman.backup.binlogs import ArchiverThread, BinlogArchive  # noqa: E402
 from repman.backup.restore import RESTORE_TAGS, plan_replay, restore  # noqa: E402
 from repman.backup.secretfiles import client_options  # noqa: E402
@@ -39,7 +38,7 @@ from repman.gtid import GtidPosition  # noqa: E402
 from repman.local.mariadb import LocalServerPaths, start_server, stop_server  # noqa: E402
 from repman.local.node import LocalNodeSpec, render_node_config  # noqa: E402
 from repman.local.ports import free_port_block  # noqa: E402
-from tests.writer import make_cluster  # noqa: E402
+from testkit.cluster import make_cluster  # noqa: E402
 
 TAGS = ("gtidstrict", "row", "readonly", "noquerycache", "smallredolog")
 

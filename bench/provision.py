@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from repman.db import Credential, ServerAddress, execute, query, session  # noqa: E402
-from tests.conftest import free_port_block  # noqa: E402
+from repman.local.ports import free_port_block  # noqa: E402
 
 
 def engine(command: str, stack: str, overrides: list[str]) -> dict:

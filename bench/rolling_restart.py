@@ -28,8 +28,8 @@ from repman.rolling_restart import rolling_restart  # noqa: E402
 from repman.routing import build_routers, notify  # noqa: E402
 from repman.routing.base import Topology  # noqa: E402
 from repman.watcher.config import load_cluster  # noqa: E402
-from tests.standins.haproxy_local import LocalHAProxy  # noqa: E402
-from tests.standins.workload import Writer, create_schema  # noqa: E402
+from testkit.standins.haproxy_local import LocalHAProxy  # noqa: E402
+from testkit.standins.workload import Writer, create_schema  # noqa: E402
 
 APP = Credential("app", "app-pw")
 

@@ -32,8 +32,8 @@ from repman.routing.base import Topology  # noqa: E402
 from repman.routing.haproxy import HAProxyRouter  # noqa: E402
 from repman.watcher.config import load_cluster  # noqa: E402
 from repman.watcher.state_store import StateStore  # noqa: E402
-from tests.standins.haproxy_local import LocalHAProxy, port_via  # noqa: E402
-from tests.standins.workload import Writer, create_schema  # noqa: E402
+from testkit.standins.haproxy_local import LocalHAProxy, port_via  # noqa: E402
+from testkit.standins.workload import Writer, create_schema  # noqa: E402
 
 APP = Credential("app", "app-pw")
 

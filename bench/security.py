@@ -33,7 +33,7 @@ from repman.local.testbed import DEFAULT_TAGS, Testbed  # noqa: E402
 from repman.rotation import rotate_replication  # noqa: E402
 from repman.watcher.config import load_cluster  # noqa: E402
 from repman.watcher.state_store import StateStore  # noqa: E402
-from tests.writer import HACluster  # noqa: E402
+from testkit.cluster import HACluster  # noqa: E402
 
 
 def _cluster(base: Path) -> tuple[HACluster, Path]:

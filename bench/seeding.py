@@ -17,8 +17,8 @@ until the new node replicates (it must be seeded: the binlogs are gone).
 from __future__ import annotations
 
 import argparse
-import os
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -31,9 +31,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from repman.db import Credential, ServerAddress, execute, query, session  # noqa: E402
+from repman.local.ports import free_port_block  # noqa: E402
 from repman.local.testbed import Testbed  # noqa: E402
 from repman.seeding import SeedRequest, purge_binlogs, seed_node  # noqa: E402
-from tests.conftest import free_port_block  # noqa: E402
 
 ROW = 1024  # bytes of payload per row
 

@@ -21,7 +21,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import fmt, new_cluster, percentile, verdict, write_config  # noqa: E402
-
 from repman.watcher.switchover import switchover  # noqa: E402
 
 
@@ -42,7 +41,7 @@ def main() -> int:
         walls: dict[str, list[float]] = {"function": [], "cli": []}
         failures: list[str] = []
         plan = ["function"] * args.count + ["cli"] * args.cli_count
-        for i, how in enumerate(plan):
+        for how in plan:
             servers = cluster.servers
             target = servers[(servers.index(cluster.primary()) + 1) % len(servers)]
             t0 = time.monotonic()

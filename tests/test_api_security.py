@@ -128,7 +128,8 @@ def test_login_returns_a_short_lived_bearer_token_and_bad_tokens_are_refused(api
     assert api.call("/api/login", "POST", body={"username": "tenant_a", "password": "nope"})[0] == 401
     assert api.call("/api/login", "GET")[0] == 405
     now = int(time.time())
-    forged = jwt.encode({"sub": "ops", "iat": now, "exp": now + 60, "iss": "repman"}, "a-guessed-key-of-thirty-two-bytes!", "HS256")
+    forged = jwt.encode({"sub": "ops", "iat": now, "exp": now + 60, "iss": "repman"},
+                        "a-guessed-key-of-thirty-two-bytes!", "HS256")
     expired = api.server.tokens.issue("ops")
     expired = jwt.encode({**jwt.decode(expired, options={"verify_signature": False}), "exp": now - 5},
                          api.server.tokens._key, "HS256")
@@ -287,6 +288,7 @@ def test_operations_from_the_shell_are_audited_too(tmp_path):
         assert done.returncode == code, done.stderr
     entries = [json.loads(line) for line in audit.read_text().splitlines()]
     assert [(e["path"], e["status"], e["from"], e["cluster"]) for e in entries] == [
-        (f"maintenance on 127.0.0.1:{port + 1}", 200, "cli", "alpha"), ("maintenance on 127.0.0.1:1", 400, "cli", "alpha")]
+        (f"maintenance on 127.0.0.1:{port + 1}", 200, "cli", "alpha"),
+        ("maintenance on 127.0.0.1:1", 400, "cli", "alpha")]
     assert all(e["user"].endswith("(cli)") for e in entries)
     assert "db-admin-pw" not in audit.read_text()

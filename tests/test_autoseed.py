@@ -13,7 +13,7 @@ from repman.db import ServerAddress
 from repman.seeding import purge_binlogs
 from repman.watcher.analysis import Action, Facts, analyse
 from repman.watcher.monitor import ClusterMonitor
-from tests.writer import cluster_factory, needs_mariadb  # noqa: F401  (fixture)
+from testkit.env import needs_mariadb
 
 A, B = ServerAddress("10.0.0.1", 3306), ServerAddress("10.0.0.2", 3306)
 E1236 = "IO thread stopped: Got fatal error 1236 from master when reading data from binary log: 'purged'"

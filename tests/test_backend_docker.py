@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from repman.spec import load_cluster_spec
-from tests.test_backend_kube import plain_strings, run_program, stack_config, unwrap
+from testkit.pulumi_mocks import plain_strings, run_program, stack_config, unwrap
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORDS = ("docker-admin-pw", "docker-repl-pw")

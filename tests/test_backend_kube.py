@@ -10,7 +10,6 @@ Kubernetes API; the admin init script runs for real against a mariadbd.
 from __future__ import annotations
 
 import json
-import runpy
 import shutil
 import subprocess
 import sys
@@ -19,157 +18,26 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Iterator
 
-import pulumi
 import pytest
 import yaml
-from pulumi.runtime import config as runtime_config
-from pulumi.runtime import mocks, rpc, settings
 
 from repman.db import ServerAddress
 from repman.routing import kube as rk
 from repman.routing.base import RoutingError, Topology
 from repman.routing.kube import KubeApi, KubeLabelRouter, desired_roles
 from repman.spec import load_cluster_spec
-
-ROOT = Path(__file__).resolve().parent.parent
-MAIN = str(ROOT / "__main__.py")
-PASSWORDS = ("kube-admin-pw", "kube-repl-pw")
-SECRET_CONFIG = {
-    "repman:db-servers-credential": f"repman:{PASSWORDS[0]}",
-    "repman:replication-credential": f"repl:{PASSWORDS[1]}",
-}
-
-
-# -- a reusable harness: run the program under mocks, keep every registration ----------------
-def _is_secret(value: Any) -> bool:
-    return isinstance(value, dict) and value.get(rpc._special_sig_key) == rpc._special_secret_sig
-
-
-def unwrap(value: Any) -> Any:
-    """Inputs as plain data (secret wrappers removed, 3.0 -> 3)."""
-    if _is_secret(value):
-        return unwrap(value["value"])
-    if isinstance(value, dict):
-        return {k: unwrap(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [unwrap(v) for v in value]
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
-
-
-def plain_strings(value: Any) -> Iterator[str]:
-    """Every string reachable without crossing a secret wrapper."""
-    if _is_secret(value):
-        return
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            yield str(k)
-            yield from plain_strings(v)
-    elif isinstance(value, list):
-        for v in value:
-            yield from plain_strings(v)
-
-
-class Recorder(mocks.Mocks):
-    """Provider outputs: the inputs, plus a generated metadata.name for auto-named objects."""
-
-    def __init__(self) -> None:
-        self.registered: list[dict[str, Any]] = []
-
-    def new_resource(self, args: mocks.MockResourceArgs) -> tuple[str, dict]:
-        self.registered.append({"type": args.typ, "name": args.name, "inputs": dict(args.inputs)})
-        outs = unwrap(dict(args.inputs))
-        if args.typ.startswith("kubernetes:"):
-            metadata = outs.setdefault("metadata", {})
-            metadata.setdefault("name", f"{args.name}-a1b2c3d4")
-        if args.typ.startswith("docker:"):
-            outs.setdefault("name", args.name)
-            if args.typ.endswith(":RemoteImage"):
-                outs.setdefault("imageId", f"sha256:mock-{outs['name']}")
-        if args.typ.startswith("pulumi-python:dynamic"):
-            for key in ("address", "instance", "path"):   # what a real provider reports back
-                if outs.get(key) is None:
-                    outs[key] = f"{args.name}-{key}"
-        return (f"{args.name}-id" if args.custom else ""), outs
-
-    def call(self, args: mocks.MockCallArgs) -> tuple[dict, None]:
-        return {}, None
-
-
-class OptionMonitor(mocks.MockMonitor):
-    """Also records parents, ignoreChanges and dependencies of each registration."""
-
-    def __init__(self, recorder: Recorder) -> None:
-        super().__init__(recorder)
-        self.options: dict[str, dict[str, Any]] = {}
-
-    def RegisterResource(self, request):  # noqa: N802 (gRPC name)
-        self.options[request.name] = {
-            "parent": request.parent.rsplit("::", 1)[-1] if request.parent else "",
-            "ignore_changes": list(request.ignoreChanges),
-            "depends_on": [d.rsplit("::", 1)[-1] for d in request.dependencies],
-        }
-        return super().RegisterResource(request)
-
-
-class Program:
-    def __init__(self, recorder: Recorder, monitor: OptionMonitor, outputs: dict, secret: set[str]):
-        self.recorder, self.monitor, self.outputs, self.secret = recorder, monitor, outputs, secret
-
-    def of_type(self, suffix: str) -> list[dict[str, Any]]:
-        return [r for r in self.recorder.registered if r["type"].endswith(suffix)]
-
-    def one(self, suffix: str, name: str | None = None) -> dict[str, Any]:
-        found = [r for r in self.of_type(suffix) if name is None or r["name"] == name]
-        assert len(found) == 1, (suffix, name, [r["name"] for r in self.of_type(suffix)])
-        return found[0]
-
-
-def stack_config(stack: str) -> dict[str, Any]:
-    return yaml.safe_load((ROOT / "stacks" / f"Pulumi.{stack}.yaml").read_text())["config"]
-
-
-def run_program(monkeypatch: pytest.MonkeyPatch, config: dict[str, Any]) -> Program:
-    """``__main__.py`` with ``config`` in PULUMI_CONFIG, as the engine passes it."""
-    monkeypatch.setenv("PULUMI_CONFIG", json.dumps(
-        {k: json.dumps(v) if isinstance(v, (list, dict)) else str(v).lower() if isinstance(v, bool) else str(v)
-         for k, v in config.items()}))
-    runtime_config.set_all_config({}, [])
-    recorder = Recorder()
-    monitor = OptionMonitor(recorder)
-    settings.reset_options(project="repman", stack="backend-test", preview=False)
-    pulumi.runtime.set_mocks(recorder, project="repman", stack="backend-test", preview=False, monitor=monitor)
-    result: dict[str, Any] = {}
-
-    async def collect() -> dict[str, Any]:
-        for key, value in settings.get_root_resource().outputs.items():
-            out = pulumi.Output.from_input(value)
-            result[key] = (await out.future(), await out.is_secret())
-        return result
-
-    @pulumi.runtime.test
-    def deploy():
-        runpy.run_path(MAIN, run_name="__main__")
-        return pulumi.Output.from_input(collect())
-
-    deploy()
-    return Program(recorder, monitor, {k: v for k, (v, _) in result.items()},
-                   {k for k, (_, s) in result.items() if s})
-
-
-def manifests(program: Program) -> list[dict[str, Any]]:
-    """Every Kubernetes object as the provider would send it (names filled where auto-named)."""
-    out = []
-    for r in program.recorder.registered:
-        if not r["type"].startswith("kubernetes:"):
-            continue
-        doc = unwrap(r["inputs"])
-        doc.setdefault("metadata", {}).setdefault("name", f"{r['name']}-a1b2c3d4")
-        out.append(doc)
-    return out
+from testkit.pulumi_mocks import (
+    KUBE_PASSWORDS,
+    KUBE_SECRET_CONFIG,
+    ROOT,
+    Program,
+    is_secret,
+    manifests,
+    plain_strings,
+    run_program,
+    stack_config,
+    unwrap,
+)
 
 
 def kubernetes_validate_strict(docs: list[dict[str, Any]], directory: Path) -> subprocess.CompletedProcess:
@@ -186,7 +54,7 @@ def kubernetes_validate_strict(docs: list[dict[str, Any]], directory: Path) -> s
 @pytest.fixture
 def kube(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     def run(**overrides: Any) -> Program:
-        config = {**stack_config("kube"), **SECRET_CONFIG, "repman:prov-state-dir": str(tmp_path / "state")}
+        config = {**stack_config("kube"), **KUBE_SECRET_CONFIG, "repman:prov-state-dir": str(tmp_path / "state")}
         config.update({f"repman:{k}": v for k, v in overrides.items()})
         return run_program(monkeypatch, config)
     return run
@@ -197,7 +65,7 @@ def matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
 
 
 def test_stack_file_is_a_valid_kube_cluster():
-    spec = load_cluster_spec({**stack_config("kube"), **SECRET_CONFIG}, project_dir=ROOT)
+    spec = load_cluster_spec({**stack_config("kube"), **KUBE_SECRET_CONFIG}, project_dir=ROOT)
     assert spec.orchestrator == "kube" and spec.kube_namespace == "databases"
     assert spec.node_count == spec.plan.db_nodes == 3
 
@@ -263,7 +131,7 @@ def test_services_select_the_pods_the_watcher_labels(kube):
 
 def test_volumes_and_resources_come_from_the_plan_and_resize_patches_pvcs(kube):
     small = kube(**{"prov-service-plan": "x3.small"})
-    plan_small = load_cluster_spec({**SECRET_CONFIG, "repman:prov-service-plan": "x3.small"}).plan
+    plan_small = load_cluster_spec({**KUBE_SECRET_CONFIG, "repman:prov-service-plan": "x3.small"}).plan
     sts = unwrap(small.one(":StatefulSet")["inputs"])
     claim = sts["spec"]["volumeClaimTemplates"][0]
     assert claim["metadata"]["name"] == "data"
@@ -281,7 +149,7 @@ def test_volumes_and_resources_come_from_the_plan_and_resize_patches_pvcs(kube):
     assert "spec.volumeClaimTemplates" in small.monitor.options["shop-statefulset"]["ignore_changes"]
     # ...and a bigger plan patches each pod's claim instead.
     medium = kube(**{"prov-service-plan": "x3.medium"})
-    plan_medium = load_cluster_spec({**SECRET_CONFIG, "repman:prov-service-plan": "x3.medium"}).plan
+    plan_medium = load_cluster_spec({**KUBE_SECRET_CONFIG, "repman:prov-service-plan": "x3.medium"}).plan
     patches = {unwrap(p["inputs"])["metadata"]["name"]: unwrap(p["inputs"]) for p in medium.of_type(
         ":PersistentVolumeClaimPatch")}
     assert sorted(patches) == ["data-shop-db-0", "data-shop-db-1", "data-shop-db-2"]
@@ -315,11 +183,12 @@ def test_secrets_never_in_plain_text_and_least_rbac(kube):
     program = kube()
     secret = program.one(":Secret", "shop-credentials")
     string_data = secret["inputs"]["stringData"]
-    assert all(_is_secret(v) for v in string_data.values()) or _is_secret(string_data)
+    assert all(is_secret(v) for v in string_data.values()) or is_secret(string_data)
     for r in program.recorder.registered:
         for text in plain_strings(r["inputs"]):
-            assert not any(pw in text for pw in PASSWORDS), (r["name"], text[:80])
-    watcher_cfg = yaml.safe_load(unwrap(program.one(":ConfigMap", "shop-watcher-config")["inputs"])["data"]["repman.yaml"])
+            assert not any(pw in text for pw in KUBE_PASSWORDS), (r["name"], text[:80])
+    watcher_map = unwrap(program.one(":ConfigMap", "shop-watcher-config")["inputs"])
+    watcher_cfg = yaml.safe_load(watcher_map["data"]["repman.yaml"])
     section = watcher_cfg["clusters"]["shop"]
     assert section["db-servers-credential"] == {"env": "REPMAN_DB_SERVERS_CREDENTIAL"}
     assert section["db-servers-hosts"][0] == "shop-db-0.shop-db-hl.databases.svc.cluster.local:3306"

@@ -26,8 +26,8 @@ import pytest
 from repman.backends.onpremise import NodeState, OnPremNodeSpec, create_node, node_running, server_pid
 from repman.backends.ssh import HostSession, HostStepError, SshAuth
 from repman.db import Credential, ServerAddress, connect, execute, query
-from tests.conftest import HAVE_MARIADB
-from tests.netns import NetnsLab, skip_reason
+from testkit.env import HAVE_MARIADB
+from testkit.netns import NetnsLab, skip_reason
 
 _SKIP = skip_reason() or (None if HAVE_MARIADB else "mariadbd / mariadb-install-db not installed")
 pytestmark = pytest.mark.skipif(_SKIP is not None, reason=_SKIP or "")
@@ -276,8 +276,8 @@ def test_seeding_over_ssh_after_purged_binlogs(lab: NetnsLab, base_root: Path) -
     """Three hosts; the third joins after the primary purged its binlogs: a physical copy
     streamed from host2's mariadb-backup through SSH into host3's mbstream, then replication."""
     from repman.backends.onpremise import delete_node
-    from repman.bootstrap import BootstrapRequest, bootstrap
     from repman.backends.ssh_seed import seed_ssh_node
+    from repman.bootstrap import BootstrapRequest, bootstrap
     from repman.seeding import SeedRequest, purge_binlogs
 
     if shutil.which("mariadb-backup") is None:

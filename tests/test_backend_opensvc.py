@@ -14,16 +14,25 @@ from pulumi.dynamic.config import Config
 
 from components.providers.opensvc_service import OpenSvcServiceProvider
 from repman.backends.opensvc import (
-    SECTIONS, OpenSvcClient, OpenSvcError, OpenSvcSettings, ServiceNames, node_config_keys, parse_service,
-    provision_node, purge_node, render_service, settings_from_spec,
+    SECTIONS,
+    OpenSvcClient,
+    OpenSvcError,
+    OpenSvcSettings,
+    ServiceNames,
+    node_config_keys,
+    parse_service,
+    provision_node,
+    purge_node,
+    render_service,
+    settings_from_spec,
 )
 from repman.db import Credential
 from repman.errors import ConfigError
+from repman.password_hash import native_password_hash
 from repman.plans import get_plan
 from repman.spec import load_cluster_spec
-from repman.password_hash import native_password_hash
-from tests.standins.opensvc_api import RecordingOpenSvcAgent
-from tests.test_backend_kube import plain_strings, run_program, stack_config, unwrap
+from testkit.pulumi_mocks import plain_strings, run_program, stack_config, unwrap
+from testkit.standins.opensvc_api import RecordingOpenSvcAgent
 
 ROOT = Path(__file__).resolve().parent.parent
 API_USER, API_PASSWORD = "osvc-admin", "osvc-api-pw"

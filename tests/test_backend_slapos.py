@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -29,12 +29,17 @@ from repman.db import Credential, connect, query
 from repman.errors import ConfigError
 from repman.local.testbed import DEFAULT_TAGS, Testbed, free_ports
 from repman.spec import load_cluster_spec
-from tests.conftest import HAVE_MARIADB
+from testkit.env import HAVE_MARIADB
 
 slap_module = pytest.importorskip("slapos.slap", reason="slapos.core is not installed (pip install 'repman[slapos]')")
 
 from repman.backends.slapos import (  # noqa: E402
-    SharedDatabase, SlapOSClient, SlapOSError, cluster_parameters, decode_parameters, settings_from_spec,
+    SharedDatabase,
+    SlapOSClient,
+    SlapOSError,
+    cluster_parameters,
+    decode_parameters,
+    settings_from_spec,
     shared_databases_from_spec,
 )
 from repman.backends.slapos_instance import request_database_nodes, serve_shared_databases  # noqa: E402
@@ -352,7 +357,7 @@ def test_slapos_request_provider_through_the_sdk_provider_host(proxy: SlapProxy)
     from pulumi.runtime.proto import provider_pb2
 
     from components.providers.slapos_request import PROVIDER_VERSION, SlapOSRequestProvider
-    from tests.test_provider_host import Host, plain, struct, urn
+    from testkit.provider_host import Host, plain, struct, urn
 
     host = Host(ROOT)
     try:

@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SECRETS = {
     "repman:db-servers-credential": "repman:stack-admin-pw",
     "repman:replication-credential": "repl:stack-repl-pw",
-    "repman:onpremise-ssh-key": "-----BEGIN OPENSSH PRIVATE KEY-----\nnot-a-real-key\n-----END OPENSSH PRIVATE KEY-----",
+    "repman:onpremise-ssh-key": ("-----BEGIN OPENSSH PRIVATE KEY-----\nnot-a-real-key\n"
+                                 "-----END OPENSSH PRIVATE KEY-----"),
     "repman:opensvc-credential": "root:stack-api-pw",
 }
 BACKENDS = ("onpremise", "kube", "docker", "opensvc", "slapos")

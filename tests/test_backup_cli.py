@@ -9,9 +9,9 @@ import pytest
 import yaml
 
 from repman.local.ports import free_port_block
-from tests.test_cli import one_line_error, repman
-from tests.test_scheduler import raw_section
-from tests.writer import cluster_factory, needs_mariadb  # noqa: F401 - fixture
+from testkit.cli import one_line_error, repman
+from testkit.cluster import raw_section
+from testkit.env import needs_mariadb
 
 
 def test_backup_keys_are_listed():

@@ -16,42 +16,16 @@ from repman.backup.take import take_backup
 from repman.db import ServerAddress
 from repman.errors import OperationRefused
 from repman.gtid import GtidPosition
+from repman.lab.writer import TABLE
 from repman.local.mariadb import LocalServerPaths, stop_server
 from repman.local.ports import free_port_block
 from repman.watcher.failover import failover
 from repman.watcher.rejoin import rejoin
 from repman.watcher.switchover import switchover
-from tests.writer import TABLE, cluster_factory, needs_mariadb  # noqa: F401 - fixture
+from testkit.backup import DURABLE_TAGS, exact, row_ids, wait_archived
+from testkit.env import needs_mariadb
 
 pytestmark = [needs_mariadb, pytest.mark.slow]
-DURABLE_TAGS = ("gtidstrict", "row", "readonly", "noquerycache", "smallredolog")
-
-
-def _wait_archived(archive: BinlogArchive, target: str, timeout: float = 30.0) -> None:
-    want = GtidPosition.parse(target)
-    deadline = time.monotonic() + timeout
-    while True:
-        txns = [t for _, t in archive.transactions()]
-        have = GtidPosition.parse(",".join(t.gtid for t in txns[-1:]))
-        if have.contains(want):
-            return
-        assert time.monotonic() < deadline, f"archive at {have}, primary at {want}"
-        time.sleep(0.1)
-
-
-def _ids(c, address: ServerAddress, writer: str) -> set[int]:
-    return {int(r["id"]) for r in c.sql(address, f"SELECT id FROM {TABLE} WHERE writer=%s", (writer,))}
-
-
-def _exact(c, address: ServerAddress, w) -> None:
-    """Every acknowledged insert of ``w`` is there and nothing it did not write (Jepsen-style)."""
-    present = _ids(c, address, w.name)
-    acked = {a.id for a in w.acked}
-    lost, unexpected = acked - present, present - acked - w.maybe
-    assert not lost, f"{w.name}: acknowledged rows missing after restore: {sorted(lost)[:10]}"
-    assert not unexpected, f"{w.name}: rows never acknowledged: {sorted(unexpected)[:10]}"
-
-
 def test_backup_under_writes_archive_across_a_switchover_and_two_failovers_then_pitr(cluster_factory, tmp_path):
     c = cluster_factory(semisync=True, tags=DURABLE_TAGS, preferred=0)
     s1, s2, s3 = c.servers
@@ -111,7 +85,7 @@ def test_backup_under_writes_archive_across_a_switchover_and_two_failovers_then_
         finally:
             w3.stop()
         end = c.var(primary, "gtid_binlog_pos")
-        _wait_archived(archiver.archiver.archive, end)
+        wait_archived(archiver.archiver.archive, end)
     finally:
         archiver.stop()
     try:
@@ -134,7 +108,7 @@ def test_backup_under_writes_archive_across_a_switchover_and_two_failovers_then_
         assert GtidPosition.parse(res.gtid) == GtidPosition.parse(end)
         assert res.replayed > 0
         for w in (w1, w2, w3):
-            _exact(c, addr, w)
+            exact(c, addr, w)
         assert c.sql(addr, f"CHECKSUM TABLE {TABLE}")[0]["Checksum"] == \
             c.sql(primary, f"CHECKSUM TABLE {TABLE}")[0]["Checksum"]
 
@@ -142,22 +116,22 @@ def test_backup_under_writes_archive_across_a_switchover_and_two_failovers_then_
         addr, folder = target("to-gtid")
         res = restore(c.cfg, addr, folder, to_gtid=mid)
         assert GtidPosition.parse(res.gtid) == GtidPosition.parse(mid)
-        _exact(c, addr, w1)
-        assert not _ids(c, addr, "w2") and not _ids(c, addr, "w3")
+        exact(c, addr, w1)
+        assert not row_ids(c, addr, "w2") and not row_ids(c, addr, "w3")
 
         # To a time: w1 and w2 exactly, none of w3.
         addr, folder = target("to-time")
         restore(c.cfg, addr, folder, to_time=cut)
-        _exact(c, addr, w1)
-        _exact(c, addr, w2)
-        assert not _ids(c, addr, "w3")
+        exact(c, addr, w1)
+        exact(c, addr, w2)
+        assert not row_ids(c, addr, "w3")
 
         # From the logical backup (mariadb-dump loaded into a fresh server), then the archive.
         addr, folder = target("from-dump")
         res = restore(c.cfg, addr, folder, to_gtid=end, backup_id=dump.id)
         assert GtidPosition.parse(res.gtid) == GtidPosition.parse(end) and "load" in res.seconds
         for w in (w1, w2, w3):
-            _exact(c, addr, w)
+            exact(c, addr, w)
 
         # Into a stopped member: its own my.cnf is kept, its old datadir moved aside.
         member = next(a for a in c.servers if a != primary and c.bed.running(a))
@@ -168,7 +142,7 @@ def test_backup_under_writes_archive_across_a_switchover_and_two_failovers_then_
         assert list(Path(node.base_dir).glob("data.before-restore-*")), "the old datadir was not kept aside"
         assert c.var(member, "server_id") == str(node.server_id)
         for w in (w1, w2, w3):
-            _exact(c, member, w)
+            exact(c, member, w)
 
         # Over a live member of the cluster: refused, nothing touched.
         with pytest.raises(OperationRefused, match="live member"):
@@ -193,14 +167,14 @@ def test_archived_transactions_the_new_primary_never_had_are_moved_to_orphans(cl
             w.wait_acks(100)
         finally:
             w.stop()
-        _wait_archived(archiver.archiver.archive, c.var(s1, "gtid_binlog_pos"))
+        wait_archived(archiver.archiver.archive, c.var(s1, "gtid_binlog_pos"))
         c.sql(s2, "STOP SLAVE IO_THREAD")
         kept_pos = c.var(s2, "gtid_current_pos")
         c.sql(s1, f"INSERT INTO {TABLE} (id, writer, at) SELECT seq, 'lost', NOW(6) FROM mysql.seq_900000_to_900049")
         for i in range(20):
             c.sql(s1, f"INSERT INTO {TABLE} (id, writer, at) VALUES ({800000 + i}, 'lost', NOW(6))")
         lost_end = c.var(s1, "gtid_binlog_pos")
-        _wait_archived(archiver.archiver.archive, lost_end)
+        wait_archived(archiver.archiver.archive, lost_end)
         c.bed.kill(s1)
         c.sql(s2, "STOP SLAVE")
         c.sql(s2, "RESET SLAVE ALL")
@@ -210,7 +184,7 @@ def test_archived_transactions_the_new_primary_never_had_are_moved_to_orphans(cl
             w2.wait_acks(100)
         finally:
             w2.stop()
-        _wait_archived(archiver.archiver.archive, c.var(s2, "gtid_binlog_pos"))
+        wait_archived(archiver.archiver.archive, c.var(s2, "gtid_binlog_pos"))
     finally:
         archiver.stop()
     archive = BinlogArchive(archiver.root)

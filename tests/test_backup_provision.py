@@ -11,6 +11,7 @@ import time
 import pytest
 import yaml
 
+from components.providers.local_node import LocalNodeProvider
 from repman.backup.binlogs import ArchiverThread
 from repman.backup.provision import ensure_repositories
 from repman.backup.take import take_backup
@@ -20,10 +21,9 @@ from repman.gtid import GtidPosition
 from repman.local.ports import free_port_block
 from repman.local.testbed import ADMIN
 from repman.watcher.config import load_config
-from components.providers.local_node import LocalNodeProvider
-from tests.test_backup_pitr import _exact, _wait_archived
-from tests.test_scheduler import raw_section
-from tests.writer import cluster_factory, needs_mariadb  # noqa: F401 - fixture
+from testkit.backup import exact, wait_archived
+from testkit.cluster import raw_section
+from testkit.env import needs_mariadb
 
 NEW_ADMIN = Credential("repman", "new-cluster-admin-pw")
 
@@ -64,7 +64,7 @@ def test_new_cluster_created_from_backup_and_archive_by_the_node_provider(cluste
         finally:
             w.stop()
         end = c.var(c.primary(), "gtid_binlog_pos")
-        _wait_archived(archiver.archiver.archive, end)
+        wait_archived(archiver.archiver.archive, end)
         archiver.stop()
         for i in (1, 2):
             port = free_port_block(1)
@@ -91,7 +91,7 @@ def test_new_cluster_created_from_backup_and_archive_by_the_node_provider(cluste
             for addr in servers:
                 while True:
                     try:
-                        _exact(c, addr, w)
+                        exact(c, addr, w)
                         break
                     except AssertionError:
                         if time.monotonic() > deadline:

@@ -19,11 +19,12 @@ from repman.backup.settings import BackupSettings
 from repman.backup.take import take_backup
 from repman.db import ServerAddress
 from repman.gtid import GtidPosition
+from repman.lab.writer import SCHEMA, TABLE
 from repman.local.mariadb import LocalServerPaths, stop_server
 from repman.local.ports import free_port_block
 from repman.watcher.config import load_cluster
-from tests.sshd_local import HAVE_SSHD, LocalSshd
-from tests.writer import SCHEMA, TABLE, cluster_factory, needs_mariadb  # noqa: F401 - fixture
+from testkit.env import needs_mariadb
+from testkit.sshd import HAVE_SSHD, LocalSshd
 
 HAVE_RESTIC = shutil.which("restic") is not None
 pytestmark = [needs_mariadb, pytest.mark.slow,
@@ -72,7 +73,7 @@ class SecretSpy:
                         self.found.append(f"{name} ({pid})")
             time.sleep(0.005)
 
-    def __enter__(self) -> "SecretSpy":
+    def __enter__(self) -> SecretSpy:
         self._thread.start()
         return self
 

@@ -18,8 +18,8 @@ from repman.local.ports import free_port_block
 from repman.watcher.failover import failover
 from repman.watcher.rejoin import rejoin
 from repman.watcher.switchover import switchover
-from tests.test_backup_pitr import DURABLE_TAGS, _exact, _wait_archived
-from tests.writer import cluster_factory, needs_mariadb  # noqa: F401 - fixture
+from testkit.backup import DURABLE_TAGS, exact, wait_archived
+from testkit.env import needs_mariadb
 
 pytestmark = [needs_mariadb, pytest.mark.slow, pytest.mark.soak,
               pytest.mark.skipif(os.environ.get("REPMAN_SOAK") != "1", reason="soak run: set REPMAN_SOAK=1")]
@@ -52,7 +52,7 @@ def test_archive_and_pitr_survive_many_switchovers_and_failovers(cluster_factory
         finally:
             w.stop()
         end = c.var(c.primary(), "gtid_binlog_pos")
-        _wait_archived(archiver.archiver.archive, end, timeout=60)
+        wait_archived(archiver.archiver.archive, end, timeout=60)
     finally:
         archiver.stop()
     txns = [t for _, t in BinlogArchive(archiver.root).transactions()]
@@ -64,6 +64,6 @@ def test_archive_and_pitr_survive_many_switchovers_and_failovers(cluster_factory
         try:
             res = restore(c.cfg, addr, folder, to_gtid=end, backup_id=b.id)
             assert GtidPosition.parse(res.gtid) == GtidPosition.parse(end)
-            _exact(c, addr, w)
+            exact(c, addr, w)
         finally:
             stop_server(LocalServerPaths(folder))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.writer import needs_mariadb
+from testkit.env import needs_mariadb
 
 ROOT = Path(__file__).resolve().parent.parent
 MHA = all(shutil.which(t) for t in ("masterha_manager", "masterha_master_switch", "save_binary_logs"))
@@ -36,7 +36,8 @@ def test_mha_overlay_fixes_the_two_mariadb_checks():
     assert done.stdout == "1 010011 0,0"
     # Without the overlay MHA's own parser dies on the same string (the fix is needed).
     bare = subprocess.run(["perl", "-MMHA::NodeUtil", "-e",
-                           "use warnings FATAL => 'all'; MHA::NodeUtil::parse_mysql_version('10.11.6-MariaDB-0+deb12u1-log')"],
+                           "use warnings FATAL => 'all'; "
+                           "MHA::NodeUtil::parse_mysql_version('10.11.6-MariaDB-0+deb12u1-log')"],
                           capture_output=True, text=True, timeout=30)
     assert bare.returncode != 0 and "Redundant argument" in bare.stderr
 

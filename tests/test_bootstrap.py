@@ -11,9 +11,9 @@ import pytest
 from repman.bootstrap import BootstrapRequest, bootstrap, change_master_sql
 from repman.db import Credential, ServerAddress, execute, query, session, variable
 from repman.errors import BootstrapError
-from repman.topology import read_state
 from repman.local.testbed import Testbed
-from tests.conftest import HAVE_MARIADB, needs_mariadb
+from repman.topology import read_state
+from testkit.env import HAVE_MARIADB, needs_mariadb
 
 pytestmark = needs_mariadb
 APP = Credential("app", "app-pw")

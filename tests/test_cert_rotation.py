@@ -25,7 +25,8 @@ from repman.db import connect, query
 from repman.local.testbed import DEFAULT_TAGS, Testbed
 from repman.watcher.config import load_config
 from repman.watcher.state_store import StateStore
-from tests.writer import HACluster, needs_mariadb
+from testkit.cluster import HACluster
+from testkit.env import needs_mariadb
 
 pytestmark = [needs_mariadb, pytest.mark.slow]
 

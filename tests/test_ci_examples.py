@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import free_port_block
+from repman.local.ports import free_port_block
 
 ROOT = Path(__file__).resolve().parent.parent
 GITHUB = ROOT / "ci-examples" / "github" / "pulumi.yml"

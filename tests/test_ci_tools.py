@@ -34,7 +34,7 @@ def test_every_tool_the_suite_needs_is_installed() -> None:
     missing += [f for f in FILES if not Path(f).exists()]
     if _sshd() is None:
         missing.append("sshd")
-    from tests.standins.libconfig_check import load_libconfig
+    from testkit.standins.libconfig_check import load_libconfig
 
     if load_libconfig() is None:
         missing.append("libconfig9")

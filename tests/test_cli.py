@@ -6,11 +6,9 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 import yaml
@@ -19,27 +17,17 @@ from repman.api.auth import verify_password
 from repman.db import connect, execute
 from repman.local.testbed import free_ports
 from repman.watcher.state_store import StateStore
-from tests.watcherbed import (
-    cluster_section, converged, insert, make_table, master_of, sql, wait_until, write_config,
+from testkit.cli import REPMAN, one_line_error, repman
+from testkit.watcherbed import (
+    cluster_section,
+    converged,
+    insert,
+    make_table,
+    master_of,
+    wait_until,
+    write_config,
 )
 
-_SCRIPT = Path(sys.executable).parent / "repman"
-REPMAN = [str(_SCRIPT)] if _SCRIPT.exists() else [sys.executable, "-m", "repman.cli"]
-
-
-def repman(*args: str, timeout: float = 120, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([*REPMAN, *args], capture_output=True, text=True, timeout=timeout, input=stdin)
-
-
-def one_line_error(p: subprocess.CompletedProcess, code: int) -> str:
-    assert p.returncode == code, (p.returncode, p.stdout, p.stderr)
-    assert "Traceback" not in p.stderr
-    lines = p.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("repman: "), p.stderr
-    return lines[0]
-
-
-# -- no server needed -----------------------------------------------------------------------
 
 def test_help_has_examples_and_every_command():
     p = repman("--help")
@@ -75,7 +63,8 @@ BASE = {"db-servers-hosts": ["127.0.0.1:3306", "127.0.0.1:3307"], "db-servers-cr
 
 @pytest.mark.parametrize("section, expected", [
     ({"failover-mode": "sometimes"}, "repman: clusters.c1.failover-mode: 'sometimes' is not one of manual, automatic"),
-    ({"monitoring-tickr": 1}, "repman: clusters.c1.monitoring-tickr: unknown key (value 1); did you mean monitoring-ticker?"),
+    ({"monitoring-tickr": 1},
+     "repman: clusters.c1.monitoring-tickr: unknown key (value 1); did you mean monitoring-ticker?"),
     ({"monitoring-ticker": "soon"}, "repman: clusters.c1.monitoring-ticker: expected a number, got 'soon'"),
     ({"db-servers-hosts": ["db 1"]}, "repman: clusters.c1.db-servers-hosts: bad host:port 'db 1'"),
     ({"db-servers-hosts": []}, "repman: clusters.c1.db-servers-hosts: is required"),

@@ -9,11 +9,9 @@ import shutil
 import stat
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
-import yaml
 
 from repman.config_import import import_repman_config, write_outputs
 from repman.db import Credential, ServerAddress
@@ -49,7 +47,8 @@ db-servers-prefered-master = "127.0.0.1:3311,127.0.0.1:3310"
 db-servers-credential = "root:mariadb"
 db-servers-connect-timeout = 1
 replication-credential = "repl:repl-pw"
-prov-db-tags = "semisync,row,innodb,noquerycache,threadpool,slow,pfs,docker,linux,readonly,diskmonitor,sqlerror,compressbinlog"
+prov-db-tags = "semisync,row,innodb,noquerycache,threadpool,slow,pfs,docker,linux,readonly,\
+diskmonitor,sqlerror,compressbinlog"
 prov-proxy-tags = "masterslave,docker,linux,noreadwritesplit"
 haproxy = true
 haproxy-write-port = 3303

@@ -12,7 +12,7 @@ from repman.routing.base import RoutingError, Topology
 from repman.routing.consul import ConsulRouter
 from repman.routing.names import server_name
 from repman.watcher.cluster_config import ClusterConfig
-from tests.standins.http_recorder import RecordingHTTPServer
+from testkit.standins.http_recorder import RecordingHTTPServer
 
 A, B, C = (ServerAddress("10.0.0.1", 3306), ServerAddress("10.0.0.2", 3306), ServerAddress("10.0.0.3", 3306))
 

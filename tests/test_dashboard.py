@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from repman.api.server import _dashboard_env
-from tests.test_api import Running, call
-from tests.watcherbed import make_table
+from testkit.api_client import Running, call
+from testkit.watcherbed import make_table
 
 CHROMIUM = next((p for p in (shutil.which("chromium"), shutil.which("chromium-browser")) if p), None)
 

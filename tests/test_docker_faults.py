@@ -16,9 +16,9 @@ from typing import Callable
 import pytest
 
 from repman.db import ServerAddress
-from tests.docker_support import docker, docker_images  # noqa: F401  (session fixture)
-from tests.test_docker_stack import ADMIN, DockerStack, _state, stack  # noqa: F401  (fixture)
-from tests.writer import Writer
+from repman.lab.writer import Writer
+from testkit.docker_engine import docker
+from testkit.docker_stack import ADMIN, DockerStack, node_state
 
 pytestmark = [pytest.mark.soak, pytest.mark.slow,
               pytest.mark.skipif(os.environ.get("REPMAN_SOAK") != "1", reason="container faults: REPMAN_SOAK=1")]
@@ -28,19 +28,19 @@ def _primaries(servers: list[ServerAddress]) -> list[ServerAddress]:
     found = []
     for addr in servers:
         try:
-            if _state(addr) == {"ro": 0, "master": None}:
+            if node_state(addr) == {"ro": 0, "master": None}:
                 found.append(addr)
         except Exception:  # noqa: BLE001  (unreachable, frozen)
             pass
     return found
 
 
-def _run_fault(stack: DockerStack, fault: Callable[[], None], heal: Callable[[], None],
+def _run_fault(docker_stack: DockerStack, fault: Callable[[], None], heal: Callable[[], None],
                expect_failover: bool) -> dict:
-    stack.run("up")
-    servers = [stack.address(i) for i in range(3)]
+    docker_stack.run("up")
+    servers = [docker_stack.address(i) for i in range(3)]
     deadline = time.monotonic() + 60
-    while "healthy" not in docker("inspect", "-f", "{{.State.Health.Status}}", f"{stack.name}-watcher").stdout:
+    while "healthy" not in docker("inspect", "-f", "{{.State.Health.Status}}", f"{docker_stack.name}-watcher").stdout:
         assert time.monotonic() < deadline, "watcher container never healthy"
         time.sleep(0.5)
     Writer.prepare(servers[0], ADMIN)
@@ -52,8 +52,9 @@ def _run_fault(stack: DockerStack, fault: Callable[[], None], heal: Callable[[],
         new = None
         if expect_failover:
             while new is None:
-                assert time.monotonic() - started < 90, \
-                    f"no failover; watcher log:\n{docker('logs', f'{stack.name}-watcher', check=False).stderr[-3000:]}"
+                assert time.monotonic() - started < 90, (
+                    "no failover; watcher log:\n"
+                    f"{docker('logs', f'{docker_stack.name}-watcher', check=False).stderr[-3000:]}")
                 found = [a for a in _primaries(servers[1:])]
                 new = found[0] if found else None
                 time.sleep(0.2)
@@ -76,7 +77,7 @@ def _run_fault(stack: DockerStack, fault: Callable[[], None], heal: Callable[[],
     finally:
         writer.stop()
     primaries = _primaries(servers)
-    log = docker("logs", f"{stack.name}-watcher", check=False).stderr[-2500:]
+    log = docker("logs", f"{docker_stack.name}-watcher", check=False).stderr[-2500:]
     assert len(primaries) == 1, f"writable primaries 30 s after healing: {[p.url for p in primaries]}\n{log}"
     lost, unexpected = writer.verify(primaries[0])
     assert lost == set() and unexpected == set(), f"lost {sorted(lost)[:10]} unexpected {sorted(unexpected)[:10]}"
@@ -87,22 +88,22 @@ def _run_fault(stack: DockerStack, fault: Callable[[], None], heal: Callable[[],
     return {"acks": len(writer.acked), "primary": primaries[0].url}
 
 
-def test_paused_primary_container(stack: DockerStack):
-    c = stack.container(0)
-    result = _run_fault(stack, lambda: docker("pause", c), lambda: docker("unpause", c), expect_failover=True)
+def test_paused_primary_container(docker_stack: DockerStack):
+    c = docker_stack.container(0)
+    result = _run_fault(docker_stack, lambda: docker("pause", c), lambda: docker("unpause", c), expect_failover=True)
     print(f"pause: {result}")
 
 
-def test_partitioned_primary_container(stack: DockerStack):
-    c, net = stack.container(0), f"{stack.name}-net"
-    result = _run_fault(stack, lambda: docker("network", "disconnect", net, c),
+def test_partitioned_primary_container(docker_stack: DockerStack):
+    c, net = docker_stack.container(0), f"{docker_stack.name}-net"
+    result = _run_fault(docker_stack, lambda: docker("network", "disconnect", net, c),
                         lambda: docker("network", "connect", "--alias", c, net, c), expect_failover=True)
     print(f"partition: {result}")
 
 
-def test_primary_container_restarted_with_its_volume(stack: DockerStack):
-    c = stack.container(0)
-    result = _run_fault(stack, lambda: docker("restart", "-t", "1", c), lambda: None, expect_failover=False)
+def test_primary_container_restarted_with_its_volume(docker_stack: DockerStack):
+    c = docker_stack.container(0)
+    result = _run_fault(docker_stack, lambda: docker("restart", "-t", "1", c), lambda: None, expect_failover=False)
     mounts = docker("inspect", "-f", "{{range .Mounts}}{{.Name}}{{end}}", c).stdout.strip()
     assert mounts == f"{c}-data"
     rows = docker("exec", c, "mariadb", "-N", "-e", "SELECT COUNT(*) FROM repman_test.writes").stdout.strip()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.docker_support import docker, docker_images  # noqa: F401  (session fixture)
+from testkit.docker_engine import docker
 
 pytestmark = pytest.mark.slow
 

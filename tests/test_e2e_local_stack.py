@@ -9,8 +9,6 @@ so the test never collides with a developer's own local stack.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -19,29 +17,10 @@ import pytest
 
 from repman.db import Credential, ServerAddress, connect, execute, query, session, variable
 from repman.local.mariadb import pid_alive
-from tests.conftest import free_port_block, needs_mariadb
+from testkit.env import needs_mariadb
+from testkit.local_stack import engine, local_config
 
 pytestmark = needs_mariadb
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def local_config() -> dict:
-    """The stack as the engine reads it: secure credentials decrypted (example passphrase, conftest)."""
-    from components.pulumi_config import load_stack_config
-
-    return load_stack_config(ROOT, "local")
-
-
-def engine(*args: str, overrides: list[str], check: bool = True) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "embedded_engine", *args, "--yes", "--stack", "local"]
-    for item in overrides:
-        cmd += ["-c", item]
-    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
-    if check and done.returncode != 0:
-        raise AssertionError(f"{' '.join(args)} failed ({done.returncode}): {done.stderr[-2000:]}")
-    return done
-
-
 def wait_for(check, timeout: float = 30.0, what: str = "condition"):
     deadline = time.monotonic() + timeout
     while not check():
@@ -50,36 +29,8 @@ def wait_for(check, timeout: float = 30.0, what: str = "condition"):
         time.sleep(0.1)
 
 
-@pytest.fixture
-def stack():
-    import shutil
-    import tempfile
-
-    # Short on purpose: unix socket paths (HAProxy's admin socket: 97 bytes) must fit.
-    tmp_path = Path(tempfile.mkdtemp(prefix="repman-e2e-"))
-    base = free_port_block(3)
-    proxy = free_port_block(2)
-    overrides = [f"repman:db-servers-base-port={base}", f"repman:prov-state-dir={tmp_path / 'state'}",
-                 f"repman:haproxy-write-port={proxy}", f"repman:haproxy-read-port={proxy + 1}",
-                 f"repman:api-port={free_port_block(1)}"]
-    yield overrides, tmp_path / "state"
-    engine("down", overrides=overrides, check=False)
-    # Last resort if down failed: no mariadbd, haproxy or watcher may outlive the test.
-    for pid_file in [*(tmp_path / "state").glob("**/*.pid")]:
-        try:
-            pid = int(pid_file.read_text())
-        except (OSError, ValueError):
-            continue
-        if pid_alive(pid):
-            import os
-            import signal
-
-            os.kill(pid, signal.SIGKILL)
-    shutil.rmtree(tmp_path, ignore_errors=True)
-
-
-def test_local_stack_up_twice_reconfigure_and_down(stack):
-    overrides, state_dir = stack
+def test_local_stack_up_twice_reconfigure_and_down(local_stack):
+    overrides, state_dir = local_stack
     cfg = local_config()
     admin = Credential(*cfg["repman:db-servers-credential"].split(":", 1))
     app_tags = list(cfg["repman:prov-db-tags"])
@@ -114,7 +65,7 @@ def test_local_stack_up_twice_reconfigure_and_down(stack):
             assert variable(conn, "read_only") == "1"
             assert query(conn, "SHOW SLAVE STATUS")[0]["Using_Gtid"] == "Slave_Pos"
     with session(primary, admin) as conn:
-        assert variable(conn, "rpl_semi_sync_master_enabled") == "1"  # semisync tag of the stack
+        assert variable(conn, "rpl_semi_sync_master_enabled") == "1"  # semisync tag of the local_stack
 
     # Through HAProxy: writes reach the primary, reads a replica.
     with session(ServerAddress.parse(outs["write_endpoint"]), admin) as conn:

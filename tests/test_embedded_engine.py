@@ -19,9 +19,8 @@ import pytest
 import yaml
 
 from repman.local.mariadb import pid_alive
-from tests.conftest import needs_mariadb
-from tests.test_engine_protocol import check_deployment
-from tests.test_e2e_local_stack import stack  # noqa: F401  (fixture: free ports, own state dir)
+from testkit.deployment import check_deployment
+from testkit.env import needs_mariadb
 
 pytestmark = [needs_mariadb, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,8 +64,8 @@ def passwords() -> list[str]:
                                                "repman:monitoring-credential")]
 
 
-def test_preview_confirm_apply_refresh_protect(stack):  # noqa: F811
-    overrides, state_dir = stack
+def test_preview_confirm_apply_refresh_protect(local_stack):
+    overrides, state_dir = local_stack
     state_file = state_dir / "embedded-engine.local.json"
 
     # Preview on an empty stack: the whole plan, nothing made.

@@ -18,11 +18,12 @@ import pytest
 from embedded_engine.engine import Engine
 from embedded_engine.errors import EngineError
 from repman.errors import RepmanError
+from testkit.deployment import check_deployment
 
 PROGRAM = '''
 import json, os
 import pulumi
-from tests.standins.recording_provider import Recorded
+from testkit.standins.recording_provider import Recorded
 
 params = json.loads(os.environ["REC_PARAMS"])
 parent = pulumi.ComponentResource("test:index:Group", "group")
@@ -156,27 +157,6 @@ def test_secret_outputs_are_sealed_in_state_and_open_for_the_next_run(project, m
     stack_file.write_text(stack_file.read_text().replace("a:pw-a", "a:pw-rotated"))
     _, calls = run(project, monkeypatch, value=7)
     assert "made" not in calls[1]["olds_types"]
-
-
-def check_deployment(doc: dict) -> dict[str, dict]:
-    """The snapshot rules ``pulumi stack import`` verifies: version 3, unique URNs, parents,
-    dependencies and providers defined before use, custom resources with an id and a provider."""
-    assert doc["version"] == 3 and doc["deployment"]["manifest"]["time"]
-    seen: dict[str, dict] = {}
-    providers: set[str] = set()
-    for res in doc["deployment"]["resources"]:
-        assert res["urn"] not in seen, res["urn"]
-        assert res["urn"].split("::")[-1] and res["urn"].startswith("urn:pulumi:")
-        if res.get("parent"):
-            assert res["parent"] in seen, f"{res['urn']}: parent after child"
-        for dep in res.get("dependencies", []):
-            assert dep in seen, f"{res['urn']}: dependency {dep} after it"
-        if res["type"].startswith("pulumi:providers:"):
-            providers.add(f"{res['urn']}::{res['id']}")
-        elif res["custom"]:
-            assert res["id"] and res["provider"] in providers, res["urn"]
-        seen[res["urn"]] = res
-    return seen
 
 
 def test_export_is_a_pulumi_deployment_with_secrets_as_pulumi_secrets(project, monkeypatch):

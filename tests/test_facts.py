@@ -12,7 +12,13 @@ from repman.topology import ReplicaStatus, ServerState
 from repman.watcher.analysis import Action, Decision, Facts
 from repman.watcher.config import parse_config
 from repman.watcher.facts import (
-    REJOIN_CONFIRM_TICKS, KeepEventScheduler, KeepLagSeen, LogLine, Memory, derive_facts, server_labels,
+    REJOIN_CONFIRM_TICKS,
+    KeepEventScheduler,
+    KeepLagSeen,
+    LogLine,
+    Memory,
+    derive_facts,
+    server_labels,
 )
 from repman.watcher.state_store import ClusterState, CrashRecord
 
@@ -59,7 +65,7 @@ class Run:
     effects: list[list[Any]] = field(default_factory=list)
 
     @classmethod
-    def of(cls, cfg: Any, master: ServerAddress | None = M, **kw: Any) -> "Run":
+    def of(cls, cfg: Any, master: ServerAddress | None = M, **kw: Any) -> Run:
         return cls(cfg, Memory.start(cfg, master), **kw)
 
     def tick(self, at: float, *states: ServerState, wall: float = WALL) -> Facts:

@@ -7,7 +7,7 @@ import time
 from repman.watcher.failover import failover
 from repman.watcher.rejoin import rejoin
 from repman.watcher.state_store import StateStore
-from tests.writer import cluster_factory, needs_mariadb  # noqa: F401 - fixture
+from testkit.env import needs_mariadb
 
 pytestmark = needs_mariadb
 

@@ -17,7 +17,7 @@ from repman.db import connect, execute
 from repman.watcher.failover import failover
 from repman.watcher.monitor import ClusterMonitor
 from repman.watcher.rejoin import rejoin
-from tests.writer import cluster_factory, needs_mariadb  # noqa: F401 - fixture
+from testkit.env import needs_mariadb
 
 pytestmark = needs_mariadb
 

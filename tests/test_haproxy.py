@@ -13,14 +13,14 @@ import pytest
 
 from repman.db import ServerAddress
 from repman.errors import ConfigError
+from repman.local.haproxy_process import HAProxyFiles, check_config, haproxy_binary, reload, write_config
 from repman.local.testbed import Testbed as LocalBed
 from repman.routing import build_routers, failed, notify
 from repman.routing.base import Topology
 from repman.routing.haproxy import HAProxyRouter
 from repman.routing.haproxy_config import HAProxyConfig, render_haproxy_config
-from repman.local.haproxy_process import HAProxyFiles, check_config, haproxy_binary, reload, write_config
 from repman.watcher.cluster_config import ClusterConfig
-from tests.standins.haproxy_local import LocalHAProxy, port_or_none, port_via, ports_via, wait_for
+from testkit.standins.haproxy_local import LocalHAProxy, port_or_none, port_via, ports_via, wait_for
 
 pytestmark = pytest.mark.skipif(haproxy_binary() is None, reason="haproxy binary not installed")
 
@@ -181,7 +181,8 @@ def test_reload_keeps_the_runtime_routing(proxy, nodes):
 def test_dead_proxy_is_reported_never_raised_and_retried(tmp_path, nodes):
     a, b, c = nodes.addresses
     files = HAProxyFiles(tmp_path / "later")
-    cfg = ClusterConfig("c1", {"haproxy": True, "haproxy-runtime-api-servers": [str(files.socket)], "proxy-timeout": 0.5})
+    cfg = ClusterConfig("c1", {"haproxy": True, "haproxy-runtime-api-servers": [str(files.socket)],
+                               "proxy-timeout": 0.5})
     routers = build_routers(cfg)
     assert [r.name for r in routers] == [f"haproxy:{files.socket}"]
     lines: list[str] = []
@@ -206,7 +207,7 @@ def test_dead_proxy_is_reported_never_raised_and_retried(tmp_path, nodes):
 def test_http_check_mode_follows_the_watcher_endpoints(tmp_path, nodes):
     """HAProxy asks /primary and /replica for each node by name (host:port): with no runtime
     push at all it follows what those endpoints answer; the router still moves it at once."""
-    from tests.standins.http_recorder import RecordingHTTPServer
+    from testkit.standins.http_recorder import RecordingHTTPServer
 
     a, b, c = nodes.addresses
     view = {"primary": a.url}
@@ -225,7 +226,8 @@ def test_http_check_mode_follows_the_watcher_endpoints(tmp_path, nodes):
     hp = LocalHAProxy(tmp_path / "hp", [a, b, c], a, check="http",
                       watcher=ServerAddress("127.0.0.1", endpoint.port), check_inter="200ms")
     try:
-        wait_for(lambda: {f"/primary?cluster=c1&server={s.url}" for s in (a, b, c)} <= set(p for _, p in endpoint.calls()),
+        wait_for(lambda: {f"/primary?cluster=c1&server={s.url}" for s in (a, b, c)}
+                 <= set(p for _, p in endpoint.calls()),
                  timeout=20, what="HAProxy to check every node by name")
         wait_for(lambda: ports_via(hp.read, nodes.admin, tries=10) == {b.port, c.port}, timeout=20,
                  what="reads on the replicas only")

@@ -10,13 +10,13 @@ import time
 import pytest
 
 from repman.db import Credential, ServerAddress, query
+from repman.local.haproxy_process import haproxy_binary
 from repman.local.testbed import Testbed as LocalBed
 from repman.routing import build_routers
-from repman.local.haproxy_process import haproxy_binary
 from repman.watcher.config import load_cluster
 from repman.watcher.state_store import StateStore
-from tests.standins.haproxy_local import LocalHAProxy, wait_for
-from tests.standins.workload import Reader, Writer, create_schema
+from testkit.standins.haproxy_local import LocalHAProxy, wait_for
+from testkit.standins.workload import Reader, Writer, create_schema
 
 pytestmark = pytest.mark.skipif(haproxy_binary() is None, reason="haproxy binary not installed")
 APP = Credential("app", "app-pw")

@@ -10,19 +10,18 @@ from typing import Any
 
 import pulumi
 import pytest
-from pulumi.runtime import mocks, rpc, settings
 
 from components.providers.local_proxy import LocalHAProxyProvider
 from components.proxy_service import ProxyService, ProxyServiceArgs
 from repman.db import ServerAddress
 from repman.errors import ConfigError
-from repman.local.testbed import Testbed as LocalBed
-from repman.local.testbed import free_ports
+from repman.local.haproxy_process import HAProxyFiles, haproxy_binary, instance_pids, pid_alive, read_pid
+from repman.local.testbed import Testbed as LocalBed, free_ports
 from repman.plans import get_plan
 from repman.routing.base import Topology
 from repman.routing.haproxy import HAProxyRouter
-from repman.local.haproxy_process import HAProxyFiles, haproxy_binary, instance_pids, pid_alive, read_pid
-from tests.standins.haproxy_local import port_via, ports_via
+from testkit.pulumi_mocks import Recorder, run_component
+from testkit.standins.haproxy_local import port_via, ports_via
 
 
 @pytest.fixture(scope="module")
@@ -106,42 +105,26 @@ def test_provider_refuses_bad_input_before_starting_anything(props):
 
 # ---- ProxyService under Pulumi mocks ------------------------------------------------------
 
-class Recorder(mocks.Mocks):
-    def __init__(self) -> None:
-        self.registered: list[dict[str, Any]] = []
-
-    def new_resource(self, args: mocks.MockResourceArgs) -> tuple[str, dict]:
-        raw = dict(args.inputs)
-        inputs = {k: rpc.unwrap_rpc_secret(v) for k, v in raw.items()}
-        secret = {k for k, v in raw.items() if isinstance(v, dict) and v.get(rpc._special_sig_key) == rpc._special_secret_sig}
-        self.registered.append({"type": args.typ, "name": args.name, "inputs": inputs, "secret": secret})
-        outs = dict(inputs)
-        if args.typ.endswith(":LocalHAProxy"):
-            outs.update(pid=1, admin_socket=f"{inputs['base_dir']}/admin.sock",
-                        write_address=f"127.0.0.1:{int(inputs['write_port'])}",
-                        read_address=f"127.0.0.1:{int(inputs['read_port'])}")
-        if args.typ.endswith(":LocalSpider"):
-            outs.update(pid=1, address=f"{inputs['host']}:{int(inputs['port'])}", instance="i")
-        return (f"{args.name}-id" if args.custom else ""), outs
-
-    def call(self, args: mocks.MockCallArgs) -> tuple[dict, None]:
-        return {}, None
+def proxy_outputs(typ: str, name: str, inputs: dict[str, Any], deep: dict[str, Any]) -> dict[str, Any]:
+    """What the local HAProxy and Spider providers report back."""
+    outs = inputs
+    if typ.endswith(":LocalHAProxy"):
+        outs.update(pid=1, admin_socket=f"{inputs['base_dir']}/admin.sock",
+                    write_address=f"127.0.0.1:{int(inputs['write_port'])}",
+                    read_address=f"127.0.0.1:{int(inputs['read_port'])}")
+    if typ.endswith(":LocalSpider"):
+        outs.update(pid=1, address=f"{inputs['host']}:{int(inputs['port'])}", instance="i")
+    return outs
 
 
 def run_under_mocks(build) -> tuple[Recorder, dict]:
-    recorder = Recorder()
-    settings.reset_options(project="repman", stack="proxy", preview=False)
-    pulumi.runtime.set_mocks(recorder, project="repman", stack="proxy", preview=False)
     seen: dict[str, Any] = {}
 
-    @pulumi.runtime.test
-    def deploy():
-        svc = build()
+    def outputs(svc):
         return pulumi.Output.all(svc.write_address, svc.read_address, svc.admin_socket, svc.watcher_keys).apply(
             lambda v: seen.update(write=v[0], read=v[1], socket=v[2], keys=v[3]))
 
-    deploy()
-    return recorder, seen
+    return run_component(build, "proxy", outputs, proxy_outputs), seen
 
 
 def test_proxy_service_on_local_backend_plans_one_haproxy():
@@ -154,7 +137,7 @@ def test_proxy_service_on_local_backend_plans_one_haproxy():
     types = {r["name"]: r["type"] for r in rec.registered}
     assert types == {"shop-proxy": "repman:proxy:ProxyService",
                      "shop-proxy-haproxy": "pulumi-python:dynamic/repman:LocalHAProxy"}
-    hp = next(r["inputs"] for r in rec.registered if r["name"] == "shop-proxy-haproxy")
+    hp = next(r["plain"] for r in rec.registered if r["name"] == "shop-proxy-haproxy")
     assert hp["servers"] == ["127.0.0.1:3310", "127.0.0.1:3311", "127.0.0.1:3312"]
     assert hp["base_dir"] == "/var/tmp/st/shop-haproxy" and hp["nbthread"] == plan.proxy_cores
     assert hp["tags"] == ["masterslave", "readwritesplit"] and hp["primary"] == "127.0.0.1:3310"
@@ -196,7 +179,7 @@ def test_proxy_service_with_a_local_spider_node():
     rec, seen = run_under_mocks(build)
     spider = next(r for r in rec.registered if r["type"].endswith(":LocalSpider"))
     assert spider["name"] == "shop-proxy-spider"
-    assert spider["inputs"]["primary"] == "127.0.0.1:3310" and spider["inputs"]["server_name"] == "repman_shop"
+    assert spider["plain"]["primary"] == "127.0.0.1:3310" and spider["plain"]["server_name"] == "repman_shop"
     assert {"admin_password", "remote_password"} <= spider["secret"]          # never plain in state
     assert seen["keys"]["mdbshardproxy"] is True and seen["keys"]["mdbshardproxy-hosts"] == ["127.0.0.1:3320"]
     with pytest.raises(ConfigError, match="mdbshardproxy-user"):

@@ -7,11 +7,11 @@ from pathlib import Path
 import pymysql
 import pytest
 
+from components.providers.local_node import LocalNodeProvider, node_spec
 from repman.db import Credential, ServerAddress, connect, variable
 from repman.local.mariadb import pid_alive, read_pid
-
-from components.providers.local_node import LocalNodeProvider, node_spec
-from tests.conftest import free_port_block, needs_mariadb
+from repman.local.ports import free_port_block
+from testkit.env import needs_mariadb
 
 pytestmark = needs_mariadb
 PASSWORD = "node-admin-pw"
@@ -173,7 +173,7 @@ def test_failed_create_leaves_no_process(tmp_path):
     port = free_port_block(1)
     blocker = LocalNodeProvider().create(props(tmp_path / "first", port))
     try:  # same port: the second mariadbd cannot bind and create must fail cleanly
-        with pytest.raises(Exception):
+        with pytest.raises(Exception):  # noqa: B017 (any error will do: what matters is the clean-up)
             provider.create(props(tmp_path / "second", port, server_id=8))
         assert read_pid(node_spec(props(tmp_path / "second", port)).paths) is None
     finally:

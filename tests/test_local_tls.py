@@ -6,15 +6,15 @@ import ssl
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pymysql
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from repman.local.node import LocalNodeSpec, create_node, delete_node
+from repman.local.ports import free_port_block
 from repman.local.testbed import ADMIN
 from repman.tls import ensure_server_certificates
-from tests.conftest import free_port_block, needs_mariadb
-
-import pymysql
+from testkit.env import needs_mariadb
 
 
 def _verify(cert_path: Path, ca_path: Path) -> None:

@@ -12,23 +12,15 @@ from pathlib import Path
 import pytest
 import yaml
 
+from components.providers.local_watcher import LocalWatcherProvider
 from repman.local.mariadb import pid_alive
+from repman.local.ports import free_port_block
 from repman.local.watcher import WatcherFiles, running_pid
 from repman.spec import load_cluster_spec
 from repman.watcher.config import load_config
 from repman.watcher_yaml import dump, env_ref, file_ref, render_watcher_config, secret_values
-
-from components.providers.local_watcher import LocalWatcherProvider
-from tests.conftest import free_port_block, needs_mariadb
-
-SPEC = {
-    "repman:db-servers-credential": "repman:w-admin-pw",
-    "repman:replication-credential": "repl:w-repl-pw",
-    "repman:proxysql-password": "w-proxysql-pw",
-    "repman:failover-mode": "automatic",
-    "repman:db-servers-prefered-master": "2",
-    "repman:prov-db-tags": ["row", "semisync"],
-}
+from testkit.env import needs_mariadb
+from testkit.local_watcher import SPEC, watcher_props
 
 
 def test_rendered_config_is_valid_for_the_watcher_and_holds_no_secret(tmp_path):
@@ -54,21 +46,11 @@ def test_rendered_config_is_valid_for_the_watcher_and_holds_no_secret(tmp_path):
     assert exported["clusters"]["cluster1"]["db-servers-credential"] == {"env": "REPMAN_DB_SERVERS_CREDENTIAL"}
 
 
-def _props(base: Path, servers: list[str], api_port: int) -> dict:
-    spec = load_cluster_spec(SPEC | {"repman:api-port": str(api_port)})
-    files = WatcherFiles(base)
-    return {
-        "base_dir": str(base), "cluster": "cluster1",
-        "config": render_watcher_config(spec, servers, file_ref(files.secrets_dir), state_dir=str(files.state_dir)),
-        "secrets": secret_values(spec), "api": {"api-port": api_port}, "provider_version": "1",
-    }
-
-
 @needs_mariadb
 def test_local_watcher_lifecycle(testbed):
     base = Path(tempfile.mkdtemp(prefix="repman-w-"))
     testbed.bootstrap()
-    props = _props(base, [a.url for a in testbed.addresses], free_port_block(1))
+    props = watcher_props(base, [a.url for a in testbed.addresses], free_port_block(1))
     provider = LocalWatcherProvider()
     created = provider.create(dict(props))
     outs = created.outs
@@ -110,7 +92,7 @@ def test_local_watcher_lifecycle(testbed):
 def test_deleted_watcher_without_kept_data_leaves_no_state(testbed):
     base = Path(tempfile.mkdtemp(prefix="repman-w-"))
     testbed.bootstrap()
-    props = _props(base, [a.url for a in testbed.addresses], free_port_block(1)) | {"keep_state": False}
+    props = watcher_props(base, [a.url for a in testbed.addresses], free_port_block(1)) | {"keep_state": False}
     provider = LocalWatcherProvider()
     created = provider.create(dict(props))
     files = WatcherFiles(base)
@@ -122,7 +104,7 @@ def test_deleted_watcher_without_kept_data_leaves_no_state(testbed):
 
 
 def test_bad_watcher_config_is_refused_before_starting(tmp_path):
-    props = _props(tmp_path / "w", ["127.0.0.1:3310", "127.0.0.1:3311"], free_port_block(1))
+    props = watcher_props(tmp_path / "w", ["127.0.0.1:3310", "127.0.0.1:3311"], free_port_block(1))
     props["config"]["clusters"]["cluster1"]["failover-mode"] = "sometimes"
     with pytest.raises(Exception, match="failover-mode"):
         LocalWatcherProvider().create(props)

@@ -10,10 +10,17 @@ import pytest
 from repman.watcher.analysis import Action
 from repman.watcher.config import parse_config
 from repman.watcher.loop import Watcher
-from repman.watcher.oplock import OperationLock
 from repman.watcher.operations import run_operation, store_for
-from tests.watcherbed import (
-    cluster_section, converged, insert, make_table, master_of, restart, sql, wait_until,
+from repman.watcher.oplock import OperationLock
+from testkit.watcherbed import (
+    cluster_section,
+    converged,
+    insert,
+    make_table,
+    master_of,
+    restart,
+    sql,
+    wait_until,
 )
 
 

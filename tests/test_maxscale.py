@@ -16,7 +16,7 @@ from repman.routing.maxscale import MaxScaleRouter
 from repman.routing.maxscale_config import MaxScaleConfig, render_maxscale_config
 from repman.routing.names import server_name
 from repman.watcher.cluster_config import ClusterConfig
-from tests.standins.http_recorder import RecordingHTTPServer
+from testkit.standins.http_recorder import RecordingHTTPServer
 
 A, B, C = (ServerAddress("10.0.0.1", 3306), ServerAddress("10.0.0.2", 3306), ServerAddress("10.0.0.3", 3306))
 AUTH = "Basic " + base64.b64encode(b"admin:mariadb").decode()

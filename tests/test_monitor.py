@@ -20,9 +20,19 @@ from repman.watcher.monitor import ClusterMonitor
 from repman.watcher.operations import store_for
 from repman.watcher.primary import find_master
 from repman.watcher.state_store import CrashRecord
-from tests.watcherbed import (
-    StrayWriter, cluster_config, converged, create_app_user, drop_readonly_tag, insert, make_table, master_of,
-    restart, set_account_lock, sql, wait_until,
+from testkit.watcherbed import (
+    StrayWriter,
+    cluster_config,
+    converged,
+    create_app_user,
+    drop_readonly_tag,
+    insert,
+    make_table,
+    master_of,
+    restart,
+    set_account_lock,
+    sql,
+    wait_until,
 )
 
 M = ServerAddress("127.0.0.1", 3306)

@@ -9,10 +9,11 @@ import pytest
 from repman.db import ServerAddress, session, variable
 from repman.errors import ConfigError
 from repman.local.node import LocalNodeSpec, create_node, delete_node, render_node_config
+from repman.local.ports import free_port_block
 from repman.local.testbed import ADMIN
 from repman.mycnf import NodeContext, known_tags, render_mycnf, validate_tags
 from repman.plans import get_plan
-from tests.conftest import free_port_block, needs_mariadb
+from testkit.env import needs_mariadb
 
 REQUIRED_TAGS = {
     "gtidstrict", "row", "semisync", "innodb", "noquerycache", "readonly", "slow", "pfs", "compressbinlog",

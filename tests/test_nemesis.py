@@ -20,7 +20,8 @@ from repman.lab.faults import Network, iptables_available
 from repman.lab.nemesis import Lab, run_round
 from repman.lab.writer import Writer
 from repman.watcher.loop import Watcher
-from tests.writer import make_cluster, needs_mariadb
+from testkit.cluster import make_cluster
+from testkit.env import needs_mariadb
 
 pytestmark = [needs_mariadb]
 SOAK = pytest.mark.skipif(os.environ.get("REPMAN_SOAK") != "1", reason="the nemesis matrix runs with REPMAN_SOAK=1")

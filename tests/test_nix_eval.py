@@ -16,8 +16,7 @@ import yaml
 from repman.errors import ConfigError, RepmanError
 from repman.nixeval import evaluate, nix_error as one_line, validate, write_stack
 from repman.spec import load_cluster_spec
-from tests.nix_support import (EXAMPLES, NIX_DIR, REPO, eval_cluster, eval_cluster_error, needs_nix,
-                               nix_string, run_nix)
+from testkit.nix import EXAMPLES, NIX_DIR, REPO, eval_cluster, eval_cluster_error, needs_nix, nix_string, run_nix
 
 pytestmark = needs_nix
 
@@ -326,7 +325,8 @@ def test_secret_references_need_the_stack_passphrase(tmp_path: Path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("PULUMI_CONFIG_PASSPHRASE")}
     proc = subprocess.run([sys.executable, "-m", "repman.nixeval", str(EXAMPLES / "kube.nix"), "--stack", "kube",
                            "--stacks-dir", str(stacks)], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2 and proc.stderr.startswith("error: passphrase must be set with PULUMI_CONFIG_PASSPHRASE")
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: passphrase must be set with PULUMI_CONFIG_PASSPHRASE")
     assert not (stacks / "Pulumi.kube.yaml").exists()
     with pytest.raises(ConfigError, match="repman:db-servers-credential: Pulumi.yaml declares it secret"):
         write_stack(evaluate(EXAMPLES / "kube.nix"), "kube", stacks)

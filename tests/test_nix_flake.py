@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import re
 import tomllib
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,7 +14,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from repman.nixeval import nix_dir
-from tests.nix_support import EXAMPLES, NIX_DIR, REPO, eval_cluster, needs_nix, nix_json, run_nix
+from testkit.nix import EXAMPLES, NIX_DIR, REPO, eval_cluster, needs_nix, nix_json, run_nix
 
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
 VERSIONS = json.loads((NIX_DIR / "versions.json").read_text())
@@ -96,7 +95,9 @@ def test_dev_shell_has_pulumi_python_env_and_servers(flake):
 
 
 def test_pulumi_versions_live_in_one_place_and_fit_pyproject():
-    ranges = {norm(re.split(r"[<>=!~ ]", r, maxsplit=1)[0]): SpecifierSet(r[len(re.split(r"[<>=!~ ]", r, maxsplit=1)[0]):])
+    pulumi_deps = PYPROJECT["project"]["optional-dependencies"]["pulumi"]
+    names = {r: re.split(r"[<>=!~ ]", r, maxsplit=1)[0] for r in pulumi_deps}
+    ranges = {norm(names[r]): SpecifierSet(r[len(names[r]):])
               for r in PYPROJECT["project"]["optional-dependencies"]["pulumi"]}
     pins = VERSIONS["python"]
     assert set(pins) == {n for n in ranges if n.startswith("pulumi-")}

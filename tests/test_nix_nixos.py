@@ -10,11 +10,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from repman.api.config import api_config
 from repman.watcher.config import parse_config
-from tests.nix_support import EXAMPLES, NIX_DIR, needs_nix, nix_error, nix_json, nix_string
+from testkit.nix import EXAMPLES, NIX_DIR, needs_nix, nix_error, nix_json, nix_string
 
 pytestmark = needs_nix
 

@@ -11,6 +11,7 @@ from typing import Any, Mapping
 import pytest
 
 from repman.api.keys import API_KEYS
+from repman.backup.keys import BACKUP_KEYS
 from repman.errors import ConfigError, RepmanError
 from repman.keys import Key, coerce
 from repman.mycnf import known_tags
@@ -19,8 +20,7 @@ from repman.plans import load_plans
 from repman.routing.keys import ROUTING_KEYS
 from repman.spec import PROVISIONING_KEYS, PROXY_TAGS, load_cluster_spec, watcher_passthrough_keys
 from repman.watcher.keys import WATCHER_KEYS
-from repman.backup.keys import BACKUP_KEYS
-from tests.nix_support import NIX_DIR, needs_nix, nix_json
+from testkit.nix import NIX_DIR, needs_nix, nix_json
 
 
 def test_committed_schema_is_what_python_reports_now():

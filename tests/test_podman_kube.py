@@ -18,9 +18,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.docker_support import docker_images  # noqa: F401  (session fixture)
-from tests.podman_kube import podman, podman_env, podman_missing, pods_from_statefulset, secret_payload
-from tests.test_backend_kube import PASSWORDS, SECRET_CONFIG, manifests, run_program, stack_config
+from testkit.podman import podman, podman_env, podman_missing, pods_from_statefulset, secret_payload
+from testkit.pulumi_mocks import KUBE_PASSWORDS, KUBE_SECRET_CONFIG, manifests, run_program, stack_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(bool(podman_missing()), reason=podman_missing() or "-")]
 
@@ -41,7 +40,7 @@ def test_statefulset_pods_start_with_our_mycnf_init_script_and_probes(docker_ima
     env = podman_env(tmp_path / "podman")
     _load_image(env, docker_images.db)
     cluster = f"pk{uuid.uuid4().hex[:5]}"
-    config = {**stack_config("kube"), **SECRET_CONFIG, "repman:prov-state-dir": str(tmp_path / "state"),
+    config = {**stack_config("kube"), **KUBE_SECRET_CONFIG, "repman:prov-state-dir": str(tmp_path / "state"),
               "repman:prov-db-image": docker_images.db, "repman:cluster-name": cluster}
     docs = manifests(run_program(monkeypatch, config))
     sts = next(d for d in docs if d["kind"] == "StatefulSet")
@@ -66,14 +65,16 @@ def test_statefulset_pods_start_with_our_mycnf_init_script_and_probes(docker_ima
             deadline = time.monotonic() + 120
             while podman(env, "exec", container, *readiness, check=False).returncode != 0:
                 assert time.monotonic() < deadline, \
-                    f"{container} never ready:\n" + "\n".join([l for l in podman(env, "logs", container, check=False).stderr.splitlines() if "Warning" not in l][-25:])
+                    f"{container} never ready:\n" + "\n".join([
+                        line for line in podman(env, "logs", container, check=False).stderr.splitlines()
+                        if "Warning" not in line][-25:])
                 time.sleep(1)
             assert podman(env, "exec", container, *liveness, check=False).returncode == 0
             row = podman(env, "exec", container, "mariadb", "-N", "-e",
                          "SELECT @@server_id, @@gtid_strict_mode, @@binlog_format, @@read_only").stdout.split()
             # server id from the ordinal (start command), the rest from our my.cnf tags.
             assert row == [str(ordinal + 1), "1", "ROW", "1"], row
-            admin = podman(env, "exec", container, "mariadb", "-h127.0.0.1", "-urepman", f"-p{PASSWORDS[0]}",
+            admin = podman(env, "exec", container, "mariadb", "-h127.0.0.1", "-urepman", f"-p{KUBE_PASSWORDS[0]}",
                            "-N", "-e", "SELECT CURRENT_USER()").stdout.strip()
             assert admin == "repman@%", "the init script made the admin account from the Secret"
             env_seen = podman(env, "inspect", "-f", "{{.Config.Env}}", container).stdout

@@ -13,7 +13,7 @@ import pytest
 import repman.watcher.switchover as switchover_module
 from repman.watcher.prechain import chain
 from repman.watcher.switchover import switchover
-from tests.writer import cluster_factory, needs_mariadb  # noqa: F401 - fixture
+from testkit.env import needs_mariadb
 
 pytestmark = [needs_mariadb, pytest.mark.slow]
 TAGS = ("gtidstrict", "row", "readonly", "noquerycache", "smallredolog")

@@ -15,7 +15,12 @@ from repman.topology import ReplicaStatus, ServerState
 from repman.watcher.cluster_config import ClusterConfig
 from repman.watcher.keys import WATCHER_KEYS
 from repman.watcher.primary import (
-    Primary, cluster_primary, dead_primary, find_master, find_primary, replicated_primary,
+    Primary,
+    cluster_primary,
+    dead_primary,
+    find_master,
+    find_primary,
+    replicated_primary,
 )
 from repman.watcher.state_store import CrashRecord, StateStore
 

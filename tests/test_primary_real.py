@@ -19,7 +19,7 @@ from repman.watcher.checks import read_states
 from repman.watcher.monitor import ClusterMonitor
 from repman.watcher.operations import store_for
 from repman.watcher.switchover import switchover
-from tests.watcherbed import cluster_config, master_of, sql
+from testkit.watcherbed import cluster_config, master_of, sql
 
 
 @pytest.fixture

@@ -20,9 +20,9 @@ from pulumi.runtime.proto import provider_pb2
 from components.providers.ssh_node import SshNodeProvider
 from repman.backends.onpremise import NodeState
 from repman.backends.ssh import HostSession, SshAuth
-from tests.conftest import HAVE_MARIADB
-from tests.netns import NetnsLab, skip_reason
-from tests.test_provider_host import CONFIG, Host, ROOT, plain, struct, urn
+from testkit.env import HAVE_MARIADB
+from testkit.netns import NetnsLab, skip_reason
+from testkit.provider_host import CONFIG, ROOT, Host, plain, struct, urn
 
 _SKIP = skip_reason() or (None if HAVE_MARIADB else "mariadbd / mariadb-install-db not installed")
 pytestmark = [pytest.mark.skipif(_SKIP is not None, reason=_SKIP or ""), pytest.mark.slow]

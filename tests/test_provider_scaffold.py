@@ -19,7 +19,11 @@ from components.providers.local_proxy import LocalHAProxyProvider, LocalSpiderPr
 from components.providers.local_watcher import LocalWatcherProvider
 from components.providers.opensvc_service import OpenSvcServiceProvider
 from components.providers.scaffold import (
-    ResourceInputs, ScaffoldProvider, read_live, resource_options, stack_config_value,
+    ResourceInputs,
+    ScaffoldProvider,
+    read_live,
+    resource_options,
+    stack_config_value,
 )
 from components.providers.secret_digest import UNKNOWN, make_digest
 from components.providers.slapos_request import SlapOSRequestProvider

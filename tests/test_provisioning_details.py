@@ -14,10 +14,11 @@ from repman.db import ServerAddress, session, variable
 from repman.errors import BootstrapError, ConfigError
 from repman.initial_data import load_initial_data
 from repman.local.node import LocalNodeSpec, create_node, delete_node, render_node_config, update_node
+from repman.local.ports import free_port_block
 from repman.local.testbed import ADMIN, Testbed
 from repman.plans import load_registry
 from repman.spec import load_cluster_spec
-from tests.conftest import free_port_block, needs_mariadb
+from testkit.env import needs_mariadb
 
 CREDS = {"repman:db-servers-credential": "repman:pw-a", "repman:replication-credential": "repl:pw-r"}
 REGISTRY = ("id,plan,dbmemory,dbcores,dbdatasize,dbsystemsize,dbiops,dbcpufreq,prxcores,prxdatasize\n"

@@ -8,15 +8,14 @@ import pytest
 
 from repman.db import Credential, ServerAddress, execute, query
 from repman.errors import ConfigError
-from repman.local.testbed import Testbed as LocalBed
-from repman.local.testbed import free_ports
+from repman.local.testbed import Testbed as LocalBed, free_ports
 from repman.routing import build_routers, failed, notify
 from repman.routing.base import RoutingError, Topology
 from repman.routing.proxysql import ProxySQLRouter
 from repman.routing.proxysql_config import ProxySQLConfig, render_proxysql_config
 from repman.watcher.cluster_config import ClusterConfig
-from tests.standins.libconfig_check import LibConfig, load_libconfig
-from tests.standins.mysql_protocol import Error, RecordingMySQLServer, table_responder
+from testkit.standins.libconfig_check import LibConfig, load_libconfig
+from testkit.standins.mysql_protocol import Error, RecordingMySQLServer, table_responder
 
 A, B, C = (ServerAddress("10.0.0.1", 3306), ServerAddress("10.0.0.2", 3306), ServerAddress("10.0.0.3", 3306))
 

@@ -5,18 +5,14 @@ Config reaches the program through ``PULUMI_CONFIG`` as with the real engine.
 
 from __future__ import annotations
 
-import json
-import runpy
-from pathlib import Path
 from typing import Any
 
 import pulumi
 import pytest
-from pulumi.runtime import config as runtime_config
-from pulumi.runtime import mocks, rpc, settings
+from pulumi.runtime import rpc
 
-ROOT = Path(__file__).resolve().parent.parent
-MAIN = str(ROOT / "__main__.py")
+from testkit.pulumi_mocks import Recorder, RecordingMonitor, plain_strings, run_program
+
 PASSWORDS = ("graph-admin-pw", "graph-repl-pw", "graph-mon-pw")
 BASE_CONFIG = {
     "repman:db-servers-credential": f"repman:{PASSWORDS[0]}",
@@ -26,76 +22,27 @@ BASE_CONFIG = {
 }
 
 
-class Recorder(mocks.Mocks):
-    """Stands in for the providers' outputs; records every registration."""
-
-    def __init__(self) -> None:
-        self.registered: list[dict[str, Any]] = []
-
-    def new_resource(self, args: mocks.MockResourceArgs) -> tuple[str, dict]:
-        inputs = dict(args.inputs)
-        self.registered.append({"type": args.typ, "name": args.name, "inputs": inputs})
-        plain = {k: rpc.unwrap_rpc_secret(v) for k, v in inputs.items()}
-        outs = dict(plain)
-        if args.typ.endswith(":LocalNode"):
-            outs.update(address=f"{plain['host']}:{int(plain['port'])}", instance=f"i-{args.name}", pid=1)
-        if args.typ.endswith(":Bootstrap"):
-            outs.update(primary=plain["servers"][0], replicas=plain["servers"][1:], actions=[])
-        if args.typ.endswith(":LocalWatcher"):
-            outs.update(config_path=f"{plain['base_dir']}/repman.yaml", api_url="", pid=2)
-        if args.typ.endswith(":LocalHAProxy"):
-            outs.update(write_address=f"127.0.0.1:{int(plain['write_port'])}",
-                        read_address=f"127.0.0.1:{int(plain['read_port'])}", admin_socket="/x/haproxy.sock")
-        return (f"{args.name}-id" if args.custom else ""), outs
-
-    def call(self, args: mocks.MockCallArgs) -> tuple[dict, None]:
-        return {}, None
-
-
-class ParentMonitor(mocks.MockMonitor):
-    """Mock monitor that also remembers each resource's parent name."""
-
-    def __init__(self, recorder: Recorder) -> None:
-        super().__init__(recorder)
-        self.parents: dict[str, str] = {}
-
-    def RegisterResource(self, request):  # noqa: N802 (gRPC name)
-        self.parents[request.name] = request.parent.rsplit("::", 1)[-1] if request.parent else ""
-        self.deps = getattr(self, "deps", {})
-        self.deps[request.name] = sorted(u.rsplit("::", 1)[-1] for u in request.dependencies)
-        return super().RegisterResource(request)
+def graph_outputs(typ: str, name: str, plain: dict[str, Any], deep: dict[str, Any]) -> dict[str, Any]:
+    """What the local providers report back: addresses, instances, pids."""
+    outs = plain
+    if typ.endswith(":LocalNode"):
+        outs.update(address=f"{plain['host']}:{int(plain['port'])}", instance=f"i-{name}", pid=1)
+    if typ.endswith(":Bootstrap"):
+        outs.update(primary=plain["servers"][0], replicas=plain["servers"][1:], actions=[])
+    if typ.endswith(":LocalWatcher"):
+        outs.update(config_path=f"{plain['base_dir']}/repman.yaml", api_url="", pid=2)
+    if typ.endswith(":LocalHAProxy"):
+        outs.update(write_address=f"127.0.0.1:{int(plain['write_port'])}",
+                    read_address=f"127.0.0.1:{int(plain['read_port'])}", admin_socket="/x/haproxy.sock")
+    return outs
 
 
 @pytest.fixture
 def program(monkeypatch):
     """Returns run(config) -> (recorder, monitor, outputs, secret_keys)."""
-    def run(extra: dict[str, Any]) -> tuple[Recorder, ParentMonitor, dict[str, Any], set[str]]:
-        config = {**BASE_CONFIG, **extra}
-        monkeypatch.setenv("PULUMI_CONFIG", json.dumps(
-            {k: json.dumps(v) if isinstance(v, list) else str(v) for k, v in config.items()}))
-        runtime_config.set_all_config({}, [])
-        recorder = Recorder()
-        monitor = ParentMonitor(recorder)
-        settings.reset_options(project="repman", stack="graph", preview=False)
-        pulumi.runtime.set_mocks(recorder, project="repman", stack="graph", preview=False, monitor=monitor)
-        result: dict[str, Any] = {}
-
-        async def collect() -> dict[str, Any]:
-            outputs = settings.get_root_resource().outputs
-            for key, value in outputs.items():
-                out = pulumi.Output.from_input(value)
-                result[key] = (await out.future(), await out.is_secret())
-            return result
-
-        @pulumi.runtime.test
-        def deploy():
-            runpy.run_path(MAIN, run_name="__main__")
-            return pulumi.Output.from_input(collect())
-
-        deploy()
-        values = {k: v for k, (v, _) in result.items()}
-        secret = {k for k, (_, s) in result.items() if s}
-        return recorder, monitor, values, secret
+    def run(extra: dict[str, Any]) -> tuple[Recorder, RecordingMonitor, dict[str, Any], set[str]]:
+        ran = run_program(monkeypatch, {**BASE_CONFIG, **extra}, stack="graph", outputs=graph_outputs)
+        return ran.recorder, ran.monitor, ran.outputs, ran.secret
     return run
 
 
@@ -118,7 +65,8 @@ def test_graph_per_plan(program, plan, nodes):
     assert sorted(int(n["server_id"]) for n in node_inputs) == list(range(1, nodes + 1))
     assert sorted(int(n["port"]) for n in node_inputs) == [3310 + i for i in range(nodes)]
     assert all(n["plan"] == plan for n in node_inputs)
-    assert {n["base_dir"] for n in node_inputs} == {f"/var/tmp/repman-graph-test/shop/db{i}" for i in range(1, nodes + 1)}
+    assert {n["base_dir"] for n in node_inputs} == {
+        f"/var/tmp/repman-graph-test/shop/db{i}" for i in range(1, nodes + 1)}
     servers = [f"127.0.0.1:{3310 + i}" for i in range(nodes)]
     assert outputs["servers"] == servers
     assert outputs["primary_endpoint"] == servers[0]
@@ -128,24 +76,10 @@ def test_graph_per_plan(program, plan, nodes):
     assert outputs["admin_credential"] == f"repman:{PASSWORDS[0]}"
 
 
-def _plain_strings(value: Any, inside_secret: bool = False):
-    """Every string reachable outside a secret wrapper."""
-    if rpc.is_rpc_secret(value):
-        return
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for v in value.values():
-            yield from _plain_strings(v)
-    elif isinstance(value, (list, tuple)):
-        for v in value:
-            yield from _plain_strings(v)
-
-
 def test_passwords_only_travel_as_secrets(program):
     rec, _, _, _ = program({})
     for r in rec.registered:
-        for text in _plain_strings({k: v for k, v in r["inputs"].items() if k != "__provider"}):
+        for text in plain_strings({k: v for k, v in r["inputs"].items() if k != "__provider"}):
             assert not any(p in text for p in PASSWORDS), f"{r['name']} has a plain password input"
     node = next(r for r in rec.registered if r["type"].endswith(":LocalNode"))
     assert rpc.is_rpc_secret(node["inputs"]["admin_password"])

@@ -15,8 +15,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.pulumi_config import (PulumiConfigError, load_stack_config, merge_stack_config,
-                                      render_project_file, undeclared_keys, validate_project)
+from components.pulumi_config import (
+    PulumiConfigError,
+    load_stack_config,
+    merge_stack_config,
+    render_project_file,
+    undeclared_keys,
+    validate_project,
+)
 from repman.spec import PROVISIONING_KEYS, REQUIRED_KEYS, load_cluster_spec
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -17,9 +17,18 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components.pulumi_secrets import (NO_PASSPHRASE, WRONG_PASSPHRASE, PassphraseCrypter, SecretsError,
-                                       crypter_from_salt, derive_key, new_encryption_salt, read_passphrase,
-                                       read_secure_value, set_secure_value)
+from components.pulumi_secrets import (
+    NO_PASSPHRASE,
+    WRONG_PASSPHRASE,
+    PassphraseCrypter,
+    SecretsError,
+    crypter_from_salt,
+    derive_key,
+    new_encryption_salt,
+    read_passphrase,
+    read_secure_value,
+    set_secure_value,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 SALT, NONCE, VALUE_NONCE = bytes(range(8)), bytes(range(100, 112)), bytes(range(200, 212))

@@ -10,8 +10,8 @@ from repman.watcher.demote import own_beyond
 from repman.watcher.flashback import parse_tail
 from repman.watcher.keys import WATCHER_KEYS
 from repman.watcher.primary import dead_primary, find_primary
-from repman.watcher.state_store import StateStore
 from repman.watcher.rejoin import _start_position
+from repman.watcher.state_store import StateStore
 
 A, B, C = (ServerAddress("127.0.0.1", p) for p in (3301, 3302, 3303))
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from repman.watcher.switchover import switchover
-from tests.writer import cluster_factory, needs_mariadb  # noqa: F401 - fixture
+from testkit.env import needs_mariadb
 
 
 @needs_mariadb

@@ -11,19 +11,20 @@ from __future__ import annotations
 
 import json
 import os
-import time
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
 from repman.db import Credential, ServerAddress, query, session, variable
+from repman.lab.writer import Writer
 from repman.local.mariadb import pid_alive
 from repman.seeding import purge_binlogs
-from tests.test_e2e_local_stack import ROOT, engine, local_config, stack  # noqa: F401  (fixture)
-from tests.writer import Writer, needs_mariadb
+from testkit.env import needs_mariadb
+from testkit.local_stack import ROOT, engine, local_config
 
 pytestmark = [needs_mariadb, pytest.mark.slow]
 
@@ -57,8 +58,8 @@ def _binlog_state(address: ServerAddress, admin: Credential) -> dict[tuple[int, 
     return out
 
 
-def test_scale_out_after_purge_under_writes_then_in_off_the_primary(stack):
-    overrides, _state_dir = stack
+def test_scale_out_after_purge_under_writes_then_in_off_the_primary(local_stack):
+    overrides, _state_dir = local_stack
     admin = Credential(*local_config()["repman:db-servers-credential"].split(":", 1))
     x2 = overrides + ["repman:prov-service-plan=x2.tiny"]
     x3 = overrides + ["repman:prov-service-plan=x3.tiny"]
@@ -117,13 +118,13 @@ def test_scale_out_after_purge_under_writes_then_in_off_the_primary(stack):
         assert not errant, f"{s.url} holds errant GTIDs {errant}"
 
 
-def test_static_change_is_a_rolling_restart_and_memory_is_live(stack):
+def test_static_change_is_a_rolling_restart_and_memory_is_live(local_stack):
     """A tag that needs a restart (pfs: performance_schema) restarts every node once, the
     primary last after one switchover, under writes through the stack's HAProxy; a plan
     with more memory is applied live (same pids) and written to my.cnf."""
-    from tests.standins.workload import Writer as ProxyWriter, create_schema
+    from testkit.standins.workload import Writer as ProxyWriter, create_schema
 
-    overrides, _state_dir = stack
+    overrides, _state_dir = local_stack
     cfg = local_config()
     admin = Credential(*cfg["repman:db-servers-credential"].split(":", 1))
     app = Credential("app", "app-pw")
@@ -181,13 +182,13 @@ def _pid(address: ServerAddress, admin: Credential) -> int:
         return int(Path(query(conn, "SELECT @@GLOBAL.pid_file AS f")[0]["f"]).read_text())
 
 
-def test_seeding_killed_during_up_lists_the_node_nowhere_and_the_next_up_retries(stack):
+def test_seeding_killed_during_up_lists_the_node_nowhere_and_the_next_up_retries(local_stack):
     """kill -9 of the seeding source while ``up`` x2 -> x3 streams: ``up`` fails naming the
     node and the step; HAProxy and the watcher still list only the two replicating nodes; the
     next ``up --refresh`` restarts the killed source and seeds the new node."""
     import threading
 
-    overrides, state_dir = stack
+    overrides, state_dir = local_stack
     admin = Credential(*local_config()["repman:db-servers-credential"].split(":", 1))
     x2 = overrides + ["repman:prov-service-plan=x2.tiny"]
     x3 = overrides + ["repman:prov-service-plan=x3.tiny"]
@@ -248,10 +249,10 @@ def test_seeding_killed_during_up_lists_the_node_nowhere_and_the_next_up_retries
 
 @pytest.mark.soak
 @pytest.mark.skipif(os.environ.get("REPMAN_SOAK") != "1", reason="soak: set REPMAN_SOAK=1")
-def test_soak_scale_out_to_x5_after_purge_then_back_to_x3_off_the_primary(stack):
-    from tests.conftest import free_port_block
+def test_soak_scale_out_to_x5_after_purge_then_back_to_x3_off_the_primary(local_stack):
+    from repman.local.ports import free_port_block
 
-    overrides, _state_dir = stack
+    overrides, _state_dir = local_stack
     # Five consecutive free ports (the fixture reserved three); ``down`` finds them in the state.
     overrides = [o for o in overrides if not o.startswith("repman:db-servers-base-port=")]
     overrides.append(f"repman:db-servers-base-port={free_port_block(5)}")
@@ -288,14 +289,14 @@ def test_soak_scale_out_to_x5_after_purge_then_back_to_x3_off_the_primary(stack)
         assert not lost and not unexpected
 
 
-def test_a_node_whose_datadir_was_lost_is_recreated_and_seeded_by_up(stack):
+def test_a_node_whose_datadir_was_lost_is_recreated_and_seeded_by_up(local_stack):
     """A replaced disk: the node's process and datadir are gone, the primary's binlogs are
     purged. The next ``up --refresh`` makes the node again (empty, new instance) and bootstrap seeds it."""
     import os
     import shutil
     import signal
 
-    overrides, state_dir = stack
+    overrides, state_dir = local_stack
     admin = Credential(*local_config()["repman:db-servers-credential"].split(":", 1))
     outs = json.loads(engine("up", "--json", overrides=overrides).stdout)["outputs"]
     servers = [ServerAddress.parse(s) for s in outs["servers"]]

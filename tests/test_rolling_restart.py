@@ -14,15 +14,15 @@ from pathlib import Path
 import pytest
 
 from repman.db import Credential, ServerAddress, query
+from repman.local.haproxy_process import haproxy_binary
 from repman.local.testbed import Testbed as LocalBed
 from repman.rolling_restart import RollingRestartError, rolling_restart
 from repman.routing import build_routers, notify
 from repman.routing.base import Topology
-from repman.local.haproxy_process import haproxy_binary
 from repman.watcher.config import load_cluster
-from tests.standins.haproxy_local import LocalHAProxy
-from tests.standins.workload import Writer, create_schema
-from tests.writer import needs_mariadb
+from testkit.env import needs_mariadb
+from testkit.standins.haproxy_local import LocalHAProxy
+from testkit.standins.workload import Writer, create_schema
 
 pytestmark = [needs_mariadb, pytest.mark.skipif(haproxy_binary() is None, reason="haproxy binary not installed")]
 APP = Credential("app", "app-pw")

@@ -22,7 +22,7 @@ import yaml
 
 from repman.db import Credential, connect
 from repman.watcher.config import load_config
-from tests.writer import cluster_factory, needs_mariadb  # noqa: F401 - fixture
+from testkit.env import needs_mariadb
 
 pytestmark = [needs_mariadb, pytest.mark.slow]
 

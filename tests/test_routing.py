@@ -88,7 +88,8 @@ def test_build_routers_per_enabled_kind_and_none_by_default(tmp_path):
     })
     routers = build_routers(cfg)
     assert [r.name for r in routers] == [
-        "haproxy:10.0.0.7:1999", "haproxy:/run/h1.sock", "haproxy:10.0.0.5:9999", "proxysql:px:6032", "maxscale:mx:8990",
+        "haproxy:10.0.0.7:1999", "haproxy:/run/h1.sock", "haproxy:10.0.0.5:9999", "proxysql:px:6032",
+        "maxscale:mx:8990",
         "consul:consul:8500", "failover-vip-script"]
     assert all(r.resync_interval == 7.0 for r in routers)
 

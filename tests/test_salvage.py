@@ -19,7 +19,8 @@ import pytest
 from repman.watcher.failover import failover
 from repman.watcher.rejoin import rejoin
 from repman.watcher.salvage import binlog_dirs
-from tests.writer import HACluster, cluster_factory, needs_mariadb  # noqa: F401 - fixture
+from testkit.cluster import HACluster
+from testkit.env import needs_mariadb
 
 pytestmark = [needs_mariadb, pytest.mark.slow]
 

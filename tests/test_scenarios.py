@@ -18,7 +18,7 @@ from repman.watcher.election import errant_transactions
 from repman.watcher.failover import failover
 from repman.watcher.rejoin import rejoin
 from repman.watcher.switchover import switchover
-from tests.writer import cluster_factory, needs_mariadb  # noqa: F401 - fixture
+from testkit.env import needs_mariadb
 
 pytestmark = needs_mariadb
 

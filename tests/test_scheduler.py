@@ -18,18 +18,10 @@ import yaml
 from repman.watcher.config import load_cluster
 from repman.watcher.loop import Watcher
 from repman.watcher.operations import store_for
-from tests.writer import cluster_factory, needs_mariadb  # noqa: F401 - fixture
+from testkit.cluster import raw_section
+from testkit.env import needs_mariadb
 
 pytestmark = [needs_mariadb, pytest.mark.slow]
-
-
-def raw_section(c, **keys) -> dict:
-    raw = {"db-servers-hosts": [a.url for a in c.cfg.servers],
-           "db-servers-credential": f"{c.bed.admin.user}:{c.bed.admin.password}",
-           "replication-credential": f"{c.bed.replication.user}:{c.bed.replication.password}",
-           "monitoring-datadir": str(c.cfg.state_dir.parent)}
-    raw.update(keys)
-    return raw
 
 
 def test_jobs_fire_on_time_one_at_a_time_and_ticks_go_on(cluster_factory):
@@ -74,9 +66,9 @@ def test_jobs_fire_on_time_one_at_a_time_and_ticks_go_on(cluster_factory):
     # The HTTP API serves the same history.
     import urllib.request
 
+    from repman.api.config import ApiConfig
     from repman.api.server import ApiServer
     from repman.local.ports import free_port_block
-    from repman.api.config import ApiConfig
     api = ApiServer(ApiConfig(enabled=True, port=free_port_block(1), anonymous_read=True), watcher)
     api.start()
     try:
@@ -153,7 +145,7 @@ def test_watcher_archives_binlogs_and_follows_a_switchover(cluster_factory):
     from repman.backup.binlogs import BinlogArchive, sequence_problems
     from repman.backup.settings import BackupSettings
     from repman.watcher.switchover import switchover
-    from tests.test_backup_pitr import _wait_archived
+    from testkit.backup import wait_archived
 
     c = cluster_factory(count=2, preferred=0)
     cfg = load_cluster("test", raw_section(c, **{"monitoring-ticker": 0.2, "backup-binlogs": True}))
@@ -169,7 +161,7 @@ def test_watcher_archives_binlogs_and_follows_a_switchover(cluster_factory):
         finally:
             w.stop()
         archive = BinlogArchive(BackupSettings.from_cluster(cfg).binlogs_dir)
-        _wait_archived(archive, c.var(c.servers[1], "gtid_binlog_pos"))
+        wait_archived(archive, c.var(c.servers[1], "gtid_binlog_pos"))
     finally:
         watcher.stop()
     segments = archive.segments()

@@ -15,7 +15,10 @@ from repman.routing import build_routers, failed, notify
 from repman.routing.base import Topology
 from repman.routing.names import server_name
 from repman.routing.scripts import (
-    run_alert_script, run_post_script, run_pre_script, run_state_change_script,
+    run_alert_script,
+    run_post_script,
+    run_pre_script,
+    run_state_change_script,
 )
 from repman.watcher.cluster_config import ClusterConfig
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
-
 from repman.db import ServerAddress, execute, query
 from repman.local.testbed import Testbed as LocalBed
 from repman.routing import build_routers

@@ -14,7 +14,7 @@ from repman.api.config import api_config
 from repman.errors import ConfigError
 from repman.secret_store import encrypt, generate_key_file, read_key
 from repman.watcher.config import load_config
-from tests.standins.http_recorder import RecordingHTTPServer
+from testkit.standins.http_recorder import RecordingHTTPServer
 
 
 def _config(tmp_path: Path, repl: object, **extra: object) -> Path:

@@ -24,16 +24,17 @@ from repman.api.config import api_config
 from repman.api.server import ApiServer
 from repman.db import connect
 from repman.local.mariadb import read_pid
-from repman.password_hash import native_password_hash
 from repman.local.node import _ensure_admin_user
 from repman.local.testbed import Testbed
+from repman.password_hash import native_password_hash
 from repman.watcher.cluster_config import ClusterConfig  # noqa: F401 - type of c.cfg
 from repman.watcher.config import load_cluster, parse_config
-from repman.watcher.loop import Watcher
 from repman.watcher.failover import failover
+from repman.watcher.loop import Watcher
 from repman.watcher.rejoin import rejoin
 from repman.watcher.state_store import StateStore
-from tests.writer import HACluster, needs_mariadb
+from testkit.cluster import HACluster
+from testkit.env import needs_mariadb
 
 pytestmark = [needs_mariadb, pytest.mark.slow]
 

@@ -19,7 +19,8 @@ from repman.bootstrap import BootstrapRequest, bootstrap
 from repman.db import ServerAddress
 from repman.errors import BootstrapError
 from repman.seeding import SeedError, SeedRequest, purge_binlogs, seed_node
-from tests.writer import HACluster, cluster_factory, needs_mariadb  # noqa: F401  (fixture)
+from testkit.cluster import HACluster
+from testkit.env import needs_mariadb
 
 pytestmark = [needs_mariadb, pytest.mark.skipif(shutil.which("mariadb-backup") is None
                                                 or shutil.which("mbstream") is None,

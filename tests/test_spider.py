@@ -15,7 +15,7 @@ from repman.routing.base import RoutingError, Topology
 from repman.routing.spider import SpiderRouter, default_server_name, ensure_spider
 from repman.watcher.config import load_cluster
 from repman.watcher.state_store import StateStore
-from tests.standins.haproxy_local import wait_for
+from testkit.standins.haproxy_local import wait_for
 
 SPIDER_PLUGIN = Path("/usr/lib/mysql/plugin/ha_spider.so")
 pytestmark = pytest.mark.skipif(not SPIDER_PLUGIN.exists(),

@@ -11,8 +11,7 @@ import pytest
 from components.providers.local_proxy import LocalSpiderProvider, _spider_node
 from repman.db import ServerAddress, execute
 from repman.local.node import node_running
-from repman.local.testbed import Testbed as LocalBed
-from repman.local.testbed import free_ports
+from repman.local.testbed import Testbed as LocalBed, free_ports
 
 pytestmark = pytest.mark.skipif(not Path("/usr/lib/mysql/plugin/ha_spider.so").exists(),
                                 reason="mariadb-plugin-spider is not installed (ha_spider.so absent)")

@@ -10,7 +10,7 @@ import pytest
 
 from repman.db import connect, execute
 from repman.watcher.switchover import switchover
-from tests.writer import cluster_factory, needs_mariadb  # noqa: F401 - fixture
+from testkit.env import needs_mariadb
 
 pytestmark = needs_mariadb
 
@@ -154,7 +154,7 @@ def test_delayed_and_stopped_replicas_refused_with_checks_allowed_without(cluste
         c.sql(master, "INSERT INTO app.t VALUES (1)")
 
         def lagging():
-            return all(int((c.sql(r, "SHOW SLAVE STATUS")[0]["Seconds_Behind_Master"] or 0)) >= 2 for r in replicas)
+            return all(int(c.sql(r, "SHOW SLAVE STATUS")[0]["Seconds_Behind_Master"] or 0) >= 2 for r in replicas)
         c.wait_for(lagging, what="replicas to lag 2 s")
         res = switchover(c.cfg, c.store, c.log)
         assert not res.ok

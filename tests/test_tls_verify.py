@@ -19,9 +19,8 @@ from repman.tls import ensure_server_certificates
 from repman.watcher.config import load_cluster
 from repman.watcher.failover import failover
 from repman.watcher.state_store import StateStore
-from tests.writer import HACluster, needs_mariadb
-
-
+from testkit.cluster import HACluster
+from testkit.env import needs_mariadb
 
 
 def _slave(c: HACluster, addr: ServerAddress) -> dict:
@@ -128,7 +127,7 @@ def test_local_stack_with_the_ssl_tag_verifies_replication_and_the_watcher(tmp_p
 
     import yaml
 
-    from tests.conftest import free_port_block
+    from repman.local.ports import free_port_block
     root = Path(__file__).resolve().parent.parent
     base = Path(tempfile.mkdtemp(prefix="repman-tls-"))  # short: HAProxy's socket path must fit
     tags = yaml.safe_load((root / "stacks" / "Pulumi.local.yaml").read_text())["config"]["repman:prov-db-tags"]

@@ -96,7 +96,7 @@ class NetnsLab:
     client_key: Path | None = None
 
     @classmethod
-    def create(cls, base: Path, count: int) -> "NetnsLab":
+    def create(cls, base: Path, count: int) -> NetnsLab:
         lab = cls(base=base)
         try:
             lab._setup(count)
@@ -105,7 +105,7 @@ class NetnsLab:
             raise
         return lab
 
-    def __enter__(self) -> "NetnsLab":
+    def __enter__(self) -> NetnsLab:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -14,7 +14,7 @@ import socket
 import struct
 import threading
 from dataclasses import dataclass
-from typing import Callable, Sequence, Union
+from typing import Callable, Sequence
 
 CAPABILITIES = (
     0x00000001      # LONG_PASSWORD
@@ -41,7 +41,7 @@ class Error:
     message: str
 
 
-Answer = Union[None, ResultSet, Error]
+Answer = ResultSet | Error | None
 Responder = Callable[[str], Answer]
 
 

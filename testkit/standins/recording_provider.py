@@ -7,7 +7,7 @@ argument types) where a real resource would hide it. Not evidence of any HA beha
 from __future__ import annotations
 
 import json
-from typing import Any, Optional
+from typing import Any
 
 import pulumi
 from pulumi.dynamic import CheckResult, CreateResult, DiffResult, ReadResult, ResourceProvider, UpdateResult
@@ -55,5 +55,5 @@ class RecordingProvider(ResourceProvider):
 class Recorded(pulumi.dynamic.Resource, module="test", name="Recorded"):
     made: pulumi.Output[str]
 
-    def __init__(self, name: str, props: dict[str, Any], opts: Optional[pulumi.ResourceOptions] = None) -> None:
+    def __init__(self, name: str, props: dict[str, Any], opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(RecordingProvider(), name, {**props, "made": None}, opts)

@@ -1,6 +1,6 @@
-"""Shared HA test support: a writer that records every acknowledged insert, and cluster helpers.
+"""A real cluster for HA tests and benchmarks: a Testbed with watcher settings and convergence checks.
 
-The writer lives in ``repman.lab.writer`` (tests and bench share it); it follows
+The recording writer lives in ``repman.lab.writer`` (tests and bench share it); it follows
 the primary by itself (the one writable server that is no replica), so it needs
 no proxy. At the end ``lost`` (acknowledged but missing)
 and ``unexpected`` (present but never sent or with unknown outcome) must both be
@@ -11,27 +11,20 @@ same checksums).
 
 from __future__ import annotations
 
-import shutil
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
-import pymysql
-import pytest
-
-from repman.db import Credential, ServerAddress, connect, execute, query
+from repman.db import Credential, ServerAddress, connect, query
 from repman.gtid import GtidPosition
+from repman.lab.writer import Writer
 from repman.local.testbed import DEFAULT_TAGS, Testbed
 from repman.watcher.checks import read_states
-from repman.watcher.primary import cluster_primary
 from repman.watcher.cluster_config import ClusterConfig
 from repman.watcher.config import load_cluster
+from repman.watcher.primary import cluster_primary
 from repman.watcher.state_store import StateStore
-
-from repman.lab.writer import NOT_WRITTEN as _NOT_WRITTEN, SCHEMA, TABLE, Ack, Writer  # noqa: F401  (moved there)
-
-HAVE_MARIADB = shutil.which("mariadbd") is not None and shutil.which("mariadb-install-db") is not None
+from testkit.polling import wait_until
 
 
 @dataclass
@@ -77,12 +70,8 @@ class HACluster:
         Writer.prepare(self.primary(), self.bed.admin)
         return Writer(self.servers, credential or self.bed.admin, pause=pause, name=name)
 
-    def wait_for(self, predicate, timeout: float = 30.0, what: str = "condition") -> None:
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what}")
-            time.sleep(0.05)
+    def wait_for(self, predicate: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> None:
+        wait_until(predicate, timeout, what=what, every=0.05)
 
     def assert_converged(self, servers: Iterable[ServerAddress] | None = None, timeout: float = 60.0) -> ServerAddress:
         """Every server replicates from the primary, at its GTID position, with equal checksums."""
@@ -122,6 +111,7 @@ class HACluster:
 
 
 def checksums(cluster: HACluster, address: ServerAddress, tables: list[str]) -> dict[str, int]:
+    """CHECKSUM TABLE of ``tables`` on one server: equal everywhere means converged data."""
     if not tables:
         return {}
     rows = cluster.sql(address, "CHECKSUM TABLE " + ", ".join(tables))
@@ -156,19 +146,11 @@ def make_cluster(base: Path, count: int = 3, semisync: bool = False, tags: Itera
         raise
 
 
-@pytest.fixture
-def cluster_factory(tmp_path):
-    """``make(**kw) -> HACluster``; every cluster made is destroyed at the end, even on failure."""
-    made: list[HACluster] = []
-
-    def make(**kw: Any) -> HACluster:
-        cluster = make_cluster(tmp_path / f"c{len(made)}", **kw)
-        made.append(cluster)
-        return cluster
-
-    yield make
-    for cluster in made:
-        cluster.bed.destroy()
-
-
-needs_mariadb = pytest.mark.skipif(not HAVE_MARIADB, reason="mariadbd / mariadb-install-db not installed")
+def raw_section(c: HACluster, **keys: Any) -> dict[str, Any]:
+    """The cluster section of ``c`` as raw keys (to load it again with other settings)."""
+    raw = {"db-servers-hosts": [a.url for a in c.cfg.servers],
+           "db-servers-credential": f"{c.bed.admin.user}:{c.bed.admin.password}",
+           "replication-credential": f"{c.bed.replication.user}:{c.bed.replication.password}",
+           "monitoring-datadir": str(c.cfg.state_dir.parent)}
+    raw.update(keys)
+    return raw

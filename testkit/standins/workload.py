@@ -58,7 +58,7 @@ class Writer:
         """Where the next connection goes: the proxy (a subclass may pick a server itself)."""
         return self.proxy
 
-    def start(self) -> "Writer":
+    def start(self) -> Writer:
         self._thread.start()
         return self
 
@@ -142,7 +142,7 @@ class Reader:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name="proxy-reader")
 
-    def start(self) -> "Reader":
+    def start(self) -> Reader:
         self._thread.start()
         return self
 
@@ -154,8 +154,9 @@ class Reader:
         while not self._stop.is_set():
             t = time.monotonic()
             try:
-                conn = pymysql.connect(ssl_disabled=True, host=self.proxy.host, port=self.proxy.port, user=self.credential.user,
-                                       password=self.credential.password, connect_timeout=2, read_timeout=5)
+                conn = pymysql.connect(ssl_disabled=True, host=self.proxy.host, port=self.proxy.port,
+                                       user=self.credential.user, password=self.credential.password,
+                                       connect_timeout=2, read_timeout=5)
                 try:
                     with conn.cursor() as cur:
                         cur.execute("SELECT @@port")

@@ -9,9 +9,9 @@ from typing import Callable, Iterable
 import pymysql
 
 from repman.db import Credential, ServerAddress
+from repman.local.haproxy_process import HAProxyFiles, start, stop, write_config
 from repman.local.testbed import free_ports
 from repman.routing.haproxy_config import HAProxyConfig, render_haproxy_config
-from repman.local.haproxy_process import HAProxyFiles, start, stop, write_config
 
 
 class LocalHAProxy:

@@ -25,7 +25,7 @@ class LocalSshd:
     proc: subprocess.Popen
 
     @classmethod
-    def start(cls, folder: Path) -> "LocalSshd":
+    def start(cls, folder: Path) -> LocalSshd:
         folder.mkdir(parents=True, exist_ok=True)
         key, hostkey = folder / "client_key", folder / "host_key"
         for k in (key, hostkey):

@@ -189,7 +189,7 @@ class StrayWriter:
         if conn is not None:
             conn.close()
 
-    def start(self) -> "StrayWriter":
+    def start(self) -> StrayWriter:
         self._thread.start()
         return self
 

@@ -16,8 +16,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent
 DB_IMAGE = "repman/mariadb:10.11-standin"
 WATCHER_IMAGE = "repman/watcher:0.1.0"
@@ -59,26 +57,6 @@ def build_images() -> Images:
     return Images(DB_IMAGE, WATCHER_IMAGE, PROXY_IMAGE, time.monotonic() - started)
 
 
-@pytest.fixture(scope="session")
-def docker_images():
-    why = missing_tools()
-    if why:
-        pytest.skip(why)
-    ours = not docker_answers()
-    images = build_images()
-    yield images
-    pidfile = DOCKER_ROOT / "dockerd.pid"
-    if ours and pidfile.exists():   # a dockerd this session started: stop it again
-        pid = int(pidfile.read_text().strip())
-        os.kill(pid, signal.SIGTERM)
-        for _ in range(100):
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                break
-            time.sleep(0.1)
-
-
 def docker(*args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
     proc = subprocess.run(["docker", *args], capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
@@ -97,3 +75,18 @@ def remove_cluster(name: str) -> None:
     nets = docker("network", "ls", "-q", "--filter", f"label=repman.cluster={name}", check=False).stdout.split()
     if nets:
         docker("network", "rm", *nets, check=False)
+
+
+def stop_dockerd() -> None:
+    """Stop the dockerd whose pid file ``build-images.sh`` wrote (one this session started)."""
+    pidfile = DOCKER_ROOT / "dockerd.pid"
+    if not pidfile.exists():
+        return
+    pid = int(pidfile.read_text().strip())
+    os.kill(pid, signal.SIGTERM)
+    for _ in range(100):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)

@@ -1,0 +1,49 @@
+"""The rule that splits the fast subset from the slow tests (``pytest -m "not slow"``), as a pytest plugin.
+
+A test is slow when it needs real servers or machines: it uses a fixture that starts them,
+carries ``needs_mariadb`` or ``soak``, or lives in a module built on a heavy stand-in (network
+namespaces, sshd, Docker, podman). The rule is applied at collection, so nobody hand-marks
+hundreds of tests; ``@pytest.mark.slow`` covers what it misses (a real haproxy, a subprocess
+engine run...). ``tests/test_harness.py`` checks the split stays meaningful.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+import pytest
+
+from testkit.env import needs_mariadb
+
+# Fixtures that start real mariadbd, engines or containers.
+SLOW_FIXTURES = frozenset({"testbed", "cluster_factory", "docker_images", "docker_stack", "local_stack"})
+# Support modules whose users drive real daemons or machines.
+SLOW_SUPPORT = frozenset({"testkit.netns", "testkit.sshd", "testkit.docker_engine", "testkit.docker_stack",
+                          "testkit.podman", "testkit.local_stack", "testkit.cluster", "testkit.provider_host"})
+
+
+def _uses_slow_support(module: ModuleType | None) -> bool:
+    if module is None:
+        return False
+    for value in vars(module).values():
+        owner = value.__name__ if isinstance(value, ModuleType) else getattr(value, "__module__", None)
+        if owner in SLOW_SUPPORT:
+            return True
+    return False
+
+
+def is_slow(item: pytest.Item) -> bool:
+    """Whether ``item`` belongs to the slow set (see the module docstring for the rule)."""
+    if item.get_closest_marker("slow") or item.get_closest_marker("soak"):
+        return True
+    if SLOW_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+        return True
+    if any(mark == needs_mariadb.mark for mark in item.iter_markers("skipif")):
+        return True
+    return _uses_slow_support(getattr(item, "module", None))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if is_slow(item) and not item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.slow)
