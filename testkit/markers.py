@@ -4,7 +4,7 @@ A test is slow when it needs real servers or machines: it uses a fixture that st
 carries ``needs_mariadb`` or ``soak``, or lives in a module built on a heavy stand-in (network
 namespaces, sshd, Docker, podman). The rule is applied at collection, so nobody hand-marks
 hundreds of tests; ``@pytest.mark.slow`` covers what it misses (a real haproxy, a subprocess
-engine run...). ``tests/test_harness.py`` checks the split stays meaningful.
+engine run...). ``tests/test_harness.py`` checks the split stays meaningful and that no test imports another.
 """
 
 from __future__ import annotations
@@ -20,6 +20,14 @@ SLOW_FIXTURES = frozenset({"testbed", "cluster_factory", "docker_images", "docke
 # Support modules whose users drive real daemons or machines.
 SLOW_SUPPORT = frozenset({"testkit.netns", "testkit.sshd", "testkit.docker_engine", "testkit.docker_stack",
                           "testkit.podman", "testkit.local_stack", "testkit.cluster", "testkit.provider_host"})
+
+# Test modules that start real daemons without the fixtures above (haproxy, slapproxy, a Spider
+# node, a ProxySQL-protocol server, the engine as a subprocess), build the wheel, or run a whole
+# tool per test (the `repman` command, lint-imports, nix-instantiate): measured with
+# `pytest -m "not slow" --durations=0` summed per module, each took 4 s or more.
+SLOW_MODULES = frozenset({"test_haproxy_e2e", "test_spider", "test_haproxy", "test_backend_slapos", "test_scripts_e2e",
+                          "test_haproxy_provider", "test_spider_provider", "test_proxysql", "test_ci_examples",
+                          "test_packaging", "test_cli", "test_layers", "test_nix_eval"})
 
 
 def _uses_slow_support(module: ModuleType | None) -> bool:
@@ -40,7 +48,10 @@ def is_slow(item: pytest.Item) -> bool:
         return True
     if any(mark == needs_mariadb.mark for mark in item.iter_markers("skipif")):
         return True
-    return _uses_slow_support(getattr(item, "module", None))
+    module = getattr(item, "module", None)
+    if module is not None and module.__name__.rpartition(".")[2] in SLOW_MODULES:
+        return True
+    return _uses_slow_support(module)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
