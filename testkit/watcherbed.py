@@ -6,7 +6,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pymysql
 import yaml
@@ -15,6 +15,7 @@ from repman.db import Credential, ServerAddress, connect, connect_socket, execut
 from repman.local.testbed import Testbed
 from repman.watcher.cluster_config import ClusterConfig
 from repman.watcher.config import parse_config
+from testkit.polling import wait_until as wait_until  # the one polling helper, used from here
 
 
 def cluster_section(bed: Testbed, state_dir: Path, **keys: Any) -> dict[str, Any]:
@@ -42,17 +43,6 @@ def write_config(path: Path, clusters: dict[str, dict[str, Any]], api: dict[str,
 
 def cluster_config(bed: Testbed, state_dir: Path, name: str = "c1", **keys: Any) -> ClusterConfig:
     return parse_config({"clusters": {name: cluster_section(bed, state_dir, **keys)}}).cluster(name)
-
-
-def wait_until(fn: Callable[[], Any], timeout: float = 60.0, what: str = "condition", every: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = fn()
-        if last:
-            return last
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
 
 
 def sql(bed: Testbed, addr: ServerAddress, statement: str, args: Any = None) -> list[dict[str, Any]]:
