@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import sys
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -38,6 +38,7 @@ from testkit.pulumi_mocks import (
     stack_config,
     unwrap,
 )
+from testkit.standins.json_http import JsonHandler
 
 
 def kubernetes_validate_strict(docs: list[dict[str, Any]], directory: Path) -> subprocess.CompletedProcess:
@@ -225,19 +226,8 @@ class RecordingKubeApi(ThreadingHTTPServer):
         return f"http://127.0.0.1:{self.server_address[1]}"
 
 
-class _KubeHandler(BaseHTTPRequestHandler):
+class _KubeHandler(JsonHandler):
     server: RecordingKubeApi
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-    def _reply(self, code: int, body: Any) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
     def _authorised(self) -> bool:
         if self.headers.get("Authorization") != f"Bearer {self.server.token}":

@@ -14,12 +14,13 @@ import json
 import ssl
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from repman.tls import ensure_server_certificates
+from testkit.standins.json_http import JsonHandler
 
 KINDS = ("svc", "cfg", "sec")
 EXPECTS = ("provisioned", "started", "stopped", "purged", "deleted")
@@ -91,19 +92,8 @@ def _valid_path(path: Any) -> bool:
     return len(parts) == 3 and parts[1] in KINDS and all(parts)
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(JsonHandler):
     server: RecordingOpenSvcAgent
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-    def _reply(self, code: int, body: Any) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
     def _refuse(self, code: int, message: str) -> None:
         self.server.errors.append(message)
