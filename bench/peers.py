@@ -47,6 +47,9 @@ from repman.watcher.switchover import switchover  # noqa: E402
 from testkit.cluster import HACluster  # noqa: E402
 
 APP = Credential("app", "app-bench-secret")
+# How long a phase waits for its writer's next acknowledgements: MHA's failover over ssh
+# (binlog saving, relay-log diffs) took over 30 s on a loaded 2-core CI machine.
+ACK_WAIT = 120.0
 
 
 class VipWriter(Writer):
@@ -90,7 +93,7 @@ class Bench:
         w = VipWriter(self.c.servers, APP, pause=self.pause, name=phase)
         w.start(base=(len(self.writers) + 1) * 10_000_000)
         self.writers[phase] = w
-        w.wait_acks(100)
+        w.wait_acks(100, ACK_WAIT)
         return w
 
     def next_target(self) -> ServerAddress:
@@ -123,11 +126,11 @@ class Bench:
             if rc != 0:
                 failures.append(f"masterha_master_switch exit {rc} (see {self.log})")
                 break
-            w.wait_acks(50)
+            w.wait_acks(50, ACK_WAIT)
             gaps.append(w.gaps(t0, t1))
             walls.append(wall)
             self.back_to_gtid()
-            w.wait_acks(50)
+            w.wait_acks(50, ACK_WAIT)
         w.stop()
         return gaps, walls, failures
 
@@ -141,10 +144,10 @@ class Bench:
             if not res.ok:
                 failures.append(res.sentence)
                 break
-            w.wait_acks(50)
+            w.wait_acks(50, ACK_WAIT)
             gaps.append(w.gaps(t0, t1))
             walls.append(t1 - t0)
-            w.wait_acks(50)
+            w.wait_acks(50, ACK_WAIT)
         w.stop()
         return gaps, walls, failures
 
@@ -154,7 +157,7 @@ class Bench:
         for r in self.c.servers:
             if r != old:
                 self.c.sql(r, "STOP SLAVE IO_THREAD")
-        w.wait_acks(150)
+        w.wait_acks(150, ACK_WAIT)
         return {a.id for a in w.acked}
 
     def _master_only(self, phase: str, acked_before_kill: set[int], old: ServerAddress) -> None:
@@ -203,7 +206,7 @@ class Bench:
                 mha.stop_manager(manager)
             self.c.bed.start(old)
             self.back_to_gtid()
-            w.wait_acks(50)
+            w.wait_acks(50, ACK_WAIT)
         w.stop()
         return outages, failures
 
@@ -236,7 +239,7 @@ class Bench:
                     return bool(rows) and int(rows[0]["Master_Port"]) == new.port \
                         and rows[0]["Slave_IO_Running"] == "Yes" and rows[0]["Slave_SQL_Running"] == "Yes"
                 self.c.wait_for(rejoined, timeout=60, what=f"{old.url} to rejoin")
-                w.wait_acks(50)
+                w.wait_acks(50, ACK_WAIT)
         finally:
             watcher.stop()
             w.stop()

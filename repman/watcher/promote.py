@@ -13,7 +13,7 @@ import pymysql
 
 from repman.bootstrap import change_master_sql, replica_net_timeout, replica_tls_ca
 from repman.db import ServerAddress, connect, execute, execute_unlogged, query
-from repman.gtid import GtidPosition
+from repman.gtid import Gtid, GtidPosition
 from repman.topology import read_replica_status
 from repman.watcher.cluster_config import ClusterConfig
 
@@ -153,6 +153,19 @@ def ensure_replicating(cfg: ClusterConfig, address: ServerAddress) -> bool:
         return True
 
 
+def _past_seam(applied: GtidPosition, target: GtidPosition, first: dict[int, Gtid]) -> bool:
+    """Applied ``target``: exactly it, or beyond it by events applied since the start.
+
+    Sequence numbers alone do not prove it: a replica holding events the master never
+    had (``0-1-11`` against the master's ``0-2-10``) is "further" by number while its IO
+    thread has not yet received the master's refusal.
+    """
+    if not applied.contains(target):
+        return False
+    exact = all(applied.by_domain.get(d) == g for d, g in target.by_domain.items())
+    return exact or dict(applied.by_domain) != first
+
+
 def replication_health(cfg: ClusterConfig, address: ServerAddress, timeout: float,
                        master_pos: str = "") -> tuple[bool, str]:
     """Watch a freshly started replica until it applied ``master_pos`` or shows an error.
@@ -165,10 +178,13 @@ def replication_health(cfg: ClusterConfig, address: ServerAddress, timeout: floa
     deadline = time.monotonic() + timeout
     last = "no replication configured"
     target = GtidPosition.parse(master_pos)
+    first: dict[int, Gtid] | None = None
     while True:
         with connect(address, cfg.admin, timeout=2) as conn:
             status = read_replica_status(conn)
             applied = GtidPosition.parse(str(query(conn, "SELECT @@GLOBAL.gtid_slave_pos AS p")[0]["p"] or ""))
+        if first is None:
+            first = dict(applied.by_domain)
         running = False
         if status is not None:
             err = status.last_io_error or status.last_sql_error
@@ -176,7 +192,7 @@ def replication_health(cfg: ClusterConfig, address: ServerAddress, timeout: floa
                 return False, err
             last = f"IO {status.io_running}, SQL {status.sql_running}"
             running = status.io_running == "Yes" and status.sql_running == "Yes"
-            if running and applied.contains(target):
+            if running and _past_seam(applied, target, first):
                 return True, last
         if time.monotonic() >= deadline:
             return running, (f"{last}, still catching up to {target}" if running else last)
