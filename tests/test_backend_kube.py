@@ -13,8 +13,6 @@ import json
 import shutil
 import subprocess
 import sys
-import threading
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -38,7 +36,7 @@ from testkit.pulumi_mocks import (
     stack_config,
     unwrap,
 )
-from testkit.standins.json_http import JsonHandler
+from testkit.standins.json_http import JsonHandler, StandinServer
 
 
 def kubernetes_validate_strict(docs: list[dict[str, Any]], directory: Path) -> subprocess.CompletedProcess:
@@ -212,18 +210,13 @@ def test_secrets_never_in_plain_text_and_least_rbac(kube):
 
 
 # -- the label router against a recording stand-in of the Kubernetes API ---------------------
-class RecordingKubeApi(ThreadingHTTPServer):
+class RecordingKubeApi(StandinServer):
     """Recording stand-in of the Kubernetes pods API: checks token, paths and patch bodies."""
 
     def __init__(self, token: str, namespace: str, pods: dict[str, dict[str, str]]) -> None:
         self.token, self.namespace, self.pods = token, namespace, pods
         self.requests: list[tuple[str, str, Any]] = []
-        super().__init__(("127.0.0.1", 0), _KubeHandler)
-        threading.Thread(target=self.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
+        super().__init__(_KubeHandler)
 
 
 class _KubeHandler(JsonHandler):

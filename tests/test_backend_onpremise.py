@@ -16,7 +16,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Iterator
@@ -28,6 +27,7 @@ from repman.backends.ssh import HostSession, HostStepError, SshAuth
 from repman.db import Credential, ServerAddress, connect, execute, query
 from testkit.env import HAVE_MARIADB
 from testkit.netns import NetnsLab, skip_reason
+from testkit.polling import wait_until
 
 _SKIP = skip_reason() or (None if HAVE_MARIADB else "mariadbd / mariadb-install-db not installed")
 pytestmark = pytest.mark.skipif(_SKIP is not None, reason=_SKIP or "")
@@ -75,17 +75,6 @@ def node(lab: NetnsLab, index: int, root: Path, **kw) -> OnPremNodeSpec:
 def namespace_pids(lab: NetnsLab, index: int) -> set[int]:
     out = subprocess.run(["ip", "netns", "pids", lab.hosts[index - 1].netns], capture_output=True, text=True)
     return {int(p) for p in out.stdout.split()}
-
-
-def wait_for(predicate, timeout: float = 60, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
 
 
 def engine(*args: str, overrides: dict, timeout: float = 600) -> dict:
@@ -162,9 +151,9 @@ def test_onpremise_stack_up_replicates_supervises_and_goes_down(
         with HostSession(addresses[1].host, auth) as session:
             old = server_pid(session, crashed)
             session.run("test-crash", f"kill -9 {old}")
-            wait_for(lambda: (p := server_pid(session, crashed)) and p != old and node_running(session, crashed),
+            wait_until(lambda: (p := server_pid(session, crashed)) and p != old and node_running(session, crashed),
                      what="supervisor restart")
-        wait_for(lambda: _replicating(addresses[1]), what="replica reconnect after restart")
+        wait_until(lambda: _replicating(addresses[1]), what="replica reconnect after restart")
 
         # A second up finds nothing to do (servers running, my.cnf as rendered).
         second = engine("up", overrides=overrides)
@@ -174,7 +163,7 @@ def test_onpremise_stack_up_replicates_supervises_and_goes_down(
     for i in (1, 2, 3):
         assert not (base_root / f"prod-db{i}").exists()
         # Only sshd is left on each host (its per-login children exit shortly after logout).
-        wait_for(lambda: namespace_pids(lab, i) == {lab.hosts[i - 1].sshd_pid()}, timeout=30,
+        wait_until(lambda: namespace_pids(lab, i) == {lab.hosts[i - 1].sshd_pid()}, timeout=30,
                  what=f"host{i} without repman processes")
 
 
@@ -249,7 +238,7 @@ def test_failed_start_rolls_back_what_the_step_created(lab: NetnsLab, base_root:
         assert message.startswith(f"host {spec.host}: step wait-ready: exit 1: mariadbd did not start:")
         assert "Address already in use" in message
         assert not Path(spec.base_dir).exists()
-        wait_for(lambda: namespace_pids(lab, 2) == before, timeout=30, what="no process left on the host")
+        wait_until(lambda: namespace_pids(lab, 2) == before, timeout=30, what="no process left on the host")
     finally:
         squatter.kill()
         squatter.wait(timeout=10)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import time
 
 import pymysql
 import pytest
@@ -14,20 +13,10 @@ from repman.errors import BootstrapError
 from repman.local.testbed import Testbed
 from repman.topology import read_state
 from testkit.env import HAVE_MARIADB, needs_mariadb
+from testkit.polling import wait_until
 
 pytestmark = needs_mariadb
 APP = Credential("app", "app-pw")
-
-
-def wait_for(check, timeout: float = 30.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +49,7 @@ def test_bootstrap_wires_gtid_replication_with_read_only_replicas(wired):
         execute(conn, "CREATE TABLE app.t (id INT PRIMARY KEY, v VARCHAR(20))")
         execute(conn, "INSERT INTO app.t VALUES (1, 'from-primary')")
     for replica in (second, third):
-        wait_for(lambda: rows_on(testbed, replica, "SELECT v FROM app.t WHERE id=1") == [{"v": "from-primary"}],
+        wait_until(lambda: rows_on(testbed, replica, "SELECT v FROM app.t WHERE id=1") == [{"v": "from-primary"}],
                  what=f"row on {replica}")
         state = read_state(replica, testbed.admin)
         assert state.read_only
@@ -91,10 +80,10 @@ def test_a_non_admin_user_cannot_write_on_a_replica(wired):
         execute(conn, "CREATE TABLE app2.t (id INT PRIMARY KEY)")
         execute(conn, "CREATE USER %s@'%%' IDENTIFIED BY %s", (APP.user, APP.password))
         execute(conn, "GRANT ALL ON app2.* TO %s@'%%'", (APP.user,))
-    wait_for(lambda: rows_on(testbed, replica, "SELECT User FROM mysql.user WHERE User='app'"), what="app user")
+    wait_until(lambda: rows_on(testbed, replica, "SELECT User FROM mysql.user WHERE User='app'"), what="app user")
     with session(primary, APP) as conn:
         execute(conn, "INSERT INTO app2.t VALUES (1)")
-    wait_for(lambda: rows_on(testbed, replica, "SELECT id FROM app2.t"), what="row on the replica")
+    wait_until(lambda: rows_on(testbed, replica, "SELECT id FROM app2.t"), what="row on the replica")
     with session(replica, APP) as conn:
         with pytest.raises(pymysql.MySQLError) as info:
             execute(conn, "INSERT INTO app2.t VALUES (2)")
@@ -135,7 +124,7 @@ def test_bootstrap_after_a_primary_move_keeps_the_topology(testbed):
     testbed.bootstrap()
     first, second, third = testbed.addresses
     _move_primary(testbed, second)
-    wait_for(lambda: all(read_state(a, testbed.admin).replica.healthy for a in (first, third)),
+    wait_until(lambda: all(read_state(a, testbed.admin).replica.healthy for a in (first, third)),
              what="replicas of the new primary")
     result = testbed.bootstrap(preferred=first)
     assert result.primary == second
@@ -145,7 +134,7 @@ def test_bootstrap_after_a_primary_move_keeps_the_topology(testbed):
         assert variable(conn, "read_only") == "0"
         execute(conn, "CREATE DATABASE after_move")
     for replica in (first, third):
-        wait_for(lambda: rows_on(testbed, replica, "SHOW DATABASES LIKE 'after_move'"), what="replication")
+        wait_until(lambda: rows_on(testbed, replica, "SHOW DATABASES LIKE 'after_move'"), what="replication")
         assert read_state(replica, testbed.admin).read_only
 
 
@@ -182,7 +171,7 @@ def test_semisync_roles(testbed):
     def clients() -> int:
         rows = rows_on(testbed, primary, "SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_clients'")
         return int(rows[0]["Value"]) if rows else 0
-    wait_for(lambda: clients() == 2, what="two semi-sync replicas")
+    wait_until(lambda: clients() == 2, what="two semi-sync replicas")
     with session(primary, testbed.admin) as conn:
         execute(conn, "CREATE DATABASE acked")
         yes = query(conn, "SHOW GLOBAL STATUS LIKE 'Rpl_semi_sync_master_yes_tx'")[0]["Value"]
@@ -203,7 +192,7 @@ def test_replication_password_rotation_repoints_replicas(testbed):
     with session(primary, testbed.admin) as conn:
         execute(conn, "CREATE DATABASE rotated")
     for r in replicas:
-        wait_for(lambda: rows_on(testbed, r, "SHOW DATABASES LIKE 'rotated'"), what="replication after rotation")
+        wait_until(lambda: rows_on(testbed, r, "SHOW DATABASES LIKE 'rotated'"), what="replication after rotation")
         assert read_state(r, testbed.admin).replica.healthy
 
 

@@ -3,27 +3,24 @@
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from pathlib import Path
 
 import pytest
 
 from testkit.docker_engine import docker
+from testkit.polling import wait_until
 
 pytestmark = pytest.mark.slow
 
 
 def _wait_healthy(name: str, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def healthy() -> bool:
         state = json.loads(docker("inspect", name).stdout)[0]["State"]
-        if (state.get("Health") or {}).get("Status") == "healthy":
-            return
         if state["Status"] == "exited":
             raise AssertionError(f"{name} exited: {docker('logs', name, check=False).stderr[-800:]}")
-        time.sleep(0.5)
-    raise AssertionError(f"{name} not healthy in {timeout}s")
+        return (state.get("Health") or {}).get("Status") == "healthy"
+    wait_until(healthy, timeout, f"{name} to be healthy", every=0.5)
 
 
 def test_standin_honours_the_official_entrypoint_interface(docker_images, tmp_path: Path):

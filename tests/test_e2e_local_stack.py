@@ -9,7 +9,6 @@ so the test never collides with a developer's own local stack.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pymysql
@@ -19,16 +18,9 @@ from repman.db import Credential, ServerAddress, connect, execute, query, sessio
 from repman.local.mariadb import pid_alive
 from testkit.env import needs_mariadb
 from testkit.local_stack import engine, local_config
+from testkit.polling import wait_until
 
 pytestmark = needs_mariadb
-def wait_for(check, timeout: float = 30.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
-
-
 def test_local_stack_up_twice_reconfigure_and_down(local_stack):
     overrides, state_dir = local_stack
     cfg = local_config()
@@ -60,7 +52,7 @@ def test_local_stack_up_twice_reconfigure_and_down(local_stack):
                     return query(conn, "SELECT id FROM e2e.t") == [{"id": 42}]
             except pymysql.MySQLError:
                 return False
-        wait_for(has_row, what=f"row on {r}")
+        wait_until(has_row, what=f"row on {r}")
         with session(r, admin) as conn:
             assert variable(conn, "read_only") == "1"
             assert query(conn, "SHOW SLAVE STATUS")[0]["Using_Gtid"] == "Slave_Pos"
@@ -94,7 +86,7 @@ def test_local_stack_up_twice_reconfigure_and_down(local_stack):
     import signal
 
     os.kill(watcher_pid, signal.SIGKILL)
-    wait_for(lambda: not pid_alive(watcher_pid), what="watcher gone")
+    wait_until(lambda: not pid_alive(watcher_pid), what="watcher gone")
     # Without a refresh the plan is a pure comparison with state: nothing to do...
     assert "no changes" in engine("preview", overrides=overrides).stdout
     # ...with one, read() records the dead process and the update restarts it (setup.sh --up refreshes).

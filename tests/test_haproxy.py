@@ -20,7 +20,8 @@ from repman.routing.base import Topology
 from repman.routing.haproxy import HAProxyRouter
 from repman.routing.haproxy_config import HAProxyConfig, render_haproxy_config
 from repman.watcher.cluster_config import ClusterConfig
-from testkit.standins.haproxy_local import LocalHAProxy, port_or_none, port_via, ports_via, wait_for
+from testkit.polling import wait_until
+from testkit.standins.haproxy_local import LocalHAProxy, port_or_none, port_via, ports_via
 
 pytestmark = pytest.mark.skipif(haproxy_binary() is None, reason="haproxy binary not installed")
 
@@ -158,7 +159,7 @@ def test_a_server_unknown_to_the_config_is_added_at_run_time(tmp_path, nodes):
     try:
         router = HAProxyRouter(hp.endpoint)
         router.apply(topo(a, [b, c], servers=[a, b, c]))
-        wait_for(lambda: ports_via(hp.read, nodes.admin, tries=20) == {b.port, c.port}, timeout=20,
+        wait_until(lambda: ports_via(hp.read, nodes.admin, tries=20) == {b.port, c.port}, timeout=20,
                  what="the added server to serve reads")
     finally:
         hp.close()
@@ -226,15 +227,15 @@ def test_http_check_mode_follows_the_watcher_endpoints(tmp_path, nodes):
     hp = LocalHAProxy(tmp_path / "hp", [a, b, c], a, check="http",
                       watcher=ServerAddress("127.0.0.1", endpoint.port), check_inter="200ms")
     try:
-        wait_for(lambda: {f"/primary?cluster=c1&server={s.url}" for s in (a, b, c)}
+        wait_until(lambda: {f"/primary?cluster=c1&server={s.url}" for s in (a, b, c)}
                  <= set(p for _, p in endpoint.calls()),
                  timeout=20, what="HAProxy to check every node by name")
-        wait_for(lambda: ports_via(hp.read, nodes.admin, tries=10) == {b.port, c.port}, timeout=20,
+        wait_until(lambda: ports_via(hp.read, nodes.admin, tries=10) == {b.port, c.port}, timeout=20,
                  what="reads on the replicas only")
         assert port_via(hp.write, nodes.admin) == a.port
         view["primary"] = c.url                       # the watcher's view changes: checks follow
-        wait_for(lambda: port_or_none(hp.write, nodes.admin) == c.port, timeout=20, what="writes to follow checks")
-        wait_for(lambda: ports_via(hp.read, nodes.admin, tries=10) == {a.port, b.port}, timeout=20,
+        wait_until(lambda: port_or_none(hp.write, nodes.admin) == c.port, timeout=20, what="writes to follow checks")
+        wait_until(lambda: ports_via(hp.read, nodes.admin, tries=10) == {a.port, b.port}, timeout=20,
                  what="reads to follow checks")
         view["primary"] = b.url
         router = HAProxyRouter(hp.endpoint)           # the runtime push does not wait for checks

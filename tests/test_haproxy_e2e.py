@@ -15,7 +15,8 @@ from repman.local.testbed import Testbed as LocalBed
 from repman.routing import build_routers
 from repman.watcher.config import load_cluster
 from repman.watcher.state_store import StateStore
-from testkit.standins.haproxy_local import LocalHAProxy, wait_for
+from testkit.polling import wait_until
+from testkit.standins.haproxy_local import LocalHAProxy
 from testkit.standins.workload import Reader, Writer, create_schema
 
 pytestmark = pytest.mark.skipif(haproxy_binary() is None, reason="haproxy binary not installed")
@@ -91,9 +92,9 @@ def test_writer_through_haproxy_survives_switchover_and_failover(stack):
 
         # The failed node comes back but has not rejoined: it must stay out of the read pool.
         bed.start(second)
-        wait_for(lambda: bed.running(second), what="the old primary to restart")
+        wait_until(lambda: bed.running(second), what="the old primary to restart")
         restarted = time.monotonic()
-        wait_for(lambda: len(reader.ports_since(restarted)) > 0 and
+        wait_until(lambda: len(reader.ports_since(restarted)) > 0 and
                  len([t for t, _ in reader.seen if t >= restarted]) >= 30, timeout=60, what="reads after restart")
         writer.wait_acked(20)
     finally:

@@ -3,8 +3,6 @@ initial data (SQL, CSV) on real servers, live vs restart for dynamic config, the
 
 from __future__ import annotations
 
-import http.server
-import threading
 from pathlib import Path
 
 import pytest
@@ -19,6 +17,7 @@ from repman.local.testbed import ADMIN, Testbed
 from repman.plans import load_registry
 from repman.spec import load_cluster_spec
 from testkit.env import needs_mariadb
+from testkit.standins.json_http import JsonHandler, StandinServer
 
 CREDS = {"repman:db-servers-credential": "repman:pw-a", "repman:replication-credential": "repl:pw-r"}
 REGISTRY = ("id,plan,dbmemory,dbcores,dbdatasize,dbsystemsize,dbiops,dbcpufreq,prxcores,prxdatasize\n"
@@ -81,25 +80,15 @@ def test_plan_registry_from_a_csv_file(tmp_path):
 
 
 def test_plan_registry_from_a_url(tmp_path):
-    class Handler(http.server.BaseHTTPRequestHandler):
+    class Handler(JsonHandler):
         def do_GET(self):  # noqa: N802
-            body = REGISTRY.encode()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+            self._reply(200, REGISTRY, content_type="text/csv")
 
-        def log_message(self, *args):
-            pass
-
-    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    server = StandinServer(Handler)
     try:
-        plans = load_registry(f"http://127.0.0.1:{server.server_port}/pub?output=csv")
+        plans = load_registry(f"{server.url}/pub?output=csv")
     finally:
-        server.shutdown()
-        server.server_close()
+        server.close()
     assert sorted(plans) == ["x1.small", "x2.tiny"]
 
 

@@ -20,8 +20,17 @@ from repman.watcher.loop import Watcher
 from repman.watcher.operations import store_for
 from testkit.cluster import raw_section
 from testkit.env import needs_mariadb
+from testkit.polling import wait_until
 
 pytestmark = [needs_mariadb, pytest.mark.slow]
+
+
+def _jobs_when(store, predicate):
+    """The job history once ``predicate`` holds for it (for ``wait_until``), else None."""
+    def probe():
+        runs = store.load().jobs
+        return runs if predicate(runs) else None
+    return probe
 
 
 def test_jobs_fire_on_time_one_at_a_time_and_ticks_go_on(cluster_factory):
@@ -85,16 +94,6 @@ def _watch(config: Path, log: Path) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL, stderr=open(log, "ab"), start_new_session=True)
 
 
-def _wait_jobs(store, predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        runs = store.load().jobs
-        if predicate(runs):
-            return runs
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}: {store.load().jobs}")
-
-
 def test_job_cut_by_watcher_kill9_is_reported_interrupted_and_scheduling_resumes(cluster_factory, tmp_path):
     c = cluster_factory(count=2)
     section = raw_section(c, **{"monitoring-ticker": 0.2, "monitoring-scheduler": True,
@@ -109,8 +108,9 @@ def test_job_cut_by_watcher_kill9_is_reported_interrupted_and_scheduling_resumes
         from repman.backup.catalog import Catalog
         catalog = Catalog.at(store.dir)
         # Kill while the backup itself runs (its catalog entry written, mariadb-backup streaming).
-        runs = _wait_jobs(store, lambda rs: any(r["status"] == "running" for r in rs)
-                          and any(b.status == "running" for b in catalog.load()), 30, "a running backup")
+        runs = wait_until(_jobs_when(store, lambda rs: any(r["status"] == "running" for r in rs)
+                                     and any(b.status == "running" for b in catalog.load())),
+                          30, "a running backup")
         victim = next(r for r in runs if r["status"] == "running")
         os.killpg(first.pid, signal.SIGKILL)              # the watcher and its mariadb-backup die together
         first.wait(10)
@@ -120,9 +120,10 @@ def test_job_cut_by_watcher_kill9_is_reported_interrupted_and_scheduling_resumes
             first.wait(10)
     second = _watch(config, tmp_path / "watch.log")
     try:
-        runs = _wait_jobs(store, lambda rs: any(r["id"] == victim["id"] and r["status"] == "interrupted"
-                                                for r in rs)
-                          and any(r["status"] == "ok" and r["started_at"] > victim["started_at"] for r in rs),
+        runs = wait_until(_jobs_when(store, lambda rs: any(r["id"] == victim["id"] and r["status"] == "interrupted"
+                                                           for r in rs)
+                                     and any(r["status"] == "ok" and r["started_at"] > victim["started_at"]
+                                             for r in rs)),
                           40, "the interrupted run reported and a new run done")
     finally:
         second.send_signal(signal.SIGTERM)

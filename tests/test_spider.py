@@ -15,7 +15,7 @@ from repman.routing.base import RoutingError, Topology
 from repman.routing.spider import SpiderRouter, default_server_name, ensure_spider
 from repman.watcher.config import load_cluster
 from repman.watcher.state_store import StateStore
-from testkit.standins.haproxy_local import wait_for
+from testkit.polling import wait_until
 
 SPIDER_PLUGIN = Path("/usr/lib/mysql/plugin/ha_spider.so")
 pytestmark = pytest.mark.skipif(not SPIDER_PLUGIN.exists(),
@@ -55,7 +55,7 @@ def setup(tmp_path):
             execute(conn, f"CREATE USER '{APP.user}'@'%' IDENTIFIED BY '{APP.password}'")
             execute(conn, f"GRANT SELECT, INSERT ON app.* TO '{APP.user}'@'%'")
         for addr in cluster.addresses:       # a per-node marker, outside replication
-            wait_for(lambda: _has_table(cluster, addr), what=f"app.whoami on {addr}")
+            wait_until(lambda: _has_table(cluster, addr), what=f"app.whoami on {addr}")
             with cluster.connect(addr) as conn:
                 execute(conn, "SET SESSION sql_log_bin = 0")
                 execute(conn, "SET SESSION skip_replication = 1")

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Iterable
 
 import pymysql
 
@@ -76,13 +75,3 @@ def ports_via(proxy: ServerAddress, cred: Credential, tries: int = 12) -> set[in
         except pymysql.MySQLError:
             pass
     return seen
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 30.0, interval: float = 0.05,
-             what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what}")

@@ -14,13 +14,12 @@ import json
 import ssl
 import threading
 from dataclasses import dataclass, field
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from repman.tls import ensure_server_certificates
-from testkit.standins.json_http import JsonHandler
+from testkit.standins.json_http import JsonHandler, StandinServer
 
 KINDS = ("svc", "cfg", "sec")
 EXPECTS = ("provisioned", "started", "stopped", "purged", "deleted")
@@ -45,7 +44,7 @@ class AgentObject:
     pending: str = ""          # global_expect applied on the next status poll
 
 
-class RecordingOpenSvcAgent(ThreadingHTTPServer):
+class RecordingOpenSvcAgent(StandinServer):
     """Recording stand-in: HTTPS on 127.0.0.1, one user:password, objects kept in memory."""
 
     def __init__(self, base: Path, user: str, password: str, address_prefix: str = "10.38.0.") -> None:
@@ -58,21 +57,10 @@ class RecordingOpenSvcAgent(ThreadingHTTPServer):
         certs = base / "opensvc-tls"
         ensure_server_certificates(certs, hosts=["127.0.0.1"])
         self.ca_file = str(certs / "ca.pem")
-        super().__init__(("127.0.0.1", 0), _Handler)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(str(certs / "server-cert.pem"), str(certs / "server-key.pem"))
         context.set_alpn_protocols(["http/1.1"])   # a real v2 agent also offers h2
-        self.socket = context.wrap_socket(self.socket, server_side=True)
-        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"https://127.0.0.1:{self.server_address[1]}"
-
-    def close(self) -> None:
-        self.shutdown()
-        self.server_close()
+        super().__init__(_Handler, tls=context)
 
     def calls(self) -> list[tuple[str, str, str]]:
         """(method, endpoint, object path) of each request, for exact sequence checks."""
