@@ -74,3 +74,21 @@ def test_unknown_backend_key_is_refused():
     with pytest.raises(ConfigError) as info:
         load_cluster_spec(config("kube", **{"kube-storage-klass": "x"}))
     assert "kube-storage-klass" in str(info.value)
+
+
+def test_onpremise_watcher_keys_fence_and_salvage_over_ssh_and_validate():
+    """The SSH backend tells the watcher how to kill a frozen master on its host (the pid file
+    under each node's run dir, as the deploying user) and the watcher's own checks accept it."""
+    from components.backends.onpremise import create_backend
+    from repman.watcher.config import parse_config
+
+    spec = load_cluster_spec(config("onpremise"), project_dir=ROOT)
+    keys = create_backend(spec).salvage_settings()
+    servers = [f"{n.host}:{n.port}" for n in onpremise.node_specs_from_spec(spec)]
+    assert keys["failover-fence-pid-files"] == [
+        f"{s}=/var/lib/repman/prod-db{i}/run/mariadbd.pid" for i, s in enumerate(servers, start=1)]
+    assert keys["failover-fence-ssh-user"] == "deploy" and keys["failover-fence-ssh-options"].startswith("-p ")
+    section = {"db-servers-hosts": servers, "db-servers-credential": "u:p", "replication-credential": "r:p",
+               **keys}
+    cfg = parse_config({"clusters": {"prod": section}}).cluster()
+    assert cfg.text("failover-fence-ssh-user") == "deploy"

@@ -14,7 +14,7 @@ from repman.db import ServerAddress
 from repman.lab.checker import split_brain_windows
 from repman.lab.writer import Ack
 from repman.watcher.config import parse_config
-from repman.watcher.fencing import fence_old_master, fence_outside, pid_file_for
+from repman.watcher.fencing import fence_old_master, fence_outside, pid_file_for, ssh_kill_command
 
 DEAD = ServerAddress("127.0.0.1", 1)       # nothing listens on port 1
 
@@ -95,3 +95,17 @@ def test_bad_fence_settings_are_one_line_errors_naming_the_key(tmp_path):
         _cfg(tmp_path, failover_fence_pid_files=["127.0.0.1:1"])
     with pytest.raises(ConfigError, match=r"clusters\.c1\.failover-fence-script: '/nonexistent' is not a file"):
         _cfg(tmp_path, failover_fence_script="/nonexistent")
+
+
+def test_the_ssh_fence_kills_through_sudo_when_not_root_and_quotes_the_path(tmp_path):
+    from pathlib import Path
+
+    cfg = _cfg(tmp_path, failover_fence_ssh_user="deploy", failover_fence_ssh_options="-p 2222")
+    command = ssh_kill_command(cfg, ServerAddress("10.0.0.3", 3306), Path("/srv/db 1/run/mariadbd.pid"), 3)
+    assert command[:2] == ["ssh", "-o"] and "BatchMode=yes" in command and "ConnectTimeout=3" in command
+    assert command[-4:-2] == ["-p", "2222"] and command[-2] == "deploy@10.0.0.3"
+    import shlex
+    inner = shlex.split(command[-1])
+    assert inner[:3] == ["sudo", "-n", "sh"] and inner[-1] == "kill -9 \"$(cat '/srv/db 1/run/mariadbd.pid')\""
+    root = _cfg(tmp_path, failover_fence_ssh_user="root")
+    assert ssh_kill_command(root, DEAD, Path("/x.pid"), 3)[-1] == 'kill -9 "$(cat /x.pid)"'

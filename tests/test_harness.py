@@ -53,6 +53,14 @@ def test_no_test_imports_another_test_module_or_a_fixture():
     assert offenders == []
 
 
+def test_tests_and_testkit_never_reach_into_bench_through_sys_path():
+    """Support both need lives in testkit; a test that imports a benchmark's module by editing
+    sys.path hides a second copy of a helper (it happened with a private sshd)."""
+    offenders = [str(p.relative_to(ROOT)) for p in _python_files("tests", "testkit")
+                 if "sys.path" in p.read_text() and p.name != "test_harness.py"]
+    assert offenders == []
+
+
 def test_the_scan_sees_an_offending_import(tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_text("from tests.test_runner import _cfg\nimport tests.conftest\n")

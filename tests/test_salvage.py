@@ -11,7 +11,6 @@ same situation loses those writes (so the test can fail).
 from __future__ import annotations
 
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ from repman.watcher.rejoin import rejoin
 from repman.watcher.salvage import binlog_dirs
 from testkit.cluster import HACluster
 from testkit.env import needs_mariadb
+from testkit.sshd import LocalSshd
 
 pytestmark = [needs_mariadb, pytest.mark.slow]
 
@@ -89,16 +89,14 @@ def test_without_salvage_the_same_crash_loses_acknowledged_writes(cluster_factor
                     reason="openssh-server / ssh client not installed")
 def test_salvage_over_ssh_reads_the_binlogs_on_the_dead_masters_host(cluster_factory, tmp_path):
     """SSH backend path: a private sshd on 127.0.0.1 stands for the dead master's host."""
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
-    from mha_harness import PrivateSshd
-
-    sshd = PrivateSshd(tmp_path / "ssh").start()
+    sshd = LocalSshd.start(tmp_path / "ssh")
     try:
         c = cluster_factory(tags=TAGS)
         c.set(failover_salvage_binlog_dirs=_dirs(c), failover_salvage_ssh_user="root",
-              failover_salvage_ssh_options=f"-p {sshd.port} {sshd.ssh_options} -o StrictHostKeyChecking=no")
+              failover_salvage_ssh_options=f"-p {sshd.port} -i {sshd.key} -o StrictHostKeyChecking=no "
+                                            "-o UserKnownHostsFile=/dev/null")
         old, w = _lagging_kill(c)
-        logins = (sshd.base / "sshd.log").read_text().count("Accepted publickey")
+        logins = (sshd.folder / "sshd.log").read_text().count("Accepted publickey")
         try:
             res = failover(c.cfg, c.store, c.log)
             assert res.ok, res.sentence
@@ -106,11 +104,11 @@ def test_salvage_over_ssh_reads_the_binlogs_on_the_dead_masters_host(cluster_fac
         finally:
             w.stop()
         # The index and the binlogs were read through the sshd (two sessions), not from the local disk.
-        assert (sshd.base / "sshd.log").read_text().count("Accepted publickey") >= logins + 2
+        assert (sshd.folder / "sshd.log").read_text().count("Accepted publickey") >= logins + 2
         lost, unexpected = w.verify(c.primary())
         assert not lost and not unexpected, (sorted(lost)[:10], sorted(unexpected)[:10])
     finally:
-        sshd.stop()
+        sshd.close()
 
 
 def test_a_salvage_that_hangs_is_abandoned_at_its_timeout(cluster_factory):

@@ -94,8 +94,9 @@ class Backend(ABC):
         return {"orchestrator": self.name}
 
     def salvage_settings(self) -> dict[str, Any]:
-        """Watcher keys telling where each server's binlogs are (``failover-salvage-*``), so a
-        failover of an asynchronous cluster can read a dead master's last writes; none by default."""
+        """Watcher keys to reach a dead or frozen master's host: where its binlogs are
+        (``failover-salvage-*``, so a failover of an asynchronous cluster can read its last
+        writes) and how to kill it (``failover-fence-*``); none by default."""
         return {}
 
     def verified_tls_settings(self) -> dict[str, Any]:

@@ -56,11 +56,18 @@ class OnPremiseBackend(Backend):
                 "ssh_user": self.auth.user, "strict_host_key_checking": self.auth.strict_host_key_checking}
 
     def salvage_settings(self) -> dict[str, object]:
-        """Binlogs are read over SSH as the deploying user; the watcher's host needs that user's key."""
+        """Binlogs are read and a frozen master is killed over SSH as the deploying user; the watcher's
+        host needs that user's key."""
         return {
             "failover-salvage-binlog-dirs": [f"{s.host}:{s.port}={s.base_dir}/data" for s in self.node_specs.values()],
             "failover-salvage-ssh-user": self.auth.user,
             "failover-salvage-ssh-options": f"-p {int(self.auth.port)}",
+            # A frozen mariadbd on a live host is killed over SSH before a promotion; its
+            # supervisor restarts it read-only (the readonly tag), and rejoin takes it back.
+            "failover-fence-pid-files": [f"{s.host}:{s.port}={s.run_dir}/mariadbd.pid"
+                                         for s in self.node_specs.values()],
+            "failover-fence-ssh-user": self.auth.user,
+            "failover-fence-ssh-options": f"-p {int(self.auth.port)}",
         }
 
 

@@ -6,14 +6,18 @@ acknowledgement; ``read_only`` alone would wait behind that commit), then
 ``read_only`` is set and the clients that slipped in are killed again.
 Unreachable (frozen, cut off): a fence action outside SQL, bounded by
 ``failover-fence-timeout``: the local backend's pid file (kill -9 of the
-process), else ``failover-fence-script host port``. SSH and Kubernetes backends
-fence through that script (kill over SSH, delete the pod). Every step runs
-with short timeouts: the failover never waits on the old master beyond the bound.
+process), the same pid file on the server's own host over SSH when
+``failover-fence-ssh-user`` is set (the SSH backend renders both: a frozen
+mariadbd on a live host dies, its supervisor restarts it read-only), else
+``failover-fence-script host port`` (Kubernetes: delete the pod; a power switch).
+Every step runs with short timeouts: the failover never waits on the old master
+beyond the bound.
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import subprocess
 import threading
@@ -54,6 +58,8 @@ def fence_sql(cfg: ClusterConfig, address: ServerAddress, timeout: float) -> str
 def fence_outside(cfg: ClusterConfig, address: ServerAddress, timeout: float) -> str:
     """The fence action for a server that does not answer SQL."""
     pid_file = pid_file_for(cfg, address)
+    if pid_file is not None and cfg.text("failover-fence-ssh-user"):
+        return _kill_over_ssh(cfg, address, pid_file, timeout)
     if pid_file is not None:
         try:
             pid = int(pid_file.read_text().strip())
@@ -72,6 +78,27 @@ def fence_outside(cfg: ClusterConfig, address: ServerAddress, timeout: float) ->
         return f"failover-fence-script fenced {address.url} (exit {done.returncode}) {tail[0]}".strip()
     return (f"{address.url} does not answer and no fence action is configured "
             "(failover-fence-pid-files, failover-fence-script): relying on semi-sync without fallback")
+
+
+def ssh_kill_command(cfg: ClusterConfig, address: ServerAddress, pid_file: Path, timeout: float) -> list[str]:
+    """ssh to the server's host and kill -9 the pid its pid file names (sudo -n when not root)."""
+    user = cfg.text("failover-fence-ssh-user")
+    kill = f'kill -9 "$(cat {shlex.quote(str(pid_file))})"'
+    remote = kill if user == "root" else f"sudo -n sh -c {shlex.quote(kill)}"
+    return ["ssh", "-o", "BatchMode=yes", "-o", f"ConnectTimeout={max(1, int(timeout))}",
+            *shlex.split(cfg.text("failover-fence-ssh-options")), f"{user}@{address.host}", remote]
+
+
+def _kill_over_ssh(cfg: ClusterConfig, address: ServerAddress, pid_file: Path, timeout: float) -> str:
+    command = ssh_kill_command(cfg, address, pid_file, timeout)
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"fence of {address.url} over SSH failed: {exc}"
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or [f"exit {done.returncode}"]
+        return f"fence of {address.url} over SSH failed: {tail[0]}"
+    return f"fenced {address.url}: killed its process over SSH on {address.host} (pid file {pid_file})"
 
 
 def fence_old_master(cfg: ClusterConfig, address: ServerAddress, say: Callable[[str], None],

@@ -86,6 +86,10 @@ WATCHER_KEYS = key_table(
     Key("failover-fence-pid-files", "strlist", [],
         "host:port=/path/to/mariadbd.pid of local servers: an unreachable old master is killed before a "
         "promotion (rendered by the local backend)"),
+    Key("failover-fence-ssh-user", "str", "",
+        "kill an unreachable old master over SSH as this user: the failover-fence-pid-files paths are then on "
+        "each server's own host (rendered by the SSH backend; sudo -n when not root; empty: local pid files)"),
+    Key("failover-fence-ssh-options", "str", "", "extra ssh options for the fence (e.g. -p 2222 -i key)"),
     Key("failover-fence-timeout", "float", 3.0, "seconds a fence action may take before the failover goes on",
         minimum=0.1),
     Key("db-servers-state-change-script", "path", "", "script called on every server state change"),
