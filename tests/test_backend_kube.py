@@ -192,6 +192,7 @@ def test_secrets_never_in_plain_text_and_least_rbac(kube):
     assert section["db-servers-credential"] == {"env": "REPMAN_DB_SERVERS_CREDENTIAL"}
     assert section["db-servers-hosts"][0] == "shop-db-0.shop-db-hl.databases.svc.cluster.local:3306"
     assert section["kube-role-labels"] is True   # the watcher re-points the -primary Service
+    assert section["failover-fence-kube-pods"] is True   # and deletes a frozen old master's pod
     deployment = unwrap(program.one(":Deployment")["inputs"])
     pod = deployment["spec"]["template"]["spec"]
     env = {e["name"]: e for e in pod["containers"][0]["env"]}
@@ -201,7 +202,7 @@ def test_secrets_never_in_plain_text_and_least_rbac(kube):
     assert deployment["spec"]["replicas"] == 1 and deployment["spec"]["strategy"]["type"] == "Recreate"
     role = unwrap(program.one(":Role")["inputs"])
     assert role["metadata"]["namespace"] == "databases"
-    assert role["rules"] == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "patch"]}]
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "patch", "delete"]}]
     assert not program.of_type(":ClusterRole") and not program.of_type(":ClusterRoleBinding")
     binding = unwrap(program.one(":RoleBinding")["inputs"])
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "shop-watcher"}
@@ -259,6 +260,22 @@ class _KubeHandler(JsonHandler):
         primaries = [n for n, l in self.server.pods.items() if l.get(rk.ROLE_LABEL) == rk.PRIMARY]
         assert len(primaries) <= 1, f"two primaries at once: {primaries}"
         self._reply(200, {"metadata": {"name": self.path[len(prefix):], "labels": labels}})
+
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        self.server.requests.append(("DELETE", self.path, None))
+        if not self._authorised():
+            return
+        from urllib.parse import parse_qs, urlparse
+        url = urlparse(self.path)
+        prefix = f"/api/v1/namespaces/{self.server.namespace}/pods/"
+        assert url.path.startswith(prefix) and parse_qs(url.query) == {"gracePeriodSeconds": ["0"]}, self.path
+        name = url.path[len(prefix):]
+        if name not in self.server.pods:
+            self._reply(404, {"kind": "Status", "message": f'pods "{name}" not found'})
+            return
+        del self.server.pods[name]
+        self._reply(200, {"kind": "Pod", "metadata": {"name": name}})
 
 
 @pytest.fixture
@@ -433,3 +450,29 @@ def test_seed_004_settings_reach_the_pods(kube):
     in_memory = unwrap(kube(**{"prov-db-docker-tmpfs-size": "256m"}).one(":StatefulSet")["inputs"])
     tmp = {v["name"]: v for v in in_memory["spec"]["template"]["spec"]["volumes"]}["tmp"]
     assert tmp["emptyDir"] == {"medium": "Memory", "sizeLimit": "256Mi"}
+
+
+def test_a_frozen_old_master_pod_is_deleted_through_the_api(kube_api: RecordingKubeApi, monkeypatch, tmp_path: Path):
+    """failover-fence-kube-pods: the fence of an old master that answers nothing deletes its pod
+    (grace period 0) with the watcher's token; a host outside the cluster deletes nothing."""
+    from repman.watcher.config import load_config
+    from repman.watcher.fencing import fence_outside
+
+    names = rk.KubeNames("shop", "databases")
+    hosts = [f"{names.pod_host(i)}:3306" for i in range(3)]
+    config = tmp_path / "repman.yaml"
+    config.write_text(yaml.safe_dump({"clusters": {"shop": {
+        "db-servers-hosts": hosts, "db-servers-credential": "repman:x", "replication-credential": "repl:y",
+        "failover-fence-kube-pods": True}}}))
+    cfg = load_config(config).clusters["shop"]
+    monkeypatch.setattr(KubeApi, "in_cluster", classmethod(lambda cls: KubeApi(kube_api.url, "sa-token", "databases")))
+    said = fence_outside(cfg, ServerAddress(names.pod_host(0), 3306), 2.0)
+    assert said == f"fenced {names.pod_host(0)}:3306: deleted its pod shop-db-0 (grace period 0)"
+    assert "shop-db-0" not in kube_api.pods and {"shop-db-1", "shop-db-2"} <= set(kube_api.pods)
+    assert kube_api.requests[-1] == ("DELETE", "/api/v1/namespaces/databases/pods/shop-db-0?gracePeriodSeconds=0", None)
+    # Gone already (the StatefulSet has not made it again yet): said, not raised.
+    again = fence_outside(cfg, ServerAddress(names.pod_host(0), 3306), 2.0)
+    assert again.startswith(f"fence of {names.pod_host(0)}:3306 through the Kubernetes API failed:") and "404" in again
+    monkeypatch.setattr(KubeApi, "in_cluster", classmethod(lambda cls: KubeApi(kube_api.url, "wrong", "databases")))
+    refused = fence_outside(cfg, ServerAddress(names.pod_host(1), 3306), 2.0)
+    assert "401" in refused and "shop-db-1" in kube_api.pods

@@ -248,7 +248,7 @@ class KubeBackend(Backend):
         cname = spec.name
         servers = [f"{self.names.pod_host(i)}:{image.DB_PORT}" for i in range(spec.node_count)]
         doc = render_watcher_config(spec, servers, env_ref, state_dir="/var/lib/repman",
-                                    routing={"kube-role-labels": True})
+                                    routing={"kube-role-labels": True, "failover-fence-kube-pods": True})
         text = dump(doc)
         config = core.ConfigMap(f"{cname}-watcher-config", metadata=self._meta(component="watcher"),
                                 data={"repman.yaml": text}, opts=opts)
@@ -257,7 +257,7 @@ class KubeBackend(Backend):
         role = k8s.rbac.v1.Role(
             f"{cname}-watcher-role", metadata=self._meta(names.watcher),
             rules=[k8s.rbac.v1.PolicyRuleArgs(api_groups=[""], resources=["pods"],
-                                              verbs=["get", "list", "watch", "patch"])],
+                                              verbs=["get", "list", "watch", "patch", "delete"])],
             opts=opts,
         )
         binding = k8s.rbac.v1.RoleBinding(

@@ -151,6 +151,10 @@ class KubeApi:
         self._request("PATCH", f"/api/v1/namespaces/{self.namespace}/pods/{name}",
                       {"metadata": {"labels": labels}}, content_type="application/merge-patch+json")
 
+    def delete_pod(self, name: str) -> None:
+        """Delete now (grace period 0): the kubelet kills the containers, the StatefulSet makes a new pod."""
+        self._request("DELETE", f"/api/v1/namespaces/{self.namespace}/pods/{name}?gracePeriodSeconds=0")
+
 
 def desired_roles(names: KubeNames, topology: Topology, pods: list[str]) -> dict[str, str | None]:
     """Role label per pod: the primary, healthy replicas, and no label for the rest."""

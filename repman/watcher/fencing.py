@@ -9,7 +9,8 @@ Unreachable (frozen, cut off): a fence action outside SQL, bounded by
 process), the same pid file on the server's own host over SSH when
 ``failover-fence-ssh-user`` is set (the SSH backend renders both: a frozen
 mariadbd on a live host dies, its supervisor restarts it read-only), else
-``failover-fence-script host port`` (Kubernetes: delete the pod; a power switch).
+``failover-fence-kube-pods`` deletes its pod through the Kubernetes API, else
+``failover-fence-script host port`` (a power switch, a cloud API).
 Every step runs with short timeouts: the failover never waits on the old master
 beyond the bound.
 """
@@ -57,6 +58,8 @@ def fence_sql(cfg: ClusterConfig, address: ServerAddress, timeout: float) -> str
 
 def fence_outside(cfg: ClusterConfig, address: ServerAddress, timeout: float) -> str:
     """The fence action for a server that does not answer SQL."""
+    if cfg.flag("failover-fence-kube-pods"):
+        return _delete_pod(cfg, address, timeout)
     pid_file = pid_file_for(cfg, address)
     if pid_file is not None and cfg.text("failover-fence-ssh-user"):
         return _kill_over_ssh(cfg, address, pid_file, timeout)
@@ -99,6 +102,21 @@ def _kill_over_ssh(cfg: ClusterConfig, address: ServerAddress, pid_file: Path, t
         tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or [f"exit {done.returncode}"]
         return f"fence of {address.url} over SSH failed: {tail[0]}"
     return f"fenced {address.url}: killed its process over SSH on {address.host} (pid file {pid_file})"
+
+
+def _delete_pod(cfg: ClusterConfig, address: ServerAddress, timeout: float) -> str:
+    from repman.routing.kube import KubeApi, KubeApiError, KubeNames
+
+    try:
+        api = KubeApi.in_cluster()
+        pod = KubeNames(cfg.name, api.namespace).pod_of_host(address.host)
+        if pod is None:
+            return f"fence of {address.url}: not a pod of cluster {cfg.name}; nothing deleted"
+        api.timeout = timeout
+        api.delete_pod(pod)
+    except KubeApiError as exc:
+        return f"fence of {address.url} through the Kubernetes API failed: {exc}"
+    return f"fenced {address.url}: deleted its pod {pod} (grace period 0)"
 
 
 def fence_old_master(cfg: ClusterConfig, address: ServerAddress, say: Callable[[str], None],

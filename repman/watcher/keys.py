@@ -90,6 +90,9 @@ WATCHER_KEYS = key_table(
         "kill an unreachable old master over SSH as this user: the failover-fence-pid-files paths are then on "
         "each server's own host (rendered by the SSH backend; sudo -n when not root; empty: local pid files)"),
     Key("failover-fence-ssh-options", "str", "", "extra ssh options for the fence (e.g. -p 2222 -i key)"),
+    Key("failover-fence-kube-pods", "bool", False,
+        "delete an unreachable old master's pod (grace period 0) through the in-cluster Kubernetes API before a "
+        "promotion (rendered by the kube backend; the watcher's Role may delete pods)"),
     Key("failover-fence-timeout", "float", 3.0, "seconds a fence action may take before the failover goes on",
         minimum=0.1),
     Key("db-servers-state-change-script", "path", "", "script called on every server state change"),
