@@ -202,7 +202,8 @@ def test_secrets_never_in_plain_text_and_least_rbac(kube):
     assert deployment["spec"]["replicas"] == 1 and deployment["spec"]["strategy"]["type"] == "Recreate"
     role = unwrap(program.one(":Role")["inputs"])
     assert role["metadata"]["namespace"] == "databases"
-    assert role["rules"] == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch", "patch", "delete"]}]
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["pods"],
+                              "verbs": ["get", "list", "watch", "patch", "delete"]}]
     assert not program.of_type(":ClusterRole") and not program.of_type(":ClusterRoleBinding")
     binding = unwrap(program.one(":RoleBinding")["inputs"])
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "shop-watcher"}
