@@ -144,6 +144,19 @@ CASES = [
      replace(HEALTHY, autoseed=True, broken_replicas=((B, "IO thread stopped: Got fatal error 1236"),)),
      Action.SEED, "replica 127.0.0.1:3308 cannot continue (IO thread stopped: Got fatal error 1236): "
      "autoseed re-seeds it from a physical copy", B),
+    ("failover cut after its promotion",
+     replace(HEALTHY, master_read_only_now=True, master_read_only=True, promotion_unfinished=True,
+             rejoin_needed=((B, "replicates from 127.0.0.1:3309, not from the master"),)), Action.REOPEN,
+     "master 127.0.0.1:3306 was promoted by a failover that stopped before opening its writes: "
+     "finishing it (clearing read_only)", M),
+    ("unfinished promotion but another server writable: never two masters",
+     replace(HEALTHY, master_read_only_now=True, master_read_only=True, promotion_unfinished=True,
+             other_writable=(B,)), Action.ALERT,
+     "127.0.0.1:3308 is writable and replicates from nobody while 127.0.0.1:3306 is the master: "
+     "fix by hand (rejoin or set read_only)", None),
+    ("finished promotion, read-only by an operator: alert only",
+     replace(HEALTHY, master_read_only_now=True, master_read_only=True), Action.ALERT,
+     "master 127.0.0.1:3306 is read-only: writes are refused until an operator clears read_only", None),
     ("master read-only", replace(HEALTHY, master_read_only=True), Action.ALERT,
      "master 127.0.0.1:3306 is read-only: writes are refused until an operator clears read_only", None),
     ("two writable masters", replace(HEALTHY, other_writable=(B,)), Action.ALERT,

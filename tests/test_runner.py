@@ -273,12 +273,12 @@ def test_reopen_decision_starts_a_reopen(monitor):
     gate.open.set()
     decision = analyse(Facts(master=M, replicas=(A,), previous_failed_pings=2, master_read_only_now=True))
     assert decision.action == Action.REOPEN
-    monitor._act(decision, changed=True)
+    monitor._act(decision, new_situation=True)
     monitor.wait_operation(5)
     ((op, _),) = gate.calls
     assert (op.kind, op.server, op.describe) == ("reopen", M, "reopen of 127.0.0.1:1")
     assert monitor.last_result is not None and monitor.last_result.kind == "reopen"
-    monitor._act(analyse(Facts(master=M, replicas=(A,), previous_failed_pings=2)), changed=True)
+    monitor._act(analyse(Facts(master=M, replicas=(A,), previous_failed_pings=2)), new_situation=True)
     monitor.wait_operation(5)
     assert len(gate.calls) == 1                       # a plain recovery starts nothing
 

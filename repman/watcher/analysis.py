@@ -76,6 +76,7 @@ class Facts:
     in_maintenance: tuple[ServerAddress, ...] = ()   # servers an operator put in maintenance
     master_read_only: bool = False              # confirmed over two ticks
     master_read_only_now: bool = False          # this tick (a restarted master comes back read-only)
+    promotion_unfinished: bool = False          # the latest failover promoted the master, then stopped
     rejoin_needed: tuple[tuple[ServerAddress, str], ...] = ()   # server, why
     autorejoin: bool = True
     quarantined: tuple[tuple[ServerAddress, str], ...] = ()
@@ -224,6 +225,13 @@ RULES: list[Rule] = [
      lambda f: (f"master {f.master} answers again after {f.previous_failed_pings} failed pings: back to normal"
                 + (", clearing the read_only it restarted with" if _reopens(f) else "")),
      lambda f: f.master),
+    # A watcher killed between a failover's promotion and its opening of writes: the next
+    # watcher finishes that failover (the record says so) rather than starting another one.
+    ("failover-unfinished",
+     lambda f: f.master_reachable and f.promotion_unfinished and f.master_read_only_now and not f.other_writable,
+     Action.REOPEN,
+     lambda f: (f"master {f.master} was promoted by a failover that stopped before opening its writes: "
+                "finishing it (clearing read_only)"), lambda f: f.master),
     ("rejoin", lambda f: f.master_reachable and bool(f.rejoin_needed) and f.autorejoin, Action.REJOIN,
      lambda f: f"{f.rejoin_needed[0][0]} {f.rejoin_needed[0][1]}: rejoining it to master {f.master}",
      lambda f: f.rejoin_needed[0][0]),

@@ -10,7 +10,7 @@ from repman.db import ServerAddress
 from repman.topology import ServerState
 from repman.watcher.cluster_config import ClusterConfig
 from repman.watcher.primary import deposed_pair, recorded_master
-from repman.watcher.state_store import CrashRecord, StateStore, now
+from repman.watcher.state_store import ClusterState, CrashRecord, StateStore, now
 
 
 def positions(states: dict[ServerAddress, ServerState]) -> dict[str, str]:
@@ -23,17 +23,34 @@ def positions(states: dict[ServerAddress, ServerState]) -> dict[str, str]:
 
 def record(store: StateStore, kind: str, old: ServerAddress, new: ServerAddress,
            states: dict[ServerAddress, ServerState], failover_pos: str,
-           extra: dict[str, str] | None = None, event_scheduler: bool = False) -> CrashRecord:
+           extra: dict[str, str] | None = None, event_scheduler: bool = False,
+           finished: bool = True) -> CrashRecord:
     """Append a crash record; a failover also counts against ``failover-limit``.
 
     ``event_scheduler``: it ran on the old master, so the new one must run it too.
+    ``finished=False``: written before the promotion; ``mark_finished`` once the new master
+    takes writes. A watcher killed in between leaves it unfinished, and the next one opens
+    the promoted master's writes instead of failing over again.
     """
     pos = positions(states)
     pos.update(extra or {})
     rec = CrashRecord(kind=kind, at=now(), old_master=old.url, new_master=new.url, positions=pos,
-                      failover_pos=failover_pos, event_scheduler=event_scheduler)
+                      failover_pos=failover_pos, event_scheduler=event_scheduler, finished=finished)
     store.record_crash(rec, count_failover=(kind == "failover"))
     return rec
+
+
+def mark_finished(store: StateStore, new: ServerAddress) -> None:
+    """The latest record's promotion of ``new`` is complete: it takes writes."""
+    def change(state: ClusterState) -> None:
+        if state.crashes and state.crashes[-1].new_master == new.url:
+            state.crashes[-1].finished = True
+    store.update(change)
+
+
+def unfinished_promotion(latest: CrashRecord | None, master: ServerAddress | None) -> bool:
+    """``master`` was promoted by the latest failover, which stopped before opening its writes."""
+    return latest is not None and not latest.finished and master is not None and latest.new_master == master.url
 
 
 def reference_for(store: StateStore, server: ServerAddress, was_master: bool) -> CrashRecord | None:

@@ -20,6 +20,7 @@ from repman.topology import ServerState
 from repman.watcher.analysis import Decision, Facts, master_state_label
 from repman.watcher.checks import in_maintenance
 from repman.watcher.cluster_config import ClusterConfig
+from repman.watcher.crash import unfinished_promotion
 from repman.watcher.demote import own_beyond
 from repman.watcher.election import elect, same_server
 from repman.watcher.lag import fill_unknown_lag, lag_readings
@@ -383,6 +384,7 @@ def derive_facts(memory: Memory, cfg: ClusterConfig, states: Mapping[ServerAddre
         whole_cluster_was_down=whole_down, restart_unsafe=cfg.flag("failover-restart-unsafe"),
         other_writable=other_writable, master_read_only=read_only_ticks >= 2,
         master_read_only_now=read_only_ticks >= 1,
+        promotion_unfinished=unfinished_promotion(persisted.crashes[-1] if persisted.crashes else None, master),
         rejoin_needed=tuple(rejoin), autorejoin=cfg.flag("autorejoin"), quarantined=quarantined,
         broken_replicas=broken_replicas(seen, replicas), servers=len(cfg.servers),
         autoseed=cfg.flag("autoseed"),

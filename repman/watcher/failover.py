@@ -155,7 +155,7 @@ def _failover(cfg: ClusterConfig, store: StateStore, op: OpLog, routers: list[Ro
         op.say(salvage(cfg, master, cand).sentence)
     failover_pos = applied_pos(cand, cfg)
     scheduler = crash.scheduler_was_on(store)
-    crash.record(store, "failover", master, cand, states, failover_pos, event_scheduler=scheduler)
+    crash.record(store, "failover", master, cand, states, failover_pos, event_scheduler=scheduler, finished=False)
     with op.step("promote"):
         promote(cfg, cand, open_writes=False)
     others = [a for a in replicas if a != cand]
@@ -164,6 +164,7 @@ def _failover(cfg: ClusterConfig, store: StateStore, op: OpLog, routers: list[Ro
         moved = {a: pool.submit(repoint, cfg, a, cand) for a in others}
         with op.step("open_writes"):
             open_writes(cfg, cand)
+            crash.mark_finished(store, cand)
         op.say(f"{cand.url} is the master at {failover_pos or 'empty GTID'} and takes writes")
         if scheduler:
             op.say(start_event_scheduler(cfg, cand))

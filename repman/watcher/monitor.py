@@ -59,6 +59,11 @@ Reader = Callable[[ServerAddress], ServerState]
 RETRY_AFTER_TICKS = 5         # a failed operation is retried after max(10 s, this many ticks)
 
 
+def _situation(decision: Decision) -> tuple[str, Action, ServerAddress | None]:
+    """What a decision is about, without its counters: the rule, the action and the target."""
+    return decision.rule, decision.action, decision.target
+
+
 class ClusterMonitor:
     """Monitoring state of one cluster; ``tick()`` is one monitoring round."""
 
@@ -229,6 +234,9 @@ class ClusterMonitor:
             labels = server_labels(self.cfg, memory, memory.states, decision, facts, persisted.quarantined)
             before = self._snapshot
             changed = before.decision is None or decision.sentence != before.decision.sentence
+            # A new situation, not a new counter in the same sentence ("failed 188/3 pings"):
+            # alerts go out once per situation, not once per tick.
+            new_situation = before.decision is None or _situation(decision) != _situation(before.decision)
             self._memory = memory.with_labels(labels)
             self._publish(decision=decision, decision_at=time.time() if changed else before.decision_at,
                           candidate=facts.candidate, ticks=before.ticks + 1, last_tick_at=time.monotonic(),
@@ -244,7 +252,7 @@ class ClusterMonitor:
                 if self.act:
                     self._hook("state-change", a, label, old)
         if self.act:
-            self._act(decision, changed, facts)
+            self._act(decision, new_situation, facts)
             self._route(decision, facts)
         return decision
 
@@ -308,8 +316,8 @@ class ClusterMonitor:
         self.log(f"ALERT {sentence}")
         self._hook("alert", sentence)
 
-    def _act(self, decision: Decision, changed: bool, facts: Facts | None = None) -> None:
-        if decision.action in (Action.ALERT, Action.REFUSE, Action.FAILED) and changed:
+    def _act(self, decision: Decision, new_situation: bool, facts: Facts | None = None) -> None:
+        if decision.action in (Action.ALERT, Action.REFUSE, Action.FAILED) and new_situation:
             self.alert(decision.sentence)
         if decision.rule in ("semisync-async-fallback", "semisync-restore") and decision.target is not None:
             self._semisync_master(decision.target, decision.rule == "semisync-restore")

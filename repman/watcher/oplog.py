@@ -10,6 +10,7 @@ import time
 from contextlib import contextmanager
 from typing import Callable, Iterator
 
+from repman import failpoints
 from repman.db import ServerAddress
 from repman.watcher.result import OperationResult
 
@@ -39,6 +40,7 @@ class OpLog:
             yield
         finally:
             self.timings[name] = round(time.monotonic() - t0, 4)
+        failpoints.hit(f"{self.kind}:after-{name}")
 
     def result(self, ok: bool, sentence: str, old: ServerAddress | None = None,
                new: ServerAddress | None = None) -> OperationResult:

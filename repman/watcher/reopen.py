@@ -17,7 +17,7 @@ from repman.db import ServerAddress, connect, execute
 from repman.routing.base import Router
 from repman.topology import read_state
 from repman.watcher.cluster_config import ClusterConfig
-from repman.watcher.crash import scheduler_was_on
+from repman.watcher.crash import mark_finished, scheduler_was_on, unfinished_promotion
 from repman.watcher.election import io_position, same_server
 from repman.watcher.promote import semisync_roles, set_event_scheduler
 from repman.watcher.result import OperationResult
@@ -59,7 +59,11 @@ def reopen(cfg: ClusterConfig, store: StateStore, server: ServerAddress, log: Ca
     except pymysql.MySQLError as exc:
         return OperationResult(False, f"cannot open writes on {server}: {exc.args[-1] if exc.args else exc}",
                                kind="reopen")
+    crashes = store.load().crashes
+    cut = unfinished_promotion(crashes[-1] if crashes else None, server)
+    mark_finished(store, server)     # a failover cut after its promotion is complete now
     if log:
         log(f"read_only cleared on master {server}")
-    return OperationResult(True, f"master {server} takes writes again (read_only cleared after its restart{note})",
+    why = "finishing the failover that promoted it" if cut else "read_only cleared after its restart"
+    return OperationResult(True, f"master {server} takes writes again ({why}{note})",
                            kind="reopen", new_primary=server)

@@ -32,6 +32,7 @@ class CrashRecord:
     positions: dict[str, str]      # server url -> gtid_binlog_pos (or gtid_current_pos) at that time
     failover_pos: str = ""         # the new master's position when it was promoted
     event_scheduler: bool = False  # the old master ran the event scheduler
+    finished: bool = True          # False from a failover's promotion until its new master took writes
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> CrashRecord:
