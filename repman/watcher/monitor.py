@@ -47,6 +47,7 @@ from repman.watcher.facts import (
     stray_writable,
 )
 from repman.watcher.freeze import fence
+from repman.watcher.metrics import ClusterMetrics
 from repman.watcher.operations import build_routers, executor, request, store_for
 from repman.watcher.oplock import OperationLock
 from repman.watcher.primary import find_master, find_primary
@@ -91,6 +92,8 @@ class ClusterMonitor:
         self.runner = OperationRunner(cfg.name, self._run, self.lock, on_finished=self._finish,
                                       wake=self.wake, clock=clock,
                                       retry_after=max(10.0, RETRY_AFTER_TICKS * cfg.ticker))
+        self.metrics = ClusterMetrics()     # tick and operation durations for GET /metrics
+        self.runner.on_run = self.metrics.observe_run
         self._routing_busy = threading.Lock()
         self.closed = False
         self.scheduler: Any = None          # repman.watcher.scheduler.Scheduler (watch mode)
@@ -233,6 +236,7 @@ class ClusterMonitor:
             self._publish(decision=decision, decision_at=time.time() if changed else before.decision_at,
                           candidate=facts.candidate, ticks=before.ticks + 1, last_tick_at=time.monotonic(),
                           last_tick_seconds=self._clock() - started)
+        self.metrics.observe_tick(self._snapshot.last_tick_seconds)
         if changed:
             level = "" if decision.action in (Action.NOTHING, Action.RECOVER, Action.REOPEN) \
                 else f"[{decision.action.value}] "
