@@ -26,6 +26,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 import pymysql
 
+from repman.alerts.dispatch import Alerter
+from repman.alerts.settings import AlertSettings
 from repman.db import ServerAddress, connect, execute
 from repman.routing import notify, scripts
 from repman.routing.base import Topology
@@ -94,6 +96,7 @@ class ClusterMonitor:
                                       retry_after=max(10.0, RETRY_AFTER_TICKS * cfg.ticker))
         self.metrics = ClusterMetrics()     # tick and operation durations for GET /metrics
         self.runner.on_run = self.metrics.observe_run
+        self.alerter = Alerter(AlertSettings.from_config(cfg, cfg.state_dir), self.log)  # webhook, mail
         self._routing_busy = threading.Lock()
         self.closed = False
         self.scheduler: Any = None          # repman.watcher.scheduler.Scheduler (watch mode)
@@ -299,9 +302,12 @@ class ClusterMonitor:
             if self.cfg.text("alert-script"):                   # repman alerts on state changes
                 jobs.append(lambda: scripts.run_alert_script(self.cfg, f"{addr} {old} -> {new}", self.log,
                                                              host=str(addr), prev_state=old, state=new))
-        elif self.cfg.text("alert-script"):
+            jobs.append(lambda: self.alerter.notify(f"state-change {addr}", f"{addr} {old} -> {new}"))
+        else:
             sentence = args[0]
-            jobs.append(lambda: scripts.run_alert_script(self.cfg, sentence, self.log))
+            if self.cfg.text("alert-script"):
+                jobs.append(lambda: scripts.run_alert_script(self.cfg, sentence, self.log))
+            jobs.append(lambda: self.alerter.notify("alert", sentence))
         for job in jobs:
             try:
                 self._background.submit(job)
