@@ -51,7 +51,8 @@ class SmtpServer:
                 if ok:
                     self.logins.append(data.login.decode())
                 return AuthResult(success=ok, handled=False)
-            kwargs.update(authenticator=check, auth_required=True, auth_require_tls=tls)
+            # AUTH is advertised either way; it is required only over TLS (aiosmtpd warns otherwise)
+            kwargs.update(authenticator=check, auth_required=tls, auth_require_tls=tls)
         self.controller = Controller(_Keep(self), hostname="127.0.0.1", port=self.port, **kwargs)
 
     @property
