@@ -148,6 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the operation result as JSON")
     from repman.backup.cli import add_commands as add_backup_commands
     add_backup_commands(add)
+    from repman.alerts.cli import add_commands as add_alert_commands
+    add_alert_commands(add)
     return parser
 
 
@@ -478,6 +480,9 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
 from repman.backup.cli import COMMANDS as _BACKUP_COMMANDS  # noqa: E402 - backup, backups, restore
 
 COMMANDS.update(_BACKUP_COMMANDS)
+from repman.alerts.cli import COMMANDS as _ALERT_COMMANDS  # noqa: E402 - alert test|mute|unmute|status
+
+COMMANDS.update(_ALERT_COMMANDS)
 
 
 AUDITED = ("switchover", "failover", "maintenance", "reset-failover-counter", "rotate-passwords", "certificates",

@@ -102,7 +102,7 @@ IGNORED = {
 #: prefixes of repman features that have no counterpart here; the reason is shown once per key
 IGNORED_PREFIXES = {
     "graphite-": "metrics export is not implemented (the HTTP API serves state)",
-    "mail-": "mail alerts are not implemented: use alert-script",
+    "mail-": "this mail option has no counterpart",
     "backup-": "backups are configured by the backup feature, not imported",
     "scheduler-": "schedules are not imported",
     "arbitration-": "arbitration between replication-managers is not implemented",

@@ -27,7 +27,8 @@ SLOW_SUPPORT = frozenset({"testkit.netns", "testkit.sshd", "testkit.docker_engin
 # `pytest -m "not slow" --durations=0` summed per module, each took 4 s or more.
 SLOW_MODULES = frozenset({"test_haproxy_e2e", "test_spider", "test_haproxy", "test_backend_slapos", "test_scripts_e2e",
                           "test_haproxy_provider", "test_spider_provider", "test_proxysql", "test_ci_examples",
-                          "test_packaging", "test_cli", "test_layers", "test_nix_eval"})
+                          "test_packaging", "test_cli", "test_layers", "test_nix_eval",
+                          "test_metrics"})  # a real Prometheus server
 
 
 def _uses_slow_support(module: ModuleType | None) -> bool:

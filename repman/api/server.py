@@ -33,6 +33,7 @@ from repman.db import ServerAddress
 from repman.errors import ConfigError, RepmanError
 from repman.paths import templates_dir
 from repman.watcher.election import same_server
+from repman.watcher.metrics import CONTENT_TYPE as METRICS_TYPE, exposition
 from repman.watcher.monitor import ClusterMonitor
 from repman.watcher.result import OperationResult
 
@@ -271,7 +272,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._dispatch_inner()
         finally:
             path = urlsplit(self.path).path
-            if not path.startswith(("/primary", "/master", "/replica", "/read-only", "/health")):
+            if not path.startswith(("/primary", "/master", "/replica", "/read-only", "/health", "/metrics")):
                 try:
                     self.app.audit.record(self._who, self.client_address[0], self.command, path, self._status,
                                           self._cluster)
@@ -312,6 +313,10 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(200, self.app.dashboard(user).encode(), "text/html; charset=utf-8", {
                 "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
             })
+        if parts == ["metrics"] and method in ("GET", "HEAD"):    # Prometheus scrape: a viewer's clusters
+            user = self._user("cluster-show")
+            seen = None if user is None else [c for c in self.app.watcher.monitors if user.sees(c)]
+            return self._send(200, exposition(self.app.watcher.monitors, seen), METRICS_TYPE)
         if parts[:1] != ["api"]:
             raise HttpError(404, "not found")
         if parts == ["api", "login"]:

@@ -99,6 +99,27 @@ WATCHER_KEYS = key_table(
     Key("alert-script", "path", "",
         "script called on every server state change and alert: cluster host:port previousState state "
         "(repman's arguments), then our alert sentence as a fifth argument"),
+    # Alert channels beside alert-script (repman's names and meanings; repman/alerts/).
+    Key("alert-slack-url", "str", "",
+        "webhook alerts are POSTed to as JSON {\"text\": ...} (Slack incoming webhook, Teams, Mattermost)",
+        secret=True),
+    Key("alert-slack-channel", "str", "", "channel field of the webhook JSON (empty: the webhook's own)"),
+    Key("alert-slack-user", "str", "", "username field of the webhook JSON (empty: the webhook's own)"),
+    Key("mail-to", "str", "", "alert mail recipients, comma-separated (empty: no mail)"),
+    Key("mail-from", "str", "mrm@localhost", "sender of alert mails"),
+    Key("mail-smtp-addr", "str", "localhost:25", "SMTP server host:port (STARTTLS when it offers it)"),
+    Key("mail-smtp-user", "str", "", "SMTP login (empty: no authentication)"),
+    Key("mail-smtp-password", "str", "", "SMTP password", secret=True),
+    Key("mail-smtp-tls-skip-verify", "bool", False, "do not verify the SMTP server's certificate"),
+    Key("scheduler-alert-disable", "bool", False,
+        "silence the alert channels for scheduler-alert-disable-time seconds at each "
+        "scheduler-alert-disable-cron time (a blackout window)"),
+    Key("scheduler-alert-disable-cron", "str", "0 0 0 * * 0", "when blackout windows start (cron, seconds first)"),
+    Key("scheduler-alert-disable-time", "int", 3600, "seconds a blackout window lasts", minimum=0),
+    Key("alert-dedup-window", "float", 600.0,
+        "the same alert text of the same kind is not sent again within this many seconds (0: off)", minimum=0),
+    Key("alert-min-interval", "float", 0.0,
+        "seconds between two alerts of one kind (0: off); the next one sent counts those held back", minimum=0),
     Key("monitoring-datadir", "path", "", "state folder (failover counters, crash records); default ~/.repman"),
     Key("db-servers-tls-ca-cert", "path", "",
         "CA of the servers' certificates: the watcher then connects over TLS, verifying the certificate "

@@ -26,6 +26,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 import pymysql
 
+from repman.alerts.dispatch import Alerter
+from repman.alerts.settings import AlertSettings
 from repman.db import ServerAddress, connect, execute
 from repman.routing import notify, scripts
 from repman.routing.base import Topology
@@ -47,6 +49,7 @@ from repman.watcher.facts import (
     stray_writable,
 )
 from repman.watcher.freeze import fence
+from repman.watcher.metrics import ClusterMetrics
 from repman.watcher.operations import build_routers, executor, request, store_for
 from repman.watcher.oplock import OperationLock
 from repman.watcher.primary import find_master, find_primary
@@ -96,6 +99,9 @@ class ClusterMonitor:
         self.runner = OperationRunner(cfg.name, self._run, self.lock, on_finished=self._finish,
                                       wake=self.wake, clock=clock,
                                       retry_after=max(10.0, RETRY_AFTER_TICKS * cfg.ticker))
+        self.metrics = ClusterMetrics()     # tick and operation durations for GET /metrics
+        self.runner.on_run = self.metrics.observe_run
+        self.alerter = Alerter(AlertSettings.from_config(cfg, cfg.state_dir), self.log)  # webhook, mail
         self._routing_busy = threading.Lock()
         self.closed = False
         self.scheduler: Any = None          # repman.watcher.scheduler.Scheduler (watch mode)
@@ -241,6 +247,7 @@ class ClusterMonitor:
             self._publish(decision=decision, decision_at=time.time() if changed else before.decision_at,
                           candidate=facts.candidate, ticks=before.ticks + 1, last_tick_at=time.monotonic(),
                           last_tick_seconds=self._clock() - started)
+        self.metrics.observe_tick(self._snapshot.last_tick_seconds)
         if changed:
             level = "" if decision.action in (Action.NOTHING, Action.RECOVER, Action.REOPEN) \
                 else f"[{decision.action.value}] "
@@ -303,9 +310,12 @@ class ClusterMonitor:
             if self.cfg.text("alert-script"):                   # repman alerts on state changes
                 jobs.append(lambda: scripts.run_alert_script(self.cfg, f"{addr} {old} -> {new}", self.log,
                                                              host=str(addr), prev_state=old, state=new))
-        elif self.cfg.text("alert-script"):
+            jobs.append(lambda: self.alerter.notify(f"state-change {addr}", f"{addr} {old} -> {new}"))
+        else:
             sentence = args[0]
-            jobs.append(lambda: scripts.run_alert_script(self.cfg, sentence, self.log))
+            if self.cfg.text("alert-script"):
+                jobs.append(lambda: scripts.run_alert_script(self.cfg, sentence, self.log))
+            jobs.append(lambda: self.alerter.notify("alert", sentence))
         for job in jobs:
             try:
                 self._background.submit(job)

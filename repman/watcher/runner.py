@@ -111,6 +111,7 @@ class OperationRunner:
         self._threads: dict[str, threading.Thread] = {}
         self._retry_at: dict[tuple[str, str], float] = {}
         self.history: deque[Run] = deque(maxlen=keep)
+        self.on_run: Callable[[Run], None] | None = None     # every finished run, jobs too (metrics)
 
     # -- what runs ----------------------------------------------------------------------
     @property
@@ -171,6 +172,8 @@ class OperationRunner:
             if not result.ok and operation.retry_key is not None:
                 self._retry_at[operation.retry_key] = self._clock() + self.retry_after
         try:
+            if self.on_run is not None:
+                self.on_run(Run(operation, wall, seconds, result))
             if self._on_finished is not None and operation.lane == CLUSTER:
                 self._on_finished(result, operation)
         except Exception:  # noqa: BLE001 - a reporting bug must not leave the runner busy forever
