@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from typing import Any, Callable, Sequence
 
 import pymysql
@@ -40,6 +41,8 @@ examples:
   echo -n 's3cret' | repman hash-password             a password-hash for the api-users section
   repman --config repman.yaml reseed 127.0.0.1:3312   rebuild a broken replica from a physical copy
   repman --config repman.yaml rolling-restart         restart all, one switchover, no write lost
+  repman --config repman.yaml events --follow         the event history, then new events as they come
+  repman --config repman.yaml status --watch 2        refresh the status every 2 s until Ctrl-C
 
 exit status: 0 success; 1 operation refused or failed; 2 bad configuration or usage.
 The config file defaults to $REPMAN_CONFIG.
@@ -75,6 +78,19 @@ def build_parser() -> argparse.ArgumentParser:
             "Read every server once and print the cluster's state and the monitor's decision.\n"
             "Without --cluster and with several clusters, all are shown.")
     p.add_argument("--json", action="store_true", help="machine-readable output (never contains passwords)")
+    p.add_argument("--watch", nargs="?", type=float, const=2.0, default=None, metavar="SECONDS",
+                   help="refresh every SECONDS (default 2) until Ctrl-C; --json prints one line per refresh")
+    p = add("events", "the cluster's event history: decisions, alerts, operations, state changes, routing",
+            "Read the history the watcher keeps in the state store (the last 1000 events).\n"
+            "--since takes epoch seconds, ISO 8601 (UTC unless a zone is given) or an age: 90s, 10m, 2h, 1d.\n"
+            "--json prints {cluster, events}; with --follow one JSON object per line.\n"
+            "example: repman --config repman.yaml events --since 1h --kind operation --json")
+    p.add_argument("--follow", "-f", action="store_true", help="keep printing new events (polls every second)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--since", metavar="TIME", help="only events at or after TIME")
+    p.add_argument("--limit", metavar="N", default="50", help="at most the last N events (default 50; 0: none)")
+    p.add_argument("--kind", action="append", choices=["decision", "alert", "operation", "state", "router"],
+                   help="only events of this kind (repeatable)")
     p = add("switchover", "planned switch of the master to a replica, without losing a write",
             "Freeze the master, let the candidate catch up, promote it and demote the old master.\n"
             "Refused (exit 1) on long transactions or queries, or without an electable candidate.\n"
@@ -167,23 +183,31 @@ def _load(args: argparse.Namespace):
 
 
 def _stderr_log(verbose: bool) -> Callable[[str], None]:
+    """Each step of an operation on stderr as it completes, with the seconds since the start."""
+    from repman.termstyle import paint, use_colour
+    started = time.monotonic()
+    colour = use_colour(sys.stderr)
+
     def log(message: str) -> None:
         if verbose:
-            print(f"  {message}", file=sys.stderr, flush=True)
+            stamp = paint(f"[{time.monotonic() - started:6.2f}s]", "dim", colour)
+            print(f"  {stamp} {message}", file=sys.stderr, flush=True)
     return log
 
 
-def _server_line(s: dict[str, Any]) -> str:
+def _server_line(s: dict[str, Any], colour: bool = False) -> str:
     lag = "" if s["seconds_behind_master"] is None else f"{s['seconds_behind_master']}s"
     ro = "" if s["read_only"] is None else ("ro" if s["read_only"] else "rw")
     threads = "" if s["io_thread"] is None else f"{s['io_thread']}/{s['sql_thread']}"
     err = s["error"] or s["last_sql_error"] or s["last_io_error"] or ""
     pos = s["gtid_current_pos"] or s["gtid_binlog_pos"] or ""
-    return (f"  {s['url']:<22} {s['state']:<11} {ro:<3} {pos:<22} {s['master_url'] or '':<22} "
+    from repman.termstyle import STATE_COLOURS, paint
+    state = paint(f"{s['state']:<11}", STATE_COLOURS.get(s["state"]), colour)
+    return (f"  {s['url']:<22} {state} {ro:<3} {pos:<22} {s['master_url'] or '':<22} "
             f"{threads:<16} {lag:<6} {err}").rstrip()
 
 
-def _print_status(st: dict[str, Any]) -> None:
+def _print_status(st: dict[str, Any], colour: bool = False) -> None:
     limit = st["failover_limit"]
     print(f"cluster {st['cluster']}: master {st['master'] or 'unknown'}, failover-mode {st['failover_mode']}, "
           f"failovers {st['failover_count']}/{limit if limit else 'unlimited'}")
@@ -195,29 +219,83 @@ def _print_status(st: dict[str, Any]) -> None:
         print(f"  job {run['kind']} {run['status']}: {run.get('sentence') or ''}".rstrip())
     print(f"  {'SERVER':<22} {'STATE':<11} {'RW':<3} {'GTID':<22} {'MASTER':<22} {'IO/SQL':<16} {'LAG':<6} ERROR")
     for s in st["servers"]:
-        print(_server_line(s))
+        print(_server_line(s, colour))
 
 
 # -- commands -----------------------------------------------------------------------------
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from repman.termstyle import clear_screen, use_colour
     from repman.watcher.monitor import ClusterMonitor
     wc = _load(args)
     names = [wc.cluster(args.cluster).name] if (args.cluster or len(wc.clusters) == 1) else list(wc.clusters)
-    out = []
-    for name in names:
-        monitor = ClusterMonitor(wc.cluster(name), log=lambda m: None, act=False)
-        try:
-            monitor.tick()
-            out.append(monitor.status())
-        finally:
+    if args.watch is not None and not args.watch > 0:
+        raise ConfigError("--watch", f"{args.watch:g} is not a positive number of seconds")
+    # One observing monitor per cluster, kept across refreshes (its memory counts failed pings).
+    monitors = [ClusterMonitor(wc.cluster(name), log=lambda m: None, act=False) for name in names]
+    colour = use_colour(sys.stdout)
+    try:
+        while True:
+            out = []
+            for monitor in monitors:
+                monitor.tick()
+                out.append(monitor.status())
+            doc = out[0] if len(out) == 1 else {"clusters": out}
+            if args.json:
+                print(json.dumps(doc, sort_keys=True) if args.watch else json.dumps(doc, indent=2, sort_keys=True))
+            else:
+                if args.watch:
+                    clear_screen(sys.stdout)
+                    print(f"{time.strftime('%H:%M:%S')} every {args.watch:g}s (Ctrl-C to stop)")
+                for st in out:
+                    _print_status(st, colour)
+            sys.stdout.flush()
+            if not args.watch:
+                return 0
+            time.sleep(args.watch)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        for monitor in monitors:
             monitor.close()
-    if args.json:
-        print(json.dumps(out[0] if len(out) == 1 else {"clusters": out}, indent=2, sort_keys=True))
-    else:
-        for st in out:
-            _print_status(st)
-    return 0
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    """Print the history from the state store; --follow polls it every second for newer events."""
+    from repman.termstyle import SEVERITY_COLOURS, paint, use_colour
+    from repman.watcher.events import format_event, parse_limit, parse_since, select
+    from repman.watcher.operations import store_for
+    cfg = _load(args).cluster(args.cluster)
+    since = parse_since(args.since, "--since") if args.since else None
+    limit = parse_limit(args.limit, "--limit")
+    store = store_for(cfg)
+    colour = use_colour(sys.stdout)
+
+    def show(evs: list[dict[str, Any]]) -> None:
+        for e in evs:
+            if args.json:
+                print(json.dumps(e, sort_keys=True))
+            else:
+                print(paint(format_event(e), SEVERITY_COLOURS.get(e.get("severity", "")), colour))
+        sys.stdout.flush()
+
+    history = store.load().events
+    shown = select(history, since=since, limit=limit, kinds=args.kind or ())
+    if args.json and not args.follow:
+        print(json.dumps({"cluster": cfg.name, "events": shown}, indent=2, sort_keys=True))
+        return 0
+    show(shown)
+    if not args.follow:
+        return 0
+    after = int(history[-1].get("seq", 0)) if history else 0
+    try:
+        while True:
+            time.sleep(1.0)
+            history = store.load().events
+            show(select(history, after=after, kinds=args.kind or ()))
+            after = max(after, int(history[-1].get("seq", 0)) if history else 0)
+    except KeyboardInterrupt:
+        return 0
 
 
 def _operation(args: argparse.Namespace, kind: str, to: ServerAddress | None = None,
@@ -468,7 +546,7 @@ def cmd_rolling_restart(args: argparse.Namespace) -> int:
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "status": cmd_status, "switchover": lambda a: _operation(a, "switchover"),
+    "status": cmd_status, "events": cmd_events, "switchover": lambda a: _operation(a, "switchover"),
     "failover": lambda a: _operation(a, "failover"), "watch": cmd_watch,
     "reset-failover-counter": cmd_reset, "maintenance": cmd_maintenance, "config": cmd_config, "keys": cmd_keys,
     "hash-password": cmd_hash_password, "password": cmd_password, "rotate-passwords": cmd_rotate_passwords,
