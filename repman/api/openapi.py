@@ -51,6 +51,7 @@ ROUTES: tuple[Route, ...] = (
     Route("get", "/", "the dashboard (HTML)", "cluster-show", content="text/html"),
     *_health_routes(),
     Route("get", "/health", "the watcher answers: the clusters it monitors"),
+    Route("post", "/health", "the same answer for probes that POST"),
     Route("get", "/api/openapi.json", "this document"),
     Route("post", "/api/login", "a short-lived bearer token for a user name and password",
           body={"username": "user name", "password": "password"}, responses=(200, 400, 401, 429)),
