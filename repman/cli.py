@@ -104,7 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
             "One monitoring loop per cluster (all clusters of the file, or --cluster);\n"
             "serves the HTTP API and dashboard when the file has an api: section.")
     p.add_argument("--no-api", action="store_true", help="do not serve the HTTP API")
-    add("reset-failover-counter", "set the failover counter back to 0 (failover-limit)")
+    p = add("reset-failover-counter", "set the failover counter back to 0 (failover-limit)")
+    p.add_argument("--json", action="store_true", help="print {cluster, failover_count, was} as JSON")
     p = add("maintenance", "put a server in maintenance or take it out (kept across restarts)",
             "A server in maintenance is never elected or rejoined and gets no reads; a master in\n"
             "maintenance keeps its writes but is not failed over while it does not answer.\n"
@@ -112,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
             "example: repman --config repman.yaml maintenance on 127.0.0.1:3308")
     p.add_argument("state", choices=["on", "off"], help="on: take it out of the cluster's decisions; off: back")
     p.add_argument("server", metavar="HOST:PORT", help="a server of the cluster")
+    p.add_argument("--json", action="store_true", help="print {server, maintenance, sentence} as JSON")
     p = add("config", "configuration tools")
     p.add_argument("action", choices=["check", "import", "drift"],
                    help="check: validate the file without touching servers; import: convert a "
@@ -121,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("source", nargs="?", metavar="CONFIG.TOML", help="import: replication-manager's configuration")
     p.add_argument("--out-dir", default=".", help="import: folder of repman.yaml and its secrets/ (default .)")
     p.add_argument("--stacks-dir", default="stacks", help="import: folder of the Pulumi.<cluster>.yaml files")
+    p.add_argument("--json", action="store_true", help="check: print the clusters and the api summary as JSON")
     p = add("keys", "list every configuration key with its type, default and help")
     p.add_argument("--json", action="store_true", help="machine-readable list")
     add("hash-password", "read a password on stdin, print a salted hash for api-users")
@@ -307,11 +310,14 @@ def _operation(args: argparse.Namespace, kind: str, to: ServerAddress | None = N
     cfg = wc.cluster(args.cluster)
     if to is None and getattr(args, "to", None):
         to = ServerAddress.parse(args.to, "--to")
-    log = _stderr_log(verbose or args.verbose)
+    # Each step as it completes, with its time: asked (-v), or by default when a person watches.
+    log = _stderr_log(verbose or args.verbose or sys.stderr.isatty())
     routers = build_routers(cfg, log)
+    started, wall = time.monotonic(), time.time()
     result = request(runner_for(cfg, log, lambda: routers), cfg, Request(kind, to=to, who="the command line"),
                      describe=kind, source=source, base_dir=base_dir)
     assert result is not None       # no timeout: the command waits for the operation's end
+    _record_operation(cfg, result, wall, time.monotonic() - started)
     if args.json:
         print(json.dumps(result.as_dict(), indent=2, sort_keys=True))
     if not result.ok:
@@ -320,6 +326,19 @@ def _operation(args: argparse.Namespace, kind: str, to: ServerAddress | None = N
     if not args.json:
         print(result.sentence)
     return 0
+
+
+def _record_operation(cfg: Any, result: Any, started_at: float, seconds: float) -> None:
+    """A command-line operation goes to the cluster's event history too (who: the shell's user)."""
+    from repman.watcher.events import make_event, operation_details, record
+    from repman.watcher.operations import store_for
+    details = operation_details(result.as_dict(), f"{getpass.getuser()} (cli)", started_at, seconds)
+    event = make_event(cfg.name, "info" if result.ok else "error", "operation", result.sentence,
+                       {**details, "phase": "end"})
+    try:
+        record(store_for(cfg), [event])
+    except OSError as exc:
+        print(f"repman: cannot write the event history: {exc.strerror}", file=sys.stderr)
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
@@ -362,7 +381,10 @@ def cmd_reset(args: argparse.Namespace) -> int:
     store = store_for(cfg)
     before = store.load().failover_count
     store.reset_failover_counter()
-    print(f"failover counter of {cfg.name} reset to 0 (was {before})")
+    if args.json:
+        print(json.dumps({"cluster": cfg.name, "failover_count": 0, "was": before}))
+    else:
+        print(f"failover counter of {cfg.name} reset to 0 (was {before})")
     return 0
 
 
@@ -370,8 +392,12 @@ def cmd_maintenance(args: argparse.Namespace) -> int:
     from repman.watcher.maintenance import set_maintenance
     from repman.watcher.operations import store_for
     cfg = _load(args).cluster(args.cluster)
-    _, sentence = set_maintenance(cfg, store_for(cfg), args.server, args.state == "on")
-    print(sentence)
+    target, sentence = set_maintenance(cfg, store_for(cfg), args.server, args.state == "on")
+    if args.json:
+        print(json.dumps({"cluster": cfg.name, "server": target.url, "maintenance": args.state == "on",
+                          "sentence": sentence}))
+    else:
+        print(sentence)
     return 0
 
 
@@ -423,6 +449,16 @@ def cmd_config(args: argparse.Namespace) -> int:
     if args.action == "drift":
         return cmd_config_drift(args)
     wc = _load(args)
+    if args.json:
+        api = args._api
+        print(json.dumps({"file": str(wc.path), "valid": True, "clusters": [
+            {"name": name, "servers": [a.url for a in cfg.servers], "failover_mode": cfg.text("failover-mode"),
+             "ticker": cfg.ticker, "routing": [k for k in ("haproxy", "proxysql", "maxscale", "registry-consul",
+                                                           "mdbshardproxy") if cfg.flag(k)]}
+            for name, cfg in wc.clusters.items()],
+            "api": {"enabled": api.enabled, "tls": api.tls, "bind": api.bind, "port": api.port,
+                    "users": len(api.users)}}, indent=2, sort_keys=True))
+        return 0
     for name, cfg in wc.clusters.items():
         routing = [k for k in ("haproxy", "proxysql", "maxscale", "registry-consul", "mdbshardproxy")
                    if cfg.flag(k)]
