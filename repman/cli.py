@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--watch", nargs="?", type=float, const=2.0, default=None, metavar="SECONDS",
                    help="refresh every SECONDS (default 2) until Ctrl-C; --json prints one line per refresh")
     p = add("events", "the cluster's event history: decisions, alerts, operations, state changes, routing",
-            "Read the history the watcher keeps in the state store (the last 1000 events).\n"
+            "Read the history the watcher keeps in the state store (the last 200 events).\n"
             "--since takes epoch seconds, ISO 8601 (UTC unless a zone is given) or an age: 90s, 10m, 2h, 1d.\n"
             "--json prints {cluster, events}; with --follow one JSON object per line.\n"
             "example: repman --config repman.yaml events --since 1h --kind operation --json")

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-EVENTS_KEEP = 1000   # the event history's bound (repman.watcher.events.KEEP), also on a hand-edited file
+EVENTS_KEEP = 200   # the event history's bound (repman.watcher.events.KEEP), also on a hand-edited file
 
 
 @dataclass
