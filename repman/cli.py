@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from typing import Any, Callable, Sequence
 
 import pymysql
@@ -40,6 +41,8 @@ examples:
   echo -n 's3cret' | repman hash-password             a password-hash for the api-users section
   repman --config repman.yaml reseed 127.0.0.1:3312   rebuild a broken replica from a physical copy
   repman --config repman.yaml rolling-restart         restart all, one switchover, no write lost
+  repman --config repman.yaml events --follow         the event history, then new events as they come
+  repman --config repman.yaml status --watch 2        refresh the status every 2 s until Ctrl-C
 
 exit status: 0 success; 1 operation refused or failed; 2 bad configuration or usage.
 The config file defaults to $REPMAN_CONFIG.
@@ -75,6 +78,19 @@ def build_parser() -> argparse.ArgumentParser:
             "Read every server once and print the cluster's state and the monitor's decision.\n"
             "Without --cluster and with several clusters, all are shown.")
     p.add_argument("--json", action="store_true", help="machine-readable output (never contains passwords)")
+    p.add_argument("--watch", nargs="?", type=float, const=2.0, default=None, metavar="SECONDS",
+                   help="refresh every SECONDS (default 2) until Ctrl-C; --json prints one line per refresh")
+    p = add("events", "the cluster's event history: decisions, alerts, operations, state changes, routing",
+            "Read the history the watcher keeps in the state store (the last 200 events).\n"
+            "--since takes epoch seconds, ISO 8601 (UTC unless a zone is given) or an age: 90s, 10m, 2h, 1d.\n"
+            "--json prints {cluster, events}; with --follow one JSON object per line.\n"
+            "example: repman --config repman.yaml events --since 1h --kind operation --json")
+    p.add_argument("--follow", "-f", action="store_true", help="keep printing new events (polls every second)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--since", metavar="TIME", help="only events at or after TIME")
+    p.add_argument("--limit", metavar="N", default="50", help="at most the last N events (default 50; 0: none)")
+    p.add_argument("--kind", action="append", choices=["decision", "alert", "operation", "state", "router"],
+                   help="only events of this kind (repeatable)")
     p = add("switchover", "planned switch of the master to a replica, without losing a write",
             "Freeze the master, let the candidate catch up, promote it and demote the old master.\n"
             "Refused (exit 1) on long transactions or queries, or without an electable candidate.\n"
@@ -88,7 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
             "One monitoring loop per cluster (all clusters of the file, or --cluster);\n"
             "serves the HTTP API and dashboard when the file has an api: section.")
     p.add_argument("--no-api", action="store_true", help="do not serve the HTTP API")
-    add("reset-failover-counter", "set the failover counter back to 0 (failover-limit)")
+    p = add("reset-failover-counter", "set the failover counter back to 0 (failover-limit)")
+    p.add_argument("--json", action="store_true", help="print {cluster, failover_count, was} as JSON")
     p = add("maintenance", "put a server in maintenance or take it out (kept across restarts)",
             "A server in maintenance is never elected or rejoined and gets no reads; a master in\n"
             "maintenance keeps its writes but is not failed over while it does not answer.\n"
@@ -96,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
             "example: repman --config repman.yaml maintenance on 127.0.0.1:3308")
     p.add_argument("state", choices=["on", "off"], help="on: take it out of the cluster's decisions; off: back")
     p.add_argument("server", metavar="HOST:PORT", help="a server of the cluster")
+    p.add_argument("--json", action="store_true", help="print {server, maintenance, sentence} as JSON")
     p = add("config", "configuration tools")
     p.add_argument("action", choices=["check", "import", "drift"],
                    help="check: validate the file without touching servers; import: convert a "
@@ -105,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("source", nargs="?", metavar="CONFIG.TOML", help="import: replication-manager's configuration")
     p.add_argument("--out-dir", default=".", help="import: folder of repman.yaml and its secrets/ (default .)")
     p.add_argument("--stacks-dir", default="stacks", help="import: folder of the Pulumi.<cluster>.yaml files")
+    p.add_argument("--json", action="store_true", help="check: print the clusters and the api summary as JSON")
     p = add("keys", "list every configuration key with its type, default and help")
     p.add_argument("--json", action="store_true", help="machine-readable list")
     add("hash-password", "read a password on stdin, print a salted hash for api-users")
@@ -169,23 +188,31 @@ def _load(args: argparse.Namespace):
 
 
 def _stderr_log(verbose: bool) -> Callable[[str], None]:
+    """Each step of an operation on stderr as it completes, with the seconds since the start."""
+    from repman.termstyle import paint, use_colour
+    started = time.monotonic()
+    colour = use_colour(sys.stderr)
+
     def log(message: str) -> None:
         if verbose:
-            print(f"  {message}", file=sys.stderr, flush=True)
+            stamp = paint(f"[{time.monotonic() - started:6.2f}s]", "dim", colour)
+            print(f"  {stamp} {message}", file=sys.stderr, flush=True)
     return log
 
 
-def _server_line(s: dict[str, Any]) -> str:
+def _server_line(s: dict[str, Any], colour: bool = False) -> str:
     lag = "" if s["seconds_behind_master"] is None else f"{s['seconds_behind_master']}s"
     ro = "" if s["read_only"] is None else ("ro" if s["read_only"] else "rw")
     threads = "" if s["io_thread"] is None else f"{s['io_thread']}/{s['sql_thread']}"
     err = s["error"] or s["last_sql_error"] or s["last_io_error"] or ""
     pos = s["gtid_current_pos"] or s["gtid_binlog_pos"] or ""
-    return (f"  {s['url']:<22} {s['state']:<11} {ro:<3} {pos:<22} {s['master_url'] or '':<22} "
+    from repman.termstyle import STATE_COLOURS, paint
+    state = paint(f"{s['state']:<11}", STATE_COLOURS.get(s["state"]), colour)
+    return (f"  {s['url']:<22} {state} {ro:<3} {pos:<22} {s['master_url'] or '':<22} "
             f"{threads:<16} {lag:<6} {err}").rstrip()
 
 
-def _print_status(st: dict[str, Any]) -> None:
+def _print_status(st: dict[str, Any], colour: bool = False) -> None:
     limit = st["failover_limit"]
     print(f"cluster {st['cluster']}: master {st['master'] or 'unknown'}, failover-mode {st['failover_mode']}, "
           f"failovers {st['failover_count']}/{limit if limit else 'unlimited'}")
@@ -197,29 +224,83 @@ def _print_status(st: dict[str, Any]) -> None:
         print(f"  job {run['kind']} {run['status']}: {run.get('sentence') or ''}".rstrip())
     print(f"  {'SERVER':<22} {'STATE':<11} {'RW':<3} {'GTID':<22} {'MASTER':<22} {'IO/SQL':<16} {'LAG':<6} ERROR")
     for s in st["servers"]:
-        print(_server_line(s))
+        print(_server_line(s, colour))
 
 
 # -- commands -----------------------------------------------------------------------------
 
 def cmd_status(args: argparse.Namespace) -> int:
+    from repman.termstyle import clear_screen, use_colour
     from repman.watcher.monitor import ClusterMonitor
     wc = _load(args)
     names = [wc.cluster(args.cluster).name] if (args.cluster or len(wc.clusters) == 1) else list(wc.clusters)
-    out = []
-    for name in names:
-        monitor = ClusterMonitor(wc.cluster(name), log=lambda m: None, act=False)
-        try:
-            monitor.tick()
-            out.append(monitor.status())
-        finally:
+    if args.watch is not None and not args.watch > 0:
+        raise ConfigError("--watch", f"{args.watch:g} is not a positive number of seconds")
+    # One observing monitor per cluster, kept across refreshes (its memory counts failed pings).
+    monitors = [ClusterMonitor(wc.cluster(name), log=lambda m: None, act=False) for name in names]
+    colour = use_colour(sys.stdout)
+    try:
+        while True:
+            out = []
+            for monitor in monitors:
+                monitor.tick()
+                out.append(monitor.status())
+            doc = out[0] if len(out) == 1 else {"clusters": out}
+            if args.json:
+                print(json.dumps(doc, sort_keys=True) if args.watch else json.dumps(doc, indent=2, sort_keys=True))
+            else:
+                if args.watch:
+                    clear_screen(sys.stdout)
+                    print(f"{time.strftime('%H:%M:%S')} every {args.watch:g}s (Ctrl-C to stop)")
+                for st in out:
+                    _print_status(st, colour)
+            sys.stdout.flush()
+            if not args.watch:
+                return 0
+            time.sleep(args.watch)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        for monitor in monitors:
             monitor.close()
-    if args.json:
-        print(json.dumps(out[0] if len(out) == 1 else {"clusters": out}, indent=2, sort_keys=True))
-    else:
-        for st in out:
-            _print_status(st)
-    return 0
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    """Print the history from the state store; --follow polls it every second for newer events."""
+    from repman.termstyle import SEVERITY_COLOURS, paint, use_colour
+    from repman.watcher.events import format_event, parse_limit, parse_since, select
+    from repman.watcher.operations import store_for
+    cfg = _load(args).cluster(args.cluster)
+    since = parse_since(args.since, "--since") if args.since else None
+    limit = parse_limit(args.limit, "--limit")
+    store = store_for(cfg)
+    colour = use_colour(sys.stdout)
+
+    def show(evs: list[dict[str, Any]]) -> None:
+        for e in evs:
+            if args.json:
+                print(json.dumps(e, sort_keys=True))
+            else:
+                print(paint(format_event(e), SEVERITY_COLOURS.get(e.get("severity", "")), colour))
+        sys.stdout.flush()
+
+    history = store.load().events
+    shown = select(history, since=since, limit=limit, kinds=args.kind or ())
+    if args.json and not args.follow:
+        print(json.dumps({"cluster": cfg.name, "events": shown}, indent=2, sort_keys=True))
+        return 0
+    show(shown)
+    if not args.follow:
+        return 0
+    after = int(history[-1].get("seq", 0)) if history else 0
+    try:
+        while True:
+            time.sleep(1.0)
+            history = store.load().events
+            show(select(history, after=after, kinds=args.kind or ()))
+            after = max(after, int(history[-1].get("seq", 0)) if history else 0)
+    except KeyboardInterrupt:
+        return 0
 
 
 def _operation(args: argparse.Namespace, kind: str, to: ServerAddress | None = None,
@@ -231,11 +312,14 @@ def _operation(args: argparse.Namespace, kind: str, to: ServerAddress | None = N
     cfg = wc.cluster(args.cluster)
     if to is None and getattr(args, "to", None):
         to = ServerAddress.parse(args.to, "--to")
-    log = _stderr_log(verbose or args.verbose)
+    # Each step as it completes, with its time: asked (-v), or by default when a person watches.
+    log = _stderr_log(verbose or args.verbose or sys.stderr.isatty())
     routers = build_routers(cfg, log)
+    started, wall = time.monotonic(), time.time()
     result = request(runner_for(cfg, log, lambda: routers), cfg, Request(kind, to=to, who="the command line"),
                      describe=kind, source=source, base_dir=base_dir)
     assert result is not None       # no timeout: the command waits for the operation's end
+    _record_operation(cfg, result, wall, time.monotonic() - started)
     if args.json:
         print(json.dumps(result.as_dict(), indent=2, sort_keys=True))
     if not result.ok:
@@ -244,6 +328,19 @@ def _operation(args: argparse.Namespace, kind: str, to: ServerAddress | None = N
     if not args.json:
         print(result.sentence)
     return 0
+
+
+def _record_operation(cfg: Any, result: Any, started_at: float, seconds: float) -> None:
+    """A command-line operation goes to the cluster's event history too (who: the shell's user)."""
+    from repman.watcher.events import make_event, operation_details, record
+    from repman.watcher.operations import store_for
+    details = operation_details(result.as_dict(), f"{getpass.getuser()} (cli)", started_at, seconds)
+    event = make_event(cfg.name, "info" if result.ok else "error", "operation", result.sentence,
+                       {**details, "phase": "end"})
+    try:
+        record(store_for(cfg), [event])
+    except OSError as exc:
+        print(f"repman: cannot write the event history: {exc.strerror}", file=sys.stderr)
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
@@ -286,7 +383,10 @@ def cmd_reset(args: argparse.Namespace) -> int:
     store = store_for(cfg)
     before = store.load().failover_count
     store.reset_failover_counter()
-    print(f"failover counter of {cfg.name} reset to 0 (was {before})")
+    if args.json:
+        print(json.dumps({"cluster": cfg.name, "failover_count": 0, "was": before}))
+    else:
+        print(f"failover counter of {cfg.name} reset to 0 (was {before})")
     return 0
 
 
@@ -294,8 +394,12 @@ def cmd_maintenance(args: argparse.Namespace) -> int:
     from repman.watcher.maintenance import set_maintenance
     from repman.watcher.operations import store_for
     cfg = _load(args).cluster(args.cluster)
-    _, sentence = set_maintenance(cfg, store_for(cfg), args.server, args.state == "on")
-    print(sentence)
+    target, sentence = set_maintenance(cfg, store_for(cfg), args.server, args.state == "on")
+    if args.json:
+        print(json.dumps({"cluster": cfg.name, "server": target.url, "maintenance": args.state == "on",
+                          "sentence": sentence}))
+    else:
+        print(sentence)
     return 0
 
 
@@ -347,6 +451,16 @@ def cmd_config(args: argparse.Namespace) -> int:
     if args.action == "drift":
         return cmd_config_drift(args)
     wc = _load(args)
+    if args.json:
+        api = args._api
+        print(json.dumps({"file": str(wc.path), "valid": True, "clusters": [
+            {"name": name, "servers": [a.url for a in cfg.servers], "failover_mode": cfg.text("failover-mode"),
+             "ticker": cfg.ticker, "routing": [k for k in ("haproxy", "proxysql", "maxscale", "registry-consul",
+                                                           "mdbshardproxy") if cfg.flag(k)]}
+            for name, cfg in wc.clusters.items()],
+            "api": {"enabled": api.enabled, "tls": api.tls, "bind": api.bind, "port": api.port,
+                    "users": len(api.users)}}, indent=2, sort_keys=True))
+        return 0
     for name, cfg in wc.clusters.items():
         routing = [k for k in ("haproxy", "proxysql", "maxscale", "registry-consul", "mdbshardproxy")
                    if cfg.flag(k)]
@@ -470,7 +584,7 @@ def cmd_rolling_restart(args: argparse.Namespace) -> int:
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
-    "status": cmd_status, "switchover": lambda a: _operation(a, "switchover"),
+    "status": cmd_status, "events": cmd_events, "switchover": lambda a: _operation(a, "switchover"),
     "failover": lambda a: _operation(a, "failover"), "watch": cmd_watch,
     "reset-failover-counter": cmd_reset, "maintenance": cmd_maintenance, "config": cmd_config, "keys": cmd_keys,
     "hash-password": cmd_hash_password, "password": cmd_password, "rotate-passwords": cmd_rotate_passwords,

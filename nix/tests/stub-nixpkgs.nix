@@ -11,7 +11,7 @@ let
   };
   pyNames = [ "pulumi" "parver" "semver" "requests" "typing-extensions" "setuptools" "hatchling"
     "fabric" "pymysql" "jinja2" "pyyaml" "cryptography" "httpx" "h2" "croniter" "pyjwt" "prometheus-client" "aiosmtpd" "docker" "pytest" "pytest-timeout"
-    "ruff" "mypy" "types-pyyaml" "import-linter" "pip" ];
+    "ruff" "mypy" "types-pyyaml" "import-linter" "openapi-spec-validator" "pip" ];
   pyPkgs = baseLib.genAttrs pyNames (n: drv "python3-${n}" { pname = n; }) // {
     buildPythonPackage = a: drv "python3-${a.pname}-${a.version}" (a // { builder = "buildPythonPackage"; });
     buildPythonApplication = a: drv "${a.pname}-${a.version}" (a // { builder = "buildPythonApplication"; });

@@ -27,6 +27,7 @@ import jinja2
 from repman.api.audit import AuditLog
 from repman.api.auth import ApiUser, Authenticator
 from repman.api.grants import role_with
+from repman.api.openapi import document as openapi_document
 from repman.api.ratelimit import LoginThrottle
 from repman.api.tokens import TokenIssuer
 from repman.db import ServerAddress
@@ -46,6 +47,10 @@ MAX_BODY = 64 * 1024
 OPERATION_GRANTS = {"switchover": "cluster-switchover", "failover": "cluster-failover",
                     "rolling-restart": "cluster-rolling-restart", "reset-failover-counter": "cluster-settings"}
 OPERATION_WAIT = 300.0   # an operator's switchover/failover answered synchronously up to this (seconds)
+MAX_STREAMS = 8          # open event streams; each holds one of the server's threads
+STREAM_LIFETIME = 300.0  # seconds before a stream ends (EventSource reconnects with Last-Event-ID)
+STREAM_POLL = 0.5        # how often a stream reads the event history
+EVENTS_LIMIT = 100       # GET .../events without ?limit=
 STALE_TICKS = 3          # health answers 503 when the monitor's data is older than this many tickers (+2 s)
 
 
@@ -78,6 +83,9 @@ class ApiServer:
             raise ConfigError("api.api-audit-log", f"cannot open {api.audit_log}: {exc.strerror}") from None
         self.templates = _dashboard_env()
         self.operation_wait = OPERATION_WAIT
+        self.streams = threading.BoundedSemaphore(MAX_STREAMS)
+        self.stream_lifetime = STREAM_LIFETIME
+        self.stopping = threading.Event()     # ends the event streams when the server stops
         handler = type("Handler", (_Handler,), {"app": self})
         self.httpd = ThreadingHTTPServer((api.bind, api.port), handler)
         self.httpd.daemon_threads = True
@@ -112,6 +120,7 @@ class ApiServer:
         self.thread.start()
 
     def stop(self) -> None:
+        self.stopping.set()
         self.httpd.shutdown()
         self.httpd.server_close()
         self.thread.join(5)
@@ -334,6 +343,10 @@ class _Handler(BaseHTTPRequestHandler):
         if len(parts) == 3 and parts[1] == "clusters" and method in ("GET", "HEAD"):
             user = self._user("cluster-show", parts[2])
             return self._json(200, self.app.monitor(parts[2], user).status())
+        if parts == ["api", "openapi.json"] and method in ("GET", "HEAD"):
+            return self._json(200, openapi_document())
+        if len(parts) in (4, 5) and parts[1] == "clusters" and parts[3] == "events" and parts[4:] in ([], ["stream"]):
+            return self._events(parts, query, method)
         if len(parts) == 4 and parts[1] == "clusters" and method == "POST":
             grant = OPERATION_GRANTS.get(parts[3], "cluster-show")
             user = self._user(grant, parts[2])
@@ -434,3 +447,63 @@ class _Handler(BaseHTTPRequestHandler):
                                            f"see last_operation in GET /api/clusters/{monitor.name}", kind=action)
             return self._json(202, {**still.as_dict(), "running": True})
         self._json(200 if result.ok else 409, result.as_dict())
+
+    # -- event history ---------------------------------------------------------------------
+    def _events(self, parts: list[str], query: dict[str, str], method: str) -> None:
+        """GET .../events (the history, filtered) and GET .../events/stream (server-sent events)."""
+        from repman.watcher.events import KINDS, parse_limit, parse_since, select
+        if method not in ("GET", "HEAD"):
+            raise HttpError(405, "events are read with GET")
+        user = self._user("cluster-show", parts[2])
+        monitor = self.app.monitor(parts[2], user)
+        after = parse_limit(query["after"], "after") if "after" in query else None
+        if len(parts) == 5:
+            return self._event_stream(monitor, after)
+        kind = query.get("kind")
+        if kind is not None and kind not in KINDS:
+            raise HttpError(400, f"kind must be one of {', '.join(KINDS)}, got {kind[:32]!r}")
+        since = parse_since(query["since"], "since") if "since" in query else None
+        limit = parse_limit(query["limit"], "limit") if "limit" in query else EVENTS_LIMIT
+        found = select(monitor.store.load().events, since=since, after=after, limit=limit,
+                       kinds=[kind] if kind else ())
+        self._json(200, {"cluster": monitor.name, "events": found})
+
+    def _event_stream(self, monitor: ClusterMonitor, after: int | None) -> None:
+        """New events as they are stored, for at most the stream lifetime; one thread per stream, bounded."""
+        from repman.watcher.events import select
+        if self.command == "HEAD":
+            raise HttpError(405, "the event stream is read with GET")
+        if not self.app.streams.acquire(blocking=False):
+            raise HttpError(503, "too many event streams open: try again later", {"Retry-After": "5"})
+        try:
+            last_id = (self.headers.get("Last-Event-ID") or "").strip()
+            if last_id.isdigit():
+                after = int(last_id)
+            if after is None:
+                history = monitor.store.load().events
+                after = int(history[-1].get("seq", 0)) if history else 0
+            self._status = 200
+            self.close_connection = True
+            self.send_response(200)
+            for k, v in (("Content-Type", "text/event-stream"), ("Cache-Control", "no-store"),
+                         ("Connection", "close"), ("X-Content-Type-Options", "nosniff")):
+                self.send_header(k, v)
+            self.end_headers()
+            self.wfile.write(b"retry: 2000\n\n")
+            self.wfile.flush()
+            ends = time.monotonic() + self.app.stream_lifetime
+            quiet_since = time.monotonic()
+            while not self.app.stopping.is_set() and time.monotonic() < ends:
+                for event in select(monitor.store.load().events, after=after):
+                    after = int(event["seq"])
+                    self.wfile.write(f"id: {after}\ndata: {json.dumps(event, sort_keys=True)}\n\n".encode())
+                    quiet_since = time.monotonic()
+                if time.monotonic() - quiet_since > 15:
+                    self.wfile.write(b": keep-alive\n\n")    # proxies close silent connections
+                    quiet_since = time.monotonic()
+                self.wfile.flush()
+                self.app.stopping.wait(STREAM_POLL)
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError, TimeoutError):
+            pass                                                  # the client left
+        finally:
+            self.app.streams.release()

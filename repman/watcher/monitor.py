@@ -35,6 +35,7 @@ from repman.topology import ServerState, read_state
 from repman.watcher.analysis import Action, Decision, Facts, Request, analyse
 from repman.watcher.cluster_config import ClusterConfig
 from repman.watcher.election import io_position
+from repman.watcher.events import EventLog, operation_details
 from repman.watcher.facts import (
     REJOIN_CONFIRM_TICKS,
     Effect,
@@ -107,6 +108,8 @@ class ClusterMonitor:
         self.scheduler: Any = None          # repman.watcher.scheduler.Scheduler (watch mode)
         self.binlog_archiver: Any = None    # repman.backup.binlogs.BinlogArchiver (backup-binlogs)
         self._op_finished_at = float("-inf")
+        self.events = EventLog(cfg.name, self.store)   # written by the acting watcher only (flush_events)
+        self._routed: tuple[Any, ...] | None = None    # the last routing told to the routers (router events)
 
     # -- what readers see: the published snapshot ---------------------------------------
     @property
@@ -249,19 +252,35 @@ class ClusterMonitor:
                           last_tick_seconds=self._clock() - started)
         self.metrics.observe_tick(self._snapshot.last_tick_seconds)
         if changed:
-            level = "" if decision.action in (Action.NOTHING, Action.RECOVER, Action.REOPEN) \
-                else f"[{decision.action.value}] "
+            quiet = decision.action in (Action.NOTHING, Action.RECOVER, Action.REOPEN)
+            level = "" if quiet else f"[{decision.action.value}] "
             self.log(f"{level}{decision.sentence}")
+            self.events.emit("info" if quiet else "warning", "decision", decision.sentence,
+                             {"rule": decision.rule, "action": decision.action.value,
+                              "target": str(decision.target) if decision.target else None})
         for a, label in labels.items():
             old = before.labels.get(a)
             if old is not None and old != label:
                 self.log(f"server {a}: {old} -> {label}")
+                self.events.emit("warning" if label in ("Failed", "Suspect", "Unconnected") else "info", "state",
+                                 f"server {a}: {old} -> {label}", {"server": a.url, "from": old, "to": label})
                 if self.act:
                     self._hook("state-change", a, label, old)
         if self.act:
             self._act(decision, new_situation, facts)
             self._route(decision, facts)
+        self.flush_events()
         return decision
+
+    def flush_events(self) -> None:
+        """Write the collected events in one store update (acting watcher only: an observer drops them)."""
+        if not self.act:
+            self.events.discard()
+            return
+        try:
+            self.events.flush()
+        except OSError as exc:
+            logger.warning("%s: cannot write the event history: %s", self.name, exc)
 
     def _apply(self, effects: list[Effect]) -> None:
         """Hand each effect to its owner: log lines to the log, the rest to the state store
@@ -324,6 +343,7 @@ class ClusterMonitor:
 
     def alert(self, sentence: str) -> None:
         self.log(f"ALERT {sentence}")
+        self.events.emit("error", "alert", sentence)
         self._hook("alert", sentence)
 
     def _act(self, decision: Decision, new_situation: bool, facts: Facts | None = None) -> None:
@@ -388,6 +408,11 @@ class ClusterMonitor:
     def _run(self, operation: Operation) -> OperationResult:
         """On the runner's thread: say it, then run it from the registry."""
         self.log(f"starting {operation.describe}")
+        asked = f" ({operation.who})" if operation.who and operation.who not in operation.describe else ""
+        self.events.emit("info", "operation", f"starting {operation.describe}{asked}",
+                         {"operation": operation.kind, "by": operation.who or "the watcher", "phase": "start",
+                          "server": str(operation.server or operation.to or "") or None})
+        self.flush_events()
         return self._execute(operation)
 
     def _finish(self, result: OperationResult, operation: Operation | None = None) -> None:
@@ -396,8 +421,14 @@ class ClusterMonitor:
             if result.ok and result.new_primary is not None and result.kind in ("failover", "switchover"):
                 self._adopt_primary(result.new_primary)
         self.log(result.sentence)
+        run = self.runner.history[-1] if self.runner.history else None
+        run = run if run is not None and run.result is result else None
+        details = operation_details(result.as_dict(), (operation.who if operation else "") or "the watcher",
+                                    run.started_at if run else None, run.seconds if run else None)
+        self.events.emit("info" if result.ok else "error", "operation", result.sentence, {**details, "phase": "end"})
         if not result.ok:
             self.alert(result.sentence)
+        self.flush_events()
 
     def operate(self, kind: str, to: ServerAddress | None = None, who: str = "an operator",
                 timeout: float | None = None, source: ServerAddress | None = None) -> OperationResult | None:
@@ -418,11 +449,26 @@ class ClusterMonitor:
 
         def run() -> None:
             try:
-                notify(self.routers, topology, self.log)
+                outcome = notify(self.routers, topology, self.log)
+                self._router_event(topology, outcome)
             finally:
                 self._routing_busy.release()
 
         self._background.submit(run)
+
+    def _router_event(self, topology: Topology, outcome: dict[str, str]) -> None:
+        """An event when the routing told to the routers changes (not on every tick's resync)."""
+        view = (topology.primary, topology.replicas, topology.unhealthy, tuple(sorted(outcome.items())))
+        if view == self._routed or all(v == "unchanged" for v in outcome.values()):
+            return
+        self._routed = view
+        failed = {k: v for k, v in outcome.items() if v.startswith("failed")}
+        self.events.emit("error" if failed else "info", "router",
+                         f"routers told: primary {topology.primary}, readers "
+                         f"{', '.join(str(a) for a in topology.replicas) or 'none'}",
+                         {"primary": topology.primary.url if topology.primary else None,
+                          "replicas": [a.url for a in topology.replicas],
+                          "unhealthy": [a.url for a in topology.unhealthy], "routers": dict(outcome)})
 
     def read_targets(self, max_lag: float | None = None) -> tuple[list[ServerAddress], list[ServerAddress]]:
         """(replicas fit for reads, every other non-master server), from the published snapshot."""

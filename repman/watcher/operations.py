@@ -167,5 +167,5 @@ def request(runner: OperationRunner, cfg: ClusterConfig, req: Request, describe:
     on_server = decision.action in ON_A_SERVER
     server, to = (req.to, None) if on_server else (None, req.to)
     ticket = runner.submit(Operation(req.kind, describe or decision.sentence, to=to, server=server,
-                                     source=source, base_dir=base_dir))
+                                     source=source, base_dir=base_dir, who=req.who))
     return ticket.wait(timeout)

@@ -46,6 +46,7 @@ class Operation:
     retry_key: tuple[str, str] | None = None   # automatic runs: a failure holds this key back a while
     lane: str = CLUSTER                        # one operation at a time per lane
     call: Callable[[], OperationResult] | None = field(default=None, compare=False)  # a job's own work
+    who: str = ""                              # who asked ("": the watcher itself); for the event history
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+EVENTS_KEEP = 200   # the event history's bound (repman.watcher.events.KEEP), also on a hand-edited file
+
 
 @dataclass
 class CrashRecord:
@@ -52,6 +54,7 @@ class ClusterState:
     # once the master is gone MariaDB reports NULL, yet failover-max-slave-delay must still hold.
     lag_seen: dict[str, list[float]] = field(default_factory=dict)
     jobs: list[dict[str, Any]] = field(default_factory=list)    # scheduler runs, oldest first
+    events: list[dict[str, Any]] = field(default_factory=list)  # event history, oldest first (watcher.events)
 
 
 class StateStore:
@@ -77,6 +80,7 @@ class StateStore:
                                     else bool(raw["master_event_scheduler"])),
             lag_seen={str(u): [float(v[0]), float(v[1])] for u, v in (raw.get("lag_seen") or {}).items()},
             jobs=[dict(j) for j in raw.get("jobs") or []],
+            events=[dict(e) for e in raw.get("events") or []][-EVENTS_KEEP:],
         )
 
     @contextmanager
