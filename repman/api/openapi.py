@@ -53,6 +53,8 @@ ROUTES: tuple[Route, ...] = (
     Route("get", "/health", "the watcher answers: the clusters it monitors"),
     Route("post", "/health", "the same answer for probes that POST"),
     Route("get", "/api/openapi.json", "this document"),
+    Route("get", "/metrics", "Prometheus metrics of the clusters the user sees (text exposition format)",
+          "cluster-show", content="text/plain", responses=(200, 401)),
     Route("post", "/api/login", "a short-lived bearer token for a user name and password",
           body={"username": "user name", "password": "password"}, responses=(200, 400, 401, 429)),
     Route("get", "/api/audit", "the audit log entries of the user's clusters", "auditor"),

@@ -255,6 +255,8 @@ class ClusterMonitor:
             quiet = decision.action in (Action.NOTHING, Action.RECOVER, Action.REOPEN)
             level = "" if quiet else f"[{decision.action.value}] "
             self.log(f"{level}{decision.sentence}")
+        if new_situation:        # the history keeps situations, not every tick's counter
+            quiet = decision.action in (Action.NOTHING, Action.RECOVER, Action.REOPEN)
             self.events.emit("info" if quiet else "warning", "decision", decision.sentence,
                              {"rule": decision.rule, "action": decision.action.value,
                               "target": str(decision.target) if decision.target else None})
