@@ -96,6 +96,8 @@ class ClusterMonitor:
         self.scheduler: Any = None          # repman.watcher.scheduler.Scheduler (watch mode)
         self.binlog_archiver: Any = None    # repman.backup.binlogs.BinlogArchiver (backup-binlogs)
         self._op_finished_at = float("-inf")
+        self.gate: Callable[[], str] | None = None   # HA (repman.watcher.ha): "" while this watcher leads
+        self.acting = act
 
     # -- what readers see: the published snapshot ---------------------------------------
     @property
@@ -220,12 +222,16 @@ class ClusterMonitor:
             started = self._clock()
             states = self.read_all()
         now = self._clock()
+        why_not = self.gate() if self.gate is not None else ""
+        self.acting = self.act and not why_not
         with self._mutex:
             persisted = self.store.load()
             facts, memory, effects = derive_facts(self._memory, self.cfg, states, persisted, now,
                                                   self.operation_running(), wall=time.time())
             self._apply(effects)
             decision = analyse(facts)
+            if why_not:
+                decision = dataclasses.replace(decision, sentence=f"{decision.sentence}; {why_not}")
             labels = server_labels(self.cfg, memory, memory.states, decision, facts, persisted.quarantined)
             before = self._snapshot
             changed = before.decision is None or decision.sentence != before.decision.sentence
@@ -241,9 +247,9 @@ class ClusterMonitor:
             old = before.labels.get(a)
             if old is not None and old != label:
                 self.log(f"server {a}: {old} -> {label}")
-                if self.act:
+                if self.acting:
                     self._hook("state-change", a, label, old)
-        if self.act:
+        if self.acting:
             self._act(decision, changed, facts)
             self._route(decision, facts)
         return decision
@@ -254,7 +260,7 @@ class ClusterMonitor:
         for effect in effects:
             if isinstance(effect, LogLine):
                 self.log(effect.message)
-            elif not self.act:
+            elif not self.acting:
                 continue
             elif isinstance(effect, KeepLagSeen):
                 self.store.set_lag_seen(effect.as_store_value())
