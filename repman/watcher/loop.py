@@ -110,8 +110,9 @@ class Watcher:
         for t in self.threads:
             t.thread.start()
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """Stop ticking; let a running failover/rejoin finish (it must not be cut in half)."""
+    def stop(self, timeout: float = 30.0, release: bool = True) -> None:
+        """Stop ticking; let a running failover/rejoin finish (it must not be cut in half).
+        ``release``: give up the etcd leadership at once (revoke the lease), rather than let it expire."""
         self.stop_event.set()
         for t in self.threads:
             t.halt()
@@ -127,7 +128,7 @@ class Watcher:
             if m.binlog_archiver is not None:
                 m.binlog_archiver.stop()
         if self.ha is not None:
-            self.ha.stop(release=True)       # after the operations: the next leader starts on a quiet cluster
+            self.ha.stop(release=release)    # after the operations: the next leader starts on a quiet cluster
 
     def wait(self, timeout: float | None = None) -> bool:
         return self.stop_event.wait(timeout)
