@@ -6,6 +6,7 @@ Each watcher has its own state directory, as on two hosts, so the local operatio
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -78,8 +79,9 @@ def test_one_leader_acts_the_other_takes_over_and_fails_over_once(bed, etcd_fact
         wait_until(lambda: failovers(m2), 10, "w2's failover run to be recorded")
         assert len(failovers(m2)) == 1 and failovers(m2)[0]["ok"], failovers(m2)
         assert failovers(m1) == []                     # w1 saw the dead master, and did nothing
-        assert store_for(m2.cfg).load().failover_count == 1
-        assert store_for(m1.cfg).load().failover_count == 0
+        assert etcd_state(etcd)["failover_count"] == 1          # the state both watchers share
+        assert store_for(m1.cfg).load().failover_count == 1
+        assert not (tmp_path / "w1" / "c1" / "state.json").exists()
         assert not any(line.startswith("w1 starting") for line in lines)
     finally:
         w2.stop()
@@ -114,12 +116,18 @@ def test_no_etcd_nobody_acts_monitoring_goes_on_then_one_failover(bed, etcd_fact
         wait_until(lambda: other.master == winner.master, 10, "the other watcher to see the new master")
         assert len(failovers(winner)) == 1 and failovers(other) == [], (failovers(winner), failovers(other))
         assert failovers(winner)[0]["ok"], failovers(winner)
-        assert store_for(winner.cfg).load().failover_count == 1
-        assert store_for(other.cfg).load().failover_count == 0
+        assert etcd_state(etcd)["failover_count"] == 1
+        assert etcd_state(etcd)["crashes"][-1]["new_master"] == str(winner.master)
         assert master_of(bed) == winner.master
     finally:
         w1.stop()
         w2.stop()
+
+
+def etcd_state(etcd) -> dict[str, object]:
+    kv = etcd.client().get(b"/it/c1/state")
+    assert kv is not None, "no state in etcd"
+    return json.loads(kv.value)
 
 
 def master_of_alive(bed):

@@ -9,6 +9,8 @@ watcher that dies silently is the worst outcome.
 With an ``ha:`` section several watchers share the clusters: an ``HaAgent`` keeps this
 process's etcd lease and leader keys on its own thread, and each monitor, its runner and its
 scheduler act only while ``Leadership.why_not()`` is empty; monitoring goes on regardless.
+The clusters' state then lives in etcd (``EtcdStateStore``, registered for their state
+directories), so the next leader continues from it.
 """
 
 from __future__ import annotations
@@ -22,8 +24,10 @@ from repman.watcher.cluster_config import ClusterConfig
 from repman.watcher.config import WatcherConfig
 from repman.watcher.ha.leadership import HaAgent
 from repman.watcher.ha.settings import HaSettings
+from repman.watcher.ha.state import etcd_store_factory
 from repman.watcher.monitor import ClusterMonitor
 from repman.watcher.scheduler import scheduler_for
+from repman.watcher.state_store import use_store
 
 logger = logging.getLogger("repman.watcher")
 
@@ -72,18 +76,22 @@ class Watcher:
         self.config = config
         names = clusters or list(config.clusters)
         self.stop_event = threading.Event()
+        self.ha: HaAgent | None = None
+        self._ha_said: dict[str, str] = {}
+        if config.ha is not None:       # before the monitors: they open their state stores
+            self.ha = HaAgent(config.ha, names, on_change=self._leadership_changed)
+            for n in names:
+                use_store(config.cluster(n).state_dir, etcd_store_factory(
+                    self.ha.client, config.ha.key(n, "state"), self.ha.leadership(n), config.cluster(n).state_dir))
         self.monitors: dict[str, ClusterMonitor] = {
             n: ClusterMonitor(config.cluster(n), log=log_factory(n), act=act) for n in names
         }
+        if self.ha is not None:
+            for name, m in self.monitors.items():
+                m.gate = m.runner.gate = self.ha.leadership(name).why_not
         if act:
             for m in self.monitors.values():
                 m.scheduler = scheduler_for(m)
-        self.ha: HaAgent | None = None
-        self._ha_said: dict[str, str] = {}
-        if config.ha is not None:
-            self.ha = HaAgent(config.ha, list(self.monitors), on_change=self._leadership_changed)
-            for name, m in self.monitors.items():
-                m.gate = m.runner.gate = self.ha.leadership(name).why_not
         self.threads = [MonitorThread(m, self.stop_event) for m in self.monitors.values()]
 
     def _leadership_changed(self, cluster: str, why_not: str) -> None:
@@ -129,6 +137,8 @@ class Watcher:
                 m.binlog_archiver.stop()
         if self.ha is not None:
             self.ha.stop(release=release)    # after the operations: the next leader starts on a quiet cluster
+            for m in self.monitors.values():
+                use_store(m.cfg.state_dir, None)
 
     def wait(self, timeout: float | None = None) -> bool:
         return self.stop_event.wait(timeout)
