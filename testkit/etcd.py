@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 
 from repman.local.ports import free_ports
-from repman.watcher.ha.etcd import EtcdClient
+from repman.watcher.ha.etcd import EtcdClient, TlsFiles, ssl_context
 from testkit.polling import wait_until
 
 ETCD = shutil.which("etcd") or "/usr/bin/etcd"
@@ -45,6 +45,7 @@ class EtcdCluster:
     base: Path
     size: int = 1
     extra_args: list[str] = field(default_factory=list)
+    tls_dir: Path | None = None      # ca.pem, server-cert.pem, server-key.pem: clients speak HTTPS with a client cert
     members: list[Member] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -53,6 +54,10 @@ class EtcdCluster:
             name = f"e{i}"
             self.members.append(Member(name, ports[2 * i], ports[2 * i + 1], self.base / name / "data",
                                        self.base / name / "etcd.log"))
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls_dir is not None else "http"
 
     @property
     def endpoints(self) -> list[str]:
@@ -64,14 +69,18 @@ class EtcdCluster:
     def start_member(self, m: Member) -> None:
         m.data_dir.mkdir(parents=True, exist_ok=True)
         args = [ETCD, "--name", m.name, "--data-dir", str(m.data_dir),
-                "--listen-client-urls", f"http://127.0.0.1:{m.client_port}",
-                "--advertise-client-urls", f"http://127.0.0.1:{m.client_port}",
+                "--listen-client-urls", f"{self.scheme}://127.0.0.1:{m.client_port}",
+                "--advertise-client-urls", f"{self.scheme}://127.0.0.1:{m.client_port}",
                 "--listen-peer-urls", f"http://127.0.0.1:{m.peer_port}",
                 "--initial-advertise-peer-urls", f"http://127.0.0.1:{m.peer_port}",
                 "--initial-cluster", self._initial_cluster(), "--initial-cluster-state", "new",
                 "--initial-cluster-token", f"repman-test-{self.base.name}",
                 # short elections: a lost member is noticed in about a second, as in the tests' TTLs
                 "--heartbeat-interval", "100", "--election-timeout", "1000", *self.extra_args]
+        if self.tls_dir is not None:
+            args += ["--cert-file", str(self.tls_dir / "server-cert.pem"), "--key-file",
+                     str(self.tls_dir / "server-key.pem"), "--trusted-ca-file", str(self.tls_dir / "ca.pem"),
+                     "--client-cert-auth"]
         with open(m.log, "ab") as log:
             m.process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                          start_new_session=True, env={"PATH": "/usr/bin:/bin",
@@ -89,8 +98,11 @@ class EtcdCluster:
         for m in self.members:
             if m.process is None or m.process.poll() is not None:
                 continue
+            tls = self.tls_dir
+            verify = ssl_context(TlsFiles(str(tls / "ca.pem"), str(tls / "client-cert.pem"),
+                                          str(tls / "client-key.pem"))) if tls else True
             try:
-                r = httpx.get(f"http://{m.endpoint}/health", timeout=1.0)
+                r = httpx.get(f"{self.scheme}://{m.endpoint}/health", timeout=1.0, verify=verify)
             except httpx.HTTPError:
                 return False
             if r.status_code != 200 or r.json().get("health") != "true":

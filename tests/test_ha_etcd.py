@@ -5,11 +5,14 @@ from __future__ import annotations
 import time
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 
+from repman.tls import ensure_ca, ensure_server_certificates, issue_server_certificate
 from repman.watcher.ha.etcd import (
     EtcdClient,
     EtcdError,
     EtcdUnavailable,
+    TlsFiles,
     compare_lease,
     compare_mod,
     compare_value,
@@ -119,3 +122,22 @@ def test_user_password_auth(etcd_factory) -> None:
     client = EtcdClient(etcd.endpoints, user="root", password="rootpw")
     client.put(b"/k", b"v")
     assert client.get(b"/k").value == b"v"
+
+
+def test_tls_with_a_client_certificate(etcd_factory, tmp_path) -> None:
+    tls = tmp_path / "tls"
+    ensure_server_certificates(tls, ["127.0.0.1"], ca_dir=tmp_path / "ca")
+    ca_cert, ca_key = ensure_ca(tmp_path / "ca")
+    cert, key = issue_server_certificate(ca_cert, ca_key, ["repman-watcher"])
+    (tls / "client-cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tls / "client-key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                                           serialization.PrivateFormat.PKCS8,
+                                                           serialization.NoEncryption()))
+    etcd = etcd_factory(1, tls_dir=tls)
+    files = TlsFiles(str(tls / "ca.pem"), str(tls / "client-cert.pem"), str(tls / "client-key.pem"))
+    client = EtcdClient(etcd.endpoints, tls=files)
+    assert client.endpoints[0].startswith("https://")
+    client.put(b"/k", b"over tls")
+    assert client.get(b"/k").value == b"over tls"
+    with pytest.raises(EtcdUnavailable):                      # no client certificate: the handshake fails
+        EtcdClient(etcd.endpoints, tls=TlsFiles(str(tls / "ca.pem")), timeout=0.5).get(b"/k")

@@ -16,6 +16,7 @@ zero-valued fields are omitted, both handled here once.
 from __future__ import annotations
 
 import base64
+import ssl
 import threading
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -77,6 +78,17 @@ class TlsFiles:
     key: str = ""
 
 
+def ssl_context(tls: TlsFiles) -> ssl.SSLContext:
+    """Verify etcd against ``tls.ca``; present ``tls.cert`` when set (etcd's --client-cert-auth)."""
+    try:
+        context = ssl.create_default_context(cafile=tls.ca)
+        if tls.cert:
+            context.load_cert_chain(tls.cert, tls.key or None)
+    except (OSError, ssl.SSLError) as exc:
+        raise EtcdError(f"etcd TLS files ({tls.ca}, {tls.cert or 'no client certificate'}): {exc}") from None
+    return context
+
+
 # Txn building blocks (the gateway's JSON names of etcdserverpb.Compare / RequestOp).
 def compare_create(key: bytes, revision: int = 0) -> dict[str, Any]:
     """The key's create_revision equals ``revision`` (0: the key does not exist)."""
@@ -119,9 +131,7 @@ class EtcdClient:
             raise EtcdError("no etcd endpoint given")
         scheme = "https" if tls is not None and tls.ca else "http"
         self.endpoints = [e if "://" in e else f"{scheme}://{e}" for e in endpoints]
-        verify: Any = tls.ca if tls is not None and tls.ca else True
-        cert = (tls.cert, tls.key) if tls is not None and tls.cert else None
-        self._http = httpx.Client(timeout=timeout, verify=verify, cert=cert)
+        self._http = httpx.Client(timeout=timeout, verify=ssl_context(tls) if tls is not None and tls.ca else True)
         self._user, self._password = user, password
         self._token = ""
         self._preferred = 0
