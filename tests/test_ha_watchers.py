@@ -62,6 +62,8 @@ def test_one_leader_acts_the_other_takes_over_and_fails_over_once(bed, etcd_fact
         wait_until(lambda: healthy(m2) and "not acting: watcher w1 leads c1" in m2.decision.sentence, 20,
                    "w2 to monitor and say that w1 acts")
         assert not leads(m2)
+        assert m1.status()["ha"] == {"acting": True, "why_not": ""}
+        assert m2.status()["ha"] == {"acting": False, "why_not": "not acting: watcher w1 leads c1"}
         # w1 loses etcd (its renewals stop; it keeps monitoring): it stops acting, w2 takes over
         cut_at = time.monotonic()
         w1.ha.stop(release=False, close=False)

@@ -422,8 +422,12 @@ class ClusterMonitor:
     def status(self) -> dict[str, Any]:
         """The status document from the published snapshot and the state store; no lock taken."""
         schedule = self.scheduler.status()["jobs"] if self.scheduler is not None else []
-        return cluster_status(self._snapshot, self.cfg, self.store.load(), self.operation_running(),
-                              self.last_result, schedule, self.runner.status())
+        doc = cluster_status(self._snapshot, self.cfg, self.store.load(), self.operation_running(),
+                             self.last_result, schedule, self.runner.status())
+        if self.gate is not None:           # HA: whether this watcher acts, and if not why (who leads)
+            why_not = self.gate()
+            doc["ha"] = {"acting": self.act and not why_not, "why_not": why_not}
+        return doc
 
     def close(self) -> None:
         self.closed = True
