@@ -42,7 +42,8 @@ let
   pluginsFrom = ps: [ ps.pulumi-python ]
     ++ lib.filter (p: p != null) (map (n: if nixpkgsProvider n then ps.${n} else null) (lib.attrNames versions.python));
 
-  runtimeDeps = ps: [ ps.fabric ps.pymysql ps.jinja2 ps.pyyaml ps.cryptography ps.croniter ps.pyjwt ps.prometheus-client ];
+  runtimeDeps = ps: [ ps.fabric ps.pymysql ps.jinja2 ps.pyyaml ps.cryptography ps.croniter ps.pyjwt ps.prometheus-client
+    ps.httpx ];
   pulumiDeps = ps: [ ps.pulumi providers.pulumi-kubernetes providers.pulumi-docker ps.docker ];
   # The opensvc extra (httpx with HTTP/2), the test runner and the linters (scripts/lint.sh).
   extraDeps = ps: [ ps.httpx ps.h2 ];

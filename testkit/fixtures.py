@@ -22,6 +22,7 @@ from testkit.cluster import HACluster, make_cluster
 from testkit.docker_engine import Images, build_images, docker_answers, missing_tools, remove_cluster, stop_dockerd
 from testkit.docker_stack import DockerStack
 from testkit.env import HAVE_MARIADB
+from testkit.etcd import HAVE_ETCD, EtcdCluster
 from testkit.local_stack import engine
 
 
@@ -36,6 +37,23 @@ def testbed(tmp_path: Path) -> Iterator[Testbed]:
         yield bed
     finally:
         bed.destroy()
+
+
+@pytest.fixture
+def etcd_factory(tmp_path: Path) -> Iterator[Callable[..., EtcdCluster]]:
+    """``make(size=1|3) -> EtcdCluster`` of real etcd-server members; all destroyed at the end."""
+    if not HAVE_ETCD:
+        pytest.skip("etcd not installed")
+    made: list[EtcdCluster] = []
+
+    def make(size: int = 1, **kw: Any) -> EtcdCluster:
+        cluster = EtcdCluster(tmp_path / f"etcd{len(made)}", size=size, **kw)
+        made.append(cluster)
+        return cluster.start()
+
+    yield make
+    for cluster in made:
+        cluster.destroy()
 
 
 @pytest.fixture

@@ -15,11 +15,13 @@ import pytest
 
 from testkit.env import needs_mariadb
 
-# Fixtures that start real mariadbd, engines or containers.
-SLOW_FIXTURES = frozenset({"testbed", "cluster_factory", "docker_images", "docker_stack", "local_stack"})
+# Fixtures that start real mariadbd, etcd, engines or containers.
+SLOW_FIXTURES = frozenset({"testbed", "cluster_factory", "etcd_factory", "docker_images", "docker_stack",
+                           "local_stack"})
 # Support modules whose users drive real daemons or machines.
 SLOW_SUPPORT = frozenset({"testkit.netns", "testkit.sshd", "testkit.docker_engine", "testkit.docker_stack",
-                          "testkit.podman", "testkit.local_stack", "testkit.cluster", "testkit.provider_host"})
+                          "testkit.podman", "testkit.local_stack", "testkit.cluster", "testkit.provider_host",
+                          "testkit.etcd"})
 
 # Test modules that start real daemons without the fixtures above (haproxy, slapproxy, a Spider
 # node, a ProxySQL-protocol server, the engine as a subprocess), build the wheel, or run a whole

@@ -1,4 +1,5 @@
-"""The watcher's YAML file -> validated clusters (the ``api:`` section is ``repman.api.config``'s).
+"""The watcher's YAML file -> validated clusters (the ``api:`` section is ``repman.api.config``'s,
+the ``ha:`` section ``repman.watcher.ha.settings``').
 
 Every mistake is reported as one ``ConfigError`` naming ``clusters.<name>.<key>``
 and the value, before anything connects to a server: a watcher that starts with
@@ -23,6 +24,7 @@ from repman.keys import Key, validate_section
 from repman.routing.keys import ROUTING_KEYS
 from repman.watcher.cluster_config import ClusterConfig
 from repman.watcher.election import same_server
+from repman.watcher.ha.settings import HaSettings, load_ha
 from repman.watcher.keys import WATCHER_KEYS
 
 CLUSTER_TABLES: tuple[Mapping[str, Key], ...] = (WATCHER_KEYS, ROUTING_KEYS, BACKUP_KEYS)
@@ -37,6 +39,8 @@ class WatcherConfig:
     clusters: dict[str, ClusterConfig]
     # The top-level ``api:`` section as read: the API layer validates it (``repman.api.config``).
     api_section: Any = None
+    # The top-level ``ha:`` section (etcd leadership); None: this watcher runs alone and acts.
+    ha: HaSettings | None = None
 
     def cluster(self, name: str | None = None) -> ClusterConfig:
         """The named cluster, or the only one when no name is given."""
@@ -135,13 +139,13 @@ def parse_config(raw: Any, path: Path | str = "<config>") -> WatcherConfig:
     if not isinstance(raw, Mapping):
         raise ConfigError(str(path), "expected a mapping with a 'clusters' section")
     for top in raw:
-        if top not in ("clusters", "api"):
-            raise ConfigError(str(top), "unknown top-level section (expected clusters, api)")
+        if top not in ("clusters", "api", "ha"):
+            raise ConfigError(str(top), "unknown top-level section (expected clusters, api, ha)")
     clusters_raw = raw.get("clusters")
     if not isinstance(clusters_raw, Mapping) or not clusters_raw:
         raise ConfigError("clusters", f"expected at least one cluster section, got {clusters_raw!r}")
     clusters = {str(name): load_cluster(name, section) for name, section in clusters_raw.items()}
-    return WatcherConfig(Path(path), clusters, raw.get("api"))
+    return WatcherConfig(Path(path), clusters, raw.get("api"), load_ha(raw.get("ha")))
 
 
 def load_config(path: str | Path) -> WatcherConfig:

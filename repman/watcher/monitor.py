@@ -110,6 +110,8 @@ class ClusterMonitor:
         self._op_finished_at = float("-inf")
         self.events = EventLog(cfg.name, self.store)   # written by the acting watcher only (flush_events)
         self._routed: tuple[Any, ...] | None = None    # the last routing told to the routers (router events)
+        self.gate: Callable[[], str] | None = None   # HA (repman.watcher.ha): "" while this watcher leads
+        self.acting = act
 
     # -- what readers see: the published snapshot ---------------------------------------
     @property
@@ -234,12 +236,16 @@ class ClusterMonitor:
             started = self._clock()
             states = self.read_all()
         now = self._clock()
+        why_not = self.gate() if self.gate is not None else ""
+        self.acting = self.act and not why_not
         with self._mutex:
             persisted = self.store.load()
             facts, memory, effects = derive_facts(self._memory, self.cfg, states, persisted, now,
                                                   self.operation_running(), wall=time.time())
             self._apply(effects)
             decision = analyse(facts)
+            if why_not:
+                decision = dataclasses.replace(decision, sentence=f"{decision.sentence}; {why_not}")
             labels = server_labels(self.cfg, memory, memory.states, decision, facts, persisted.quarantined)
             before = self._snapshot
             changed = before.decision is None or decision.sentence != before.decision.sentence
@@ -266,9 +272,9 @@ class ClusterMonitor:
                 self.log(f"server {a}: {old} -> {label}")
                 self.events.emit("warning" if label in ("Failed", "Suspect", "Unconnected") else "info", "state",
                                  f"server {a}: {old} -> {label}", {"server": a.url, "from": old, "to": label})
-                if self.act:
+                if self.acting:
                     self._hook("state-change", a, label, old)
-        if self.act:
+        if self.acting:
             self._act(decision, new_situation, facts)
             self._route(decision, facts)
         self.flush_events()
@@ -276,7 +282,7 @@ class ClusterMonitor:
 
     def flush_events(self) -> None:
         """Write the collected events in one store update (acting watcher only: an observer drops them)."""
-        if not self.act:
+        if not self.acting:
             self.events.discard()
             return
         try:
@@ -290,7 +296,7 @@ class ClusterMonitor:
         for effect in effects:
             if isinstance(effect, LogLine):
                 self.log(effect.message)
-            elif not self.act:
+            elif not self.acting:
                 continue
             elif isinstance(effect, KeepLagSeen):
                 self.store.set_lag_seen(effect.as_store_value())
@@ -482,8 +488,12 @@ class ClusterMonitor:
     def status(self) -> dict[str, Any]:
         """The status document from the published snapshot and the state store; no lock taken."""
         schedule = self.scheduler.status()["jobs"] if self.scheduler is not None else []
-        return cluster_status(self._snapshot, self.cfg, self.store.load(), self.operation_running(),
-                              self.last_result, schedule, self.runner.status())
+        doc = cluster_status(self._snapshot, self.cfg, self.store.load(), self.operation_running(),
+                             self.last_result, schedule, self.runner.status())
+        if self.gate is not None:           # HA: whether this watcher acts, and if not why (who leads)
+            why_not = self.gate()
+            doc["ha"] = {"acting": self.act and not why_not, "why_not": why_not}
+        return doc
 
     def close(self) -> None:
         self.closed = True

@@ -30,7 +30,7 @@ from repman.watcher.rejoin import rejoin
 from repman.watcher.reopen import reopen
 from repman.watcher.result import OperationResult
 from repman.watcher.runner import LOCK_WAIT, Operation, OperationRunner
-from repman.watcher.state_store import StateStore
+from repman.watcher.state_store import StateStore, open_store
 from repman.watcher.switchover import switchover
 
 Log = Callable[[str], None]
@@ -92,7 +92,7 @@ LOCK_FREE = frozenset({"rolling-restart"})
 
 
 def store_for(cfg: ClusterConfig) -> StateStore:
-    return StateStore(cfg.state_dir, keep=cfg.integer("crash-records-keep"))
+    return open_store(cfg.state_dir, keep=cfg.integer("crash-records-keep"))   # etcd in HA mode
 
 
 def build_routers(cfg: ClusterConfig, log: Log | None = None) -> list[Any]:

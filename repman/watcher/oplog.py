@@ -12,6 +12,7 @@ from typing import Callable, Iterator
 
 from repman import failpoints
 from repman.db import ServerAddress
+from repman.watcher.ha.gate import check_step
 from repman.watcher.result import OperationResult
 
 Log = Callable[[str], None] | None
@@ -35,6 +36,7 @@ class OpLog:
 
     @contextmanager
     def step(self, name: str) -> Iterator[None]:
+        check_step(name)        # HA: a watcher that lost its cluster's leadership stops here
         t0 = time.monotonic()
         try:
             yield

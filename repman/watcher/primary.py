@@ -29,7 +29,7 @@ from repman.errors import RepmanError
 from repman.topology import ServerState
 from repman.watcher.cluster_config import ClusterConfig
 from repman.watcher.election import same_server
-from repman.watcher.state_store import CrashRecord, StateStore
+from repman.watcher.state_store import CrashRecord, StateStore, open_store
 
 Rule = Literal["recorded", "deposed", "followed", "tie", "writable", "previous", "standalone", "none"]
 States = dict[ServerAddress, ServerState]
@@ -214,7 +214,7 @@ def find_primary(states: States, servers: Sequence[ServerAddress], latest: Crash
 def cluster_primary(cfg: ClusterConfig, states: States, store: StateStore | None = None) -> Primary:
     """``find_primary`` with the cluster's persisted crash records: what operations and tools
     use, so that they act on the server the monitor reports and the routers write to."""
-    latest = (store or StateStore(cfg.state_dir)).latest_crash()
+    latest = (store or open_store(cfg.state_dir)).latest_crash()
     return find_primary(states, cfg.servers, latest)
 
 

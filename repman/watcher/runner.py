@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from repman.db import ServerAddress
+from repman.watcher.ha.gate import Gate, gated
 from repman.watcher.oplock import OperationLock
 from repman.watcher.result import OperationResult
 
@@ -113,6 +114,9 @@ class OperationRunner:
         self._retry_at: dict[tuple[str, str], float] = {}
         self.history: deque[Run] = deque(maxlen=keep)
         self.on_run: Callable[[Run], None] | None = None     # every finished run, jobs too (metrics)
+        # HA: "" while this watcher leads the cluster, else why not; asked at submission and at
+        # every step of a running operation (repman.watcher.ha.gate). None: one watcher, always acts.
+        self.gate: Gate | None = None
 
     # -- what runs ----------------------------------------------------------------------
     @property
@@ -140,6 +144,10 @@ class OperationRunner:
     # -- submitting ---------------------------------------------------------------------
     def submit(self, operation: Operation) -> Ticket:
         """Start ``operation`` on its own thread, unless one runs already (or it failed recently)."""
+        why_not = self.gate() if self.gate is not None else ""
+        if why_not:
+            return Ticket(operation, OperationResult(False, f"{operation.kind} refused: {why_not}",
+                                                     kind=operation.kind))
         with self._mutex:
             if (busy := self._current.get(operation.lane)) is not None:
                 return Ticket(operation, OperationResult(
@@ -162,7 +170,8 @@ class OperationRunner:
     def _work(self, operation: Operation, ticket: Ticket) -> None:
         started, wall = self._clock(), time.time()
         try:
-            result = operation.call() if operation.call is not None else self._execute(operation)
+            with gated(self.gate):
+                result = operation.call() if operation.call is not None else self._execute(operation)
         except Exception as exc:  # noqa: BLE001 - the loop must survive a bug in an operation
             logger.exception("%s: %s crashed", self.name, operation.kind)
             result = OperationResult(False, f"{operation.kind} crashed: {exc}", kind=operation.kind)

@@ -1,19 +1,29 @@
 """Watcher state that must survive a restart: failover counter, last failover, crash records,
-quarantined and in-maintenance servers.
+quarantined and in-maintenance servers, the scheduler's job history.
 
-One JSON file per cluster, replaced atomically (write, fsync, rename), so a
-crash mid-write never leaves a torn file and a restarted watcher keeps its limits.
-Changes are read-modify-write under a ``flock``: the watcher, the CLI and the API
-change the same file from several processes. Fields added later default when an
-older file lacks them.
+One interface (``StateStore``: ``load`` and ``update``, and the operations built on them) and
+two implementations. ``FileStateStore`` is the single watcher's: one JSON file per cluster,
+replaced atomically (write, fsync, rename), so a crash mid-write never leaves a torn file;
+changes are read-modify-write under a ``flock`` (the watcher, the CLI and the API change the
+same file from several processes). ``repman.watcher.ha.state.EtcdStateStore`` keeps it under
+the cluster's etcd prefix for several watchers. ``StateStore(state_dir)`` builds the file store,
+as ``pathlib.Path`` builds its flavour, so existing callers keep working; ``open_store`` gives
+the store registered for a state directory (etcd in HA mode) or the file store.
+
+Both stores serialise with the one generic pair ``state_to_dict`` / ``state_from_dict``: every
+field of ``ClusterState`` is written, and read back with its default when absent, so a field
+added later needs no change here (and an older file or key still loads).
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import fcntl
 import json
 import os
 import tempfile
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -57,62 +67,61 @@ class ClusterState:
     events: list[dict[str, Any]] = field(default_factory=list)  # event history, oldest first (watcher.events)
 
 
-class StateStore:
-    """Load/save one cluster's persistent state in ``<state_dir>/state.json``."""
 
-    def __init__(self, state_dir: Path, keep: int = 20) -> None:
-        self.dir = Path(state_dir)
-        self.path = self.dir / "state.json"
-        self.keep = keep
+
+# How a stored value becomes a field again, for the fields whose JSON form is not their type.
+_READERS: dict[str, Callable[[Any], Any]] = {
+    "failover_count": int,
+    "last_failover_at": float,
+    "crashes": lambda raw: [CrashRecord.from_dict(c) for c in raw or []],
+    "quarantined": lambda raw: dict(raw or {}),
+    "maintenance": lambda raw: sorted({str(u) for u in raw or []}),
+    "master_event_scheduler": lambda raw: None if raw is None else bool(raw),
+    "lag_seen": lambda raw: {str(u): [float(v[0]), float(v[1])] for u, v in (raw or {}).items()},
+    "jobs": lambda raw: [dict(j) for j in raw or []],
+    "events": lambda raw: [dict(e) for e in raw or []][-EVENTS_KEEP:],
+}
+
+
+def state_to_dict(state: ClusterState) -> dict[str, Any]:
+    """Every field, as JSON types (``asdict`` recurses into the crash records)."""
+    return asdict(state)
+
+
+def state_from_dict(raw: dict[str, Any]) -> ClusterState:
+    """The fields present in ``raw`` (converted by ``_READERS`` when listed), the defaults for the rest;
+    keys that are not fields (written by a newer version) are ignored."""
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(ClusterState):
+        if f.name in raw:
+            reader = _READERS.get(f.name)
+            values[f.name] = reader(raw[f.name]) if reader is not None else copy.deepcopy(raw[f.name])
+    return ClusterState(**values)
+
+
+class StateStore:
+    """The interface: ``load`` and ``update`` (and ``save``), the operations below built on them.
+
+    ``StateStore(state_dir, keep)`` builds a ``FileStateStore``; other stores subclass this."""
+
+    keep: int = 20
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> StateStore:
+        return object.__new__(FileStateStore if cls is StateStore else cls)
 
     def load(self) -> ClusterState:
-        try:
-            raw = json.loads(self.path.read_text())
-        except FileNotFoundError:
-            return ClusterState()
-        return ClusterState(
-            failover_count=int(raw.get("failover_count", 0)),
-            last_failover_at=float(raw.get("last_failover_at", 0.0)),
-            crashes=[CrashRecord.from_dict(c) for c in raw.get("crashes", [])],
-            quarantined=dict(raw.get("quarantined", {})),
-            maintenance=sorted({str(u) for u in raw.get("maintenance", []) or []}),
-            master_event_scheduler=(None if raw.get("master_event_scheduler") is None
-                                    else bool(raw["master_event_scheduler"])),
-            lag_seen={str(u): [float(v[0]), float(v[1])] for u, v in (raw.get("lag_seen") or {}).items()},
-            jobs=[dict(j) for j in raw.get("jobs") or []],
-            events=[dict(e) for e in raw.get("events") or []][-EVENTS_KEEP:],
-        )
-
-    @contextmanager
-    def _locked(self) -> Iterator[None]:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.dir / "state.lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)
+        raise NotImplementedError
 
     def update(self, change: Callable[[ClusterState], None]) -> ClusterState:
-        """Load, change and save under the store's lock (no lost update between processes)."""
-        with self._locked():
-            state = self.load()
-            change(state)
-            self.save(state)
-            return state
+        """Load, change and save with no lost update between processes (``change`` may run more than once)."""
+        raise NotImplementedError
 
     def save(self, state: ClusterState) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
+        raise NotImplementedError
+
+    def _trimmed(self, state: ClusterState) -> ClusterState:
         state.crashes = state.crashes[-self.keep:]
-        payload = json.dumps(
-            {**asdict(state), "crashes": [asdict(c) for c in state.crashes]}, indent=2, sort_keys=True,
-        )
-        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".state.")
-        with os.fdopen(fd, "w") as f:
-            f.write(payload)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
+        return state
 
     # Convenience operations used by the watcher and the CLI.
     def record_crash(self, record: CrashRecord, count_failover: bool) -> ClusterState:
@@ -150,7 +159,7 @@ class StateStore:
                 state.maintenance = [u for u in state.maintenance if u != url]
             changed.append(present != on)
         self.update(change)
-        return changed[0]
+        return changed[-1]          # the attempt that was stored (a remote store may retry)
 
     def set_master_event_scheduler(self, on: bool) -> None:
         self.update(lambda state: setattr(state, "master_event_scheduler", on))
@@ -159,5 +168,70 @@ class StateStore:
         self.update(lambda state: setattr(state, "lag_seen", dict(lags)))
 
 
+class FileStateStore(StateStore):
+    """One cluster's state in ``<state_dir>/state.json`` (the single watcher's store)."""
+
+    def __init__(self, state_dir: Path, keep: int = 20) -> None:
+        self.dir = Path(state_dir)
+        self.path = self.dir / "state.json"
+        self.keep = keep
+
+    def load(self) -> ClusterState:
+        try:
+            raw = json.loads(self.path.read_text())
+        except FileNotFoundError:
+            return ClusterState()
+        return state_from_dict(raw)
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.dir / "state.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def update(self, change: Callable[[ClusterState], None]) -> ClusterState:
+        """Load, change and save under the store's lock (no lost update between processes)."""
+        with self._locked():
+            state = self.load()
+            change(state)
+            self.save(state)
+            return state
+
+    def save(self, state: ClusterState) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        payload = json.dumps(state_to_dict(self._trimmed(state)), indent=2, sort_keys=True)
+        fd, tmp = tempfile.mkstemp(dir=self.dir, prefix=".state.")
+        with os.fdopen(fd, "w") as f:
+            f.write(payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+
+
 def now() -> float:
     return time.time()
+
+
+# State directories whose state lives elsewhere (HA mode: etcd), registered by the watcher.
+_stores: dict[Path, Callable[[int], StateStore]] = {}
+_stores_mutex = threading.Lock()
+
+
+def use_store(state_dir: Path, factory: Callable[[int], StateStore] | None) -> None:
+    """Make ``open_store(state_dir, keep)`` return ``factory(keep)``; None: the file store again."""
+    with _stores_mutex:
+        if factory is None:
+            _stores.pop(Path(state_dir).resolve(), None)
+        else:
+            _stores[Path(state_dir).resolve()] = factory
+
+
+def open_store(state_dir: Path, keep: int = 20) -> StateStore:
+    """The store of a cluster's state directory: the registered one (etcd), else the file store."""
+    with _stores_mutex:
+        factory = _stores.get(Path(state_dir).resolve())
+    return factory(keep) if factory is not None else FileStateStore(state_dir, keep)
