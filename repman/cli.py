@@ -349,6 +349,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     names = [wc.cluster(args.cluster).name] if args.cluster else list(wc.clusters)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)   # one line per etcd keepalive otherwise
     watcher = Watcher(wc, clusters=names)
     server = None
     if args._api.enabled and not args.no_api:
