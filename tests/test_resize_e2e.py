@@ -25,6 +25,7 @@ from repman.local.mariadb import pid_alive
 from repman.seeding import purge_binlogs
 from testkit.env import needs_mariadb
 from testkit.local_stack import ROOT, engine, local_config
+from testkit.polling import wait_until
 
 pytestmark = [needs_mariadb, pytest.mark.slow]
 
@@ -207,13 +208,14 @@ def test_seeding_killed_during_up_lists_the_node_nowhere_and_the_next_up_retries
             import os
             import signal
 
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline and not killed:
-                if seed_dir.is_dir() and any(seed_dir.iterdir()):
-                    pid = int(source_pid_file.read_text())
-                    os.kill(pid, signal.SIGKILL)
-                    killed.append(pid)
-                time.sleep(0.005)
+            try:
+                wait_until(lambda: seed_dir.is_dir() and any(seed_dir.iterdir()), timeout=120,
+                           what="the seed stream to start", every=0.005)
+            except AssertionError:
+                return  # nothing killed: the main thread's assertion on `killed` says so
+            pid = int(source_pid_file.read_text())
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
 
         killer = threading.Thread(target=kill_source_mid_stream)
         killer.start()
