@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 from repman.db import Credential, ServerAddress  # noqa: E402
 from repman.lab.writer import Writer  # noqa: E402
 from repman.local.ports import free_port_block  # noqa: E402
+from testkit.polling import wait_until  # noqa: E402
 
 ADMIN = Credential("repman", "bench-admin-Pw1")
 TAGS = ["gtidstrict", "row", "readonly", "noquerycache", "smallredolog", "nodurable", "semisync"]
@@ -59,11 +60,11 @@ def one_round(state: Path, ticker: float) -> dict[str, float]:
     try:
         up = engine("up", config)
         proxy = ServerAddress("127.0.0.1", base + 3)
-        deadline = time.monotonic() + 60
-        while Writer([proxy], ADMIN).primary() is None:
-            if time.monotonic() > deadline:
-                raise SystemExit("proxy never reached the primary")
-            time.sleep(0.2)
+        try:
+            wait_until(lambda: Writer([proxy], ADMIN).primary() is not None, timeout=60,
+                       what="the proxy to reach the primary", every=0.2)
+        except AssertionError:
+            raise SystemExit("proxy never reached the primary") from None
         Writer.prepare(proxy, ADMIN)
         writer = Writer([proxy], ADMIN, name="bench").start()
         writer.wait_acks(300, timeout=60)

@@ -28,6 +28,7 @@ from repman.bootstrap import change_master_sql
 from repman.db import Credential, ServerAddress, connect, execute, query
 from repman.gtid import GtidPosition
 from repman.local.ports import free_port_block
+from testkit.polling import wait_until
 
 HERE = Path(__file__).resolve().parent
 OVERLAY_DIR = HERE / "mha"
@@ -86,16 +87,18 @@ class PrivateSshd:
         ]))
         self.proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(config)],
                                      stdout=subprocess.DEVNULL, stderr=open(self.base / "sshd.log", "wb"))
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            ok = subprocess.run(["ssh", "-p", str(self.port), *self.ssh_options.split(), "-o", "BatchMode=yes",
-                                 "-o", "StrictHostKeyChecking=no", "root@127.0.0.1", "true"],
-                                capture_output=True)
-            if ok.returncode == 0:
-                return self
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"private sshd did not accept the key: {(self.base / 'sshd.log').read_text()[-500:]}")
+        def accepts_key() -> bool:
+            return subprocess.run(["ssh", "-p", str(self.port), *self.ssh_options.split(), "-o", "BatchMode=yes",
+                                   "-o", "StrictHostKeyChecking=no", "root@127.0.0.1", "true"],
+                                  capture_output=True).returncode == 0
+
+        try:
+            wait_until(accepts_key, timeout=10, what="the private sshd to accept the key")
+        except AssertionError:
+            self.stop()
+            raise RuntimeError(
+                f"private sshd did not accept the key: {(self.base / 'sshd.log').read_text()[-500:]}") from None
+        return self
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -45,6 +45,7 @@ from repman.lab.writer import SCHEMA, Writer  # noqa: E402
 from repman.watcher.loop import Watcher  # noqa: E402
 from repman.watcher.switchover import switchover  # noqa: E402
 from testkit.cluster import HACluster  # noqa: E402
+from testkit.polling import wait_until  # noqa: E402
 
 APP = Credential("app", "app-bench-secret")
 # How long a phase waits for its writer's next acknowledgements: MHA's failover over ssh
@@ -258,12 +259,11 @@ class Bench:
 
 
 def _wait_log(path: Path, text: str, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists() and text in path.read_text(errors="replace"):
-            return True
-        time.sleep(0.1)
-    return False
+    try:
+        return wait_until(lambda: path.exists() and text in path.read_text(errors="replace"), timeout=timeout,
+                          what=f"{text!r} in {path}")
+    except AssertionError:
+        return False
 
 
 def _create_app_user(c: HACluster) -> None:

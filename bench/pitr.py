@@ -39,6 +39,7 @@ from repman.local.mariadb import LocalServerPaths, start_server, stop_server  # 
 from repman.local.node import LocalNodeSpec, render_node_config  # noqa: E402
 from repman.local.ports import free_port_block  # noqa: E402
 from testkit.cluster import make_cluster  # noqa: E402
+from testkit.polling import wait_until  # noqa: E402
 
 TAGS = ("gtidstrict", "row", "readonly", "noquerycache", "smallredolog")
 
@@ -143,15 +144,16 @@ def main() -> int:
         commit_many(cluster, args.txns)
         commit_s = time.monotonic() - t
         end = cluster.var(cluster.primary(), "gtid_binlog_pos")
-        deadline = time.monotonic() + 120
         archive = BinlogArchive(archiver.root)
-        while True:
+
+        def archived() -> bool:
             last = archive.transactions()[-1:]
-            if last and GtidPosition.parse(last[0][1].gtid).contains(GtidPosition.parse(end)):
-                break
-            if time.monotonic() > deadline:
-                raise SystemExit(f"archive did not reach {end}")
-            time.sleep(0.2)
+            return bool(last) and GtidPosition.parse(last[0][1].gtid).contains(GtidPosition.parse(end))
+
+        try:
+            wait_until(archived, timeout=120, what=f"the archive to reach {end}", every=0.2)
+        except AssertionError:
+            raise SystemExit(f"archive did not reach {end}") from None
         archiver.stop()
         datadir = du(cluster.bed.nodes[1].paths.datadir)
         res = restore(cluster.cfg, ServerAddress("127.0.0.1", free_port_block(1)), restored, to_gtid=end)

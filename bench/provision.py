@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from repman.db import Credential, ServerAddress, execute, query, session  # noqa: E402
 from repman.local.ports import free_port_block  # noqa: E402
+from testkit.polling import wait_until  # noqa: E402
 
 
 def engine(command: str, stack: str, overrides: list[str]) -> dict:
@@ -45,15 +46,20 @@ def prove_replicating(outputs: dict, admin: Credential, run: int) -> None:
         execute(conn, "CREATE DATABASE IF NOT EXISTS bench")
         execute(conn, "CREATE TABLE IF NOT EXISTS bench.t (run INT PRIMARY KEY)")
         execute(conn, "INSERT INTO bench.t VALUES (%s)", (run,))
-    deadline = time.monotonic() + 60
-    for text in outputs["replica_endpoints"]:
-        while True:
-            with session(ServerAddress.parse(text), admin) as conn:
-                if query(conn, "SELECT run FROM bench.t WHERE run=%s", (run,)):
-                    break
-            if time.monotonic() > deadline:
-                raise SystemExit(f"{text} did not replicate")
-            time.sleep(0.02)
+    missing = list(outputs["replica_endpoints"])
+
+    def replicated() -> bool:
+        while missing:
+            with session(ServerAddress.parse(missing[0]), admin) as conn:
+                if not query(conn, "SELECT run FROM bench.t WHERE run=%s", (run,)):
+                    return False
+            missing.pop(0)
+        return True
+
+    try:
+        wait_until(replicated, timeout=60, what=f"run {run} on every replica", every=0.02)
+    except AssertionError:
+        raise SystemExit(f"{missing[0]} did not replicate") from None
 
 
 def main() -> int:

@@ -22,14 +22,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from repman.db import Credential, query  # noqa: E402
+from repman.db import Credential  # noqa: E402
+from repman.lab.writer import Writer  # noqa: E402
 from repman.local.testbed import Testbed  # noqa: E402
 from repman.rolling_restart import rolling_restart  # noqa: E402
 from repman.routing import build_routers, notify  # noqa: E402
 from repman.routing.base import Topology  # noqa: E402
 from repman.watcher.config import load_cluster  # noqa: E402
 from testkit.standins.haproxy_local import LocalHAProxy  # noqa: E402
-from testkit.standins.workload import Writer, create_schema  # noqa: E402
 
 APP = Credential("app", "app-pw")
 
@@ -52,8 +52,7 @@ def main() -> int:
     totals, gaps, switchovers, lost_total = [], [], [], 0
     try:
         primary = bed.bootstrap(semisync=True).primary
-        with bed.connect(primary) as conn:
-            create_schema(conn, APP)
+        Writer.prepare(primary, bed.admin, app=APP)
         proxy = LocalHAProxy(base / "haproxy", bed.addresses, primary)
         cfg = load_cluster("bench", {
             "db-servers-hosts": [a.url for a in bed.addresses],
@@ -65,21 +64,20 @@ def main() -> int:
         routers = build_routers(cfg)
         notify(routers, Topology("bench", primary, tuple(a for a in bed.addresses if a != primary),
                                  servers=tuple(bed.addresses)))
-        next_id = 1
+        next_id = 1  # one table for all runs: each run's writer goes on after the previous one's ids
         for run in range(1, args.runs + 1):
-            writer = Writer(proxy.write, APP, first_id=next_id).start()
+            writer = Writer([], APP, pause=0.0, read_timeout=15, through=proxy.write).start(base=next_id - 1)
             try:
-                writer.wait_acked(200)
+                writer.wait_acks(200, timeout=60)
                 began = time.monotonic()
                 result = rolling_restart(cfg, lambda m: None, routers)
                 ended = time.monotonic()
-                writer.wait_acked(200)
+                writer.wait_acks(200, timeout=60)
             finally:
                 writer.stop()
             next_id = max(writer.attempted_ids()) + 1
-            with bed.connect(result.new_primary) as conn:
-                present = {r["id"] for r in query(conn, "SELECT id FROM app.w")}
-            lost = [w.id for w in writer.acked() if w.id not in present]
+            present = set(writer.rows(result.new_primary))
+            lost = [a.id for a in writer.acked if a.id not in present]
             lost_total += len(lost)
             totals.append(ended - began)
             gaps.append(writer.longest_gap(began, ended))

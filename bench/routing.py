@@ -25,7 +25,8 @@ import pymysql
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from repman.db import Credential, ServerAddress  # noqa: E402
+from repman.db import Credential  # noqa: E402
+from repman.lab.writer import Writer  # noqa: E402
 from repman.local.testbed import Testbed  # noqa: E402
 from repman.routing import build_routers  # noqa: E402
 from repman.routing.base import Topology  # noqa: E402
@@ -33,35 +34,8 @@ from repman.routing.haproxy import HAProxyRouter  # noqa: E402
 from repman.watcher.config import load_cluster  # noqa: E402
 from repman.watcher.state_store import StateStore  # noqa: E402
 from testkit.standins.haproxy_local import LocalHAProxy, port_via  # noqa: E402
-from testkit.standins.workload import Writer, create_schema  # noqa: E402
 
 APP = Credential("app", "app-pw")
-
-
-class DirectWriter(Writer):
-    """Connects straight to the server that is writable now (found by asking every node)."""
-
-    servers: list[ServerAddress] = []
-    admin: Credential | None = None
-
-    def target(self) -> ServerAddress:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            for addr in self.servers:
-                try:
-                    conn = pymysql.connect(ssl_disabled=True, host=addr.host, port=addr.port, user=self.admin.user,
-                                           password=self.admin.password, connect_timeout=1, read_timeout=2)
-                    try:
-                        with conn.cursor() as cur:
-                            cur.execute("SELECT @@read_only")
-                            if int(cur.fetchone()[0]) == 0:
-                                return addr
-                    finally:
-                        conn.close()
-                except pymysql.MySQLError:
-                    continue
-            time.sleep(0.002)
-        raise pymysql.OperationalError(2003, "no writable server")
 
 
 def ms(values: list[float]) -> str:
@@ -105,14 +79,15 @@ def switchovers(bed: Testbed, proxy: LocalHAProxy, count: int, semisync: bool, s
         "haproxy": True, "haproxy-runtime-api-servers": [proxy.endpoint],
     })
     routers = build_routers(cfg)
-    via_proxy = Writer(proxy.write, APP).start()
-    direct = DirectWriter(proxy.write, APP, first_id=10**9)
-    direct.servers, direct.admin = bed.addresses, bed.admin
-    direct.start()
+    via_proxy = Writer([], APP, pause=0.0, read_timeout=15, name="proxy", through=proxy.write).start()
+    # The "direct" oracle connects straight to the server that is the primary now (the admin
+    # account asks every node, the application account writes).
+    direct = Writer(list(bed.addresses), APP, pause=0.0, read_timeout=15, name="direct",
+                    probe=bed.admin).start(base=10**9)
     proxy_gaps, direct_gaps, routing_steps, totals = [], [], [], []
     try:
-        via_proxy.wait_acked(200)
-        direct.wait_acked(200)
+        via_proxy.wait_acks(200, timeout=60)
+        direct.wait_acks(200, timeout=60)
         for _ in range(count):
             time.sleep(0.5)
             start = time.monotonic()
@@ -121,8 +96,8 @@ def switchovers(bed: Testbed, proxy: LocalHAProxy, count: int, semisync: bool, s
             if not result.ok:
                 print(f"  switchover refused/failed: {result.sentence}")
                 continue
-            via_proxy.wait_acked(100)
-            direct.wait_acked(100)
+            via_proxy.wait_acks(100, timeout=60)
+            direct.wait_acks(100, timeout=60)
             settle = time.monotonic()
             proxy_gaps.append(via_proxy.longest_gap(start, settle))
             direct_gaps.append(direct.longest_gap(start, settle))
@@ -137,7 +112,7 @@ def switchovers(bed: Testbed, proxy: LocalHAProxy, count: int, semisync: bool, s
     print(f"write unavailability, through HAProxy: {ms(proxy_gaps)}")
     extra = [p - d for p, d in zip(proxy_gaps, direct_gaps)]
     print(f"  HAProxy minus direct               : {ms(extra)}")
-    print(f"writes acked: proxy {via_proxy.acked_count()}, direct {direct.acked_count()}; "
+    print(f"writes acked: proxy {len(via_proxy.acked)}, direct {len(direct.acked)}; "
           f"proxy errors {len(via_proxy.errors)}, direct errors {len(direct.errors)}")
 
 
@@ -153,8 +128,7 @@ def main() -> None:
         proxy = None
         try:
             primary = bed.bootstrap(semisync=opts.semisync).primary
-            with bed.connect(primary) as conn:
-                create_schema(conn, APP)
+            Writer.prepare(primary, bed.admin, app=APP)
             proxy = LocalHAProxy(base / "haproxy", bed.addresses, primary, cluster="bench")
             print(f"3 mariadbd nodes + haproxy, semisync={opts.semisync}")
             apply_times, landed = routing_latency(bed, proxy, opts.moves)

@@ -2,27 +2,25 @@
 
 from __future__ import annotations
 
-import time
-
 from repman.backup.binlogs import BinlogArchive
 from repman.db import ServerAddress
 from repman.gtid import GtidPosition
 from repman.lab.writer import TABLE, Writer
 from testkit.cluster import HACluster
+from testkit.polling import wait_until
 
 DURABLE_TAGS = ("gtidstrict", "row", "readonly", "noquerycache", "smallredolog")
 
 
 def wait_archived(archive: BinlogArchive, target: str, timeout: float = 30.0) -> None:
     want = GtidPosition.parse(target)
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def archived() -> GtidPosition:
         txns = [t for _, t in archive.transactions()]
-        have = GtidPosition.parse(",".join(t.gtid for t in txns[-1:]))
-        if have.contains(want):
-            return
-        assert time.monotonic() < deadline, f"archive at {have}, primary at {want}"
-        time.sleep(0.1)
+        return GtidPosition.parse(",".join(t.gtid for t in txns[-1:]))
+
+    wait_until(lambda: archived().contains(want), timeout=timeout,
+               what=lambda: f"the archive to reach the primary: archive at {archived()}, primary at {want}")
 
 
 def row_ids(c: HACluster, address: ServerAddress, writer: str) -> set[int]:

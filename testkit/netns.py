@@ -16,9 +16,10 @@ import shutil
 import signal
 import socket
 import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from testkit.polling import wait_until
 
 NET_PREFIX = "198.18"
 
@@ -186,13 +187,15 @@ class NetnsLab:
             stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
         )
         log.close()
-        deadline = time.monotonic() + 30
-        while not _port_open(host.address, 22):
-            if host.sshd.poll() is not None:
+        def listening() -> bool:
+            if host.sshd is not None and host.sshd.poll() is not None:
                 raise RuntimeError(f"sshd in {host.netns} exited: {(d / 'sshd.log').read_text()[-500:]}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"sshd in {host.netns} did not listen on {host.address}:22")
-            time.sleep(0.05)
+            return _port_open(host.address, 22)
+
+        try:
+            wait_until(listening, timeout=30, what=f"sshd in {host.netns} to listen", every=0.05)
+        except AssertionError:
+            raise RuntimeError(f"sshd in {host.netns} did not listen on {host.address}:22") from None
 
     def known_hosts(self) -> Path:
         path = self.base / "known_hosts"

@@ -6,11 +6,11 @@ from __future__ import annotations
 import shutil
 import socket
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from repman.local.ports import free_port_block
+from testkit.polling import wait_until
 
 HAVE_SSHD = shutil.which("sshd") is not None or Path("/usr/sbin/sshd").exists()
 SFTP_SERVER = next((p for p in ("/usr/lib/openssh/sftp-server", "/usr/libexec/openssh/sftp-server")
@@ -42,15 +42,17 @@ class LocalSshd:
         Path("/run/sshd").mkdir(exist_ok=True)   # privilege separation directory
         proc = subprocess.Popen([sshd, "-D", "-e", "-f", str(cfg), "-p", str(port)],
                                 stdout=subprocess.DEVNULL, stderr=open(folder / "sshd.log", "wb"))
-        deadline = time.monotonic() + 10
-        while True:
+        def listening() -> bool:
+            if proc.poll() is not None:
+                raise RuntimeError("sshd exited")
             with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError(f"sshd did not start: {(folder / 'sshd.log').read_text()[-300:]}")
-            time.sleep(0.05)
+                return s.connect_ex(("127.0.0.1", port)) == 0
+
+        try:
+            wait_until(listening, timeout=10, what="sshd to listen", every=0.05)
+        except (RuntimeError, AssertionError):
+            proc.kill()
+            raise RuntimeError(f"sshd did not start: {(folder / 'sshd.log').read_text()[-300:]}") from None
         return cls(folder, port, key, proc)
 
     @property

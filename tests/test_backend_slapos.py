@@ -17,7 +17,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -30,6 +29,7 @@ from repman.errors import ConfigError
 from repman.local.testbed import DEFAULT_TAGS, Testbed, free_ports
 from repman.spec import load_cluster_spec
 from testkit.env import HAVE_MARIADB
+from testkit.polling import wait_until
 
 slap_module = pytest.importorskip("slapos.slap", reason="slapos.core is not installed (pip install 'repman[slapos]')")
 
@@ -64,18 +64,20 @@ class SlapProxy:
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen([SLAPOS, "proxy", "start", "--cfg", str(cfg)], stdin=subprocess.DEVNULL,
                                          stdout=log, stderr=log, start_new_session=True)
-        deadline = time.monotonic() + 60
         import socket
 
-        while True:
+        def listening() -> bool:
+            if self.proc.poll() is not None:
+                raise RuntimeError("slapproxy exited")
             with socket.socket() as s:
                 s.settimeout(0.3)
-                if s.connect_ex(("127.0.0.1", self.port)) == 0:
-                    break
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"slapproxy did not start: {self.log.read_text()[-1000:]}")
-            time.sleep(0.1)
+                return s.connect_ex(("127.0.0.1", self.port)) == 0
+
+        try:
+            wait_until(listening, timeout=60, what="slapproxy to listen")
+        except (RuntimeError, AssertionError):
+            self.stop()
+            raise RuntimeError(f"slapproxy did not start: {self.log.read_text()[-1000:]}") from None
         self.slap = slap_module.slap()
         self.slap.initializeConnection(self.url)
 

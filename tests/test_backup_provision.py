@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import time
 
 import pytest
 import yaml
@@ -24,6 +23,7 @@ from repman.watcher.config import load_config
 from testkit.backup import exact, wait_archived
 from testkit.cluster import raw_section
 from testkit.env import needs_mariadb
+from testkit.polling import wait_until
 
 NEW_ADMIN = Credential("repman", "new-cluster-admin-pw")
 
@@ -87,16 +87,13 @@ def test_new_cluster_created_from_backup_and_archive_by_the_node_provider(cluste
         # Every acknowledged row of the source, on both new nodes.
         c.bed.admin = NEW_ADMIN
         try:
-            deadline = time.monotonic() + 30
-            for addr in servers:
-                while True:
-                    try:
-                        exact(c, addr, w)
-                        break
-                    except AssertionError:
-                        if time.monotonic() > deadline:
-                            raise
-                        time.sleep(0.2)
+            def all_exact() -> bool:
+                for addr in servers:
+                    exact(c, addr, w)
+                return True
+
+            wait_until(all_exact, timeout=30, what="every acknowledged row on both new nodes", every=0.2,
+                       ignore=(AssertionError,))
         finally:
             c.bed.admin = ADMIN   # the source cluster's own admin again (its teardown)
     finally:

@@ -19,6 +19,7 @@ from repman.db import ServerAddress
 from repman.lab.writer import Writer
 from testkit.docker_engine import docker
 from testkit.docker_stack import ADMIN, DockerStack, node_state
+from testkit.polling import wait_until
 
 pytestmark = [pytest.mark.soak, pytest.mark.slow,
               pytest.mark.skipif(os.environ.get("REPMAN_SOAK") != "1", reason="container faults: REPMAN_SOAK=1")]
@@ -39,10 +40,9 @@ def _run_fault(docker_stack: DockerStack, fault: Callable[[], None], heal: Calla
                expect_failover: bool) -> dict:
     docker_stack.run("up")
     servers = [docker_stack.address(i) for i in range(3)]
-    deadline = time.monotonic() + 60
-    while "healthy" not in docker("inspect", "-f", "{{.State.Health.Status}}", f"{docker_stack.name}-watcher").stdout:
-        assert time.monotonic() < deadline, "watcher container never healthy"
-        time.sleep(0.5)
+    wait_until(lambda: "healthy" in docker("inspect", "-f", "{{.State.Health.Status}}",
+                                           f"{docker_stack.name}-watcher").stdout,
+               timeout=60, what="the watcher container to be healthy", every=0.5)
     Writer.prepare(servers[0], ADMIN)
     writer = Writer(servers, ADMIN, name="fx").start()
     try:

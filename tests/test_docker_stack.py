@@ -21,6 +21,7 @@ from repman.db import ServerAddress, connect, query
 from repman.lab.writer import Writer
 from testkit.docker_engine import ROOT, docker, remove_cluster
 from testkit.docker_stack import ADMIN, DockerStack, node_state
+from testkit.polling import wait_until
 
 pytestmark = pytest.mark.slow
 def test_docker_stack_up_failover_rerun_and_destroy(docker_stack: DockerStack):
@@ -60,11 +61,8 @@ def test_docker_stack_up_failover_rerun_and_destroy(docker_stack: DockerStack):
     again = docker_stack.run("up", "--expect-no-changes")
     assert "11 unchanged" in again.stdout
 
-    deadline = time.monotonic() + 60
-    while json.loads(docker("inspect", f"{docker_stack.name}-watcher").stdout)[0]["State"].get(
-            "Health", {}).get("Status") != "healthy":
-        assert time.monotonic() < deadline, "watcher container never healthy"
-        time.sleep(0.5)
+    wait_until(lambda: json.loads(docker("inspect", f"{docker_stack.name}-watcher").stdout)[0]["State"].get(
+        "Health", {}).get("Status") == "healthy", timeout=60, what="the watcher container to be healthy", every=0.5)
     servers = [docker_stack.address(i) for i in range(3)]
     assert node_state(servers[0]) == {"ro": 0, "master": None}
     proxy = ServerAddress("127.0.0.1", docker_stack.write_port)
@@ -159,15 +157,8 @@ def test_adding_a_node_in_containers_seeds_a_replica_under_writes(docker_stack: 
     re-run attaches it to the live primary; writes through the proxy continue, none lost."""
     docker_stack.run("up", **{"prov-db-nodes": "2"})
     proxy = ServerAddress("127.0.0.1", docker_stack.write_port)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if node_state(proxy) == {"ro": 0, "master": None}:
-                break
-        except Exception:  # noqa: BLE001  (HAProxy's first checks)
-            pass
-        assert time.monotonic() < deadline, "proxy never reached the primary"
-        time.sleep(0.5)
+    wait_until(lambda: node_state(proxy) == {"ro": 0, "master": None}, timeout=60, every=0.5,
+               what="the proxy to reach the primary", ignore=(Exception,))  # HAProxy's first checks
     Writer.prepare(proxy, ADMIN)
     writer = Writer([proxy], ADMIN, name="rs").start()
     try:
@@ -178,10 +169,7 @@ def test_adding_a_node_in_containers_seeds_a_replica_under_writes(docker_stack: 
     finally:
         writer.stop()
     new = docker_stack.address(2)
-    deadline = time.monotonic() + 60
-    while node_state(new)["master"] is None:
-        assert time.monotonic() < deadline, "the new node never replicated"
-        time.sleep(0.5)
+    wait_until(lambda: node_state(new)["master"] is not None, timeout=60, what="the new node to replicate", every=0.5)
     assert node_state(new) == {"ro": 1, "master": docker_stack.container(0)}
     time.sleep(2)
     lost, unexpected = writer.verify(docker_stack.address(0))

@@ -21,6 +21,7 @@ import yaml
 from repman.local.mariadb import pid_alive
 from testkit.deployment import check_deployment
 from testkit.env import needs_mariadb
+from testkit.polling import wait_until
 
 pytestmark = [needs_mariadb, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,19 +84,19 @@ def test_preview_confirm_apply_refresh_protect(local_stack):
     assert not state_dir.exists()
 
     # A crash mid-create (the engine killed -9) is recorded as a pending operation, not forgotten.
+    def bootstrap_pending() -> bool:
+        pending = json.loads(state_file.read_text()).get("pending_operations", [])
+        return any(p["name"] == "cluster1-bootstrap" for p in pending)
+
     proc = subprocess.Popen([*CMD, "up", "--yes", "--stack", "local", *sum((["-c", o] for o in overrides), [])],
                             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            pending = json.loads(state_file.read_text()).get("pending_operations", [])
-        except (OSError, ValueError):
-            pending = []
-        if any(p["name"] == "cluster1-bootstrap" for p in pending):
-            break
-        time.sleep(0.005)
-    os.killpg(proc.pid, signal.SIGKILL)          # the engine and its children; daemons have their own session
-    proc.wait()
+    try:
+        # Until the engine exits or records the bootstrap as pending (it may not have written state yet).
+        wait_until(lambda: proc.poll() is not None or bootstrap_pending(), timeout=120,
+                   what="the bootstrap to be pending", every=0.005, ignore=(OSError, ValueError))
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)      # the engine and its children; daemons have their own session
+        proc.wait()
     status = json.loads(ok("status", "--json", overrides=overrides).stdout)
     assert status["pending_operations"] and status["pending_operations"][0]["operation"] == "creating"
     assert "was interrupted" in ok("preview", overrides=overrides).stdout

@@ -18,6 +18,7 @@ from repman.watcher.failover import failover
 from repman.watcher.monitor import ClusterMonitor
 from repman.watcher.rejoin import rejoin
 from testkit.env import needs_mariadb
+from testkit.polling import wait_until
 
 pytestmark = needs_mariadb
 
@@ -77,12 +78,8 @@ def test_no_failover_over_the_delay_limit_then_allowed_once_caught_up(cluster_fa
 
     # The replicas apply what they received; now within the limit, the failover goes ahead
     # and the new master holds every row the dead master had sent.
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        counts = [c.sql(r, "SELECT COUNT(*) AS n FROM app.t")[0]["n"] for r in replicas]
-        if all(k == n for k in counts):
-            break
-        time.sleep(0.2)
+    wait_until(lambda: all(c.sql(r, "SELECT COUNT(*) AS n FROM app.t")[0]["n"] == n for r in replicas),
+               timeout=30, what=f"both replicas to apply all {n} rows", every=0.2)
     done = failover(c.cfg, c.store, c.log)
     assert done.ok, done.sentence
     assert c.sql(done.new_primary, "SELECT COUNT(*) AS n FROM app.t")[0]["n"] == n

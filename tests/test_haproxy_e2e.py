@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from repman.db import Credential, ServerAddress, query
+from repman.db import Credential, ServerAddress
+from repman.lab.writer import Writer
 from repman.local.haproxy_process import haproxy_binary
 from repman.local.testbed import Testbed as LocalBed
 from repman.routing import build_routers
@@ -17,7 +18,7 @@ from repman.watcher.config import load_cluster
 from repman.watcher.state_store import StateStore
 from testkit.polling import wait_until
 from testkit.standins.haproxy_local import LocalHAProxy
-from testkit.standins.workload import Reader, Writer, create_schema
+from testkit.standins.workload import Reader
 
 pytestmark = pytest.mark.skipif(haproxy_binary() is None, reason="haproxy binary not installed")
 APP = Credential("app", "app-pw")
@@ -29,8 +30,7 @@ def stack(tmp_path):
     proxy = None
     try:
         primary = bed.bootstrap(semisync=True).primary
-        with bed.connect(primary) as conn:
-            create_schema(conn, APP)
+        Writer.prepare(primary, bed.admin, app=APP, origin=True)
         proxy = LocalHAProxy(tmp_path / "haproxy", bed.addresses, primary)
         cfg = load_cluster("c1", {
             "db-servers-hosts": [a.url for a in bed.addresses],
@@ -52,11 +52,6 @@ def server_ids(bed: LocalBed) -> dict[ServerAddress, int]:
     return {n_addr: n.server_id for n_addr, n in zip(bed.addresses, bed.nodes)}
 
 
-def rows(bed: LocalBed, addr: ServerAddress) -> dict[int, int]:
-    with bed.connect(addr) as conn:
-        return {r["id"]: r["origin"] for r in query(conn, "SELECT id, origin FROM app.w")}
-
-
 def test_writer_through_haproxy_survives_switchover_and_failover(stack):
     from repman.watcher.failover import failover
     from repman.watcher.switchover import switchover
@@ -70,17 +65,17 @@ def test_writer_through_haproxy_survives_switchover_and_failover(stack):
     assert notify(routers, Topology("c1", first, others, servers=tuple(bed.addresses))) == {
         f"haproxy:{proxy.endpoint}": "ok"}
 
-    writer = Writer(proxy.write, APP).start()
+    writer = Writer([], APP, pause=0.0, read_timeout=15, through=proxy.write).start()
     reader = Reader(proxy.read, APP).start()
     try:
-        writer.wait_acked(50)
+        writer.wait_acks(50, timeout=60)
         said: list[str] = []
 
         result = switchover(cfg, StateStore(cfg.state_dir), said.append, routers=routers)
         assert result.ok, (result.sentence, said)
         second = result.new_primary
         after_switchover = time.monotonic()
-        writer.wait_acked(50)
+        writer.wait_acks(50, timeout=60)
 
         bed.kill(second)
         killed_at = time.monotonic()
@@ -88,7 +83,7 @@ def test_writer_through_haproxy_survives_switchover_and_failover(stack):
         assert result.ok, (result.sentence, said)
         third = result.new_primary
         after_failover = time.monotonic()
-        writer.wait_acked(50)
+        writer.wait_acks(50, timeout=60)
 
         # The failed node comes back but has not rejoined: it must stay out of the read pool.
         bed.start(second)
@@ -96,13 +91,13 @@ def test_writer_through_haproxy_survives_switchover_and_failover(stack):
         restarted = time.monotonic()
         wait_until(lambda: len(reader.ports_since(restarted)) > 0 and
                  len([t for t, _ in reader.seen if t >= restarted]) >= 30, timeout=60, what="reads after restart")
-        writer.wait_acked(20)
+        writer.wait_acks(20, timeout=60)
     finally:
         writer.stop()
         reader.stop()
 
-    final = rows(bed, third)
-    acked = writer.acked()
+    final = writer.rows(third)
+    acked = writer.acked
     lost = [w.id for w in acked if w.id not in final]
     assert lost == [], f"acknowledged writes lost: {lost[:20]}"
     unexpected = set(final) - writer.attempted_ids()
@@ -110,9 +105,9 @@ def test_writer_through_haproxy_survives_switchover_and_failover(stack):
     # Once switchover() returned (routing moved), writes land on the new primary only, and
     # after the failover on the third one only.
     for w in acked:
-        if after_switchover <= w.started < killed_at:
+        if after_switchover <= w.sent < killed_at:
             assert final[w.id] == ids[second], f"write {w.id} landed on server {final[w.id]}"
-        if w.started >= after_failover:
+        if w.sent >= after_failover:
             assert final[w.id] == ids[third], f"write {w.id} landed on server {final[w.id]}"
     # The read port never answered from the killed (then un-rejoined) node after the kill.
     assert second.port not in reader.ports_since(killed_at)

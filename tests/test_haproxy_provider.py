@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -20,6 +19,7 @@ from repman.local.testbed import Testbed as LocalBed, free_ports
 from repman.plans import get_plan
 from repman.routing.base import Topology
 from repman.routing.haproxy import HAProxyRouter
+from testkit.polling import wait_until
 from testkit.pulumi_mocks import Recorder, run_component
 from testkit.standins.haproxy_local import port_via, ports_via
 
@@ -77,9 +77,8 @@ def test_provider_create_update_delete_with_real_haproxy(props, nodes):
     killed = instance_pids(files)
     for pid in killed:
         os.kill(pid, 9)
-    deadline = time.monotonic() + 10      # SIGKILL is asynchronous: on a loaded machine the
-    while any(pid_alive(p) for p in killed) and time.monotonic() < deadline:   # exit can lag
-        time.sleep(0.02)
+    # SIGKILL is asynchronous: on a loaded machine the exit can lag.
+    wait_until(lambda: not any(pid_alive(p) for p in killed), timeout=10, what=f"pids {killed} to exit", every=0.02)
     assert provider.diff(created.id, updated, changed).changes is False   # pure: state says running
     updated = provider.read(created.id, updated).outs                        # refresh records the death
     assert provider.diff(created.id, updated, changed).changes is True

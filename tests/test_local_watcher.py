@@ -6,7 +6,6 @@ import os
 import signal
 import stat
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ from repman.watcher.config import load_config
 from repman.watcher_yaml import dump, env_ref, file_ref, render_watcher_config, secret_values
 from testkit.env import needs_mariadb
 from testkit.local_watcher import SPEC, watcher_props
+from testkit.polling import wait_until
 
 
 def test_rendered_config_is_valid_for_the_watcher_and_holds_no_secret(tmp_path):
@@ -65,9 +65,7 @@ def test_local_watcher_lifecycle(testbed):
         assert provider.diff(created.id, outs, dict(props)).changes is False
 
         os.kill(pid, signal.SIGKILL)  # died: the next up restarts it
-        deadline = time.monotonic() + 10
-        while pid_alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: not pid_alive(pid), timeout=10, what=f"pid {pid} to exit", every=0.05)
         assert provider.diff(created.id, outs, dict(props)).changes is False  # pure: state says running
         outs = provider.read(created.id, outs).outs                             # refresh records the death
         assert provider.diff(created.id, outs, dict(props)).changes is True

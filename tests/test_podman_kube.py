@@ -11,7 +11,6 @@ readiness and liveness probe commands pass. Not here: replication wired by the b
 from __future__ import annotations
 
 import subprocess
-import time
 import uuid
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import pytest
 import yaml
 
 from testkit.podman import podman, podman_env, podman_missing, pods_from_statefulset, secret_payload
+from testkit.polling import wait_until
 from testkit.pulumi_mocks import KUBE_PASSWORDS, KUBE_SECRET_CONFIG, manifests, run_program, stack_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(bool(podman_missing()), reason=podman_missing() or "-")]
@@ -62,13 +62,11 @@ def test_statefulset_pods_start_with_our_mycnf_init_script_and_probes(docker_ima
         assert len(names) == 3
         for ordinal, pod in enumerate(names):
             container = f"{pod}-mariadb"
-            deadline = time.monotonic() + 120
-            while podman(env, "exec", container, *readiness, check=False).returncode != 0:
-                assert time.monotonic() < deadline, \
-                    f"{container} never ready:\n" + "\n".join([
-                        line for line in podman(env, "logs", container, check=False).stderr.splitlines()
-                        if "Warning" not in line][-25:])
-                time.sleep(1)
+            wait_until(lambda: podman(env, "exec", container, *readiness, check=False).returncode == 0,
+                       timeout=120, every=1,
+                       what=lambda: f"{container} to be ready:\n" + "\n".join([
+                           line for line in podman(env, "logs", container, check=False).stderr.splitlines()
+                           if "Warning" not in line][-25:]))
             assert podman(env, "exec", container, *liveness, check=False).returncode == 0
             row = podman(env, "exec", container, "mariadb", "-N", "-e",
                          "SELECT @@server_id, @@gtid_strict_mode, @@binlog_format, @@read_only").stdout.split()

@@ -25,6 +25,7 @@ from repman.local.mariadb import pid_alive
 from repman.seeding import purge_binlogs
 from testkit.env import needs_mariadb
 from testkit.local_stack import ROOT, engine, local_config
+from testkit.polling import wait_until
 
 pytestmark = [needs_mariadb, pytest.mark.slow]
 
@@ -122,8 +123,6 @@ def test_static_change_is_a_rolling_restart_and_memory_is_live(local_stack):
     """A tag that needs a restart (pfs: performance_schema) restarts every node once, the
     primary last after one switchover, under writes through the stack's HAProxy; a plan
     with more memory is applied live (same pids) and written to my.cnf."""
-    from testkit.standins.workload import Writer as ProxyWriter, create_schema
-
     overrides, _state_dir = local_stack
     cfg = local_config()
     admin = Credential(*cfg["repman:db-servers-credential"].split(":", 1))
@@ -131,8 +130,7 @@ def test_static_change_is_a_rolling_restart_and_memory_is_live(local_stack):
     outs = json.loads(engine("up", "--json", overrides=overrides).stdout)["outputs"]
     servers = [ServerAddress.parse(s) for s in outs["servers"]]
     primary = ServerAddress.parse(outs["primary_endpoint"])
-    with session(primary, admin) as conn:
-        create_schema(conn, app)
+    Writer.prepare(primary, admin, app=app)
     pids = {s: _pid(s, admin) for s in servers}
 
     bigger = overrides + ["repman:prov-service-plan=x3.small"]
@@ -145,14 +143,14 @@ def test_static_change_is_a_rolling_restart_and_memory_is_live(local_stack):
             cnf = Path(query(conn, "SELECT @@GLOBAL.datadir AS d")[0]["d"]).parent / "my.cnf"
         assert "innodb_buffer_pool_size        = 2457M" in cnf.read_text()
 
-    writer = ProxyWriter(ServerAddress.parse(outs["write_endpoint"]), app).start()
+    writer = Writer([], app, pause=0.0, read_timeout=15, through=ServerAddress.parse(outs["write_endpoint"])).start()
     try:
-        writer.wait_acked(200)
+        writer.wait_acks(200, timeout=60)
         began = time.monotonic()
         tags = list(cfg["repman:prov-db-tags"]) + ["pfs"]
         restarted = engine("up", "--json", overrides=bigger + ["repman:prov-db-tags=" + json.dumps(tags)])
         ended = time.monotonic()
-        writer.wait_acked(200)
+        writer.wait_acks(200, timeout=60)
     finally:
         writer.stop()
     assert "rolling restart done: 3 servers restarted" in restarted.stderr, restarted.stderr[-2000:]
@@ -163,13 +161,12 @@ def test_static_change_is_a_rolling_restart_and_memory_is_live(local_stack):
         assert _pid(s, admin) != pids[s], f"{s.url} was not restarted"
         with session(s, admin) as conn:
             assert variable(conn, "performance_schema") == "1"
-    with session(new_primary, admin) as conn:
-        present = {r["id"] for r in query(conn, "SELECT id FROM app.w")}
-    lost = [w.id for w in writer.acked() if w.id not in present]
+    present = set(writer.rows(new_primary))
+    lost = [a.id for a in writer.acked if a.id not in present]
     assert lost == [], f"acknowledged writes lost: {lost[:20]}"
     assert present - writer.attempted_ids() == set()
     # At most one pause longer than a second: the switchover (plus the watcher's re-route).
-    times = sorted(w.acked for w in writer.acked() if began <= w.acked <= ended)
+    times = sorted(a.at for a in writer.acked if began <= a.at <= ended)
     long_pauses = [b - a for a, b in zip(times, times[1:]) if b - a > 1.0]
     assert len(long_pauses) <= 1, long_pauses
     # Nothing is left pending: a second up changes nothing.
@@ -211,13 +208,14 @@ def test_seeding_killed_during_up_lists_the_node_nowhere_and_the_next_up_retries
             import os
             import signal
 
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline and not killed:
-                if seed_dir.is_dir() and any(seed_dir.iterdir()):
-                    pid = int(source_pid_file.read_text())
-                    os.kill(pid, signal.SIGKILL)
-                    killed.append(pid)
-                time.sleep(0.005)
+            try:
+                wait_until(lambda: seed_dir.is_dir() and any(seed_dir.iterdir()), timeout=120,
+                           what="the seed stream to start", every=0.005)
+            except AssertionError:
+                return  # nothing killed: the main thread's assertion on `killed` says so
+            pid = int(source_pid_file.read_text())
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
 
         killer = threading.Thread(target=kill_source_mid_stream)
         killer.start()

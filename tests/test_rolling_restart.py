@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from repman.db import Credential, ServerAddress, query
+from repman.lab.writer import Writer
 from repman.local.haproxy_process import haproxy_binary
 from repman.local.testbed import Testbed as LocalBed
 from repman.rolling_restart import RollingRestartError, rolling_restart
@@ -22,7 +23,6 @@ from repman.routing.base import Topology
 from repman.watcher.config import load_cluster
 from testkit.env import needs_mariadb
 from testkit.standins.haproxy_local import LocalHAProxy
-from testkit.standins.workload import Writer, create_schema
 
 pytestmark = [needs_mariadb, pytest.mark.skipif(haproxy_binary() is None, reason="haproxy binary not installed")]
 APP = Credential("app", "app-pw")
@@ -35,8 +35,7 @@ def stack(tmp_path):
     proxy = None
     try:
         primary = bed.bootstrap(semisync=True).primary
-        with bed.connect(primary) as conn:
-            create_schema(conn, APP)
+        Writer.prepare(primary, bed.admin, app=APP)
         proxy = LocalHAProxy(tmp_path / "haproxy", bed.addresses, primary)
         cfg = load_cluster("c1", {
             "db-servers-hosts": [a.url for a in bed.addresses],
@@ -65,13 +64,13 @@ def test_rolling_restart_under_writes_through_haproxy(stack):
     bed, proxy, cfg, primary, routers = stack
     pids = {a: _pid(bed, a) for a in bed.addresses}
     said: list[tuple[float, str]] = []
-    writer = Writer(proxy.write, APP).start()
+    writer = Writer([], APP, pause=0.0, read_timeout=15, through=proxy.write).start()
     try:
-        writer.wait_acked(100)
+        writer.wait_acks(100, timeout=60)
         began = time.monotonic()
         result = rolling_restart(cfg, lambda m: said.append((time.monotonic(), m)), routers)
         ended = time.monotonic()
-        writer.wait_acked(100)
+        writer.wait_acks(100, timeout=60)
     finally:
         writer.stop()
     assert result.old_primary == primary and result.new_primary not in (None, primary)
@@ -79,9 +78,8 @@ def test_rolling_restart_under_writes_through_haproxy(stack):
     for a in bed.addresses:
         assert _pid(bed, a) != pids[a], f"{a.url} was not restarted"
 
-    with bed.connect(result.new_primary) as conn:
-        present = {r["id"] for r in query(conn, "SELECT id FROM app.w")}
-    lost = [w.id for w in writer.acked() if w.id not in present]
+    present = set(writer.rows(result.new_primary))
+    lost = [a.id for a in writer.acked if a.id not in present]
     assert lost == [], f"acknowledged writes lost: {lost[:20]}"
     assert present - writer.attempted_ids() == set()
 

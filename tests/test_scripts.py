@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import stat
-import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ from repman.routing.scripts import (
     run_state_change_script,
 )
 from repman.watcher.cluster_config import ClusterConfig
+from testkit.polling import wait_until
 
 OLD, NEW = ServerAddress("10.0.0.1", 3306), ServerAddress("10.0.0.2", 3307)
 
@@ -69,9 +69,7 @@ def test_hanging_pre_script_is_killed_and_refuses(tmp_path):
     with pytest.raises(OperationRefused, match="timed out"):
         run_pre_script(cfg, OLD, NEW, "switchover")
     child = int(pidfile.read_text())          # the script's own child died with its process group
-    deadline = time.monotonic() + 10
-    while Path(f"/proc/{child}").exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: not Path(f"/proc/{child}").exists(), timeout=10, what=f"pid {child} to exit", every=0.05)
     assert not Path(f"/proc/{child}").exists()
 
 

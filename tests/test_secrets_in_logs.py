@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import shutil
 import subprocess
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -35,6 +34,7 @@ from repman.watcher.rejoin import rejoin
 from repman.watcher.state_store import StateStore
 from testkit.cluster import HACluster
 from testkit.env import needs_mariadb
+from testkit.polling import wait_until
 
 pytestmark = [needs_mariadb, pytest.mark.slow]
 
@@ -69,9 +69,7 @@ def _api_answers(cluster_raw: dict, tmp_path: Path) -> str:
     api.start()
     try:
         mon = watcher.monitors["sec"]
-        deadline = time.monotonic() + 30
-        while mon.ticks < 3 and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: mon.ticks >= 3, timeout=30, what="three watcher ticks", every=0.05)
         auth = {"Authorization": "Basic " + base64.b64encode(b"ops:ops-pw").decode()}
         out = []
         for path in ("/api/clusters", "/api/clusters/sec", "/", "/api/audit", "/health",

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import shutil
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +20,7 @@ from repman.errors import BootstrapError
 from repman.seeding import SeedError, SeedRequest, purge_binlogs, seed_node
 from testkit.cluster import HACluster
 from testkit.env import needs_mariadb
+from testkit.polling import wait_until
 
 pytestmark = [needs_mariadb, pytest.mark.skipif(shutil.which("mariadb-backup") is None
                                                 or shutil.which("mbstream") is None,
@@ -164,12 +164,12 @@ def test_seeding_interrupted_by_kill_of_the_source_changes_nothing_and_a_rerun_s
         target_pid = cluster.var(target, "pid_file")
 
         def kill_source_mid_stream() -> None:
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                if work.is_dir() and any(work.iterdir()):
-                    cluster.bed.kill(source)
-                    return
-                time.sleep(0.005)
+            try:
+                wait_until(lambda: work.is_dir() and any(work.iterdir()), timeout=60,
+                           what="the seed stream to start", every=0.005)
+            except AssertionError:
+                return  # the source keeps running: the main thread's checks fail
+            cluster.bed.kill(source)
 
         killer = threading.Thread(target=kill_source_mid_stream)
         killer.start()

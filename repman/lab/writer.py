@@ -2,7 +2,10 @@
 
 It follows the primary by itself (the one writable server that is no replica),
 so it needs no proxy; ``through`` pins it to one address instead (a HAProxy
-frontend). ``read_timeout=None`` is the driver default most applications run
+frontend). ``probe`` is the account that looks for the primary when the writing
+account is an application user that may not run SHOW SLAVE STATUS. With
+``prepare(..., origin=True)`` a trigger stores ``@@server_id`` in each row, so a
+test can tell on which server every write landed. ``read_timeout=None`` is the driver default most applications run
 with: a client waiting on a frozen master waits for as long as it is frozen,
 which is exactly the client that can receive a late acknowledgement.
 """
@@ -42,6 +45,7 @@ class Writer:
     name: str = "w"
     read_timeout: float | None = 30.0
     through: ServerAddress | None = None
+    probe: Credential | None = None
     acked: list[Ack] = field(default_factory=list)
     maybe: set[int] = field(default_factory=set)
     errors: list[str] = field(default_factory=list)
@@ -53,20 +57,30 @@ class Writer:
         self._conn: pymysql.connections.Connection | None = None
         self._where = ""
         self._base = 0
+        self._last = 0      # the highest id sent so far (ids are consecutive from base + 1)
 
     @staticmethod
-    def prepare(primary: ServerAddress, credential: Credential) -> None:
+    def prepare(primary: ServerAddress, credential: Credential, app: Credential | None = None,
+                origin: bool = False) -> None:
+        """Create the table; ``app`` gets an account without SUPER (read_only stops it, as it stops
+        applications); ``origin`` adds the trigger recording the server that executed each insert."""
         with connect(primary, credential) as conn:
             execute(conn, f"CREATE DATABASE IF NOT EXISTS {SCHEMA}")
             execute(conn, f"CREATE TABLE IF NOT EXISTS {TABLE} (id BIGINT PRIMARY KEY, writer VARCHAR(16), "
-                          "at DATETIME(6)) ENGINE=InnoDB")
+                          "at DATETIME(6), origin INT NOT NULL DEFAULT 0) ENGINE=InnoDB")
+            if origin:
+                execute(conn, f"CREATE TRIGGER IF NOT EXISTS {SCHEMA}.writes_origin BEFORE INSERT ON {TABLE} "
+                              "FOR EACH ROW SET NEW.origin = @@server_id")
+            if app is not None:
+                execute(conn, "CREATE USER IF NOT EXISTS %s@'%%' IDENTIFIED BY %s", (app.user, app.password))
+                execute(conn, f"GRANT SELECT, INSERT ON {SCHEMA}.* TO %s@'%%'", (app.user,))
 
     def primary(self) -> ServerAddress | None:
         if self.through is not None:
             return self.through
         for addr in self.servers:
             try:
-                with connect(addr, self.credential, timeout=0.5, read_timeout=0.5) as conn:
+                with connect(addr, self.probe or self.credential, timeout=0.5, read_timeout=0.5) as conn:
                     ro = int(query(conn, "SELECT @@GLOBAL.read_only AS ro")[0]["ro"])
                     if ro == 0 and not query(conn, "SHOW SLAVE STATUS"):
                         return addr
@@ -91,6 +105,7 @@ class Writer:
                 time.sleep(0.005)
                 continue
             row = self._base + next(self._ids)
+            self._last = row
             sent = time.monotonic()
             try:
                 execute(self._conn, f"INSERT INTO {TABLE} (id, writer, at) VALUES (%s, %s, NOW(6))",
@@ -138,12 +153,31 @@ class Writer:
                                      f"{self.errors[-3:]}")
             time.sleep(0.01)
 
+    def rows(self, address: ServerAddress) -> dict[int, int]:
+        """This writer's rows on ``address``: id -> origin (the executing @@server_id, 0 without trigger)."""
+        with connect(address, self.probe or self.credential) as conn:
+            found = query(conn, f"SELECT id, origin FROM {TABLE} WHERE writer=%s", (self.name,))
+        return {int(r["id"]): int(r["origin"]) for r in found}
+
     def verify(self, address: ServerAddress) -> tuple[set[int], set[int]]:
         """(lost, unexpected) as seen on ``address``."""
-        with connect(address, self.credential) as conn:
-            present = {int(r["id"]) for r in query(conn, f"SELECT id FROM {TABLE} WHERE writer=%s", (self.name,))}
+        present = set(self.rows(address))
         acked = {a.id for a in self.acked}
         return acked - present, present - acked - self.maybe
+
+    def attempted_ids(self) -> set[int]:
+        """Every id sent so far, acknowledged or not: no other id of this writer may ever appear."""
+        return set(range(self._base + 1, self._last + 1))
+
+    def longest_gap(self, start: float, end: float) -> float:
+        """The longest time without an acknowledgement inside [start, end], edges included.
+
+        Unlike ``gaps`` the window's edges count: a writer silent from ``start`` on shows the
+        whole silence even if its next acknowledgement comes after ``end``.
+        """
+        times = sorted(a.at for a in list(self.acked) if start <= a.at <= end)
+        points = [start, *times, end]
+        return max(b - a for a, b in zip(points, points[1:]))
 
     def gaps(self, start: float, end: float) -> float:
         """The longest time without an acknowledged write that overlaps [start, end]."""
