@@ -28,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import ROOT, fmt, new_cluster, percentile, write_config  # noqa: E402
 from testkit.etcd import EtcdCluster  # noqa: E402
+from testkit.polling import wait_until  # noqa: E402
 
 
 def main() -> int:
@@ -62,12 +63,10 @@ def main() -> int:
         return kv.value.decode() if kv is not None else ""
 
     def wait(cond: Callable[[], bool], timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if cond():
-                return
-            time.sleep(0.01)
-        raise SystemExit(f"timed out waiting for {what}")
+        try:
+            wait_until(cond, timeout, what, every=0.01)
+        except AssertionError as exc:
+            raise SystemExit(str(exc)) from None
 
     takeovers: list[float] = []
     try:
