@@ -40,6 +40,23 @@ def testbed(tmp_path: Path) -> Iterator[Testbed]:
 
 
 @pytest.fixture
+def bed(testbed: Testbed) -> Testbed:
+    """The testbed bootstrapped: a primary and two replicas (a module may define its own ``bed``)."""
+    testbed.bootstrap()
+    return testbed
+
+
+@pytest.fixture
+def seeded_bed(bed: Testbed) -> Testbed:
+    """The bootstrapped testbed with the watcher tests' table and five rows on the primary."""
+    from testkit.watcherbed import insert, make_table
+
+    make_table(bed, bed.addresses[0])
+    insert(bed, bed.addresses[0], 5)
+    return bed
+
+
+@pytest.fixture
 def etcd_factory(tmp_path: Path) -> Iterator[Callable[..., EtcdCluster]]:
     """``make(size=1|3) -> EtcdCluster`` of real etcd-server members; all destroyed at the end."""
     if not HAVE_ETCD:

@@ -11,15 +11,12 @@ import pytest
 
 from repman.tls import ensure_server_certificates
 from testkit.api_client import Running, call
-from testkit.watcherbed import converged, insert, make_table, master_of, sql, wait_until
+from testkit.watcherbed import converged, insert, master_of, sql, wait_until
 
 
 @pytest.fixture
-def bed(testbed):
-    testbed.bootstrap()
-    make_table(testbed, testbed.addresses[0])
-    insert(testbed, testbed.addresses[0], 5)
-    return testbed
+def bed(seeded_bed):
+    return seeded_bed
 
 
 def test_access_control_and_no_secrets(bed, tmp_path):

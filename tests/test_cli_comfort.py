@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from repman.watcher.state_store import StateStore
-from testkit.watcherbed import cluster_section, insert, make_table, master_of, wait_until, write_config
+from testkit.watcherbed import cluster_section, master_of, wait_until, write_config
 
 ROOT = Path(__file__).resolve().parents[1]
 ESC = "\x1b["
@@ -69,11 +69,8 @@ def on_terminal(args: list[str], seconds: float, interrupt: bool = False, **env:
 
 
 @pytest.fixture
-def bed(testbed):
-    testbed.bootstrap()
-    make_table(testbed, testbed.addresses[0])
-    insert(testbed, testbed.addresses[0], 3)
-    return testbed
+def bed(seeded_bed):
+    return seeded_bed
 
 
 def test_colour_status_watch_json_and_progress(bed, tmp_path):

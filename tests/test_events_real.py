@@ -19,7 +19,7 @@ import pytest
 from repman.api.auth import hash_password
 from repman.watcher.state_store import StateStore
 from testkit.api_client import USERS, Running, call
-from testkit.watcherbed import cluster_section, insert, make_table, master_of, wait_until, write_config
+from testkit.watcherbed import cluster_section, master_of, wait_until, write_config
 
 OPS, EVE, TEN = ("ops", "ops-pass"), ("eve", "eve-pass"), ("ten", "ten-pass")
 TENANT_USERS = {**USERS, "ten": {"role": "operator", "password-hash": hash_password("ten-pass"),
@@ -37,11 +37,8 @@ def repman(*args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture
-def bed(testbed):
-    testbed.bootstrap()
-    make_table(testbed, testbed.addresses[0])
-    insert(testbed, testbed.addresses[0], 5)
-    return testbed
+def bed(seeded_bed):
+    return seeded_bed
 
 
 def _events(tmp_path) -> list[dict]:

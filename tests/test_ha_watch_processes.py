@@ -11,19 +11,12 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 import yaml
 
 from testkit.watcherbed import cluster_section, converged, insert, make_table, master_of, wait_until
 
 TTL = 2
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def bed(testbed):
-    testbed.bootstrap()
-    return testbed
 
 
 def start_watcher(bed, etcd, tmp_path: Path, name: str) -> subprocess.Popen[bytes]:

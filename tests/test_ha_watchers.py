@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 import time
 
-import pytest
-
 from repman.watcher.config import parse_config
 from repman.watcher.ha.settings import HaSettings
 from repman.watcher.loop import Watcher
@@ -19,12 +17,6 @@ from repman.watcher.operations import store_for
 from testkit.watcherbed import cluster_section, converged, insert, make_table, master_of, wait_until
 
 TTL = 2
-
-
-@pytest.fixture
-def bed(testbed):
-    testbed.bootstrap()
-    return testbed
 
 
 def watcher(bed, etcd, tmp_path, name: str, lines: list[str]) -> Watcher:

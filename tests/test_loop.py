@@ -5,8 +5,6 @@ from __future__ import annotations
 import re
 import threading
 
-import pytest
-
 from repman.watcher.analysis import Action
 from repman.watcher.config import parse_config
 from repman.watcher.loop import Watcher
@@ -53,12 +51,6 @@ def test_operation_refused_while_another_holds_the_lock(tmp_path):
 def _watcher(bed, tmp_path, **keys) -> Watcher:
     wc = parse_config({"clusters": {"c1": cluster_section(bed, tmp_path / "state", **keys)}})
     return Watcher(wc)
-
-
-@pytest.fixture
-def bed(testbed):
-    testbed.bootstrap()
-    return testbed
 
 
 def test_loop_fails_over_a_killed_master_then_rejoins_it(bed, tmp_path):

@@ -11,18 +11,15 @@ from prometheus_client.parser import text_string_to_metric_families
 from repman.api.auth import hash_password
 from testkit.api_client import USERS, Running, call
 from testkit.prometheus import PrometheusServer, have_prometheus
-from testkit.watcherbed import insert, make_table, sql, wait_until
+from testkit.watcherbed import sql, wait_until
 
 RULES = Path(__file__).resolve().parent.parent / "monitoring" / "repman-alerts.yml"
 DASHBOARD = RULES.parent / "grafana-dashboard.json"
 
 
 @pytest.fixture
-def bed(testbed):
-    testbed.bootstrap()
-    make_table(testbed, testbed.addresses[0])
-    insert(testbed, testbed.addresses[0], 5)
-    return testbed
+def bed(seeded_bed):
+    return seeded_bed
 
 
 def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:

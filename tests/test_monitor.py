@@ -141,12 +141,6 @@ def test_status_comes_from_the_snapshot_published_each_tick_without_the_monitor_
         mon.close()
 
 
-@pytest.fixture
-def bed(testbed):
-    testbed.bootstrap()
-    return testbed
-
-
 def test_healthy_cluster_states_and_status_without_secrets(bed, tmp_path):
     cfg = cluster_config(bed, tmp_path / "state")
     mon = ClusterMonitor(cfg, log=lambda m: None, act=False)

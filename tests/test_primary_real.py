@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from repman.db import ServerAddress
 from repman.watcher import crash
 from repman.watcher.checks import read_states
@@ -20,12 +18,6 @@ from repman.watcher.monitor import ClusterMonitor
 from repman.watcher.operations import store_for
 from repman.watcher.switchover import switchover
 from testkit.watcherbed import cluster_config, master_of, sql
-
-
-@pytest.fixture
-def bed(testbed):
-    testbed.bootstrap()
-    return testbed
 
 
 def _writable(bed, servers: list[ServerAddress]) -> list[ServerAddress]:
