@@ -398,20 +398,25 @@ def test_in_network_bootstrap_wires_a_real_cluster_from_the_watcher_config(testb
     assert run(str(config), "shop", None, None, timeout=60).actions == []   # a rerun changes nothing
 
 
+def _shop_watcher(tmp_path: Path, monkeypatch, kube_api: RecordingKubeApi, **keys: Any):
+    """The cluster "shop" of pods in "databases" as its watcher loads it, the in-cluster API the stand-in."""
+    from repman.watcher.config import load_config
+
+    names = rk.KubeNames("shop", "databases")
+    config = tmp_path / "repman.yaml"
+    config.write_text(yaml.safe_dump({"clusters": {"shop": {
+        "db-servers-hosts": [f"{names.pod_host(i)}:3306" for i in range(3)], "db-servers-credential": "repman:x",
+        "replication-credential": "repl:y", **keys}}}))
+    monkeypatch.setattr(KubeApi, "in_cluster", classmethod(lambda cls: KubeApi(kube_api.url, "sa-token", "databases")))
+    return names, load_config(config).clusters["shop"]
+
+
 def test_watcher_config_builds_the_label_router_and_follows_a_failover(kube_api: RecordingKubeApi,
                                                                         monkeypatch, tmp_path: Path):
     """The watcher's own wiring: `kube-role-labels` in its config gives a router on the in-cluster API."""
     from repman.routing import build_routers, notify
-    from repman.watcher.config import load_config
 
-    names = rk.KubeNames("shop", "databases")
-    hosts = [f"{names.pod_host(i)}:3306" for i in range(3)]
-    config = tmp_path / "repman.yaml"
-    config.write_text(yaml.safe_dump({"clusters": {"shop": {
-        "db-servers-hosts": hosts, "db-servers-credential": "repman:x", "replication-credential": "repl:y",
-        "kube-role-labels": True}}}))
-    cfg = load_config(config).clusters["shop"]
-    monkeypatch.setattr(KubeApi, "in_cluster", classmethod(lambda cls: KubeApi(kube_api.url, "sa-token", "databases")))
+    names, cfg = _shop_watcher(tmp_path, monkeypatch, kube_api, **{"kube-role-labels": True})
     routers = build_routers(cfg)
     assert [r.name for r in routers] == ["kube-labels"]
     servers = [ServerAddress(names.pod_host(i), 3306) for i in range(3)]
@@ -456,17 +461,9 @@ def test_seed_004_settings_reach_the_pods(kube):
 def test_a_frozen_old_master_pod_is_deleted_through_the_api(kube_api: RecordingKubeApi, monkeypatch, tmp_path: Path):
     """failover-fence-kube-pods: the fence of an old master that answers nothing deletes its pod
     (grace period 0) with the watcher's token; a host outside the cluster deletes nothing."""
-    from repman.watcher.config import load_config
     from repman.watcher.fencing import fence_outside
 
-    names = rk.KubeNames("shop", "databases")
-    hosts = [f"{names.pod_host(i)}:3306" for i in range(3)]
-    config = tmp_path / "repman.yaml"
-    config.write_text(yaml.safe_dump({"clusters": {"shop": {
-        "db-servers-hosts": hosts, "db-servers-credential": "repman:x", "replication-credential": "repl:y",
-        "failover-fence-kube-pods": True}}}))
-    cfg = load_config(config).clusters["shop"]
-    monkeypatch.setattr(KubeApi, "in_cluster", classmethod(lambda cls: KubeApi(kube_api.url, "sa-token", "databases")))
+    names, cfg = _shop_watcher(tmp_path, monkeypatch, kube_api, **{"failover-fence-kube-pods": True})
     said = fence_outside(cfg, ServerAddress(names.pod_host(0), 3306), 2.0)
     assert said == f"fenced {names.pod_host(0)}:3306: deleted its pod shop-db-0 (grace period 0)"
     assert "shop-db-0" not in kube_api.pods and {"shop-db-1", "shop-db-2"} <= set(kube_api.pods)
