@@ -192,6 +192,7 @@ class _Handler(BaseHTTPRequestHandler):
     _who: str
     _cluster: str | None
     _status: int
+    _body_read: bool
     server_version = "repman"
     sys_version = ""
     protocol_version = "HTTP/1.1"
@@ -259,6 +260,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True  # the body is not read: the connection cannot be reused
             raise HttpError(413, "request body too large")
         raw = self.rfile.read(length) if length else b""
+        self._body_read = True
         if not raw.strip():
             return {}
         try:
@@ -277,9 +279,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self) -> None:
         self._who, self._cluster, self._status = "anonymous", None, 0
+        self._body_read = False
         try:
             self._dispatch_inner()
         finally:
+            if not self._body_read and (self.headers.get("Content-Length") or "0").strip() not in ("", "0"):
+                # Refused before its body was read: the unread bytes would be taken for the next
+                # request on this kept-alive connection (a 501 for a "method" made of JSON).
+                self.close_connection = True
             path = urlsplit(self.path).path
             if not path.startswith(("/primary", "/master", "/replica", "/read-only", "/health", "/metrics")):
                 try:
