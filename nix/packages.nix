@@ -47,7 +47,7 @@ let
   pulumiDeps = ps: [ ps.pulumi providers.pulumi-kubernetes providers.pulumi-docker ps.docker ];
   # The opensvc extra (httpx with HTTP/2), the test runner and the linters (scripts/lint.sh).
   extraDeps = ps: [ ps.httpx ps.h2 ];
-  testDeps = ps: [ ps.pytest ps.pytest-timeout ps.aiosmtpd ps.ruff ps.mypy ps.types-pyyaml ps.import-linter
+  testDeps = ps: [ ps.pytest ps.pytest-timeout ps.pytest-xdist ps.aiosmtpd ps.ruff ps.mypy ps.types-pyyaml ps.import-linter
     ps.openapi-spec-validator ];
 
   source = lib.cleanSourceWith {

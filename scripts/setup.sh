@@ -28,7 +28,11 @@ case "${1:-}" in
   --test) shift
     # The linters first: a finding fails the run before the (long) test suite starts.
     REPMAN_PYTHON="$VENV/bin/python" bash scripts/lint.sh
-    exec "$VENV/bin/python" -m pytest "$@" ;;
+    # Two workers (REPMAN_TEST_WORKERS; 0 runs in this process): the tests mostly wait on real
+    # servers, so two share two cores well; a module never splits across workers.
+    workers="${REPMAN_TEST_WORKERS:-2}"
+    if [ "$workers" = "0" ]; then exec "$VENV/bin/python" -m pytest "$@"; fi
+    exec "$VENV/bin/python" -m pytest -n "$workers" --dist loadgroup "$@" ;;
   --up) shift
     # The local example's credentials are secure values under the documented example passphrase.
     if [ -z "${PULUMI_CONFIG_PASSPHRASE+x}" ] && [ -z "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ]; then

@@ -57,7 +57,23 @@ def is_slow(item: pytest.Item) -> bool:
     return _uses_slow_support(module)
 
 
+# Modules sharing one container engine and its images (built once per pytest worker by a session
+# fixture under fixed tags): with pytest-xdist they run on one worker, one after the other.
+CONTAINER_MODULES = frozenset({"test_docker_images", "test_docker_stack", "test_docker_faults",
+                               "test_docker_engine_provider", "test_podman_kube", "test_backend_docker"})
+
+
+def xdist_group(item: pytest.Item) -> str:
+    """The worker group of ``item`` under ``pytest -n N --dist loadgroup``: its whole module (module
+    fixtures set up once, its tests in their order), and one group for the container modules."""
+    module = item.nodeid.partition("::")[0]
+    name = module.rpartition("/")[2].removesuffix(".py")
+    return "containers" if name in CONTAINER_MODULES else module
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if is_slow(item) and not item.get_closest_marker("slow"):
             item.add_marker(pytest.mark.slow)
+        if not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group(xdist_group(item)))

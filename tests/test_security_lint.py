@@ -58,6 +58,10 @@ EXPLAINED_IN_FILE = {
                                          "(explicit opt-out); RejectPolicy otherwise",
     ("B601", "repman/backends/ssh.py"): "remote commands are built with shlex.quote for every value",
     ("B601", "repman/backends/ssh_seed.py"): "the streamed commands quote every value with shlex.quote (_q)",
+    ("B310", "repman/alerts/channels.py"): "alert-slack-url is checked to be http(s) when the config loads",
+    ("B105", "repman/api/openapi.py"): "the OpenAPI description of the login body's field named 'password'",
+    ("B105", "repman/watcher/ha/etcd.py"): "an empty etcd auth token means 'not logged in yet', not a secret",
+    ("B107", "repman/watcher/ha/etcd.py"): "an empty etcd password means 'no auth' (ha-etcd-password unset)",
     ("B608", "repman/routing/proxysql.py"): "ProxySQL's admin interface takes no bind parameters: integers are "
                                             "formatted as ints and every string goes through sql_text quoting",
 }

@@ -10,7 +10,7 @@ let
     outPath = "/nix/store/00000000000000000000000000000000-${name}";
   };
   pyNames = [ "pulumi" "parver" "semver" "requests" "typing-extensions" "setuptools" "hatchling"
-    "fabric" "pymysql" "jinja2" "pyyaml" "cryptography" "httpx" "h2" "croniter" "pyjwt" "prometheus-client" "aiosmtpd" "docker" "pytest" "pytest-timeout"
+    "fabric" "pymysql" "jinja2" "pyyaml" "cryptography" "httpx" "h2" "croniter" "pyjwt" "prometheus-client" "aiosmtpd" "docker" "pytest" "pytest-timeout" "pytest-xdist"
     "ruff" "mypy" "types-pyyaml" "import-linter" "openapi-spec-validator" "pip" ];
   pyPkgs = baseLib.genAttrs pyNames (n: drv "python3-${n}" { pname = n; }) // {
     buildPythonPackage = a: drv "python3-${a.pname}-${a.version}" (a // { builder = "buildPythonPackage"; });
