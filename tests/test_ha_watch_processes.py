@@ -1,5 +1,6 @@
 """Two `repman watch` processes sharing one real etcd and one real cluster: kill -9 the leader watcher,
-the other takes over within the TTL; kill -9 the master: exactly one failover, counted once in etcd."""
+the other takes over within the TTL; kill -9 the master: exactly one failover, counted once in etcd,
+and with semi-sync every write a client saw acknowledged is on the new master (none lost, none invented)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def start_watcher(bed, etcd, tmp_path: Path, name: str) -> subprocess.Popen[bytes]:
     config = tmp_path / f"{name}.yaml"
     config.write_text(yaml.safe_dump({
-        "clusters": {"c1": cluster_section(bed, tmp_path / name, failover_mode="automatic")},
+        "clusters": {"c1": cluster_section(bed, tmp_path / name, failover_mode="automatic", semisync=True)},
         "ha": {"ha-etcd-endpoints": etcd.endpoints, "ha-etcd-prefix": "/procs", "ha-lease-ttl": TTL,
                "ha-watcher-name": name, "ha-etcd-timeout": 0.5},
     }))
@@ -43,14 +44,18 @@ def state(etcd) -> dict[str, object]:
     return json.loads(kv.value) if kv is not None else {}
 
 
-def test_kill_9_the_leader_watcher_then_the_master(bed, etcd_factory, tmp_path) -> None:
+def test_kill_9_the_leader_watcher_then_the_master(cluster_factory, etcd_factory, tmp_path) -> None:
+    c = cluster_factory(semisync=True)
+    bed = c.bed
     etcd = etcd_factory(1)
-    old = bed.addresses[0]
+    old = c.primary()
     make_table(bed, old)
     insert(bed, old, 10)
     converged(bed)
+    writer = c.writer().start()
     procs = {name: start_watcher(bed, etcd, tmp_path, name) for name in ("w1", "w2")}
     try:
+        writer.wait_acks(200)
         first = wait_until(lambda: leader(etcd), 30, "a leader watcher")
         second = "w2" if first == "w1" else "w1"
         wait_until(lambda: "not acting: watcher" in (tmp_path / f"{second}.log").read_text(), 30,
@@ -76,7 +81,13 @@ def test_kill_9_the_leader_watcher_then_the_master(bed, etcd_factory, tmp_path) 
         log = (tmp_path / f"{second}.log").read_text()
         assert "starting failover" in log and f"this watcher ({second}) leads c1" in log
         assert "Traceback" not in log
+        writer.wait_acks(200, 60)                   # writes go on, on the new master
+        writer.stop()
+        lost, unexpected = writer.verify(new)
+        assert not lost and not unexpected, (sorted(lost)[:10], sorted(unexpected)[:10])
+        assert len(writer.acked) >= 400
     finally:
+        writer.stop()
         for p in procs.values():
             if p.poll() is None:
                 os.killpg(p.pid, signal.SIGTERM)
